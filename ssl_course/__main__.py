@@ -1,0 +1,5 @@
+import sys
+
+from ssl_course.cli import main
+
+sys.exit(main())

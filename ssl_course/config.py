@@ -1,0 +1,84 @@
+"""Where the data lives, whether we run in smoke mode, which device to use, and seeding.
+
+Every notebook starts with::
+
+    from ssl_course import config
+    SMOKE = config.smoke()          # True under SSL_COURSE_SMOKE=1 (the tests set it)
+    DEVICE = config.pick_device()   # cuda, then mps, then cpu
+"""
+from __future__ import annotations
+
+import os
+import random
+from pathlib import Path
+
+import numpy as np
+import torch
+
+#: The repository root (the folder holding ``pyproject.toml``) when installed in editable mode.
+REPO_ROOT: Path = Path(__file__).resolve().parent.parent
+
+#: Environment variable naming the data root (a folder that holds ``cifar-10-batches-py/``).
+DATA_ENV = "SSL_COURSE_DATA"
+#: Environment variable that switches every notebook and script into smoke mode.
+SMOKE_ENV = "SSL_COURSE_SMOKE"
+
+_DEVICE_ORDER = ("cuda", "mps", "cpu")
+
+
+def data_root() -> Path:
+    """The data folder: ``$SSL_COURSE_DATA`` if set, else ``<repo>/data``."""
+    env = os.environ.get(DATA_ENV, "").strip()
+    return Path(env).expanduser() if env else REPO_ROOT / "data"
+
+
+def smoke() -> bool:
+    """True when ``SSL_COURSE_SMOKE`` is set to 1/true/yes: tiny data, a few steps, same code path."""
+    return os.environ.get(SMOKE_ENV, "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def pick_device(prefer: str | torch.device | None = None) -> torch.device:
+    """The best available device: ``prefer`` if given, else cuda, then mps, then cpu.
+
+    Raises ``ValueError`` when ``prefer`` names a device this machine does not have, so that a
+    notebook asking for ``"cuda"`` on a laptop without one says so instead of failing later.
+    """
+    if prefer is not None:
+        device = torch.device(prefer)
+        if device.type == "cuda" and not torch.cuda.is_available():
+            raise ValueError("device 'cuda' was requested but torch.cuda.is_available() is False; "
+                             "pass prefer=None to pick the best available device")
+        if device.type == "mps" and not _mps_available():
+            raise ValueError("device 'mps' was requested but it is not available on this machine")
+        if device.type not in _DEVICE_ORDER:
+            raise ValueError(f"unknown device {prefer!r}: expected one of {_DEVICE_ORDER}")
+        return device
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if _mps_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def _mps_available() -> bool:
+    backend = getattr(torch.backends, "mps", None)
+    return bool(backend is not None and backend.is_available())
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and PyTorch (all devices) so that a run can be repeated."""
+    if not isinstance(seed, int) or seed < 0:
+        raise ValueError(f"seed must be a non-negative int, got {seed!r}")
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+#: Environment variable naming where notebooks write their runs (tests point it at a temp folder).
+RUNS_ENV = "SSL_COURSE_RUNS"
+
+
+def runs_dir() -> Path:
+    """Where notebooks keep their training runs: ``$SSL_COURSE_RUNS`` if set, else ``<repo>/runs``."""
+    env = os.environ.get(RUNS_ENV, "").strip()
+    return Path(env).expanduser() if env else REPO_ROOT / "runs"

@@ -1,0 +1,115 @@
+"""One experiment = build data + backbone + method, train with the engine, evaluate, write files.
+
+Shared by ``python -m ssl_course train`` and the comparison, so both record the same fields.
+Output folder layout::
+
+    out/metrics.json     method, labels, seed, device, wall time, test / kNN / probe accuracy
+    out/checkpoint.pt    the engine's atomic checkpoint (resumable)
+    out/history.json     loss, lr and kNN monitor over training
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import platform
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+import ssl_course
+from ssl_course import distributed
+from ssl_course.config import pick_device, seed_everything
+from ssl_course.evaluate import evaluate_method
+from ssl_course.methods import build_method, get_method_class
+from ssl_course.models import build_backbone
+from ssl_course.train import TrainConfig, fit
+
+METRICS_NAME = "metrics.json"
+
+
+@dataclass
+class Experiment:
+    """Everything that defines one run; unknown names fail early with the valid choices."""
+
+    method: str
+    data: str = "synthetic"
+    labels: int = 250
+    epochs: float | None = None
+    minutes: float | None = None
+    steps: int | None = None
+    backbone: str = "small"
+    seed: int = 0
+    batch_size: int | None = None
+    lr: float | None = None
+    device: str | None = None
+    train_subset: int | None = None
+    test_subset: int | None = None
+    hparams: dict[str, Any] = field(default_factory=dict)
+    progress: bool = True
+
+    def validate(self) -> None:
+        from ssl_course.data import DATASETS
+
+        get_method_class(self.method)  # raises ValueError listing the valid names
+        if self.data not in DATASETS:
+            raise ValueError(f"unknown data set {self.data!r}: choose one of {list(DATASETS)}")
+        from ssl_course.models import BACKBONES
+
+        if self.backbone not in BACKBONES:
+            raise ValueError(f"unknown backbone {self.backbone!r}: choose one of {sorted(BACKBONES)}")
+        if self.epochs is None and self.minutes is None and self.steps is None:
+            raise ValueError("give a budget: --epochs N, --minutes M or --steps S")
+        for name in ("epochs", "minutes", "steps"):
+            value = getattr(self, name)
+            if value is not None and not value > 0:
+                raise ValueError(f"the budget --{name} must be > 0, got {value}")
+
+
+def run_experiment(experiment: Experiment, out_dir: str | Path | None, resume: bool = False) -> dict[str, Any]:
+    """Train and evaluate ``experiment``; write ``metrics.json`` into ``out_dir``; return the metrics."""
+    from ssl_course.data import make_bundle
+
+    experiment.validate()
+    seed_everything(experiment.seed)
+    device = distributed.local_device() or pick_device(experiment.device)
+    data = make_bundle(experiment.data, num_labels=experiment.labels, seed=experiment.seed, device=device,
+                       train_subset=experiment.train_subset, test_subset=experiment.test_subset)
+    method = build_method(experiment.method, experiment.backbone, data.num_classes, **experiment.hparams)
+    config = TrainConfig(epochs=experiment.epochs, max_minutes=experiment.minutes, max_steps=experiment.steps,
+                         batch_size=experiment.batch_size, lr=experiment.lr, seed=experiment.seed,
+                         device=str(device), out_dir=out_dir, resume=resume, progress=experiment.progress)
+    start = time.perf_counter()
+    history = fit(method, data, config)
+    train_seconds = time.perf_counter() - start
+    if not distributed.is_main_process():  # rank 0 evaluates and writes for everybody
+        return {"method": experiment.method, "rank": distributed.rank()}
+    metrics = evaluate_method(method, data)
+    history.final = dict(metrics)
+    record: dict[str, Any] = {
+        "method": experiment.method, "data": experiment.data, "labels": experiment.labels,
+        "seed": experiment.seed, "backbone": experiment.backbone, "device": _device_name(device),
+        "budget": {"epochs": experiment.epochs, "minutes": experiment.minutes, "steps": experiment.steps},
+        "steps": history.step[-1] if history.step else 0,
+        "train_seconds_this_call": round(train_seconds, 2),
+        "wall_time_seconds": round(history.seconds[-1] if history.seconds else train_seconds, 2),
+        "hparams": {**method.hparams(), **experiment.hparams},
+        "train_size": int(data.train_images.shape[0]), "test_size": int(data.test_images.shape[0]),
+        "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "versions": {"ssl_course": ssl_course.__version__, "torch": torch.__version__,
+                     "python": platform.python_version()},
+        **{key: round(value, 4) for key, value in metrics.items()},
+    }
+    if out_dir is not None:
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / METRICS_NAME).write_text(json.dumps(record, indent=2))
+    return record
+
+
+def _device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return f"cuda ({torch.cuda.get_device_name(device)})"
+    return f"{device.type} ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"

@@ -1,0 +1,20 @@
+"""Loss functions of the course, one module per family, all re-exported here::
+
+    from ssl_course.losses import nt_xent, info_nce, supcon, paws, fixmatch_loss
+
+Every function documents its formula (LaTeX), tensor shapes, the paper, and which official
+implementation's conventions it follows.
+"""
+from __future__ import annotations
+
+import importlib as _importlib
+import pkgutil as _pkgutil
+
+__all__: list[str] = []
+for _info in sorted(_pkgutil.iter_modules(__path__), key=lambda info: info.name):
+    if _info.name.startswith("_"):
+        continue
+    _module = _importlib.import_module(f"{__name__}.{_info.name}")
+    for _name in getattr(_module, "__all__", []):
+        globals()[_name] = getattr(_module, _name)
+        __all__.append(_name)

@@ -1,0 +1,165 @@
+"""Small input-validation helpers shared by the loss modules.
+
+Every helper raises ``ValueError`` with a message in three parts: what was expected, what was
+given, and how to fix it. A learner who passes ``[N, V, D]`` where ``[N, D]`` was meant should
+read the fix in the error instead of a shape error from deep inside ``torch.matmul``.
+
+The helpers take the argument's name as the caller spells it (``"z1"``, ``"negative_keys"``) so
+the message points at the right argument.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+
+from torch import Tensor
+
+__all__ = [
+    "check_tensor",
+    "check_floating",
+    "check_ndim",
+    "check_2d",
+    "check_3d",
+    "check_nonempty",
+    "check_same_shape",
+    "check_same_device_dtype",
+    "check_temperature",
+    "check_labels",
+]
+
+
+def _describe(t: object) -> str:
+    """A short description of what the caller passed, for error messages."""
+    if isinstance(t, Tensor):
+        return f"a {t.dim()}-D {str(t.dtype).replace('torch.', '')} tensor of shape {tuple(t.shape)}"
+    return f"an object of type {type(t).__name__}"
+
+
+def check_tensor(name: str, t: object) -> None:
+    """Raise unless ``t`` is a ``torch.Tensor``."""
+    if not isinstance(t, Tensor):
+        raise ValueError(
+            f"{name} must be a torch.Tensor; got {_describe(t)}. "
+            f"Convert it first, e.g. torch.as_tensor({name}, dtype=torch.float32)."
+        )
+
+
+def check_floating(name: str, t: object) -> None:
+    """Raise unless ``t`` is a floating-point tensor (float16/bfloat16/float32/float64)."""
+    check_tensor(name, t)
+    assert isinstance(t, Tensor)
+    if not t.is_floating_point():
+        raise ValueError(
+            f"{name} must be a floating-point tensor (float32 or float64); got {_describe(t)}. "
+            f"Call {name}.float() (or .double()) before passing it in."
+        )
+
+
+def check_ndim(name: str, t: object, ndim: int, layout: str, fix: str | None = None) -> None:
+    """Raise unless ``t`` is a tensor with ``ndim`` dimensions.
+
+    ``layout`` is the expected layout written for humans, e.g. ``"[N, D]"``; ``fix`` replaces the
+    generic suggestion when the caller knows the usual mistake better.
+    """
+    check_tensor(name, t)
+    assert isinstance(t, Tensor)
+    if t.dim() != ndim:
+        if fix is not None:
+            fix = " " + fix
+        elif t.dim() == ndim + 1 and t.shape[-1] == 1:
+            fix = f" Drop the trailing singleton dimension with {name}.squeeze(-1)."
+        elif t.dim() > ndim:
+            fix = f" If the extra dimensions belong to one sample, flatten them: {name}.flatten({ndim - 1})."
+        elif t.dim() == ndim - 1:
+            fix = f" If this is a single sample, add a batch dimension: {name}.unsqueeze(0)."
+        else:
+            fix = ""
+        raise ValueError(f"{name} must have layout {layout} ({ndim}-D); got {_describe(t)}.{fix}")
+
+
+def check_2d(name: str, t: object, layout: str = "[N, D]", fix: str | None = None) -> None:
+    """Raise unless ``t`` is a 2-D tensor (one row per sample)."""
+    check_ndim(name, t, 2, layout, fix)
+
+
+def check_3d(name: str, t: object, layout: str = "[N, V, D]", fix: str | None = None) -> None:
+    """Raise unless ``t`` is a 3-D tensor."""
+    check_ndim(name, t, 3, layout, fix)
+
+
+def check_nonempty(name: str, t: Tensor, dim: int = 0, what: str = "rows") -> None:
+    """Raise if ``t`` has size 0 along ``dim`` (an empty batch gives a NaN mean)."""
+    if t.shape[dim] == 0:
+        raise ValueError(
+            f"{name} is empty: it has 0 {what} (shape {tuple(t.shape)}). "
+            f"A loss averaged over an empty batch is undefined; skip the step or check the batch sampler."
+        )
+
+
+def check_same_shape(name_a: str, a: Tensor, name_b: str, b: Tensor) -> None:
+    """Raise unless ``a`` and ``b`` have exactly the same shape."""
+    if a.shape != b.shape:
+        raise ValueError(
+            f"{name_a} and {name_b} must have the same shape (row i of one is paired with row i of "
+            f"the other); got {tuple(a.shape)} and {tuple(b.shape)}. "
+            f"Pass both views of the same batch, computed by the same head."
+        )
+
+
+def check_same_device_dtype(name_a: str, a: Tensor, name_b: str, b: Tensor) -> None:
+    """Raise unless ``a`` and ``b`` live on the same device with the same dtype."""
+    if a.device != b.device:
+        raise ValueError(
+            f"{name_a} and {name_b} must be on the same device; got {a.device} and {b.device}. "
+            f"Move one of them, e.g. {name_b}.to({name_a}.device)."
+        )
+    if a.dtype != b.dtype:
+        raise ValueError(
+            f"{name_a} and {name_b} must have the same dtype (the loss is computed in the input dtype); "
+            f"got {a.dtype} and {b.dtype}. Convert one of them, e.g. {name_b}.to({name_a}.dtype)."
+        )
+
+
+def check_temperature(name: str, value: object) -> None:
+    """Raise unless ``value`` is a finite real number > 0 (a Python number or a 1-element tensor)."""
+    if isinstance(value, Tensor):
+        if value.numel() != 1:
+            raise ValueError(
+                f"{name} must be a single positive number; got {_describe(value)}. Pass a float such as 0.1."
+            )
+        number = float(value.detach())
+    elif isinstance(value, numbers.Real) and not isinstance(value, bool):
+        number = float(value)
+    else:
+        raise ValueError(
+            f"{name} must be a positive real number such as 0.1; got {value!r} ({type(value).__name__})."
+        )
+    if not math.isfinite(number) or number <= 0.0:
+        raise ValueError(
+            f"{name} must be a finite number > 0 (it divides the similarities); got {number!r}. "
+            f"Typical values are 0.05-0.5."
+        )
+
+
+def check_labels(name: str, labels: object, n: int, of: str) -> None:
+    """Raise unless ``labels`` is a 1-D integer (or bool) tensor of length ``n``.
+
+    ``of`` names what the labels belong to, e.g. ``"features.shape[0]"``.
+    """
+    check_tensor(name, labels)
+    assert isinstance(labels, Tensor)
+    if labels.is_floating_point() or labels.is_complex():
+        raise ValueError(
+            f"{name} must hold integer class indices; got {_describe(labels)}. Use {name}.long()."
+        )
+    if labels.dim() != 1:
+        raise ValueError(
+            f"{name} must be a 1-D tensor [N] with one class index per sample; got {_describe(labels)}. "
+            f"Flatten it with {name}.reshape(-1) if it is [N, 1]."
+        )
+    if labels.shape[0] != n:
+        raise ValueError(
+            f"{name} must have one entry per sample: length {n} to match {of}; "
+            f"got length {labels.shape[0]}. Pass the labels of this batch, not of the whole data set."
+        )

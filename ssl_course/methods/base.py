@@ -1,0 +1,121 @@
+"""The Method contract: what every method gives the one training engine.
+
+A method is a small ``nn.Module`` that owns its networks (backbone, heads, momentum copies, queues)
+and knows which augmented views it needs. The engine (:func:`ssl_course.train.fit`) hands it a
+:class:`Batch` of raw ``uint8`` images that already sit on the device, and the method returns a
+loss. Everything that must survive a checkpoint (queues, pointers, prototypes) is registered as a
+buffer, so ``state_dict()`` captures it and a resumed run continues exactly.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import torch
+from torch import nn
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ssl_course.data import DataBundle
+
+
+@dataclass
+class Batch:
+    """One training step's images, still ``uint8`` and on the training device.
+
+    ``labeled_images [B_l,3,H,W]`` with ``labels [B_l]`` come from the few-label subset;
+    ``unlabeled_images [B_u,3,H,W]`` with ``unlabeled_index [B_u]`` come from the unlabelled pool
+    (or the whole training set for self-supervised methods). ``generator`` is seeded from
+    ``(seed, step, process rank)`` so that augmentations repeat exactly after a resume;
+    ``shared_generator`` is seeded from ``(seed, step)`` only and is identical on every process
+    of a distributed run: draw anything that all processes must agree on (e.g. PAWS's labelled
+    support batch) from it.
+
+    ``unlabeled_true_labels`` are the hidden labels of the unlabelled images. They exist only so a
+    method can *log* how many of its pseudo-labels are right; training on them would be cheating.
+    """
+
+    labeled_images: torch.Tensor | None
+    labels: torch.Tensor | None
+    unlabeled_images: torch.Tensor | None
+    unlabeled_index: torch.Tensor | None
+    generator: torch.Generator
+    unlabeled_true_labels: torch.Tensor | None = None
+    shared_generator: torch.Generator | None = None
+
+
+@dataclass
+class StepInfo:
+    """Where the run is: global ``step`` (0-based), ``epoch``, and ``progress`` in [0, 1]."""
+
+    step: int
+    epoch: int
+    progress: float
+    steps_per_epoch: int
+
+
+@dataclass
+class StepOutput:
+    """The loss to minimise and a few named scalars to log (tensors are fine: read lazily)."""
+
+    loss: torch.Tensor
+    logs: dict[str, torch.Tensor | float] = field(default_factory=dict)
+
+
+class Method(nn.Module):
+    """Base class. Subclasses set ``name`` and the ``default_*`` hyper-parameters, and implement
+    :meth:`training_step`; the other hooks have sensible defaults.
+
+    ``data_sources`` says what the engine must draw each step:
+    ``("labeled",)`` supervised only, ``("all",)`` self-supervised on every training image,
+    ``("labeled", "unlabeled")`` semi-supervised (labelled batch + ``unlabeled_ratio``× as many
+    unlabelled images), ``("labeled", "all")`` self-supervised plus a labelled batch (SupCon on
+    the few labels uses ``("labeled",)``).
+    """
+
+    name: ClassVar[str] = "base"
+    data_sources: ClassVar[tuple[str, ...]] = ("labeled",)
+    default_optimizer: ClassVar[str] = "sgd"
+    default_lr: ClassVar[float] = 0.05          # for a batch of 256; the engine scales linearly
+    default_weight_decay: ClassVar[float] = 5e-4
+    default_batch_size: ClassVar[int] = 256
+    default_unlabeled_ratio: ClassVar[int] = 7
+    has_classifier: ClassVar[bool] = False       # True when predict() returns logits
+
+    def __init__(self, backbone: nn.Module, num_classes: int) -> None:
+        super().__init__()
+        if not hasattr(backbone, "feature_dim"):
+            raise ValueError("backbone must expose `feature_dim` (use ssl_course.models.build_backbone)")
+        if not isinstance(num_classes, int) or num_classes < 2:
+            raise ValueError(f"num_classes must be an int >= 2, got {num_classes!r}")
+        self.backbone = backbone
+        self.num_classes = num_classes
+
+    # --- hooks the engine calls -------------------------------------------------------------
+    def training_step(self, batch: Batch, step: StepInfo) -> StepOutput:  # pragma: no cover
+        raise NotImplementedError(f"{type(self).__name__} must implement training_step")
+
+    def after_optimizer_step(self, step: StepInfo) -> None:
+        """Momentum encoders and queues update here, after the weights moved."""
+
+    def on_epoch_end(self, epoch: int, data: "DataBundle") -> None:
+        """Per-epoch work, e.g. FeatMatch's k-means prototypes."""
+
+    def prepare_evaluation(self, data: "DataBundle") -> None:
+        """Called before evaluation, e.g. PAWS embeds its labelled support set here."""
+
+    def optimizer_parameters(self) -> list[nn.Parameter]:
+        """Parameters the optimiser updates (momentum copies have ``requires_grad=False``)."""
+        return [p for p in self.parameters() if p.requires_grad]
+
+    # --- evaluation features ----------------------------------------------------------------
+    def embed(self, images: torch.Tensor) -> torch.Tensor:
+        """Normalised float images ``[B,3,H,W]`` → features ``[B,D]`` for kNN and the linear probe."""
+        return self.backbone(images)
+
+    def predict(self, images: torch.Tensor) -> torch.Tensor | None:
+        """Class logits ``[B,C]`` when the method trains a classifier, else ``None``."""
+        return None
+
+    def hparams(self) -> dict[str, Any]:
+        """Hyper-parameters worth recording in ``metrics.json``."""
+        return {}

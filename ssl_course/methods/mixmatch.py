@@ -1,0 +1,170 @@
+r"""MixMatch (Berthelot et al., NeurIPS 2019): guessed labels, sharpening and MixUp in one recipe.
+
+Algorithm box (the paper's Algorithm 1; conventions of ``google-research/mixmatch`` ``mixmatch.py``):
+
+1. a weak view (pad-crop + flip) of each labelled image, with its one-hot label;
+2. :math:`K = 2` weak views of each unlabelled image;
+3. label guessing, without gradient: average the softmax over the :math:`K` views, sharpen with
+   :math:`T = 0.5` (:func:`ssl_course.losses.mixmatch_guess_labels`); every view of an image gets
+   that image's guess;
+4. MixUp: :math:`W` = the concatenation of all labelled and unlabelled views (with their label
+   vectors), shuffled; the labelled views are mixed with the first :math:`|X|` rows of :math:`W`,
+   the unlabelled views with the rest, using :math:`\lambda \sim \mathrm{Beta}(0.75, 0.75)` drawn
+   **per sample** (as the official ``MixMode.augment_pair``) and :math:`\lambda' = \max(\lambda, 1-\lambda)`
+   so that every mixed sample stays closer to its own row (:func:`ssl_course.losses.mixup`);
+5. one forward pass over the mixed labelled and unlabelled rows, then
+   :func:`ssl_course.losses.mixmatch_loss`: soft cross-entropy on the labelled rows plus
+   :math:`\lambda_u` times the squared error between the softmax and the guesses on the
+   unlabelled rows, :math:`\lambda_u = 75` for CIFAR-10.
+
+Conventions and deliberate differences (say them when you compare numbers):
+
+* :math:`\lambda_u` ramps up linearly. The official code ramps over the first 1024 "kimg" (1024 ×
+  1024 training images) of a 16 384-kimg run, i.e. the first **1/16** of training. Our budgets are
+  counted in steps or minutes, so the ramp is over the first ``rampup_fraction`` of the engine's
+  ``StepInfo.progress`` (default 1/16, the official proportion).
+* Batch norm: the official code splits the mixed batch into chunks and *interleaves* labelled and
+  unlabelled rows across them, because it runs one forward pass per chunk and wants every BN
+  batch to be representative. On one device we run **one** forward pass over the whole mixed
+  batch, which gives BN the same mix without the interleave. The label-guessing forward pass
+  (no gradient, batch statistics) does update BN's running statistics with the unlabelled weak
+  views; the official code skips those updates (same images, little difference).
+* Randomness: the per-sample :math:`\lambda` and the shuffle are drawn from the step's
+  ``Batch.generator`` (see :func:`beta_sample`), so a resumed run repeats them exactly.
+* Optimiser: Adam with decoupled weight decay, lr 0.002 and decay 0.02·lr per step (the official
+  ``wd * lr``, which AdamW's ``weight_decay=0.02`` reproduces); the official lr is constant, the
+  engine's is warm-up + cosine.
+* Evaluation uses an exponential moving average of the weights (decay 0.999), as the official
+  code reports; see :class:`ssl_course.methods.fixmatch.EmaCopy` (``ema_decay=0`` disables it).
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from ssl_course.data.augment import weak_augment
+from ssl_course.losses import mixmatch_guess_labels, mixmatch_loss, mixup
+
+from . import register
+from .base import Batch, Method, StepInfo, StepOutput
+from .fixmatch import EmaCopy
+
+
+def beta_sample(alpha: float, size: int, generator: torch.Generator, device: torch.device | str,
+                candidates: int = 24) -> torch.Tensor:
+    r"""``size`` draws of :math:`\mathrm{Beta}(\alpha, \alpha)` using only ``generator``'s uniforms.
+
+    ``torch.distributions.Beta`` cannot take a ``torch.Generator``, and a resumed run must repeat
+    the step's randomness, so we use Jöhnk's (1964) rejection method: with :math:`U, V` uniform,
+    :math:`X = U^{1/\alpha}`, :math:`Y = V^{1/\alpha}`, the ratio :math:`X/(X+Y)` conditioned on
+    :math:`X + Y \le 1` is :math:`\mathrm{Beta}(\alpha, \alpha)`. Vectorised: ``candidates`` pairs per
+    draw, the first accepted one wins (for :math:`\alpha = 0.75` a pair is accepted with probability
+    0.64, so all 24 fail with probability :math:`< 10^{-10}`; then the first pair's ratio is used).
+    """
+    if alpha <= 0:
+        raise ValueError(f"alpha must be > 0, got {alpha}")
+    uniforms = torch.rand((2, size, candidates), generator=generator, device=generator.device).to(device)
+    x, y = uniforms[0].pow(1.0 / alpha), uniforms[1].pow(1.0 / alpha)
+    ratio = x / (x + y).clamp_min(torch.finfo(x.dtype).tiny)
+    accepted = (x + y) <= 1.0
+    first = accepted.int().argmax(dim=1, keepdim=True)           # 0 when none is accepted
+    return ratio.gather(1, first).squeeze(1)
+
+
+@register
+class MixMatch(Method):
+    """Backbone + linear classifier trained on MixUp of labelled and label-guessed unlabelled views."""
+
+    name = "mixmatch"
+    data_sources = ("labeled", "unlabeled")
+    default_optimizer = "adamw"
+    default_batch_size = 64                 # unlabelled images per step; as many labelled (ratio 1)
+    default_unlabeled_ratio = 1
+    default_lr = 0.002 * 256 / 64           # the engine scales by batch/256: 0.002 at 64, as in the paper
+    default_weight_decay = 0.02             # AdamW: 0.02·lr per step, the official wd·lr
+    has_classifier = True
+
+    def __init__(self, backbone: nn.Module, num_classes: int, T: float = 0.5, K: int = 2, alpha: float = 0.75,
+                 lambda_u: float = 75.0, rampup_fraction: float = 1 / 16, ema_decay: float = 0.999) -> None:
+        super().__init__(backbone, num_classes)
+        if not T > 0:
+            raise ValueError(f"T must be > 0, got {T}")
+        if not isinstance(K, int) or K < 1:
+            raise ValueError(f"K (augmentations per unlabelled image) must be an int >= 1, got {K!r}")
+        if not alpha > 0:
+            raise ValueError(f"alpha must be > 0, got {alpha}")
+        if lambda_u < 0:
+            raise ValueError(f"lambda_u must be >= 0, got {lambda_u}")
+        if not 0.0 <= rampup_fraction <= 1.0:
+            raise ValueError(f"rampup_fraction must be in [0, 1], got {rampup_fraction}")
+        if not 0.0 <= ema_decay < 1.0:
+            raise ValueError(f"ema_decay must be in [0, 1) (0 disables the EMA), got {ema_decay}")
+        self.classifier = nn.Linear(backbone.feature_dim, num_classes)
+        self.T, self.K, self.alpha = float(T), K, float(alpha)
+        self.lambda_u, self.rampup_fraction = float(lambda_u), float(rampup_fraction)
+        self.ema_decay = float(ema_decay)
+        self.ema = EmaCopy([self.backbone, self.classifier], ema_decay) if ema_decay > 0 else None
+
+    def lambda_u_at(self, progress: float) -> float:
+        """:math:`\\lambda_u` after a linear ramp from 0 over the first ``rampup_fraction`` of training."""
+        if self.rampup_fraction == 0:
+            return self.lambda_u
+        return self.lambda_u * min(1.0, max(0.0, progress) / self.rampup_fraction)
+
+    def _logits(self, images: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.backbone(images)).float()
+
+    def training_step(self, batch: Batch, step: StepInfo) -> StepOutput:
+        generator = batch.generator
+        num_labeled = batch.labeled_images.shape[0]
+        # 1. a weak view of each labelled image, with its one-hot label
+        x = weak_augment(batch.labeled_images, generator=generator)
+        p = F.one_hot(batch.labels, self.num_classes).float()
+        # 2. K weak views of each unlabelled image
+        u = [weak_augment(batch.unlabeled_images, generator=generator) for _ in range(self.K)]
+        # 3. guess labels: mean softmax over the K views, sharpened (no gradient)
+        with torch.no_grad():
+            guessed_logits = self._logits(torch.cat(u)).split(batch.unlabeled_images.shape[0])
+            q = mixmatch_guess_labels(list(guessed_logits), T=self.T)
+        # 4. MixUp with a shuffled copy of W = [X, U_1..U_K], λ' = max(λ, 1-λ) per sample
+        inputs = torch.cat([x] + u)
+        targets = torch.cat([p] + [q] * self.K)
+        order = torch.randperm(inputs.shape[0], generator=generator, device=generator.device).to(inputs.device)
+        lam = beta_sample(self.alpha, inputs.shape[0], generator, inputs.device)
+        lam = torch.maximum(lam, 1.0 - lam)
+        mixed_inputs, mixed_targets = mixup(inputs, targets, inputs[order], targets[order], lam)
+        # 5. one forward pass over the mixed batch; soft CE on X', squared error on U', λ_u ramped
+        logits = self._logits(mixed_inputs)
+        lambda_u = self.lambda_u_at(step.progress)
+        loss, loss_x, loss_u = mixmatch_loss(logits[:num_labeled], mixed_targets[:num_labeled],
+                                             logits[num_labeled:], mixed_targets[num_labeled:], lambda_u)
+        logs = {"loss_x": loss_x.detach(), "loss_u": loss_u.detach(), "lambda_u": lambda_u,
+                "mixup_lambda_mean": lam.mean(), "mixup_lambda_min": lam.min(),
+                "guess_confidence": q.max(1).values.mean()}
+        if batch.unlabeled_true_labels is not None:
+            # MONITORING ONLY: how often the guessed label's arg-max is right; never in the loss.
+            logs["guess_acc"] = (q.argmax(1) == batch.unlabeled_true_labels).float().mean()
+        return StepOutput(loss, logs)
+
+    def after_optimizer_step(self, step: StepInfo) -> None:
+        if self.ema is not None:
+            self.ema.update([self.backbone, self.classifier], step.step)
+
+    def _networks(self) -> tuple[nn.Module, nn.Module]:
+        if self.ema is not None:
+            return self.ema.copies[0], self.ema.copies[1]
+        return self.backbone, self.classifier
+
+    def embed(self, images: torch.Tensor) -> torch.Tensor:
+        """Features of the EMA backbone (the live one with ``ema_decay=0``)."""
+        return self._networks()[0](images)
+
+    def predict(self, images: torch.Tensor) -> torch.Tensor:
+        """Class logits of the EMA model (the live one with ``ema_decay=0``)."""
+        backbone, classifier = self._networks()
+        return classifier(backbone(images))
+
+    def hparams(self) -> dict[str, float]:
+        return {"T": self.T, "K": self.K, "alpha": self.alpha, "lambda_u": self.lambda_u,
+                "rampup_fraction": self.rampup_fraction, "ema_decay": self.ema_decay}

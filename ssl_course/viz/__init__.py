@@ -1,0 +1,7 @@
+"""Plotting helpers for the notebooks."""
+from .plots import image_grid, plot_history, plot_per_class_accuracy, to_display
+from .tsne import plot_tsne, tsne_2d
+from .widgets import interactive_plot
+
+__all__ = ["image_grid", "plot_history", "plot_per_class_accuracy", "to_display", "plot_tsne", "tsne_2d",
+           "interactive_plot"]

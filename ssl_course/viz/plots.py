@@ -1,0 +1,80 @@
+"""Plots the notebooks share: training history, image grids, per-class accuracy, bar charts."""
+from __future__ import annotations
+
+from typing import Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+
+
+def plot_history(history, title: str | None = None, axes=None):
+    """Loss, learning rate and (when monitored) kNN accuracy against training step.
+
+    ``history`` is a :class:`ssl_course.train.History` (or its ``to_dict()``). Returns the figure.
+    """
+    values = history if isinstance(history, dict) else history.to_dict()
+    monitored = bool(values["monitor_step"])
+    if axes is None:
+        figure, axes = plt.subplots(1, 3 if monitored else 2, figsize=(12 if monitored else 8, 3))
+    else:
+        figure = np.atleast_1d(axes)[0].figure
+    axes = np.atleast_1d(axes)
+    axes[0].plot(values["step"], values["loss"])
+    axes[0].set(xlabel="step", ylabel="loss", title="training loss")
+    axes[1].plot(values["step"], values["lr"], color="tab:orange")
+    axes[1].set(xlabel="step", ylabel="learning rate", title="schedule")
+    if monitored:
+        axes[2].plot(values["monitor_step"], values["monitor_knn"], marker="o", color="tab:green")
+        axes[2].set(xlabel="step", ylabel="kNN accuracy", title="kNN monitor", ylim=(0, 1))
+    if title:
+        figure.suptitle(title)
+    figure.tight_layout()
+    return figure
+
+
+def to_display(images: torch.Tensor) -> np.ndarray:
+    """``uint8 [N,3,H,W]`` or normalised float images → ``float [N,H,W,3]`` in [0, 1] for imshow."""
+    if images.dtype == torch.uint8:
+        array = images.float() / 255.0
+    else:
+        from ssl_course.data.augment import denormalize
+
+        array = denormalize(images.float())
+    return array.clamp(0, 1).permute(0, 2, 3, 1).detach().cpu().numpy()
+
+
+def image_grid(images: torch.Tensor, nrow: int = 8, titles: Sequence[str] | None = None,
+               scale: float = 1.2, suptitle: str | None = None):
+    """Show images in a grid of ``nrow`` columns; returns the figure."""
+    pictures = to_display(images)
+    count = len(pictures)
+    rows = max(1, int(np.ceil(count / nrow)))
+    figure, axes = plt.subplots(rows, nrow, figsize=(nrow * scale, rows * scale * (1.25 if titles else 1)),
+                                squeeze=False)
+    for index, axis in enumerate(axes.flat):
+        axis.axis("off")
+        if index < count:
+            axis.imshow(pictures[index], interpolation="nearest")
+            if titles is not None:
+                axis.set_title(str(titles[index]), fontsize=8)
+    if suptitle:
+        figure.suptitle(suptitle)
+    figure.tight_layout()
+    return figure
+
+
+def plot_per_class_accuracy(accuracy: torch.Tensor | Sequence[float], class_names: Sequence[str],
+                            label: str | None = None, axis=None):
+    """Bar chart of per-class accuracy; call twice on the same ``axis`` to compare two models."""
+    values = np.asarray(accuracy, dtype=float)
+    if axis is None:
+        _, axis = plt.subplots(figsize=(8, 3))
+    offset = 0.2 * len(axis.patches) / max(1, len(values)) if axis.patches else 0.0
+    axis.bar(np.arange(len(values)) + offset, values, width=0.4, label=label)
+    axis.set_xticks(np.arange(len(values)))
+    axis.set_xticklabels(class_names, rotation=45, ha="right")
+    axis.set(ylabel="accuracy", ylim=(0, 1))
+    if label:
+        axis.legend()
+    return axis

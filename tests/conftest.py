@@ -1,0 +1,36 @@
+"""Shared fixtures: small synthetic bundles, and the real CIFAR-10 when SSL_COURSE_DATA points at it."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+# Under pytest-xdist each worker gets one core: more intra-op threads than cores makes small
+# tensor work many times slower on a loaded machine.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    torch.set_num_threads(1)
+
+
+def cifar_root() -> Path | None:
+    root = os.environ.get("SSL_COURSE_DATA")
+    if root and (Path(root) / "cifar-10-batches-py").is_dir():
+        return Path(root)
+    return None
+
+
+@pytest.fixture(scope="session")
+def tiny_bundle():
+    """1000 synthetic training images (100 labelled), 500 test images, on the CPU."""
+    from ssl_course.data import make_bundle
+
+    return make_bundle("synthetic", num_labels=100, seed=0, device="cpu", train_subset=1000, test_subset=500)
+
+
+def pytest_collection_modifyitems(config, items):
+    if cifar_root() is None:
+        skip = pytest.mark.skip(reason="real CIFAR-10 not available (set SSL_COURSE_DATA)")
+        for item in items:
+            if "cifar" in item.keywords:
+                item.add_marker(skip)

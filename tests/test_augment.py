@@ -1,0 +1,264 @@
+"""Tests of ssl_course.data.augment: batched, per-image, seedable augmentations."""
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torchvision.transforms.v2 import functional as TF
+
+from ssl_course.data import augment as A
+from ssl_course.data.augment import (
+    CIFAR10_MEAN,
+    CIFAR10_STD,
+    contrastive_augment,
+    denormalize,
+    multicrop_augment,
+    normalize,
+    strong_augment,
+    weak_augment,
+)
+from ssl_course.data.synthetic import synthetic_dataset
+
+PIPELINES = {
+    "weak": weak_augment,
+    "contrastive": contrastive_augment,
+    "strong": strong_augment,
+    "multicrop": multicrop_augment,
+}
+DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+EPS = 1e-4
+
+
+@pytest.fixture(scope="module")
+def images() -> torch.Tensor:
+    """16 varied uint8 images [16, 3, 32, 32] (synthetic, so no download is needed)."""
+    return synthetic_dataset(num_per_class=2, seed=1)[0][:16]
+
+
+def gen(seed: int, device: str = "cpu") -> torch.Generator:
+    return torch.Generator(device=device).manual_seed(seed)
+
+
+def pixels(x: torch.Tensor) -> torch.Tensor:
+    """Normalised output back to [0, 1]."""
+    return denormalize(x)
+
+
+# ---------------------------------------------------------------------------------------------
+# Contract: shapes, dtype, device, seeding, ranges
+# ---------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("name", list(PIPELINES))
+def test_output_contract(name, device, images):
+    x = images.to(device)
+    out = PIPELINES[name](x, gen(0, device))
+    size = 18 if name == "multicrop" else 32
+    assert out.shape == (16, 3, size, size) and out.dtype == torch.float32 and out.device == x.device
+    values = pixels(out)
+    assert values.min() >= -EPS and values.max() <= 1 + EPS
+
+
+@pytest.mark.parametrize("name", list(PIPELINES))
+def test_seeding(name, images):
+    fn = PIPELINES[name]
+    a, b = fn(images, gen(3)), fn(images, gen(3))
+    assert torch.equal(a, b)
+    assert not torch.equal(a, fn(images, gen(4)))
+    torch.manual_seed(0)
+    c = fn(images)                                   # generator=None: the global RNG
+    torch.manual_seed(0)
+    assert torch.equal(c, fn(images))
+
+
+@pytest.mark.parametrize("name", list(PIPELINES))
+def test_per_image_randomness(name, images):
+    """Copies of one image in a batch get different augmentations."""
+    same = images[:1].expand(8, -1, -1, -1).contiguous()
+    out = PIPELINES[name](same, gen(0))
+    distinct = {tuple(o.flatten()[::7].tolist()) for o in out}
+    assert len(distinct) >= 6
+
+
+def test_float_input_matches_uint8(images):
+    a = weak_augment(images, gen(1))
+    b = weak_augment(images.float() / 255, gen(1))
+    assert torch.allclose(a, b, atol=1e-5)
+    a = contrastive_augment(images, gen(1))
+    b = contrastive_augment(images.float() / 255, gen(1))
+    assert torch.allclose(a, b, atol=1e-4)
+
+
+@pytest.mark.parametrize("bad, match", [
+    (torch.zeros(3, 32, 32, dtype=torch.uint8), r"\[B, 3, H, W\]"),
+    (torch.zeros(2, 1, 32, 32, dtype=torch.uint8), r"\[B, 3, H, W\]"),
+    (torch.zeros(2, 3, 32, 32, dtype=torch.int64), "uint8"),
+])
+def test_input_errors(bad, match):
+    for fn in PIPELINES.values():
+        with pytest.raises(ValueError, match=match):
+            fn(bad)
+
+
+def test_argument_errors(images):
+    with pytest.raises(ValueError, match="pad"):
+        weak_augment(images, pad=40)
+    with pytest.raises(ValueError, match="crop_scale"):
+        contrastive_augment(images, crop_scale=(0.8, 0.2))
+    with pytest.raises(ValueError, match="gray_prob"):
+        contrastive_augment(images, gray_prob=1.5)
+    with pytest.raises(ValueError, match="magnitude"):
+        strong_augment(images, magnitude=3.0)
+    with pytest.raises(ValueError, match="ops must be"):
+        strong_augment(images, ops=["rotate", "mixup"])
+
+
+def test_normalize_roundtrip(images):
+    x = normalize(images)
+    mean = torch.tensor(CIFAR10_MEAN).view(1, 3, 1, 1)
+    std = torch.tensor(CIFAR10_STD).view(1, 3, 1, 1)
+    assert torch.allclose(x, (images.float() / 255 - mean) / std, atol=1e-6)
+    assert torch.allclose(denormalize(x), images.float() / 255, atol=1e-6)
+    assert torch.allclose(denormalize(x[0]), images[0].float() / 255, atol=1e-6)
+
+
+# ---------------------------------------------------------------------------------------------
+# Weak augmentation: exact crops and flips
+# ---------------------------------------------------------------------------------------------
+
+def test_weak_is_a_crop_of_the_reflect_padded_image(images):
+    out = (pixels(weak_augment(images, gen(2))) * 255).round().to(torch.uint8)
+    padded = F.pad(images.float(), (4, 4, 4, 4), mode="reflect").to(torch.uint8)
+    for i in range(len(images)):
+        crops = [padded[i, :, dy:dy + 32, dx:dx + 32] for dy in range(9) for dx in range(9)]
+        candidates = crops + [c.flip(-1) for c in crops]
+        assert any(torch.equal(out[i], c) for c in candidates), f"image {i} is not a padded crop"
+
+
+def test_weak_flip_only(images):
+    out = (pixels(weak_augment(images, gen(0), pad=0)) * 255).round().to(torch.uint8)
+    flipped = [torch.equal(o, x.flip(-1)) for o, x in zip(out, images)]
+    kept = [torch.equal(o, x) for o, x in zip(out, images)]
+    assert all(f or k for f, k in zip(flipped, kept))
+    assert any(flipped) and any(kept)
+    plain = weak_augment(images, gen(0), pad=0, flip=False)
+    assert torch.allclose(plain, normalize(images))
+
+
+def test_weak_offsets_vary(images):
+    """With many copies, crops cover many of the 81 offsets (per-image offsets)."""
+    same = images[:1].expand(200, -1, -1, -1).contiguous()
+    out = weak_augment(same, gen(0), flip=False)
+    assert len({tuple(o[0, 10, :].tolist()) for o in out}) > 30
+
+
+# ---------------------------------------------------------------------------------------------
+# Contrastive / multi-crop
+# ---------------------------------------------------------------------------------------------
+
+def test_contrastive_identity_limit(images):
+    """Whole-image crops without colour changes give the image or its mirror image."""
+    out = pixels(contrastive_augment(images, gen(0), crop_scale=(1.0, 1.0), jitter_prob=0.0, gray_prob=0.0))
+    x = images.float() / 255
+    for o, xi in zip(out, x):
+        assert torch.allclose(o, xi, atol=1e-5) or torch.allclose(o, xi.flip(-1), atol=1e-5)
+
+
+def test_contrastive_grayscale(images):
+    out = pixels(contrastive_augment(images, gen(0), gray_prob=1.0))
+    assert torch.allclose(out[:, 0], out[:, 1], atol=1e-5) and torch.allclose(out[:, 1], out[:, 2], atol=1e-5)
+    some = pixels(contrastive_augment(images.repeat(4, 1, 1, 1), gen(0)))
+    gray = (some[:, 0] - some[:, 1]).abs().amax(dim=(1, 2)) < 1e-5
+    assert 0 < gray.sum() < len(gray)                   # p = 0.2: some, not all
+
+
+def test_contrastive_crops_zoom_in(images):
+    """Small crop scales remove most of the image: fewer distinct values survive than in the input."""
+    out = pixels(contrastive_augment(images, gen(0), crop_scale=(0.05, 0.05), jitter_prob=0.0, gray_prob=0.0))
+    full = images.float() / 255
+    assert (out.std(dim=(2, 3)) < full.std(dim=(2, 3)) + 1e-6).float().mean() > 0.5
+
+
+def test_multicrop_size_parameter(images):
+    out = multicrop_augment(images, gen(0), size=16, scale=(0.1, 0.3))
+    assert out.shape == (16, 3, 16, 16)
+
+
+# ---------------------------------------------------------------------------------------------
+# Colour ops agree with torchvision's functional implementations
+# ---------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("ours, theirs, factor", [
+    (A._adjust_brightness, TF.adjust_brightness, 1.3),
+    (A._adjust_contrast, TF.adjust_contrast, 0.6),
+    (A._adjust_saturation, TF.adjust_saturation, 1.4),
+    (A._adjust_hue, TF.adjust_hue, 0.1),
+    (A._adjust_hue, TF.adjust_hue, -0.37),
+])
+def test_jitter_ops_match_torchvision(ours, theirs, factor, images):
+    x = images[:4].float() / 255
+    got = ours(x, torch.full((4,), factor))
+    want = torch.stack([theirs(xi, factor) for xi in x])
+    assert torch.allclose(got, want, atol=1e-4)
+
+
+def test_strong_ops_match_torchvision(images):
+    x8 = images[:4]
+    x = x8.float() / 255
+    level = torch.full((4,), 1.0)
+    assert torch.equal((A._op_equalize(x, level) * 255).round().to(torch.uint8), TF.equalize(x8))
+    assert torch.equal((A._op_posterize(x, level) * 255).round().to(torch.uint8), TF.posterize(x8, 4))
+    assert torch.allclose(A._op_autocontrast(x, level), TF.autocontrast(x), atol=1e-6)
+    assert torch.allclose(A._op_solarize(x, torch.full((4,), 0.4)), TF.solarize(x, 0.6 + 1e-6), atol=1e-6)
+    sharp = A._op_sharpness(x, torch.full((4,), 0.5))                   # factor 1.45
+    assert torch.allclose(sharp, torch.stack([TF.adjust_sharpness(xi, 1.45) for xi in x]), atol=1e-5)
+
+
+def test_color_jitter_probability_zero_is_identity(images):
+    x = images.float() / 255
+    assert torch.equal(A.color_jitter(x, gen(0), p=0.0), x)
+
+
+# ---------------------------------------------------------------------------------------------
+# Strong augmentation
+# ---------------------------------------------------------------------------------------------
+
+def test_strong_magnitude_zero_geometry_is_identity(images):
+    ops = ["identity", "brightness", "contrast", "color", "sharpness", "rotate", "shear_x", "shear_y",
+           "translate_x", "translate_y", "posterize", "solarize"]
+    out = strong_augment(images, gen(0), magnitude=0.0, pad=0, flip=False, cutout_size=0, ops=ops)
+    assert torch.allclose(out, normalize(images), atol=1e-4)
+
+
+def test_strong_cutout_square(images):
+    x = images.float() / 255
+    holes = A.cutout(torch.zeros_like(x), gen(0), size=16, fill=1.0)[:, 0]        # [B, H, W]
+    for hole in holes:
+        rows, cols = hole.any(1).nonzero()[:, 0], hole.any(0).nonzero()[:, 0]
+        assert 0 < len(rows) <= 16 and 0 < len(cols) <= 16
+        assert hole.sum() == len(rows) * len(cols)                              # a (clipped) rectangle
+        assert hole[rows.min():rows.max() + 1, cols.min():cols.max() + 1].all()
+    assert (holes.sum(dim=(1, 2)) == 256).any()                                 # unclipped ones exist
+    out = pixels(strong_augment(images, gen(0), num_ops=0, pad=0, flip=False))
+    gray = (out - 0.5).abs().amax(dim=1) < 1e-4
+    assert (gray.sum(dim=(1, 2)) >= 64).all()                                   # every image has a hole
+
+
+def test_strong_changes_images(images):
+    out = pixels(strong_augment(images, gen(0), cutout_size=0, pad=0, flip=False))
+    changed = (out - images.float() / 255).abs().amax(dim=(1, 2, 3)) > 1e-3
+    assert changed.float().mean() > 0.5
+
+
+# ---------------------------------------------------------------------------------------------
+# Generators on another device than the images
+# ---------------------------------------------------------------------------------------------
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("name", list(PIPELINES))
+def test_cpu_generator_with_cuda_images(name, images):
+    """A CPU generator gives (nearly) the same augmentations on CUDA as on the CPU."""
+    on_cpu = PIPELINES[name](images, gen(0))
+    on_gpu = PIPELINES[name](images.cuda(), gen(0))
+    assert on_gpu.device.type == "cuda"
+    assert (on_gpu.cpu() - on_cpu).abs().gt(1e-3).float().mean() < 0.01

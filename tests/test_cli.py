@@ -1,0 +1,48 @@
+"""The command line trains, evaluates and writes metrics; bad names fail with the valid choices."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from ssl_course.cli import main
+
+
+@pytest.mark.slow
+def test_cli_supervised_on_synthetic_beats_chance(tmp_path, capsys):
+    out = tmp_path / "sup"
+    code = main(["train", "--method", "supervised", "--data", "synthetic", "--labels", "500", "--epochs", "8",
+                 "--backbone", "tiny", "--batch-size", "64", "--train-subset", "2000", "--test-subset", "500",
+                 "--out", str(out), "--no-progress"])
+    assert code == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    for key in ("method", "labels", "seed", "device", "wall_time_seconds", "test_accuracy", "knn_accuracy"):
+        assert key in metrics
+    assert metrics["method"] == "supervised" and metrics["labels"] == 500
+    assert metrics["test_accuracy"] > 0.5, metrics  # chance is 0.1
+    assert (out / "checkpoint.pt").is_file()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--method", "nope"], "unknown method 'nope': choose one of"),
+    (["--method", "supervised", "--data", "mnist"], "unknown data set 'mnist'"),
+    (["--method", "supervised", "--backbone", "vgg"], "unknown backbone 'vgg'"),
+    (["--method", "supervised", "--epochs", "0"], "must be > 0"),
+])
+def test_cli_bad_names_and_budgets(tmp_path, capsys, args, message):
+    code = main(["train", *args, "--out", str(tmp_path / "x"), "--no-progress",
+                 *([] if "--epochs" in args else ["--steps", "1"])])
+    assert code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_cli_needs_a_budget(tmp_path, capsys):
+    assert main(["train", "--method", "supervised", "--out", str(tmp_path)]) == 2
+    assert "give a budget" in capsys.readouterr().err
+
+
+def test_module_entry_point_shows_help():
+    result = subprocess.run([sys.executable, "-m", "ssl_course", "train", "--help"], capture_output=True, text=True)
+    assert result.returncode == 0 and "--method" in result.stdout

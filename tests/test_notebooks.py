@@ -1,0 +1,66 @@
+"""Every notebook runs top to bottom in smoke mode and is stored without outputs.
+
+Smoke mode (``SSL_COURSE_SMOKE=1``) shrinks data and training inside the notebooks themselves, so
+the same cells run here as on a learner's laptop; CIFAR-10 is used when ``SSL_COURSE_DATA``
+points at it, synthetic data otherwise.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+
+import pytest
+
+NOTEBOOK_DIR = Path(__file__).resolve().parent.parent / "notebooks"
+NOTEBOOKS = sorted(NOTEBOOK_DIR.glob("*.ipynb"))
+
+
+def test_there_are_notebooks():
+    assert NOTEBOOKS, f"no notebooks found in {NOTEBOOK_DIR}"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_notebook_is_stored_clean(path):
+    notebook = json.loads(path.read_text())
+    for index, cell in enumerate(notebook["cells"]):
+        if cell["cell_type"] == "code":
+            assert not cell.get("outputs"), f"{path.name} cell {index} has stored outputs: clear them"
+            assert cell.get("execution_count") is None, f"{path.name} cell {index} has an execution count"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_notebook_opens_with_goals_budget_and_prerequisites(path):
+    notebook = json.loads(path.read_text())
+    first = "".join(notebook["cells"][0]["source"]).lower()
+    assert notebook["cells"][0]["cell_type"] == "markdown"
+    assert "learn" in first, f"{path.name}: the first cell should say what you will learn"
+    assert re.search(r"gpu", first) and re.search(r"cpu", first), f"{path.name}: state the time budget on GPU and CPU"
+    assert "prerequisite" in first, f"{path.name}: list the prerequisites"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_notebook_runs_in_smoke_mode(path, monkeypatch, tmp_path):
+    nbformat = pytest.importorskip("nbformat")
+    nbclient = pytest.importorskip("nbclient")
+    monkeypatch.setenv("SSL_COURSE_SMOKE", "1")
+    monkeypatch.setenv("MPLBACKEND", "Agg")
+    monkeypatch.setenv("SSL_COURSE_RUNS", str(tmp_path / "runs"))
+    monkeypatch.setenv("TQDM_DISABLE", "1")
+    if os.environ.get("PYTEST_XDIST_WORKER"):  # one core per parallel kernel
+        monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    notebook = nbformat.read(path, as_version=4)
+    client = nbclient.NotebookClient(notebook, timeout=900, kernel_name="python3",
+                                     resources={"metadata": {"path": str(NOTEBOOK_DIR)}})
+    client.execute()
+
+
+def test_notebooks_are_built_from_their_sources():
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, str(NOTEBOOK_DIR.parent / "tools" / "py2nb.py"), "--check"],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr

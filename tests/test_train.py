@@ -1,0 +1,165 @@
+"""The engine: budgets, schedule, resume equals an uninterrupted run, checkpoints, non-finite loss."""
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from ssl_course.methods import build_method
+from ssl_course.methods.base import Method, StepOutput
+from ssl_course.models import small_net
+from ssl_course.train import TrainConfig, fit, load_checkpoint, lr_at, save_checkpoint
+
+
+def _supervised():
+    torch.manual_seed(0)
+    return build_method("supervised", small_net(8), 10)
+
+
+def _config(**overrides):
+    values = dict(max_steps=6, batch_size=32, seed=3, progress=False, monitor_every=0, log_every=2)
+    values.update(overrides)
+    return TrainConfig(**values)
+
+
+def test_training_lowers_the_loss(tiny_bundle):
+    history = fit(_supervised(), tiny_bundle, _config(max_steps=40, log_every=10))
+    assert history.loss[-1] < history.loss[0]
+    assert history.step[-1] == 40
+
+
+def test_resume_equals_uninterrupted_run(tiny_bundle, tmp_path):
+    uninterrupted = _supervised()
+    fit(uninterrupted, tiny_bundle, _config())
+
+    class Crash(RuntimeError):
+        pass
+
+    interrupted = _supervised()
+    original_step = interrupted.training_step
+
+    def crash_at_four(batch, info):
+        if info.step == 4:
+            raise Crash("simulated power cut")
+        return original_step(batch, info)
+
+    interrupted.training_step = crash_at_four
+    with pytest.raises(Crash):
+        fit(interrupted, tiny_bundle, _config(out_dir=tmp_path, checkpoint_every=3))
+    assert load_checkpoint(tmp_path / "checkpoint.pt")["step"] == 3
+
+    resumed = _supervised()  # a fresh process would start from new weights: the checkpoint must restore them
+    history = fit(resumed, tiny_bundle, _config(out_dir=tmp_path, checkpoint_every=3, resume=True))
+    assert history.step[-1] == 6
+    for (name, expected), actual in zip(uninterrupted.state_dict().items(), resumed.state_dict().values()):
+        assert torch.equal(expected, actual), f"{name} differs after resume"
+
+
+def test_resume_refuses_a_checkpoint_of_another_run(tiny_bundle, tmp_path):
+    fit(_supervised(), tiny_bundle, _config(out_dir=tmp_path))
+    with pytest.raises(ValueError, match="different run"):
+        fit(_supervised(), tiny_bundle, _config(out_dir=tmp_path, resume=True, batch_size=16))
+
+
+def test_corrupt_checkpoint_gives_clear_error_and_is_not_overwritten(tiny_bundle, tmp_path):
+    path = tmp_path / "checkpoint.pt"
+    path.write_bytes(b"not a checkpoint at all")
+    with pytest.raises(ValueError, match="corrupt"):
+        fit(_supervised(), tiny_bundle, _config(out_dir=tmp_path, resume=True))
+    assert path.read_bytes() == b"not a checkpoint at all"
+
+
+class Arbitrary:  # unpickling an arbitrary class could run code: weights_only must refuse it
+    pass
+
+
+def test_checkpoints_are_loaded_with_weights_only(tmp_path):
+    torch.save({"version": 1, "payload": Arbitrary()}, tmp_path / "evil.pt")
+    with pytest.raises(ValueError, match="corrupt"):
+        load_checkpoint(tmp_path / "evil.pt")
+    with pytest.raises(FileNotFoundError):
+        load_checkpoint(tmp_path / "missing.pt")
+
+
+def test_save_checkpoint_is_atomic_and_leaves_no_temporary_files(tmp_path):
+    path = tmp_path / "checkpoint.pt"
+    save_checkpoint(path, {"version": 1, "weights": torch.arange(3)})
+    save_checkpoint(path, {"version": 1, "weights": torch.arange(4)})
+    assert torch.equal(load_checkpoint(path)["weights"], torch.arange(4))
+    assert [p.name for p in tmp_path.iterdir()] == ["checkpoint.pt"]
+
+
+def test_failed_write_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
+    path = tmp_path / "checkpoint.pt"
+    save_checkpoint(path, {"version": 1, "weights": torch.ones(2)})
+
+    def broken_save(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(torch, "save", broken_save)
+    with pytest.raises(OSError):
+        save_checkpoint(path, {"version": 1, "weights": torch.zeros(2)})
+    monkeypatch.undo()
+    assert torch.equal(load_checkpoint(path)["weights"], torch.ones(2))
+    assert [p.name for p in tmp_path.iterdir()] == ["checkpoint.pt"]
+
+
+class _ExplodingMethod(Method):
+    name = "exploding"
+
+    def __init__(self):
+        super().__init__(small_net(4), 10)
+        self.scale = torch.nn.Parameter(torch.ones(()))
+
+    def training_step(self, batch, step):
+        loss = self.scale * 1.0
+        if step.step >= 2:
+            loss = loss * float("nan")
+        return StepOutput(loss)
+
+
+def test_non_finite_loss_stops_with_the_step(tiny_bundle):
+    with pytest.raises(FloatingPointError, match="step 2"):
+        fit(_ExplodingMethod(), tiny_bundle, _config(max_steps=10, log_every=5))
+
+
+def test_time_budget_stops_training(tiny_bundle):
+    history = fit(_supervised(), tiny_bundle, _config(max_steps=None, max_minutes=0.02))
+    assert history.seconds[-1] < 0.02 * 60 + 5
+    assert history.step[-1] >= 1
+
+
+def test_monitor_records_knn_accuracy(tiny_bundle):
+    history = fit(_supervised(), tiny_bundle, _config(max_steps=4, monitor_every=2, monitor_bank_size=300,
+                                                     monitor_test_size=100))
+    assert history.monitor_step == [2, 4]
+    assert all(0.0 <= value <= 1.0 for value in history.monitor_knn)
+
+
+def test_warmup_then_cosine_schedule():
+    assert lr_at(0.0, 1.0, 0.1) == 0.0
+    assert lr_at(0.05, 1.0, 0.1) == pytest.approx(0.5)
+    assert lr_at(0.1, 1.0, 0.1) == pytest.approx(1.0)
+    assert lr_at(0.55, 1.0, 0.1) == pytest.approx(0.5)
+    assert lr_at(1.0, 1.0, 0.1) == pytest.approx(0.0, abs=1e-12)
+    values = [lr_at(p / 100, 1.0, 0.1) for p in range(10, 101)]
+    assert all(a >= b for a, b in zip(values, values[1:]))
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({}, "give a budget"),
+    ({"epochs": 0}, "epochs must be > 0"),
+    ({"max_minutes": -1}, "max_minutes must be > 0"),
+    ({"max_steps": 5, "optimizer": "rmsprop"}, "unknown optimizer"),
+    ({"max_steps": 5, "batch_size": 0}, "batch_size must be a positive int"),
+    ({"max_steps": 5, "lr": 0.0}, "lr must be > 0"),
+])
+def test_bad_configs_are_rejected(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        TrainConfig(**kwargs)
+
+
+def test_resume_without_out_dir_is_an_error(tiny_bundle):
+    with pytest.raises(ValueError, match="out_dir"):
+        fit(_supervised(), tiny_bundle, _config(resume=True))
