@@ -16,6 +16,7 @@ Run::
 
     python benchmarks/throughput.py                   # CPU, plus CUDA when available
     python benchmarks/throughput.py --images 4096 --device cuda
+    python benchmarks/throughput.py --threads 1       # a CPU shared with other jobs
 
 Every number is the best of a few repeats, which filters out interference from other jobs on a
 shared machine; still, run it on an idle machine when you can.
@@ -225,6 +226,49 @@ def print_table(results: list[Result]) -> None:
 # ---------------------------------------------------------------------------------------------
 
 
+def bench_training_steps(devices: list[torch.device], backbones: list[str], batch_size: int = 256,
+                         steps: int = 5) -> None:
+    """Images/s of one supervised training step (weak augmentation + forward + backward + SGD) per
+    backbone, and the share of the step spent in augmentation, on each device."""
+    from ssl_course.models import build_backbone
+
+    print(f"\ntraining-step throughput (batch {batch_size}, weak augmentation, SGD; best of {steps} steps)")
+    print(f"{'backbone':>10} | {'device':>6} | {'params (M)':>10} | {'images/s':>9} | {'augmentation share':>18}")
+    for device in devices:
+        images = torch.randint(0, 256, (batch_size, 3, 32, 32), dtype=torch.uint8, device=device)
+        labels = torch.randint(0, 10, (batch_size,), device=device)
+        generator = torch.Generator(device=device).manual_seed(0)
+        for name in backbones:
+            torch.manual_seed(0)
+            model = torch.nn.Sequential(build_backbone(name), torch.nn.LazyLinear(10)).to(device)
+            autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda"
+                        else torch.autocast("cpu", enabled=False))
+            if device.type == "cuda":
+                model = model.to(memory_format=torch.channels_last)
+            with autocast:
+                model(A.weak_augment(images[:2], generator))
+            optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+            step_times, augment_times = [], []
+            for _ in range(steps + 1):
+                _sync(device)
+                start = time.perf_counter()
+                views = A.weak_augment(images, generator)
+                _sync(device)
+                middle = time.perf_counter()
+                with autocast:
+                    loss = torch.nn.functional.cross_entropy(model(views), labels)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                _sync(device)
+                step_times.append(time.perf_counter() - start)
+                augment_times.append(middle - start)
+            best = min(step_times[1:])  # the first step pays for allocation and autotuning
+            share = statistics.median(a / t for a, t in zip(augment_times[1:], step_times[1:]))
+            params = sum(p.numel() for p in model.parameters()) / 1e6
+            print(f"{name:>10} | {device.type:>6} | {params:>10.2f} | {batch_size / best:>9,.0f} | {share:>17.1%}")
+
+
 def _devices(choice: str) -> list[torch.device]:
     if choice == "auto":
         return [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
@@ -242,11 +286,20 @@ def main(argv: list[str] | None = None) -> None:
                         help="device(s) for the batched pipelines (auto: cpu, plus cuda when available)")
     parser.add_argument("--batch-size", type=int, default=512)
     parser.add_argument("--workers", type=int, default=2, help="DataLoader workers of the PIL baseline")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch CPU threads of the main process (default: torch's choice). On a machine "
+                             "shared with other jobs, 1 avoids the slowdown of oversubscribed thread pools")
     parser.add_argument("--skip-augment", action="store_true", help="skip the augmentation benchmark")
+    parser.add_argument("--skip-train", action="store_true", help="skip the training-step benchmark")
+    parser.add_argument("--backbones", nargs="+", default=["tiny", "small", "resnet18"])
+    parser.add_argument("--train-batch-size", type=int, default=256)
     args = parser.parse_args(argv)
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
     if not args.skip_augment:
         bench_augmentations(args.images, _devices(args.device), args.batch_size, args.workers)
-    # Training-step throughput goes here (see the reserved section above).
+    if not args.skip_train:
+        bench_training_steps(_devices(args.device), args.backbones, args.train_batch_size)
 
 
 if __name__ == "__main__":

@@ -58,6 +58,10 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--resume", action="store_true", help="continue from --out/checkpoint.pt")
     train.add_argument("--hparam", type=_parse_hparam, action="append", default=[],
                        help="method hyper-parameter key=value (repeatable)")
+    train.add_argument("--monitor-every", type=int, default=None,
+                       help="steps between kNN monitor checks (default: once per epoch; 0: never)")
+    train.add_argument("--knn-bank", type=int, default=None,
+                       help="training images in the final kNN bank (default: all; fewer is faster on a CPU)")
     _add_common(train)
     try:
         from ssl_course.compare import add_compare_parser
@@ -82,7 +86,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                                     minutes=args.minutes, steps=args.steps, backbone=args.backbone,
                                     seed=args.seed, batch_size=args.batch_size, lr=args.lr, device=args.device,
                                     train_subset=args.train_subset, test_subset=args.test_subset,
-                                    hparams=dict(args.hparam), progress=not args.no_progress)
+                                    hparams=dict(args.hparam), progress=not args.no_progress,
+                                    monitor_every=args.monitor_every, knn_bank_size=args.knn_bank)
             metrics = run_experiment(experiment, args.out, resume=args.resume)
             keys = [k for k in ("test_accuracy", "knn_accuracy", "linear_probe_accuracy", "wall_time_seconds")
                     if k in metrics]

@@ -13,7 +13,7 @@ import datetime as _dt
 import json
 import platform
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +24,6 @@ from ssl_course import distributed
 from ssl_course.config import pick_device, seed_everything
 from ssl_course.evaluate import evaluate_method
 from ssl_course.methods import build_method, get_method_class
-from ssl_course.models import build_backbone
 from ssl_course.train import TrainConfig, fit
 
 METRICS_NAME = "metrics.json"
@@ -49,6 +48,8 @@ class Experiment:
     test_subset: int | None = None
     hparams: dict[str, Any] = field(default_factory=dict)
     progress: bool = True
+    monitor_every: int | None = None       # steps between kNN checks (None: once per epoch, 0: never)
+    knn_bank_size: int | None = None       # None: the whole training set is the kNN bank
 
     def validate(self) -> None:
         from ssl_course.data import DATASETS
@@ -80,13 +81,14 @@ def run_experiment(experiment: Experiment, out_dir: str | Path | None, resume: b
     method = build_method(experiment.method, experiment.backbone, data.num_classes, **experiment.hparams)
     config = TrainConfig(epochs=experiment.epochs, max_minutes=experiment.minutes, max_steps=experiment.steps,
                          batch_size=experiment.batch_size, lr=experiment.lr, seed=experiment.seed,
-                         device=str(device), out_dir=out_dir, resume=resume, progress=experiment.progress)
+                         device=str(device), out_dir=out_dir, resume=resume, progress=experiment.progress,
+                         monitor_every=experiment.monitor_every)
     start = time.perf_counter()
     history = fit(method, data, config)
     train_seconds = time.perf_counter() - start
     if not distributed.is_main_process():  # rank 0 evaluates and writes for everybody
         return {"method": experiment.method, "rank": distributed.rank()}
-    metrics = evaluate_method(method, data)
+    metrics = evaluate_method(method, data, knn_bank_size=experiment.knn_bank_size)
     history.final = dict(metrics)
     record: dict[str, Any] = {
         "method": experiment.method, "data": experiment.data, "labels": experiment.labels,
@@ -96,6 +98,8 @@ def run_experiment(experiment: Experiment, out_dir: str | Path | None, resume: b
         "train_seconds_this_call": round(train_seconds, 2),
         "wall_time_seconds": round(history.seconds[-1] if history.seconds else train_seconds, 2),
         "hparams": {**method.hparams(), **experiment.hparams},
+        "experiment": {k: v for k, v in asdict(experiment).items() if k != "progress"},
+        "knn_bank": experiment.knn_bank_size or int(data.train_images.shape[0]),
         "train_size": int(data.train_images.shape[0]), "test_size": int(data.test_images.shape[0]),
         "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "versions": {"ssl_course": ssl_course.__version__, "torch": torch.__version__,
@@ -113,3 +117,25 @@ def _device_name(device: torch.device) -> str:
     if device.type == "cuda":
         return f"cuda ({torch.cuda.get_device_name(device)})"
     return f"{device.type} ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+
+
+def load_trained(run_dir: str | Path, device: str | torch.device | None = None):
+    """Rebuild a trained method and its data from a run folder written by :func:`run_experiment`.
+
+    Returns ``(method, data)`` with the method in eval mode, on ``device`` (default: the best one).
+    """
+    from ssl_course.data import make_bundle
+    from ssl_course.train import CHECKPOINT_NAME, load_checkpoint
+
+    run_dir = Path(run_dir)
+    metrics_path = run_dir / METRICS_NAME
+    if not metrics_path.is_file():
+        raise FileNotFoundError(f"no {METRICS_NAME} in {run_dir}: train it first with run_experiment or the CLI")
+    saved = json.loads(metrics_path.read_text())["experiment"]
+    experiment = Experiment(**{**saved, "progress": False})
+    device = pick_device(device)
+    data = make_bundle(experiment.data, num_labels=experiment.labels, seed=experiment.seed, device=device,
+                       train_subset=experiment.train_subset, test_subset=experiment.test_subset)
+    method = build_method(experiment.method, experiment.backbone, data.num_classes, **experiment.hparams)
+    method.load_state_dict(load_checkpoint(run_dir / CHECKPOINT_NAME, map_location=device)["method"])
+    return method.to(device).eval(), data

@@ -24,12 +24,20 @@ def test_cli_supervised_on_synthetic_beats_chance(tmp_path, capsys):
     assert metrics["test_accuracy"] > 0.5, metrics  # chance is 0.1
     assert (out / "checkpoint.pt").is_file()
 
+    from ssl_course.evaluate import classifier_accuracy
+    from ssl_course.experiment import load_trained
+
+    method, data = load_trained(out, device="cpu")
+    reloaded = classifier_accuracy(method.predict, data.test_images, data.test_labels)
+    assert reloaded == pytest.approx(metrics["test_accuracy"], abs=1e-4)
+
 
 @pytest.mark.parametrize("args, message", [
     (["--method", "nope"], "unknown method 'nope': choose one of"),
     (["--method", "supervised", "--data", "mnist"], "unknown data set 'mnist'"),
     (["--method", "supervised", "--backbone", "vgg"], "unknown backbone 'vgg'"),
     (["--method", "supervised", "--epochs", "0"], "must be > 0"),
+    (["--method", "supervised", "--hparam", "nonsense=1"], "has no hyper-parameter(s) ['nonsense']"),
 ])
 def test_cli_bad_names_and_budgets(tmp_path, capsys, args, message):
     code = main(["train", *args, "--out", str(tmp_path / "x"), "--no-progress",

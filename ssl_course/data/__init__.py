@@ -64,6 +64,9 @@ DATASETS: tuple[str, ...] = ("cifar10", "synthetic")
 # Synthetic set sizes when num_per_class is not given: a tenth of CIFAR-10, which a small CNN
 # fits on a CPU in seconds and which still leaves an unlabelled set larger than the labels.
 _SYNTHETIC_PER_CLASS = {True: 500, False: 100}
+# Synthetic splits already generated in this process, keyed by (num_per_class, train, seed):
+# like the CIFAR-10 loader, re-running a notebook cell (or building several bundles) is instant.
+_SYNTHETIC_CACHE: dict[tuple[int, bool, int], tuple[torch.Tensor, torch.Tensor]] = {}
 # Subsets are drawn with their own fixed seed, so changing the split seed changes which images
 # are labelled but not which images the experiment uses.
 _SUBSET_SEED = 12345
@@ -89,13 +92,17 @@ def load_dataset(name: str, train: bool = True, root: str | Path | None = None,
         seed: synthetic generation seed; ignored for CIFAR-10.
         download: allow :func:`load_cifar10` to download the archive when it is missing.
 
-    Returns: uint8 ``[N, 3, 32, 32]`` and int64 ``[N]`` CPU tensors.
+    Returns: uint8 ``[N, 3, 32, 32]`` and int64 ``[N]`` CPU tensors. Both datasets are cached
+    per process, so the tensors are shared between calls: do not modify them in place.
     """
     _check_name(name)
     if name == "cifar10":
         return load_cifar10(root=root, train=train, download=download)
     per_class = _SYNTHETIC_PER_CLASS[bool(train)] if num_per_class is None else num_per_class
-    return synthetic_dataset(num_per_class=per_class, train=train, seed=seed)
+    key = (per_class, bool(train), seed)
+    if key not in _SYNTHETIC_CACHE:
+        _SYNTHETIC_CACHE[key] = synthetic_dataset(num_per_class=per_class, train=train, seed=seed)
+    return _SYNTHETIC_CACHE[key]
 
 
 def dataset_class_names(name: str, root: str | Path | None = None) -> tuple[str, ...]:

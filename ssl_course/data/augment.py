@@ -6,7 +6,7 @@ see :func:`normalize`). Each image gets its own random parameters (crop position
 factors, RandAugment ops...), drawn from ``generator``: a ``torch.Generator`` (``None``: the
 global RNG of ``x``'s device). A generator on another device than ``x`` is allowed; the numbers
 are drawn there and moved, so a CPU generator gives the same augmentations on CPU and GPU up
-to floating-point rounding.
+to floating-point rounding (``tests/test_augment.py`` checks this when CUDA is present).
 
 Pipelines (what the methods of the course use):
 
@@ -29,18 +29,28 @@ How the per-image randomness is batched: geometric ops are one ``affine_grid`` +
 ``grid_sample`` call with a different matrix per image; op choices (jitter order, RandAugment
 ops) are handled by running each op once on the sub-batch of images that picked it (boolean
 selection), so the work is that of ``num_ops`` full-batch ops, not of all ops. On CUDA that
-selection synchronises with the host a few dozen times per call; this costs well under a
-millisecond per batch and keeps the code readable.
+selection synchronises with the host a few dozen times per call (``nonzero``); we accept that
+for readable code (not yet timed on a GPU: the course CPU machine has none).
 
 Why our own implementation rather than a library (the course issue asked to use a well-kept
 library if one fits, and to measure): torchvision's ``transforms.v2`` draws *one* set of random
 parameters per call, so per-image randomness on a batch means a Python loop over images; the
 usual alternative is the PIL ``DataLoader`` with worker processes, which keeps the images on
 the CPU and must copy every batch to the GPU. kornia does batched per-image augmentation but is
-not a dependency of the course (and cannot be installed on the course machines). The numbers
-from ``benchmarks/throughput.py`` on the 2-core course CPU are in ``BENCHMARK_NOTES`` below; the
-batched pipelines here are far faster than both alternatives, and on a GPU they remove the
-input pipeline from the profile altogether.
+not a dependency of the course (and is not installed on the course machines). Measured with
+``benchmarks/throughput.py --threads 1`` on the 2-core course CPU while other jobs were running
+(images/s, CIFAR-10, batches of 512)::
+
+    pipeline      batched (here)   v2 per image   PIL DataLoader, 2 workers
+    weak              102,000          4,800          2,700    (38x)
+    contrastive         7,100            690            980     (7x)
+    strong              8,800            850            650    (13x)
+
+On an idle machine the batched pipelines ran at about 490,000 / 42,000 / 53,000 images/s.
+One caveat measured at the same time: with torch's default 2 threads on a CPU that other
+processes also use, the thread pool stalls on every small op and the batched contrastive
+pipeline fell below the PIL loader (about 700 vs 1,350 images/s). On a shared CPU call
+``torch.set_num_threads(1)``; on a GPU the question does not arise.
 
 Differences from torchvision, on purpose: crops are continuous (not whole pixels) and the
 resize is bilinear without antialiasing (crops are mostly up-sampled on CIFAR); the 10-try
@@ -76,10 +86,6 @@ __all__ = [
 #: Per-channel mean and std of the CIFAR-10 training set on the [0, 1] scale (RGB).
 CIFAR10_MEAN: tuple[float, float, float] = (0.4914, 0.4822, 0.4465)
 CIFAR10_STD: tuple[float, float, float] = (0.2470, 0.2435, 0.2616)
-
-#: Measured with ``python benchmarks/throughput.py`` (see the module docstring). Filled in from
-#: the last run on the course machine; re-run the script to measure yours.
-BENCHMARK_NOTES = "see benchmarks/throughput.py"
 
 # ITU-R 601-2 luma weights, as PIL and torchvision use for grayscale.
 _LUMA = (0.299, 0.587, 0.114)
@@ -298,8 +304,12 @@ def color_jitter(x: Tensor, generator: torch.Generator | None = None, brightness
     ], dim=1)                                                        # [B, 4]
     order = u[:, 4:8].argsort(dim=1)                                 # a random permutation per image
     apply = u[:, 8] < p
+    # An op with a zero range is the identity; skipping it saves e.g. the HSV round trip of hue.
+    active = (brightness > 0, contrast > 0, saturation > 0, hue > 0)
     for slot in range(4):
         for op_id, op in enumerate(_JITTER_OPS):
+            if not active[op_id]:
+                continue
             idx = _rows(apply & (order[:, slot] == op_id))
             if idx.numel():
                 x[idx] = op(x[idx], factors[idx, op_id])

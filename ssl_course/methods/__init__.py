@@ -5,6 +5,7 @@ one file.
 from __future__ import annotations
 
 import importlib
+import inspect
 import pkgutil
 from typing import Any
 
@@ -42,9 +43,19 @@ def get_method_class(name: str) -> type[Method]:
     return METHODS[name]
 
 
+def _hyperparameter_names(cls: type[Method]) -> set[str]:
+    parameters = inspect.signature(cls.__init__).parameters
+    return {n for n, p in parameters.items() if n not in ("self", "backbone", "num_classes")
+            and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+
+
 def build_method(name: str, backbone: nn.Module | str, num_classes: int, **hparams: Any) -> Method:
     """Build a registered method around ``backbone`` (a module, or a name from ``BACKBONES``)."""
     cls = get_method_class(name)
+    accepted = _hyperparameter_names(cls)
+    unknown = sorted(set(hparams) - accepted)
+    if unknown:
+        raise ValueError(f"method {name!r} has no hyper-parameter(s) {unknown}; it accepts {sorted(accepted)}")
     if isinstance(backbone, str):
         from ssl_course.models import build_backbone
 

@@ -112,6 +112,16 @@ def _replace_batch_norm(module: nn.Module) -> int:
     return count
 
 
+def _drop_colors(patches: torch.Tensor, probability: float, generator: torch.Generator | None) -> torch.Tensor:
+    """Per patch, with ``probability``: keep one random channel of ``[P, C, p, p]``, zero the rest."""
+    count, channels = patches.shape[:2]
+    device = generator.device if generator is not None else patches.device
+    drop = torch.rand(count, generator=generator, device=device) < probability
+    keep = torch.randint(channels, (count,), generator=generator, device=device)
+    mask = F.one_hot(keep, channels).bool() | ~drop[:, None]             # [P, C]
+    return patches * mask.to(patches.device, patches.dtype)[:, :, None, None]
+
+
 @register
 class CPC(Method):
     """Patch encoder (the backbone) + masked context network + linear predictors ``W_k``."""
@@ -119,14 +129,14 @@ class CPC(Method):
     name = "cpc"
     data_sources = ("all",)
     default_optimizer = "adamw"   # CPC v2 trains with Adam
-    default_lr = 2e-3             # for a batch of 256 (the engine scales linearly: 5e-4 at 64)
+    default_lr = 8e-3             # for a batch of 256; the engine scales linearly: 2e-3 at 64
     default_weight_decay = 1e-4
     default_batch_size = 64       # 64 images = 3136 patches per step
 
     def __init__(self, backbone: nn.Module, num_classes: int, patch_size: int = 8, stride: int = 4,
                  context_dim: int = 128, context_blocks: int = 3, target_dim: int = 64,
                  min_offset: int = 2, max_offset: int = 4, temperature: float = 1.0,
-                 layer_norm: bool = True) -> None:
+                 layer_norm: bool = True, color_drop: float = 0.5) -> None:
         super().__init__(backbone, num_classes)
         if not 1 <= min_offset <= max_offset:
             raise ValueError(f"need 1 <= min_offset <= max_offset, got {min_offset}, {max_offset}")
@@ -136,6 +146,7 @@ class CPC(Method):
         self.offsets = tuple(range(min_offset, max_offset + 1))
         self.temperature = temperature
         self.layer_norm = bool(layer_norm)
+        self.color_drop = float(color_drop)
         if self.layer_norm:
             _replace_batch_norm(self.backbone)
         dim = backbone.feature_dim
@@ -145,14 +156,23 @@ class CPC(Method):
                                          for _ in self.offsets])
         self._settings = dict(patch_size=patch_size, stride=stride, context_dim=context_dim,
                               context_blocks=context_blocks, target_dim=target_dim, min_offset=min_offset,
-                              max_offset=max_offset, temperature=temperature, layer_norm=self.layer_norm)
+                              max_offset=max_offset, temperature=temperature, layer_norm=self.layer_norm,
+                              color_drop=self.color_drop)
 
     # --- the pieces, usable on their own in the notebook --------------------------------------
-    def encode_patches(self, images: torch.Tensor) -> torch.Tensor:
-        """Normalised images ``[B,3,H,W]`` → patch encodings ``z`` ``[B, F, G, G]``."""
+    def encode_patches(self, images: torch.Tensor, generator: torch.Generator | None = None,
+                       color_drop: float = 0.0) -> torch.Tensor:
+        """Normalised images ``[B,3,H,W]`` → patch encodings ``z`` ``[B, F, G, G]``.
+
+        ``color_drop`` > 0: each patch, with that probability, keeps one random colour channel and
+        the others are set to 0 (the data-set mean), CPC v2's per-patch "colour dropping".
+        """
         grid = cpc_patch_grid(images, self.patch_size, self.stride)      # [B, G, G, C, p, p]
         batch, rows, cols = grid.shape[:3]
-        features = self.backbone(grid.flatten(0, 2))                    # [B·G·G, F]
+        patches = grid.flatten(0, 2)                                     # [B·G·G, C, p, p]
+        if color_drop > 0:
+            patches = _drop_colors(patches, color_drop, generator)
+        features = self.backbone(patches)                               # [B·G·G, F]
         return features.reshape(batch, rows, cols, -1).permute(0, 3, 1, 2)
 
     def context(self, z: torch.Tensor) -> torch.Tensor:
@@ -179,7 +199,7 @@ class CPC(Method):
         # 1. one weak view (crop + flip) of each image
         views = weak_augment(batch.unlabeled_images, generator=batch.generator)
         # 2-3. overlapping patch grid, each patch encoded by the backbone
-        z = self.encode_patches(views)
+        z = self.encode_patches(views, batch.generator, self.color_drop)
         # 4-5. causal context, linear predictions k rows ahead, InfoNCE against all patches in the batch
         pairs = self.predictions_and_targets(z)
         losses = [cpc_info_nce(predicted, actual, self.temperature) for _, predicted, actual in pairs]

@@ -1,0 +1,577 @@
+# %% [markdown]
+# # 03 · SimCLR and MoCo: contrastive learning from two views of every image
+#
+# **What you will learn**
+# - the idea both methods share: two random views of the same image should map to nearby
+#   embeddings, views of different images to distant ones, and no label is needed for that;
+# - SimCLR's NT-Xent loss symbol by symbol, written as loops, then vectorised, then checked
+#   against `ssl_course.losses.nt_xent`, and what its temperature $\tau$ does;
+# - MoCo's answer to "SimCLR needs huge batches": a queue of keys from earlier batches and a
+#   slowly moving momentum copy of the encoder that produces them;
+# - how both compare with the supervised baseline of notebook 00 when all three get the same few
+#   labels and the same time budget, judged by a linear probe, a kNN monitor and a t-SNE.
+#
+# **Time budget**: three trainings of `BUDGET_MINUTES` each dominate: 3 minutes each on a GPU, so
+# about 12 minutes with evaluation on a laptop GPU; 5 minutes each on a CPU (which trains on a
+# 10 000-image subset), so about 25 minutes with evaluation and t-SNE on a CPU. These two figures
+# are estimates from the budgets, not measurements on a laptop. What was measured: the smoke
+# run of this notebook (the tests' `SSL_COURSE_SMOKE=1`, 30 steps per method on 2 000 images)
+# takes about a minute of CPU time on the course machine's 2-core CPU.
+#
+# **Prerequisites**: `00_setup_and_data` (data bundle, augmentations, engine, supervised
+# baseline) and `01_nce_to_infonce` (InfoNCE as "which of these is the real partner?").
+
+# %% [markdown]
+# ## Set-up
+# `SMOKE` is true when the tests run this notebook (`SSL_COURSE_SMOKE=1`): the same cells run on
+# tiny data for a few steps. Leave it alone when you learn.
+
+# %%
+import math
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+import ssl_course
+from ssl_course import config
+from ssl_course.data import cifar10_available, contrastive_augment, make_bundle
+from ssl_course.evaluate import evaluate_method, extract_features
+from ssl_course.losses import info_nce, nt_xent
+from ssl_course.methods import build_method
+from ssl_course.train import TrainConfig, fit
+from ssl_course.viz import image_grid, interactive_plot, plot_tsne
+
+SMOKE = config.smoke()
+DEVICE = config.pick_device()
+config.seed_everything(0)
+print(f"ssl_course {ssl_course.__version__} · torch {torch.__version__} · device {DEVICE} · smoke {SMOKE}")
+
+# %% [markdown]
+# ## The data
+# CIFAR-10 when it is on this machine, the course's synthetic data set otherwise. SimCLR and MoCo
+# read no label while they train; the `LABELS` labelled images are used afterwards, by the linear
+# probe, and by the supervised baseline we compare with.
+
+# %%
+DATA = "cifar10" if cifar10_available() else "synthetic"
+LABELS = 100 if SMOKE else 250
+BACKBONE = "tiny" if SMOKE else "small"
+if SMOKE:
+    SUBSET = dict(train_subset=2000, test_subset=500)
+elif DEVICE.type == "cpu":
+    SUBSET = dict(train_subset=10_000, test_subset=2000)   # keeps evaluation on a CPU to minutes
+else:
+    SUBSET = {}
+data = make_bundle(DATA, num_labels=LABELS, seed=0, device=DEVICE, **SUBSET)
+print(data)
+
+# %% [markdown]
+# ## Intuition: one batch, two views, one similarity matrix
+# Take $N$ images and draw two random contrastive views of each: $2N$ pictures. Encode all of
+# them, L2-normalise, and compare every picture with every other one by cosine similarity: a
+# $2N \times 2N$ matrix. Rows and columns are ordered "all first views, then all second views",
+# so the **positive** of view $i$ (the other view of the same image) sits $N$ places to the right
+# or left of the diagonal: the two off-diagonals boxed in red below. Everything else in a row is
+# a **negative**. The diagonal (a view compared with itself) is always 1 and is left out of the
+# loss. A contrastive loss wants the red boxes bright and the rest of the row dark.
+#
+# Here is the matrix of a network that has not learnt anything yet.
+
+# %%
+torch.manual_seed(0)
+untrained = build_method("simclr", BACKBONE, data.num_classes).to(DEVICE)
+one_per_class = torch.stack([(data.train_labels == c).nonzero()[0, 0] for c in range(data.num_classes)])
+picked = data.train_images[one_per_class[:8]]
+N_PICKED = picked.shape[0]
+
+
+def two_views(images, seed=0):
+    """The same two contrastive views of ``images`` every time it is called with the same seed."""
+    generator = torch.Generator(device=images.device).manual_seed(seed)
+    return contrastive_augment(images, generator), contrastive_augment(images, generator)
+
+
+@torch.no_grad()
+def similarity_of_views(method, images, seed=0):
+    """[2N, 2N] cosine similarities of the projections of two views of ``images`` (eval mode)."""
+    was_training = method.training
+    method.eval()
+    view1, view2 = two_views(images, seed)
+    z = F.normalize(method.project(torch.cat([view1, view2])), dim=1)
+    method.train(was_training)
+    return (z @ z.T).float().cpu()
+
+
+def draw_similarity(similarity, title, axis):
+    n = similarity.shape[0] // 2
+    shown = similarity.clone().fill_diagonal_(float("nan"))          # the diagonal is not in the loss
+    picture = axis.imshow(shown, cmap="viridis", vmin=-1, vmax=1)
+    rows = torch.arange(2 * n)
+    positives = torch.cat([torch.arange(n, 2 * n), torch.arange(n)])
+    axis.scatter(positives, rows, marker="s", s=60, facecolors="none", edgecolors="red", linewidths=1.5)
+    axis.axhline(n - 0.5, color="white", lw=0.8)
+    axis.axvline(n - 0.5, color="white", lw=0.8)
+    axis.set(title=title, xlabel="candidate (view 1 | view 2)", ylabel="anchor (view 1 | view 2)")
+    return picture
+
+
+view1, view2 = two_views(picked)
+image_grid(torch.cat([view1, view2]), nrow=N_PICKED, scale=0.9,
+           suptitle="row 1: first views, row 2: second views of the same 8 images")
+plt.show()
+
+figure, axis = plt.subplots(figsize=(4.6, 4))
+figure.colorbar(draw_similarity(similarity_of_views(untrained, picked), "untrained network", axis), ax=axis)
+plt.show()
+
+# %% [markdown]
+# What to look for: in an untrained network the red boxes hardly stand out from the rest of
+# their rows (similar colours and layouts look alike to it, whichever image they come from).
+# After training we draw the same matrix again and print the mean positive and negative
+# similarities of both networks.
+#
+# ## The NT-Xent loss (SimCLR)
+# Stack the two views' projections into $z_1, \dots, z_{2N}$ (view 1 of images $1..N$, then view 2).
+# For an anchor $a$, let $p(a)$ be the index of its positive: $p(a) = a + N$ for $a \le N$ and
+# $p(a) = a - N$ otherwise. With the cosine similarity
+# $s_{ab} = \dfrac{z_a^\top z_b}{\lVert z_a \rVert\,\lVert z_b \rVert}$,
+#
+# $$\mathcal{L}_{\text{NT-Xent}} = \frac{1}{2N} \sum_{a=1}^{2N} -\log
+#   \frac{\exp\left(s_{a,p(a)} / \tau\right)}{\sum_{b=1,\, b \ne a}^{2N} \exp\left(s_{ab} / \tau\right)}$$
+#
+# - $N$: images in the batch; $2N$: views, every one of them is an anchor once;
+# - $z_a$: the projection-head output of view $a$ (the loss normalises it);
+# - $s_{ab}$: cosine similarity of views $a$ and $b$, between $-1$ and $1$;
+# - $\tau > 0$: the temperature; the similarities are divided by it before the softmax;
+# - the denominator runs over the $2N - 1$ candidates $b \ne a$: the positive and $2N-2$ negatives.
+#
+# Each term is the cross-entropy of a $(2N-1)$-way classification "which candidate is my other
+# view?". "NT-Xent" stands for normalised (cosine), temperature-scaled cross-entropy.
+#
+# ### Literally, with loops
+
+# %%
+def nt_xent_loops(z1, z2, temperature):
+    """NT-Xent exactly as the formula reads: one anchor at a time, one candidate at a time."""
+    n = z1.shape[0]
+    z = [row / row.norm() for row in torch.cat([z1, z2])]        # 2N unit vectors
+    total = torch.zeros((), dtype=z1.dtype)
+    for a in range(2 * n):
+        p = a + n if a < n else a - n                                 # index of the positive
+        numerator = torch.exp(z[a] @ z[p] / temperature)
+        denominator = sum(torch.exp(z[a] @ z[b] / temperature) for b in range(2 * n) if b != a)
+        total = total - torch.log(numerator / denominator)
+    return total / (2 * n)
+
+
+# %% [markdown]
+# ### Vectorised
+# All similarities at once as a matrix product; the diagonal is set to $-\infty$ so that
+# $\exp(-\infty) = 0$ drops it from the denominator; `logsumexp` computes the log of the
+# denominator without overflow for small $\tau$.
+
+# %%
+def nt_xent_vectorised(z1, z2, temperature):
+    n = z1.shape[0]
+    z = F.normalize(torch.cat([z1, z2]), dim=1)                                   # [2N, D]
+    logits = (z @ z.T / temperature).masked_fill(torch.eye(2 * n, dtype=torch.bool), float("-inf"))
+    positive = torch.cat([torch.arange(n, 2 * n), torch.arange(n)])               # p(a) for every a
+    log_prob = logits[torch.arange(2 * n), positive] - torch.logsumexp(logits, dim=1)
+    return -log_prob.mean()
+
+
+generator = torch.Generator().manual_seed(0)
+for n, d, tau in [(4, 8, 0.5), (7, 3, 0.1), (16, 32, 0.2), (2, 5, 1.0)]:
+    z1 = torch.randn(n, d, generator=generator, dtype=torch.float64)
+    z2 = z1 + 0.5 * torch.randn(n, d, generator=generator, dtype=torch.float64)
+    reference = nt_xent(z1, z2, tau)
+    torch.testing.assert_close(nt_xent_loops(z1, z2, tau), reference)
+    torch.testing.assert_close(nt_xent_vectorised(z1, z2, tau), reference)
+    print(f"N={n:2d} D={d:2d} tau={tau}: loops = vectorised = library = {reference.item():.6f}")
+
+# %% [markdown]
+# ### What the temperature does
+# The loss is a softmax over the candidates. Dividing by a small $\tau$ sharpens it: almost all
+# probability goes to the few candidates with the highest similarity. The gradient pushes every
+# negative $b$ away with a weight equal to its softmax probability, so a small $\tau$ concentrates
+# the push on the **hard negatives** (those that already look like the anchor), while a large
+# $\tau$ spreads it evenly over all negatives, easy ones included.
+#
+# Below: one made-up anchor with a positive at similarity 0.7, five hard negatives near 0.6 and
+# 120 easy negatives near 0. Move the slider (in JupyterLab) and watch the share of the push that
+# goes to the hard negatives. The SimCLR paper uses $\tau = 0.5$ on CIFAR-10; MoCo v2 uses 0.2.
+
+# %%
+candidate_generator = torch.Generator().manual_seed(1)
+SIMILARITIES = torch.cat([torch.tensor([0.7]), 0.6 + 0.05 * torch.randn(5, generator=candidate_generator),
+                          0.15 * torch.randn(120, generator=candidate_generator)]).clamp(-1, 1)
+KIND = ["positive"] + ["hard negative"] * 5 + ["easy negative"] * 120
+
+
+def show_temperature(temperature=0.5):
+    probability = torch.softmax(SIMILARITIES / temperature, dim=0)
+    loss = -probability[0].log().item()
+    hard, easy = probability[1:6].sum().item(), probability[6:].sum().item()
+    figure, (left, right) = plt.subplots(1, 2, figsize=(11, 3))
+    colours = {"positive": "tab:red", "hard negative": "tab:orange", "easy negative": "tab:gray"}
+    order = SIMILARITIES.argsort(descending=True)
+    left.bar(range(len(order)), probability[order], color=[colours[KIND[i]] for i in order], width=1.0)
+    left.set(xlabel="candidates, most similar first", ylabel="softmax probability",
+             title=f"tau = {temperature:.2f}: loss {loss:.2f}")
+    for name, colour in colours.items():
+        left.bar([0], [0], color=colour, label=name)
+    left.legend()
+    right.bar(["hard negatives (5)", "easy negatives (120)"], [hard / (hard + easy), easy / (hard + easy)],
+              color=["tab:orange", "tab:gray"])
+    right.set(ylim=(0, 1), ylabel="share of the push on negatives", title="where the gradient goes")
+    figure.tight_layout()
+    plt.show()
+
+
+interactive_plot(show_temperature, temperature=(0.05, 2.0, 0.05, 0.5))
+
+# %% [markdown]
+# Too small a $\tau$ over-reacts to a few negatives, which on an unlabelled data set are often
+# images of the *same class* (a "false negative"); too large a $\tau$ learns little from any
+# single one. That is why $\tau$ is tuned per data set and batch size.
+#
+# ## MoCo: contrastive learning as a dictionary look-up
+# SimCLR's negatives are the other images of the batch, so more negatives means a bigger batch,
+# and a bigger batch means more memory. MoCo keeps a **queue** of $K$ encoded images ("keys")
+# from the last $K/N$ batches instead, and turns every step into a look-up: the **query** $q$ (view
+# 1 of an image) must find its own key $k^+$ (view 2 of the same image) among $1 + K$ keys. With
+# L2-normalised vectors,
+#
+# $$\mathcal{L}_{\text{InfoNCE}} = -\frac{1}{N}\sum_{i=1}^{N} \log
+#   \frac{\exp(q_i^\top k_i^{+} / \tau)}{\exp(q_i^\top k_i^{+} / \tau) + \sum_{j=1}^{K} \exp(q_i^\top n_j / \tau)}$$
+#
+# - $q_i$: the query encoder's output for view 1 of image $i$ (this side gets the gradient);
+# - $k_i^{+}$: the key encoder's output for view 2 of the same image, computed without gradient;
+# - $n_1, \dots, n_K$: the keys in the queue, from earlier batches, all negatives;
+# - $\tau$: temperature (0.2 in MoCo v2).
+#
+# It is the cross-entropy of a $(K+1)$-way classification whose correct class is always "the
+# positive", which the library implements by putting the positive logit in column 0.
+
+# %%
+def info_nce_loops(query, positive_key, negative_keys, temperature):
+    q = F.normalize(query, dim=1)
+    k = F.normalize(positive_key, dim=1)
+    negatives = F.normalize(negative_keys, dim=1)
+    total = torch.zeros((), dtype=query.dtype)
+    for i in range(q.shape[0]):
+        positive = torch.exp(q[i] @ k[i] / temperature)
+        others = sum(torch.exp(q[i] @ negatives[j] / temperature) for j in range(negatives.shape[0]))
+        total = total - torch.log(positive / (positive + others))
+    return total / q.shape[0]
+
+
+for n, k_size, d, tau in [(4, 16, 8, 0.2), (3, 50, 5, 0.07), (8, 10, 16, 1.0)]:
+    q = torch.randn(n, d, generator=generator, dtype=torch.float64)
+    k = q + 0.3 * torch.randn(n, d, generator=generator, dtype=torch.float64)
+    queue = torch.randn(k_size, d, generator=generator, dtype=torch.float64)
+    torch.testing.assert_close(info_nce_loops(q, k, queue, tau), info_nce(q, k, queue, tau))
+print("InfoNCE: loops = library on 3 random float64 inputs")
+
+# %% [markdown]
+# ### Why the key encoder must move slowly
+# The queue only helps if its keys are comparable with today's queries. Keys computed by the
+# query encoder itself would come from a network that changed at every one of the last $K/N$
+# steps, so old keys would be "in another language". MoCo computes keys with a second network
+# whose weights $\theta_k$ follow the query encoder's $\theta_q$ by an exponential moving average
+# after every optimiser step:
+#
+# $$\theta_k \leftarrow m\,\theta_k + (1 - m)\,\theta_q, \qquad 0 \le m < 1 .$$
+#
+# The key encoder then changes little from step to step and the queue stays consistent. The
+# price is a lag of roughly $1/(1-m)$ steps. Below, one weight of the query encoder follows a
+# made-up trajectory (a drift plus noise, a stand-in for SGD) and we apply the update with three
+# momenta.
+
+# %%
+steps = torch.arange(3000)
+walk_generator = torch.Generator().manual_seed(0)
+query_weight = torch.sin(steps / 400.0) + 0.05 * torch.randn(len(steps), generator=walk_generator).cumsum(0) / 10
+figure, axis = plt.subplots(figsize=(9, 3))
+axis.plot(steps, query_weight, color="black", lw=1, label="query weight $\\theta_q$")
+for m in (0.9, 0.99, 0.999):
+    key, trace = query_weight[0].clone(), []
+    for value in query_weight:
+        key = m * key + (1 - m) * value
+        trace.append(key.item())
+    axis.plot(steps, trace, label=f"key weight, m = {m} (lag ~{1 / (1 - m):.0f} steps)")
+axis.set(xlabel="optimiser step", ylabel="weight value", title="the momentum encoder lags the query encoder")
+axis.legend(fontsize=8)
+plt.show()
+
+# %% [markdown]
+# With $m = 0.999$ (MoCo on ImageNet, ~5000 steps per epoch) the key weight is ~1000 steps behind;
+# CIFAR runs are much shorter, so the course uses 0.99, the value of MoCo's CIFAR-10 demo. A
+# smoke run of 30 steps is shorter still: there we use $m = 0.9$, otherwise the key encoder
+# would still be 74 % the random initial network at the end ($0.99^{30} \approx 0.74$).
+#
+# **Batch norm can cheat.** A query and its positive key pass through their encoders in the same
+# batch; queued negatives came through in other batches. Batch norm normalises with the batch's
+# statistics, so the network can learn to recognise "normalised with the same statistics as me"
+# instead of "same image". The loss then falls while the features get no better. MoCo's official
+# code normalises per GPU and shuffles the key batch across GPUs so that a query and its key are
+# normalised with different sub-batches ("shuffle BN"). On one device, `ssl_course`'s MoCo splits
+# every batch-norm layer into `bn_splits = 8` groups ("virtual GPUs") and shuffles the keys
+# before the key encoder, as MoCo's CIFAR demo does. SimCLR instead normalises all $2N$ views
+# together, which is the "global BN" of its paper.
+#
+# ## Training: SimCLR, MoCo and the supervised baseline under the same budget
+# All three use the same backbone, the same `LABELS` labels and the same time budget. SimCLR and
+# MoCo train on every training image without labels; the supervised baseline trains on the
+# labelled images only (as in notebook 00, run again here so that budgets match). Runs are saved
+# under `runs/` and reloaded if you run the cell again.
+
+# %%
+BUDGET_MINUTES = 3.0 if DEVICE.type == "cuda" else 5.0    # per method; smoke mode uses 30 steps instead
+BATCH_SIZE = 32 if SMOKE else None                        # None: each method's default (256 / 128)
+HPARAMS = {
+    "supervised": {},
+    "simclr": {},                                         # tau = 0.5, head 512 -> 128
+    "moco": dict(momentum=0.9, queue_size=512) if SMOKE else {},   # default m = 0.99, K = 4096
+}
+
+
+def train(name):
+    torch.manual_seed(0)
+    method = build_method(name, BACKBONE, data.num_classes, **HPARAMS[name])
+    tag = "".join(f"_{key}{value}" for key, value in sorted(HPARAMS[name].items()))   # new settings, new folder
+    out_dir = config.runs_dir() / f"03_{name}_{DATA}_{LABELS}_{BACKBONE}{tag}{'_smoke' if SMOKE else ''}"
+    settings = TrainConfig(max_steps=30 if SMOKE else None, max_minutes=None if SMOKE else BUDGET_MINUTES,
+                           batch_size=BATCH_SIZE, monitor_every=15 if SMOKE else None,
+                           monitor_bank_size=500 if SMOKE else 10_000, monitor_test_size=500 if SMOKE else 2000,
+                           out_dir=out_dir, resume=True, seed=0, progress=not SMOKE)
+    history = fit(method, data, settings)
+    metrics = evaluate_method(method, data)
+    print(f"{name:>10}: {history.step[-1]} steps in {history.seconds[-1]:.0f} s; test accuracy "
+          f"{metrics['test_accuracy']:.3f}, kNN {metrics['knn_accuracy']:.3f}")
+    return method, history, metrics
+
+
+runs = {name: train(name) for name in ("supervised", "simclr", "moco")}
+
+# %% [markdown]
+# ## Evaluation
+# - **test accuracy**: for the supervised baseline its own classifier; for SimCLR and MoCo a
+#   linear probe fitted on the frozen backbone features of the `LABELS` labelled images only.
+#   This is the few-label number to compare.
+# - **kNN accuracy**: weighted kNN whose memory bank holds the features and labels of *every*
+#   training image. It measures how well the classes separate in feature space, not what a
+#   few-label learner could reach.
+
+# %%
+print(f"{'method':>10} | {'test acc':>8} | {'kNN acc':>7} | {'steps':>5}")
+for name, (_, history, metrics) in runs.items():
+    print(f"{name:>10} | {metrics['test_accuracy']:8.3f} | {metrics['knn_accuracy']:7.3f} | {history.step[-1]:5d}")
+baseline = runs["supervised"][2]["test_accuracy"]
+for name in ("simclr", "moco"):
+    accuracy = runs[name][2]["test_accuracy"]
+    verdict = "beats" if accuracy > baseline else "does not beat"
+    print(f"{name} + linear probe {verdict} the supervised baseline under this budget: "
+          f"{accuracy:.3f} vs {baseline:.3f} ({accuracy - baseline:+.3f})")
+
+figure, axis = plt.subplots(figsize=(6, 3.5))
+for name, (_, history, _) in runs.items():
+    if history.monitor_step:
+        axis.plot(history.monitor_seconds, history.monitor_knn, marker="o", label=name)
+axis.set(xlabel="training seconds", ylabel="kNN accuracy (monitor subset)", ylim=(0, 1),
+         title="kNN monitor during training")
+axis.legend()
+plt.show()
+
+# %% [markdown]
+# What to look for: on a budget of minutes the contrastive methods often start *below* the
+# supervised baseline on kNN (they first have to learn what "the same image" means) and need
+# many epochs to overtake it; the linear probe on few labels is where self-supervision usually
+# pays off first. Read the numbers printed above, not this sentence, for your run.
+#
+# ### The similarity matrix again, after SimCLR's training
+
+# %%
+simclr = runs["simclr"][0]
+figure, axes = plt.subplots(1, 2, figsize=(9.5, 4))
+draw_similarity(similarity_of_views(untrained, picked), "untrained", axes[0])
+figure.colorbar(draw_similarity(similarity_of_views(simclr, picked), "after SimCLR training", axes[1]), ax=axes[1])
+figure.tight_layout()
+plt.show()
+for label, method in (("untrained", untrained), ("SimCLR", simclr)):
+    similarity = similarity_of_views(method, picked)
+    mask = ~torch.eye(2 * N_PICKED, dtype=torch.bool)
+    positive_mask = torch.zeros_like(mask)
+    positive_mask[torch.arange(2 * N_PICKED), torch.cat([torch.arange(N_PICKED, 2 * N_PICKED), torch.arange(N_PICKED)])] = True
+    print(f"{label:>9}: mean positive similarity {similarity[positive_mask].mean():.3f}, "
+          f"mean negative similarity {similarity[mask & ~positive_mask].mean():.3f}")
+
+# %% [markdown]
+# ### MoCo's look-up, seen from one query
+# For a few training images we compute the queries, their positive keys, and compare each query
+# with its key and with every key in MoCo's queue. The histogram shows where the positive lands
+# among the $K$ negatives: the further right of the grey mass, the easier the look-up.
+
+# %%
+moco = runs["moco"][0]
+moco.eval()
+with torch.no_grad():
+    images = data.train_images[:256]
+    view1, view2 = two_views(images, seed=1)
+    queries = F.normalize(moco.encode_query(view1).float(), dim=1)
+    keys = moco.encode_key(view2)
+    queue = moco.queue
+    positive_similarity = (queries * keys).sum(1)
+    negative_similarity = queries @ queue.T
+rank = (negative_similarity > positive_similarity[:, None]).sum(1)
+figure, axis = plt.subplots(figsize=(7, 3))
+axis.hist(negative_similarity[0].cpu().numpy(), bins=50, color="tab:gray", label=f"query 0 vs {len(queue)} queued keys")
+axis.axvline(positive_similarity[0].item(), color="tab:red", lw=2, label="query 0 vs its own key")
+axis.set(xlabel="cosine similarity", ylabel="keys", title="a (K+1)-way look-up")
+axis.legend(fontsize=8)
+plt.show()
+print(f"the positive key is the most similar of all {len(queue) + 1} keys for "
+      f"{(rank == 0).float().mean().item():.1%} of 256 queries (chance: {1 / (len(queue) + 1):.2%}); "
+      f"median number of queued keys that beat it: {rank.median().item()}")
+
+# %% [markdown]
+# ### Queue size: more negatives make the look-up harder
+# Using the trained MoCo, we compute the loss of the same queries against $K$ negatives for
+# growing $K$ (fresh keys of other training images, so no negative is the query's own image).
+# A look-up that is no better than guessing has loss $\log(K+1)$ (dashed). The gap between the
+# dashed line and the loss is what the encoder has learnt: InfoNCE bounds the mutual information
+# between the two views by $\log(K+1) - \mathcal{L}$, so a larger queue allows a larger gap.
+
+# %%
+with torch.no_grad():
+    other = data.train_images[256:256 + (1024 if SMOKE else 4096)]
+    negative_keys = moco.encode_key(two_views(other, seed=2)[0])
+sizes = [k for k in (16, 64, 256, 1024, 4096) if k <= len(negative_keys)]
+losses = [info_nce(queries, keys, negative_keys[:k], moco.temperature).item() for k in sizes]
+figure, axis = plt.subplots(figsize=(6, 3))
+axis.plot(sizes, losses, marker="o", label="InfoNCE of the trained MoCo")
+axis.plot(sizes, [math.log(k + 1) for k in sizes], "--", color="gray", label="log(K+1): no better than guessing")
+axis.set(xscale="log", xlabel="number of negatives K", ylabel="loss", title="queue size")
+axis.legend(fontsize=8)
+plt.show()
+for k, loss in zip(sizes, losses):
+    print(f"K={k:5d}: loss {loss:.3f}, log(K+1) - loss = {math.log(k + 1) - loss:.3f} nats")
+moco.train()
+
+# %% [markdown]
+# A bigger queue costs almost nothing (one matrix product), which is MoCo's point; the limit is
+# staleness: the oldest key in the queue is $K/N$ steps old.
+#
+# ### t-SNE of the test embeddings
+# Backbone features of the test images, squeezed to 2-D; colours are the true classes, which no
+# contrastive method saw during training.
+
+# %%
+figure, axes = plt.subplots(1, 3, figsize=(15, 5))
+for axis, (name, (method, _, metrics)) in zip(axes, runs.items()):
+    method.eval()
+    features = extract_features(method.embed, data.test_images)
+    method.train()
+    plot_tsne(features, data.test_labels, data.class_names, axis=axis, legend=name == "supervised",
+              title=f"{name} (kNN {metrics['knn_accuracy']:.2f})", max_points=500 if SMOKE else 2000)
+figure.tight_layout()
+plt.show()
+
+# %% [markdown]
+# ## Take-aways and pitfalls
+# - **Views carry the signal.** Both methods learn what is shared by two random views of an
+#   image; the augmentation decides what "shared" means (colour jitter forces the network past
+#   colour histograms, crops force it to relate parts to wholes).
+# - **Temperature.** $\tau$ sets how strongly the hardest negatives dominate the gradient. SimCLR
+#   uses 0.5 on CIFAR-10 and MoCo v2 0.2; on very short runs a smaller SimCLR $\tau$ (such as 0.2)
+#   may do better, so measure it (`HPARAMS["simclr"] = dict(temperature=0.2)`) rather than take it
+#   on trust.
+# - **Batch size vs queue.** SimCLR's negatives are the $2N-2$ other views of the batch, so it
+#   wants large batches (the paper used 4096). MoCo gets $K$ negatives from its queue at any batch
+#   size; the price is stale keys and a second network. The queue must be consistent: that is
+#   what the momentum $m$ is for, and $1/(1-m)$ must be small next to the run's length.
+# - **The 2× convention.** The official SimCLR TF code adds the mean losses of the two
+#   directions (view 1 as anchors, then view 2), which is twice the value of the mean over all
+#   $2N$ anchors that `ssl_course.losses.nt_xent` and the PyTorch ports return (checked in the
+#   next cell). Gradients scale by the same factor, so a learning rate copied between the two
+#   conventions is off by 2. The same goes for MoCo's symmetric loss: the CIFAR demo sums the two
+#   directions, `ssl_course` averages them.
+# - **BN cheating.** Batch norm lets samples of one batch see each other. If a query and its key
+#   share batch statistics and the negatives do not, the loss falls for the wrong reason. Use
+#   shuffle BN (or our split BN on one device); SimCLR uses global BN across devices.
+# - **kNN with all labels is a probe, not a result.** Compare methods by the few-label numbers,
+#   under the same budget, split and backbone (notebook `09_compare`).
+
+# %%
+def nt_xent_two_directions_summed(z1, z2, temperature):
+    """The TF convention: the mean loss of the view-1 anchors plus that of the view-2 anchors."""
+    a, b = F.normalize(z1, dim=1), F.normalize(z2, dim=1)
+    n = a.shape[0]
+    own = torch.eye(n, dtype=torch.bool)
+    targets = torch.arange(n)
+    from_a = torch.cat([a @ b.T, (a @ a.T).masked_fill(own, float("-inf"))], dim=1) / temperature
+    from_b = torch.cat([b @ a.T, (b @ b.T).masked_fill(own, float("-inf"))], dim=1) / temperature
+    return F.cross_entropy(from_a, targets) + F.cross_entropy(from_b, targets)
+
+
+z1, z2 = torch.randn(6, 4, dtype=torch.float64), torch.randn(6, 4, dtype=torch.float64)
+ratio = nt_xent_two_directions_summed(z1, z2, 0.5) / nt_xent(z1, z2, 0.5)
+print(f"TF-style value / ssl_course value = {ratio.item():.6f}")
+
+# %% [markdown]
+# ## Exercises
+# **1. NT-Xent.** Fill in `my_nt_xent(z1, z2, temperature)` (shapes `[N, D]`, returns a scalar,
+# mean over the $2N$ anchors) without looking at the library. The checker compares it with
+# `ssl_course.losses.nt_xent` on six random inputs and names the usual mistakes (forgetting the
+# diagonal mask, summing the two directions, ...).
+
+# %%
+def my_nt_xent(z1, z2, temperature=0.5):
+    # 1. normalise and stack the two views into [2N, D]
+    # 2. similarity matrix / temperature, with the diagonal removed
+    # 3. cross-entropy against the index of each anchor's positive
+    raise NotImplementedError("your NT-Xent here")
+
+
+# %%
+from ssl_course.exercises import check_nt_xent
+
+check_nt_xent(my_nt_xent)
+
+# %% [markdown]
+# **2. InfoNCE with a queue.** Fill in `my_info_nce(query, positive_key, negative_keys,
+# temperature)`: `query` and `positive_key` are `[N, D]`, `negative_keys` is MoCo's queue
+# `[K, D]`; return the mean over the $N$ queries. The stub below returns a placeholder: the
+# checker will tell you it is wrong until you replace it.
+
+# %%
+def my_info_nce(query, positive_key, negative_keys, temperature=0.2):
+    # positive logits [N, 1], negative logits [N, K], then a (1 + K)-way cross-entropy
+    return torch.zeros((), dtype=query.dtype)
+
+
+# %%
+from ssl_course.exercises import check_info_nce
+
+check_info_nce(my_info_nce)
+
+# %% [markdown]
+# **3. Think, then measure.** Train MoCo in smoke mode twice more, once with `momentum=0.0` (the
+# key encoder is the query encoder of the previous step) and once with `bn_splits=1` (no shuffle
+# BN), by editing `HPARAMS["moco"]` (the run folder's name follows the settings). Which of the kNN numbers changes?
+# Does the training loss tell you the same story as the kNN accuracy?
+#
+# Solutions to 1 and 2: `notebooks/solutions/contrastive_solutions.py` (`nt_xent`, `info_nce`).
+#
+# ## References
+# - T. Chen, S. Kornblith, M. Norouzi, G. Hinton, *A Simple Framework for Contrastive Learning of
+#   Visual Representations*, ICML 2020. Code: https://github.com/google-research/simclr
+# - K. He, H. Fan, Y. Wu, S. Xie, R. Girshick, *Momentum Contrast for Unsupervised Visual
+#   Representation Learning*, CVPR 2020. Code: https://github.com/facebookresearch/moco
+#   (and its CIFAR-10 demo notebook, the source of the split-BN and $m = 0.99$ settings).
+# - X. Chen, H. Fan, R. Girshick, K. He, *Improved Baselines with Momentum Contrastive Learning*
+#   (MoCo v2), arXiv:2003.04297, 2020.
+# - A. van den Oord, Y. Li, O. Vinyals, *Representation Learning with Contrastive Predictive
+#   Coding*, 2018 (InfoNCE).

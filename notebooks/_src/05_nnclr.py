@@ -1,0 +1,469 @@
+# %% [markdown]
+# # 05 · NNCLR: nearest neighbours as positives
+#
+# **What you will learn**
+# - why NNCLR replaces "the other view of the same image" by "the nearest neighbour of this view
+#   in a queue of past embeddings", and what that buys: positives that are *different images*,
+#   often of the same class, which no augmentation could produce;
+# - the NNCLR loss written with loops and checked against `ssl_course.losses.nearest_neighbours`
+#   and `ssl_course.losses.nnclr`, and the queue's first-in-first-out update;
+# - how to watch the mechanism work during training: the neighbours of a few query images early
+#   and late in training, and the fraction of neighbours that share the query's class;
+# - what the queue size changes.
+#
+# **Time budget**: about 15 minutes on a laptop GPU and about 45 minutes on a CPU: one NNCLR run of
+# `BUDGET_MINUTES` (3 on a GPU, 8 on a CPU), a queue-size sweep of four shorter runs
+# (`SWEEP_MINUTES` each), a supervised baseline and the evaluations. These are estimates from the
+# budgets, not measurements of your machine; lower the budgets to go faster.
+#
+# **Prerequisites**: `03_simclr` (two views, projection heads, NT-Xent / InfoNCE). `00` for the
+# data and the engine.
+
+# %% [markdown]
+# ## Set-up
+# `SMOKE` is true when the tests run this notebook (`SSL_COURSE_SMOKE=1`): the same cells run on
+# tiny data for a few steps. Leave it alone when you learn.
+
+# %%
+import json
+import math
+
+import matplotlib.pyplot as plt
+import torch
+from torch.nn import functional as F
+
+from ssl_course import config
+from ssl_course.data import cifar10_available, make_bundle
+from ssl_course.data.augment import normalize
+from ssl_course.evaluate import evaluate_method, extract_features
+from ssl_course.experiment import Experiment, run_experiment
+from ssl_course.losses import nearest_neighbours, nnclr, update_queue
+from ssl_course.methods import build_method
+from ssl_course.train import TrainConfig, fit, load_checkpoint
+from ssl_course.viz import image_grid, interactive_plot, plot_tsne
+
+SMOKE = config.smoke()
+DEVICE = config.pick_device()
+config.seed_everything(0)
+if SMOKE and DEVICE.type == "cpu":
+    # The tests run several notebooks side by side on a small CPU; one thread each avoids the
+    # threads fighting over the cores. On your machine, keep PyTorch's default.
+    torch.set_num_threads(1)
+print(f"device: {DEVICE} · smoke mode: {SMOKE}")
+
+# %%
+DATA = "cifar10" if cifar10_available() else "synthetic"
+SUBSET = dict(train_subset=2000, test_subset=500) if SMOKE else {}
+NUM_LABELS = 100 if SMOKE else 250     # NNCLR never sees them; the linear probe and the baseline do
+data = make_bundle(DATA, num_labels=NUM_LABELS, seed=0, device=DEVICE, **SUBSET)
+print(data)
+
+# %% [markdown]
+# ## Intuition: borrow a friend's embedding
+# SimCLR's positive for view 1 of an image is view 2 of the same image: however strong the
+# augmentation, both come from one photo. NNCLR keeps a **support set** $Q$, a queue of
+# embeddings of recently seen images, and uses the **nearest neighbour** of view 1 in $Q$ as the
+# positive for view 2. Once the embedding is half-way decent, that neighbour is usually another
+# image of the same class: a different dog, in another pose, with another background. The loss
+# then asks view 2 to be recognisably close to *that* image, which is a semantic positive no
+# augmentation can produce.
+#
+# A cartoon on the unit circle (2-D embeddings, three classes):
+
+# %%
+toy = torch.Generator().manual_seed(1)
+centres = torch.tensor([0.3, 2.4, 4.4])
+queue_class = torch.randint(0, 3, (40,), generator=toy)
+queue_angle = centres[queue_class] + 0.35 * torch.randn(40, generator=toy)
+view1_angle, view2_angle = float(centres[0]) + 0.28, float(centres[0]) + 0.05
+nearest = int((queue_angle - view1_angle).cos().argmax())   # highest cosine = smallest angle gap
+
+
+def circle(angle):
+    """Angles (a float or a tensor) → points (x, y) on the unit circle."""
+    angle = torch.as_tensor(angle, dtype=torch.float32)
+    return angle.cos().numpy(), angle.sin().numpy()
+
+
+def point(angle):
+    return math.cos(angle), math.sin(angle)
+
+
+figure, axis = plt.subplots(figsize=(5.5, 5.5))
+theta = torch.linspace(0, 2 * math.pi, 200)
+axis.plot(*circle(theta), color="0.85", lw=1)
+for c, colour in enumerate(["tab:blue", "tab:orange", "tab:green"]):
+    chosen = queue_class == c
+    axis.scatter(*circle(queue_angle[chosen]), s=25, color=colour, alpha=0.6, label=f"queue, class {c}")
+axis.scatter(*point(view1_angle), marker="*", s=250, color="k", label="view 1 (query)")
+axis.scatter(*point(view2_angle), marker="^", s=120, color="k", label="view 2")
+axis.scatter(*point(float(queue_angle[nearest])), s=220, facecolors="none", edgecolors="red", lw=2,
+             label="NN(view 1) in the queue")
+axis.annotate("", point(view2_angle), point(float(queue_angle[nearest])),
+              arrowprops=dict(arrowstyle="<->", color="red", lw=1.5))
+axis.annotate("", point(view2_angle), point(view1_angle), arrowprops=dict(arrowstyle="<->", color="k", ls="--"))
+axis.set(aspect="equal", xticks=[], yticks=[],
+         title="SimCLR pulls view 2 to view 1 (dashed)\nNNCLR pulls view 2 to view 1's neighbour (red)")
+axis.legend(fontsize=7, loc="lower left")
+plt.show()
+
+# %% [markdown]
+# ## The formula
+# For a batch of $N$ images with two views each:
+#
+# - $z_{1,i}, z_{2,i} \in \mathbb{R}^{d}$: the **projections** of the two views of image $i$
+#   (backbone, then a 3-layer MLP projector that ends in batch norm);
+# - $p_{1,i}, p_{2,i}$: the **predictions**, a 2-layer MLP predictor applied to the projections;
+# - $Q = \{q_1, \dots, q_{|Q|}\}$: the **support set**, a queue of L2-normalised projections of
+#   earlier batches;
+# - $\mathrm{NN}(z, Q) = \hat q_{j^*}$ with $j^* = \arg\max_j \hat z^\top \hat q_j$: the queue
+#   element with the highest cosine similarity ($\hat{\cdot}$ means L2-normalised);
+# - $\tau$: the temperature (0.1 in the paper).
+#
+# $$
+# \mathcal{L}_{1\to 2} = -\frac{1}{N}\sum_{i=1}^{N}
+# \log\frac{\exp\big(\mathrm{NN}(z_{1,i},Q)^\top \hat p_{2,i}/\tau\big)}
+#          {\sum_{k=1}^{N}\exp\big(\mathrm{NN}(z_{1,i},Q)^\top \hat p_{2,k}/\tau\big)},
+# \qquad
+# \mathcal{L} = \tfrac12\big(\mathcal{L}_{1\to 2} + \mathcal{L}_{2\to 1}\big)
+# $$
+#
+# Each neighbour must pick out the prediction of *its own* image's other view among the $N$
+# predictions of the batch. The arg max has no gradient: the loss trains the network through the
+# predictions $p$, and the neighbours act as fixed targets. After the step, the batch's $\hat z_1$
+# enter the queue and the oldest entries leave it. **Look up first, then enqueue**; the other
+# order would make every view its own nearest neighbour.
+#
+# ### Literally, with loops
+
+# %%
+def nearest_neighbour_loops(z, queue):
+    """For each row of z, the normalised queue row with the highest cosine similarity."""
+    rows = []
+    for query in z:
+        best, best_similarity = None, -math.inf
+        for j, candidate in enumerate(queue):
+            similarity = (query @ candidate / (query.norm() * candidate.norm())).item()
+            if similarity > best_similarity:
+                best, best_similarity = j, similarity
+        rows.append(queue[best] / queue[best].norm())
+    return torch.stack(rows)
+
+
+def nnclr_loops(z1, z2, queue, temperature, p1, p2):
+    def one_direction(z_a, p_b):
+        neighbours = nearest_neighbour_loops(z_a, queue)
+        total = 0.0
+        for i in range(len(z_a)):
+            scores = torch.stack([neighbours[i] @ (p_b[k] / p_b[k].norm()) / temperature for k in range(len(p_b))])
+            total = total - (scores[i] - torch.logsumexp(scores, dim=0))
+        return total / len(z_a)
+
+    return 0.5 * (one_direction(z1, p2) + one_direction(z2, p1))
+
+
+generator = torch.Generator().manual_seed(0)
+for n, d, q, tau in [(4, 8, 16, 0.1), (6, 3, 10, 0.5), (5, 16, 40, 0.07)]:
+    z1, z2, p1, p2 = (torch.randn(n, d, generator=generator, dtype=torch.float64) for _ in range(4))
+    queue = torch.randn(q, d, generator=generator, dtype=torch.float64)
+    torch.testing.assert_close(nearest_neighbours(z1, queue), nearest_neighbour_loops(z1, queue))
+    expected = nnclr_loops(z1, z2, queue, tau, p1, p2)
+    torch.testing.assert_close(nnclr(z1, z2, queue, tau, p1, p2), expected)
+    print(f"N={n} D={d} |Q|={q} tau={tau}: loops {expected.item():.6f} = library ✓")
+
+# %% [markdown]
+# ### The queue: first in, first out
+# `update_queue(queue, z, ptr)` writes the normalised rows of `z` at the pointer, wrapping around
+# the end, and returns the new pointer. A queue of six rows, filled four at a time: the rows
+# marked with the batch number show who was overwritten.
+
+# %%
+queue, ptr = torch.zeros(6, 2), 0
+owner = [-1] * 6
+for batch_number in range(3):
+    new = torch.randn(4, 2, generator=generator)
+    queue, new_ptr = update_queue(queue, new, ptr)
+    for offset in range(4):
+        owner[(ptr + offset) % 6] = batch_number
+    print(f"after batch {batch_number}: pointer {ptr} -> {new_ptr}; row owners {owner}")
+    ptr = new_ptr
+
+# %% [markdown]
+# ## Training NNCLR
+# The method (`ssl_course/methods/nnclr.py`) follows the paper and solo-learn: projector
+# `D → 2048 → 2048 → 256` with batch norm after every layer, predictor `256 → 4096 → 256`,
+# τ = 0.1, and a queue of 4096 embeddings (the paper's 98 304 is for ImageNet with batches of 4096;
+# CIFAR runs are far shorter). It trains on every training image and never reads a label.
+#
+# **Monitoring only.** The method also stores, next to each queue row, the true class of the image
+# and its index in the training set, and logs `nn_purity`: the fraction of view-1 neighbours whose
+# class matches the query's. The loss never sees these labels; they are there so that we can
+# *watch* whether the neighbours are semantically right. A neighbour that is still one of the
+# random rows the queue starts with counts as wrong.
+#
+# To look at the queue early in training too, we wrap the method's `after_optimizer_step` hook to
+# save a copy of its state at step `EARLY_STEP`.
+
+# %%
+BUDGET_MINUTES = 3.0 if DEVICE.type == "cuda" else 8.0
+BACKBONE = "tiny" if SMOKE else "small"
+# Smoke mode shrinks the heads and the queue to fit the tiny backbone and a few dozen steps.
+HPARAMS = dict(queue_size=256, proj_hidden_dim=128, pred_hidden_dim=128) if SMOKE else {}
+STEPS = 30 if SMOKE else None
+BATCH = 64 if SMOKE else None          # None: the method's default, 256
+ON_GPU = DEVICE.type == "cuda"
+# A CPU fits far fewer steps in its budget: snapshot and monitor (on smaller subsets) more often.
+EARLY_STEP = 6 if SMOKE else (100 if ON_GPU else 20)
+MONITOR = dict(monitor_every=10 if SMOKE else (200 if ON_GPU else 25),
+               monitor_bank_size=10_000 if ON_GPU else 2_000, monitor_test_size=2_000 if ON_GPU else 1_000)
+
+run_dir = config.runs_dir() / f"05_nnclr_{DATA}_{BACKBONE}"
+snapshot_path = run_dir / f"state_at_step_{EARLY_STEP}.pt"
+config.seed_everything(0)
+method = build_method("nnclr", BACKBONE, data.num_classes, **HPARAMS)
+original_hook = method.after_optimizer_step
+
+
+def after_optimizer_step_with_snapshot(info):
+    original_hook(info)
+    if info.step + 1 == EARLY_STEP:
+        snapshot_path.parent.mkdir(parents=True, exist_ok=True)
+        torch.save({k: v.detach().cpu().clone() for k, v in method.state_dict().items()}, snapshot_path)
+
+
+method.after_optimizer_step = after_optimizer_step_with_snapshot
+train_config = TrainConfig(max_minutes=None if SMOKE else BUDGET_MINUTES, max_steps=STEPS, batch_size=BATCH,
+                           log_every=5 if SMOKE else 10, out_dir=run_dir, resume=True, progress=not SMOKE,
+                           **MONITOR)
+history = fit(method, data, train_config)
+metrics = evaluate_method(method, data)
+print(f"NNCLR: {history.step[-1]} steps in {history.seconds[-1]:.0f} s; linear probe {metrics['test_accuracy']:.3f}, "
+      f"kNN {metrics['knn_accuracy']:.3f}; final NN purity {history.logs['nn_purity'][-1]:.3f} "
+      f"(chance {1 / data.num_classes:.2f})")
+
+# %% [markdown]
+# ### Loss, NN purity and kNN accuracy over training
+# At step 0 the queue holds only random vectors, so every neighbour counts as wrong. Look for NN
+# purity climbing well above chance as the representation starts to group classes: that is the
+# mechanism of NNCLR made visible. The kNN monitor uses all training
+# labels as its bank and measures how well the backbone features separate the classes.
+
+# %%
+figure, axes = plt.subplots(1, 3, figsize=(14, 3.2))
+axes[0].plot(history.step, history.loss)
+axes[0].set(xlabel="step", ylabel="loss", title="NNCLR loss")
+axes[1].plot(history.step, history.logs["nn_purity"], color="tab:red")
+axes[1].axhline(1 / data.num_classes, color="0.6", ls="--", label="chance")
+axes[1].set(xlabel="step", ylabel="fraction", ylim=(0, 1), title="NN purity (monitoring only)")
+axes[1].legend()
+axes[2].plot(history.monitor_step, history.monitor_knn, marker="o", color="tab:green")
+axes[2].set(xlabel="step", ylabel="accuracy", ylim=(0, 1), title="kNN monitor")
+plt.tight_layout()
+plt.show()
+
+# %% [markdown]
+# ### Who are the neighbours? Early vs late
+# Six test images (never in the queue) are the queries. For each, the three nearest queue entries
+# at step `EARLY_STEP` and at the end of training, shown as the training images they came from
+# (the monitoring index buffer makes that possible). ✓ marks a neighbour of the query's class;
+# "random" is a queue row that still holds its initial random vector. Early in training, watch
+# for *hubs*: a few queue entries that are the nearest neighbour of almost every query.
+
+# %%
+K = 3
+query_index = torch.stack([(data.test_labels == c).nonzero()[0, 0] for c in range(6)])
+queries = data.test_images[query_index]
+
+
+@torch.no_grad()
+def queue_neighbours(state, k=K):
+    model = build_method("nnclr", BACKBONE, data.num_classes, **HPARAMS)
+    model.load_state_dict(state)
+    model.to(DEVICE).eval()
+    z = F.normalize(model.project(normalize(queries)), dim=1)
+    top = (z @ model.queue.T).topk(k, dim=1).indices
+    return model.queue_index[top], model.queue_labels[top]
+
+
+def neighbour_panel(index, labels, query_label):
+    gray = torch.full((3, 32, 32), 128, dtype=torch.uint8, device=DEVICE)
+    pictures, titles = [], []
+    for i, label in zip(index.tolist(), labels.tolist()):
+        pictures.append(data.train_images[i] if i >= 0 else gray)
+        mark = "✓" if label == query_label else "✗"
+        titles.append("random" if i < 0 else f"{data.class_names[label][:8]} {mark}")
+    return pictures, titles
+
+
+stages = {}
+if snapshot_path.exists():
+    stages[f"step {EARLY_STEP}"] = torch.load(snapshot_path, map_location=DEVICE, weights_only=True)
+else:
+    print(f"no snapshot at step {EARLY_STEP} (the run was resumed past it); showing the end of training only")
+stages[f"step {history.step[-1]}"] = method.state_dict()
+found = {name: queue_neighbours(state) for name, state in stages.items()}
+
+pictures, titles = [], []
+for row in range(len(queries)):
+    query_label = int(data.test_labels[query_index[row]])
+    pictures.append(queries[row])
+    titles.append(f"query: {data.class_names[query_label][:8]}")
+    for name, (index, labels) in found.items():
+        panel, panel_titles = neighbour_panel(index[row], labels[row], query_label)
+        pictures += panel
+        titles += [f"{name}: {t}" for t in panel_titles]
+image_grid(torch.stack(pictures), nrow=1 + K * len(found), titles=titles, scale=1.5,
+           suptitle="query, then its nearest queue entries: " + " | ".join(found))
+plt.show()
+for name, (index, labels) in found.items():
+    agree = (labels == data.test_labels[query_index].unsqueeze(1)).float().mean()
+    print(f"{name}: {agree:.2f} of these {labels.numel()} neighbours share the query's class; "
+          f"{index.unique().numel()} distinct queue entries among them")
+
+# %% [markdown]
+# ### How many of the queue's entries does a good neighbour need?
+# With the final queue, look up the test queries among only the most recent `entries` rows. The
+# slider changes that number; the plot shows the similarity of the nearest neighbour found and
+# how often it has the query's class. (This varies the look-up, not the training; the sweep below
+# trains with different queue sizes.)
+
+# %%
+with torch.no_grad():
+    method.eval()
+    test_z = F.normalize(extract_features(method.project, data.test_images), dim=1)
+    method.train()
+queue_size = method.queue_size
+recent_first = (method.queue_ptr - 1 - torch.arange(queue_size, device=DEVICE)) % queue_size
+
+
+def show_prefix(entries=queue_size):
+    entries = int(entries)
+    rows = recent_first[:entries]
+    similarity, nearest = (test_z @ method.queue[rows].T).max(dim=1)
+    purity = (method.queue_labels[rows][nearest] == data.test_labels).float().mean()
+    figure, axis = plt.subplots(figsize=(6, 2.8))
+    axis.hist(similarity.cpu().numpy(), bins=40, color="tab:purple")
+    axis.set(xlabel="cosine similarity to the nearest queue entry", ylabel="test images",
+             title=f"{entries} most recent entries: NN purity {purity:.2f}, mean similarity {similarity.mean():.2f}")
+    plt.show()
+
+
+interactive_plot(show_prefix, entries=(8, queue_size, 8, queue_size))
+
+# %% [markdown]
+# ## The queue size, trained
+# A sweep over the queue size with a shorter budget per run. A tiny queue offers few candidates,
+# so the nearest one is often a poor match; a huge queue holds embeddings computed by a network
+# that has changed since (they are stale) and takes longer to fill with real entries.
+
+# %%
+SWEEP_MINUTES = 1.0 if DEVICE.type == "cuda" else 2.5
+QUEUE_SIZES = (32, 256) if SMOKE else (256, 1024, 4096, 16384)
+sweep = {}
+for size in QUEUE_SIZES:
+    config.seed_everything(0)
+    run = build_method("nnclr", BACKBONE, data.num_classes, **{**HPARAMS, "queue_size": size})
+    sweep_config = TrainConfig(max_minutes=None if SMOKE else SWEEP_MINUTES, max_steps=12 if SMOKE else None,
+                               batch_size=BATCH, monitor_every=0, progress=not SMOKE, resume=True,
+                               out_dir=config.runs_dir() / f"05_nnclr_queue{size}_{DATA}_{BACKBONE}")
+    run_history = fit(run, data, sweep_config)
+    run_metrics = evaluate_method(run, data, knn_bank_size=10_000)
+    sweep[size] = dict(purity=run_history.logs["nn_purity"][-1], knn=run_metrics["knn_accuracy"],
+                       probe=run_metrics["linear_probe_accuracy"], steps=run_history.step[-1])
+    print(f"queue {size:>6}: {sweep[size]['steps']} steps, final NN purity {sweep[size]['purity']:.3f}, "
+          f"kNN {sweep[size]['knn']:.3f}, linear probe {sweep[size]['probe']:.3f}")
+
+figure, axis = plt.subplots(figsize=(6, 3))
+for key, colour in (("purity", "tab:red"), ("knn", "tab:green"), ("probe", "tab:blue")):
+    axis.plot(QUEUE_SIZES, [sweep[s][key] for s in QUEUE_SIZES], marker="o", color=colour, label=key)
+axis.set(xscale="log", xlabel="queue size", ylim=(0, 1), title="queue size sweep (same budget per run)")
+axis.legend()
+plt.show()
+best_size = max(QUEUE_SIZES, key=lambda s: sweep[s]["knn"])
+print(f"largest kNN accuracy in this sweep: queue {best_size} ({sweep[best_size]['knn']:.3f})")
+
+# %% [markdown]
+# ## Compared with the supervised baseline, and the embedding
+# The cross-entropy baseline of notebook 00 on the same `NUM_LABELS` labels and the same
+# backbone, with NNCLR's main-run budget. NNCLR's test accuracy is a linear probe on those same
+# labelled images.
+
+# %%
+baseline_dir = config.runs_dir() / f"05_supervised_{DATA}_{NUM_LABELS}_{BACKBONE}"
+baseline = run_experiment(Experiment(method="supervised", data=DATA, labels=NUM_LABELS, backbone=BACKBONE,
+                                     minutes=None if SMOKE else BUDGET_MINUTES, steps=20 if SMOKE else None,
+                                     batch_size=32 if SMOKE else None, progress=not SMOKE, **SUBSET),
+                          baseline_dir, resume=True)
+print(f"NNCLR linear probe {metrics['test_accuracy']:.3f} vs supervised baseline {baseline['test_accuracy']:.3f} "
+      f"({NUM_LABELS} labels): difference {metrics['test_accuracy'] - baseline['test_accuracy']:+.3f}")
+
+supervised = build_method("supervised", BACKBONE, data.num_classes)
+supervised.load_state_dict(load_checkpoint(baseline_dir / "checkpoint.pt", map_location=DEVICE)["method"])
+supervised.to(DEVICE).eval()
+method.eval()
+figure, axes = plt.subplots(1, 2, figsize=(11, 5))
+for axis, (name, model, accuracy) in zip(axes, [("NNCLR", method, metrics["test_accuracy"]),
+                                                ("supervised", supervised, baseline["test_accuracy"])]):
+    plot_tsne(extract_features(model.embed, data.test_images), data.test_labels, data.class_names, axis=axis,
+              max_points=500 if SMOKE else 2000, legend=name == "NNCLR", title=f"{name} (test acc {accuracy:.2f})")
+plt.tight_layout()
+plt.show()
+
+# %% [markdown]
+# ## Take-aways
+# - NNCLR is SimCLR-style contrast whose positive is a *different* image: the nearest neighbour of
+#   one view in a queue of past embeddings. Its quality rises with training, and the NN purity
+#   curve shows it directly.
+# - The queue is state: it must be a buffer so that a checkpoint holds it and a resumed run looks
+#   up the same neighbours (the course's method keeps queue, pointer and the monitoring buffers as
+#   registered buffers).
+# - The queue size trades the chance of finding a close neighbour against staleness; the sweep
+#   above shows how it played out in this budget.
+#
+# **Pitfalls and conventions**
+# - Enqueue *after* the look-up, and only one view (solo-learn enqueues view 1), or each view
+#   finds itself.
+# - The neighbours are targets: no gradient flows through the arg max. Gradients reach the
+#   network through the predictions $p$, and the queue is a detached buffer.
+# - solo-learn's loss is `cross_entropy(nn @ p.T / τ, arange(N))` per direction, averaged over the
+#   two directions, as here. Code bases differ in such details (how they symmetrise, whether there
+#   is a predictor, LARS vs SGD), so compare loss values only within one of them.
+# - The labels used for NN purity are hidden labels: logging them is fine, training on them would
+#   turn NNCLR into a supervised method.
+
+# %% [markdown]
+# ## Exercises
+# **1. The look-up.** Write `my_nearest_neighbours(z, queue)`: for each row of `z` the queue row
+# with the largest *cosine* similarity, returned L2-normalised (shape `[N, D]`).
+
+# %%
+from ssl_course.exercises import check_nnclr_lookup
+
+
+def my_nearest_neighbours(z, queue):
+    # YOUR CODE: normalise both, similarities [N, Q], arg max per row, gather the normalised rows
+    raise NotImplementedError("finish my_nearest_neighbours")
+
+
+check_nnclr_lookup(my_nearest_neighbours)
+
+# %% [markdown]
+# **2. Enqueue first.** Take one training batch, call `update_queue` with view 1 *before* the
+# look-up, and compute `nearest_neighbours(z1, queue)`. Compare it with `F.normalize(z1, dim=1)`.
+# What does the loss turn into, and why does the correct order matter?
+#
+# **3. Purity is not accuracy.** A queue row from the same class as the query counts as "pure".
+# Why can NN purity be high while the linear probe is still poor, and the other way round? Look at
+# the gallery above for a hint.
+#
+# Solution of 1: `notebooks/solutions/contrastive_solutions.py` (`nearest_neighbours`).
+
+# %% [markdown]
+# ## References
+# - D. Dwibedi, Y. Aytar, J. Tompson, P. Sermanet and A. Zisserman, *With a Little Help from My
+#   Friends: Nearest-Neighbor Contrastive Learning of Visual Representations*, ICCV 2021.
+# - V. G. T. da Costa, E. Fini, M. Nabi, N. Sebe and E. Ricci, *solo-learn: A Library of
+#   Self-supervised Methods for Visual Representation Learning*, JMLR 2022.
+#   Code: github.com/vturrisi/solo-learn (`solo/methods/nnclr.py`, `solo/losses/nnclr.py`).
+# - K. He, H. Fan, Y. Wu, S. Xie and R. Girshick, *Momentum Contrast for Unsupervised Visual
+#   Representation Learning*, CVPR 2020 (the queue).

@@ -1,0 +1,540 @@
+# %% [markdown]
+# # 07 · FeatMatch: augmenting features with class prototypes
+#
+# **What you will learn**
+# - how FeatMatch summarises each class by a few **prototypes**: per-class k-means centroids of
+#   the features of labelled images and of confidently pseudo-labelled unlabelled images;
+# - how an attention module refines every feature with the prototypes it resembles, and how to
+#   read those attention weights (a heatmap and a widget to inspect one image);
+# - the FeatMatch loss: MixUp-ed weak/strong consistency on *refined* and on *raw* features with
+#   sharpened pseudo-labels, written with loops and checked against `ssl_course.losses`;
+# - whether refined features separate the classes better than raw ones, and how FeatMatch
+#   compares with the supervised baseline under the same budget (accuracy, per class, t-SNE).
+#
+# **Time budget**: about 25 minutes on a laptop GPU (two trainings of `BUDGET_MINUTES = 10`:
+# FeatMatch and the baseline); about 45 to 60 minutes on a CPU (two 20-minute trainings that get
+# far fewer steps, so expect much lower accuracies, plus slower evaluation). Lower
+# `BUDGET_MINUTES` to go faster.
+#
+# **Prerequisites**: `00_setup_and_data` (data, weak and strong augmentations, the baseline) and
+# `06_paws` (sharpening, soft targets, a classifier built from labelled examples).
+
+# %% [markdown]
+# ## Set-up
+
+# %%
+import json
+import math
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ssl_course import config
+from ssl_course.data import cifar10_available, make_bundle
+from ssl_course.evaluate import classifier_accuracy, extract_features, knn_accuracy, per_class_accuracy
+from ssl_course.experiment import Experiment, run_experiment
+from ssl_course.exercises import check_attention_weights, check_featmatch_pseudo_labels, check_kmeans_step
+from ssl_course.losses import (PrototypeAttention, consistency_ramp, extract_prototypes, featmatch_loss,
+                               featmatch_pseudo_labels, soft_cross_entropy)
+from ssl_course.methods import build_method
+from ssl_course.train import load_checkpoint
+from ssl_course.viz import image_grid, interactive_plot, plot_history, plot_per_class_accuracy, plot_tsne
+
+SMOKE = config.smoke()
+DEVICE = config.pick_device()
+config.seed_everything(0)
+print(f"device: {DEVICE}; smoke mode: {SMOKE}")
+
+# %% [markdown]
+# ## Intuition: prototypes, and features pulled towards them
+# Below, three classes of 2-D "features", each class made of two separate clumps (a class of
+# images is rarely one round blob: think of cars seen from the front and from the side).
+# Per-class k-means with two centroids per class finds one **prototype** (star) per clump. A
+# hand-made version of FeatMatch's refinement then moves every feature towards a mix of the
+# prototypes it resembles, weighted by a softmax of dot products (the arrows): half the
+# feature plus half of that prototype mix. Most arrows point towards a prototype of the
+# feature's own class, but a fixed dot product can also pull a feature towards a neighbouring
+# class. FeatMatch therefore *learns* which similarities to use and how much to move, with an
+# attention module trained by the loss below. The printed margin measures how much closer a
+# feature is to its own class's nearest prototype than to any other class's.
+
+# %%
+toy_gen = torch.Generator().manual_seed(0)
+clump_centres = torch.tensor([[2.0, 0.4], [0.9, 2.0], [-1.9, 0.9], [-0.6, 2.1], [-0.4, -2.1], [1.6, -1.5]])
+toy_features = torch.cat([centre + 0.35 * torch.randn(40, 2, generator=toy_gen) for centre in clump_centres])
+toy_classes = torch.arange(3).repeat_interleave(80)
+toy_prototypes, toy_prototype_classes = extract_prototypes(toy_features, toy_classes, 3, 2,
+                                                           generator=torch.Generator().manual_seed(0))
+toy_weights = torch.softmax(toy_features @ toy_prototypes.T / 0.5, dim=1)          # [N, 6]
+toy_refined = 0.5 * toy_features + 0.5 * toy_weights @ toy_prototypes
+colours = np.array(plt.cm.tab10.colors)
+figure, axis = plt.subplots(figsize=(5, 5))
+for c in range(3):
+    chosen = toy_classes == c
+    axis.scatter(*toy_features[chosen].T, s=10, color=colours[c], label=f"class {c}")
+    axis.scatter(*toy_prototypes[toy_prototype_classes == c].T, marker="*", s=400, color=colours[c], edgecolor="black")
+for start, end in zip(toy_features[::4], toy_refined[::4]):
+    axis.annotate("", xy=end.tolist(), xytext=start.tolist(), arrowprops=dict(arrowstyle="->", color="gray", lw=0.7))
+axis.set(title="per-class k-means prototypes (stars); arrows: feature → refined", aspect="equal")
+axis.legend(fontsize=8)
+plt.show()
+
+
+def prototype_margin(points):
+    distance = torch.cdist(points, toy_prototypes)
+    own = toy_prototype_classes[None, :] == toy_classes[:, None]
+    nearest_other = distance.masked_fill(own, float("inf")).min(1).values
+    nearest_own = distance.masked_fill(~own, float("inf")).min(1).values
+    return (nearest_other - nearest_own).mean()
+
+
+print(f"mean margin (distance to nearest other-class prototype minus nearest own-class one): "
+      f"raw {prototype_margin(toy_features):.3f}, refined {prototype_margin(toy_refined):.3f}")
+
+# %% [markdown]
+# ## The formulas
+# **Prototypes.** For every class $c$, the features $X_c$ of its labelled images (and of unlabelled
+# images whose pseudo-label is $c$ with confidence above a threshold) are clustered by k-means
+# into $p$ centroids, minimising $\sum_{x \in X_c} \min_{j} \lVert x - \mu_{c,j} \rVert^2$. The
+# $P = Cp$ centroids, stacked, are the prototypes $\mathbf{P} \in \mathbb{R}^{P \times D}$; they are
+# recomputed now and then (every epoch here), not learned by gradient descent.
+#
+# **Attention over prototypes** (`AugF`). For a backbone feature $f \in \mathbb{R}^D$ and each of
+# $H$ heads $h$ with head size $d = D / H$, a linear map $\phi^h_e$ embeds the feature and the
+# prototypes in the same space:
+#
+# $$w^h = \operatorname{softmax}\!\Big(\frac{\phi^h_e(f)\, \phi^h_e(\mathbf{P})^{\top}}{\sqrt d}\Big) \in \Delta^{P},
+# \qquad a^h = \operatorname{ReLU}\Big(\phi^h_a\big([\,w^h \phi^h_e(\mathbf{P})\,;\ \phi^h_e(f)\,]\big)\Big),$$
+#
+# $$g = \operatorname{ReLU}\big(f + \phi_r([a^1; \dots; a^H])\big).$$
+#
+# $w^h_j$ is how much head $h$ of the feature looks at prototype $j$; $a^h$ fuses the attended
+# prototype summary with the feature's own embedding; $\phi_r$ maps the heads back to $D$ and the
+# result is added to $f$ (a residual, so $g$ starts close to $f$).
+#
+# **Loss.** One linear classifier $\operatorname{Clf}$ reads both $g$ and $f$. With the weak view
+# $u^w$ and the strong view $u^s$ of an unlabelled image, the pseudo-label is the sharpened
+# refined prediction of the weak view ($T = 0.75$, no gradient),
+# $\hat p = \operatorname{Sharpen}\big(\operatorname{softmax}(\operatorname{Clf}(g(u^w))), T\big)$, and
+#
+# $$\mathcal{L} = \underbrace{H\big(y, \operatorname{Clf}(g(x^s))\big)}_{\mathcal{L}_{\text{clf}}}
+# + \lambda_g(t)\,\underbrace{H\big(\hat p, \operatorname{Clf}(g(u^s))\big)}_{\mathcal{L}_{\text{con-g}}}
+# + \lambda_f(t)\,\underbrace{H\big(\hat p, \operatorname{Clf}(f(u^s))\big)}_{\mathcal{L}_{\text{con-f}}},$$
+#
+# with $H(q, z) = -\sum_k q_k \log \operatorname{softmax}(z)_k$ averaged over the batch, labelled
+# strong views $x^s$ with labels $y$, and weights ramped linearly from 0 to $\lambda_g = 0.5$ and
+# $\lambda_f = 2$. In the official code, and here, labelled and unlabelled strong views and
+# their (pseudo-)labels are first mixed with MixUp, $\lambda' = \max(\lambda, 1-\lambda)$,
+# $\lambda \sim \operatorname{Beta}(0.75, 0.75)$.
+
+# %% [markdown]
+# ## The formulas with loops, then checked against the library
+# First the attention module, one sample, one head and one prototype at a time (float64, a
+# module with random weights).
+
+# %%
+def linear_loop(layer, vector):
+    """y_j = sum_c W[j, c] x_c + b_j with Python floats."""
+    weight, bias = layer.weight.detach(), layer.bias.detach()
+    return [sum(float(weight[j, c]) * vector[c] for c in range(len(vector))) + float(bias[j])
+            for j in range(weight.shape[0])]
+
+
+def attention_loop(module, features, prototypes):
+    """Refined features [N][D] and attention weights [N][H][P] of PrototypeAttention, with loops."""
+    d = module.head_dim
+    refined, weights = [], []
+    for f in features.tolist():
+        heads, weights_of_f = [], []
+        for h in range(module.num_heads):
+            e_f = linear_loop(module.embed_heads[h], f)
+            e_p = [linear_loop(module.embed_heads[h], p) for p in prototypes.tolist()]
+            scores = [sum(a * b for a, b in zip(e_f, e_j)) / math.sqrt(d) for e_j in e_p]
+            exps = [math.exp(s - max(scores)) for s in scores]
+            w = [v / sum(exps) for v in exps]
+            attended = [sum(w[j] * e_p[j][i] for j in range(len(e_p))) for i in range(d)]
+            heads += [max(0.0, v) for v in linear_loop(module.combine_heads[h], attended + e_f)]
+            weights_of_f.append(w)
+        residual = linear_loop(module.residual_projection, heads)
+        refined.append([max(0.0, a + b) for a, b in zip(f, residual)])
+        weights.append(weights_of_f)
+    return torch.tensor(refined, dtype=torch.float64), torch.tensor(weights, dtype=torch.float64)
+
+
+torch.manual_seed(0)
+module = PrototypeAttention(feature_dim=8, num_heads=2).double()
+features = torch.randn(3, 8, dtype=torch.float64)
+prototypes = torch.randn(4, 8, dtype=torch.float64)
+refined_library, weights_library = module(features, prototypes)
+refined_looped, weights_looped = attention_loop(module, features, prototypes)
+torch.testing.assert_close(refined_library, refined_looped)
+torch.testing.assert_close(weights_library, weights_looped)
+print(f"attention weights [N, heads, P] = {list(weights_library.shape)}, "
+      f"rows sum to {weights_library.sum(-1).flatten().tolist()}")
+
+# %% [markdown]
+# Then k-means, the pseudo-labels and the total loss. The library runs k-means++ seeding and
+# batched Lloyd iterations for all classes at once; a converged result must be a **fixed point**
+# of one literal Lloyd step (assign every point to its nearest centroid, move every centroid to
+# the mean of its points), class by class.
+
+# %%
+def lloyd_step_loop(points, centroids):
+    assignment = [min(range(len(centroids)), key=lambda j: sum((a - b) ** 2 for a, b in zip(x, centroids[j])))
+                  for x in points]
+    return [[sum(points[i][k] for i in range(len(points)) if assignment[i] == j) / assignment.count(j)
+             if assignment.count(j) else centroids[j][k] for k in range(len(centroids[j]))]
+            for j in range(len(centroids))]
+
+
+gen = torch.Generator().manual_seed(1)
+clump_means = 4 * torch.randn(6, 3, generator=gen, dtype=torch.float64)
+points = torch.cat([mean + torch.randn(30, 3, generator=gen, dtype=torch.float64) for mean in clump_means])
+point_classes = torch.arange(3).repeat_interleave(60)
+library_prototypes, library_labels = extract_prototypes(points, point_classes, num_classes=3, prototypes_per_class=2,
+                                                        iters=50, generator=torch.Generator().manual_seed(0))
+for c in range(3):
+    mine = library_prototypes[library_labels == c]
+    stepped = torch.tensor(lloyd_step_loop(points[point_classes == c].tolist(), mine.tolist()), dtype=torch.float64)
+    torch.testing.assert_close(stepped, mine)
+
+logits_weak = torch.randn(5, 4, generator=gen, dtype=torch.float64)
+pseudo_looped = []
+for row in logits_weak.tolist():
+    probabilities = [math.exp(v) / sum(math.exp(u) for u in row) for v in row]
+    powered = [p ** (1 / 0.75) for p in probabilities]
+    pseudo_looped.append([v / sum(powered) for v in powered])
+pseudo = featmatch_pseudo_labels(logits_weak, T=0.75)
+torch.testing.assert_close(pseudo, torch.tensor(pseudo_looped, dtype=torch.float64))
+
+
+def soft_ce_loop(logits, targets):
+    total = 0.0
+    for z, q in zip(logits.tolist(), targets.tolist()):
+        log_normaliser = math.log(sum(math.exp(v) for v in z))
+        total += -sum(q_k * (z_k - log_normaliser) for q_k, z_k in zip(q, z))
+    return total / len(logits)
+
+
+logits_g, logits_f = torch.randn(2, 5, 4, generator=gen, dtype=torch.float64)
+labelled_logits = torch.randn(3, 4, generator=gen, dtype=torch.float64)
+one_hot = F.one_hot(torch.tensor([0, 2, 1]), 4).double()
+lambda_g, lambda_f = consistency_ramp(300, 1000, 0.5, "linear"), consistency_ramp(300, 1000, 2.0, "linear")
+looped_total = (soft_ce_loop(labelled_logits, one_hot) + lambda_g * soft_ce_loop(logits_g, pseudo)
+                + lambda_f * soft_ce_loop(logits_f, pseudo))
+library_total = featmatch_loss(soft_cross_entropy(labelled_logits, one_hot), soft_cross_entropy(logits_g, pseudo),
+                               soft_cross_entropy(logits_f, pseudo), lambda_g, lambda_f)
+torch.testing.assert_close(library_total, torch.tensor(looped_total, dtype=torch.float64))
+print(f"loops == library: prototypes are a Lloyd fixed point; pseudo-labels match; loss {looped_total:.5f} "
+      f"(ramp weights at 30 % of the ramp: λ_g = {lambda_g:.2f}, λ_f = {lambda_f:.2f})")
+
+# %% [markdown]
+# The consistency weights start at 0 and grow: early pseudo-labels are mostly wrong, and a
+# strong weight would teach the network its own mistakes. The official code uses a linear ramp
+# (the sigmoid-shaped ramp of Mean Teacher is commented out there).
+
+# %%
+progress = np.linspace(0, 1, 200)
+figure, axis = plt.subplots(figsize=(5, 2.8))
+for schedule in ("linear", "sigmoid"):
+    axis.plot(progress, [consistency_ramp(p, 0.4, 1.0, schedule) for p in progress], label=schedule)
+axis.set(xlabel="fraction of training", ylabel="weight / final weight", title="consistency ramp over the first 40 %")
+axis.legend()
+plt.show()
+
+# %% [markdown]
+# ## Training FeatMatch on CIFAR-10 with few labels
+# `ssl_course.methods.featmatch` follows `GT-RIPL/FeatMatch` (`train/featmatch.py`):
+#
+# | | official CIFAR-10 | here |
+# |---|---|---|
+# | phase 1 | 3000 iterations without attention | the first epoch (no prototypes yet) |
+# | prototypes | refreshed every 500 iterations; 20 per class (half from labelled, half from confident unlabelled features, class means included) | refreshed every epoch; `prototypes_per_class = 10`, half and half, no class mean |
+# | first prototypes | labelled features only | labelled features only |
+# | views per image | 1 flip-and-crop + 8 RandAugment | 1 weak + 1 strong (RandAugment + Cutout) |
+# | loss | MixUp, soft cross-entropy, `mix = 0.5`, `graph = 2.0`, linear ramp over 75k of 183k iterations | the same, ramp over the first 40 % |
+# | evaluation | classifier on refined features | the same (`predict`); raw-feature classifier shown below |
+#
+# The baseline trains with cross-entropy on the same labels for the same wall-clock budget. Runs
+# are saved under `runs/`, so running the cell again reloads them.
+
+# %%
+DATA = "cifar10" if cifar10_available() else "synthetic"
+NUM_LABELS = 100 if SMOKE else 250
+SUBSET = dict(train_subset=2000, test_subset=500) if SMOKE else {}
+BACKBONE = "tiny" if SMOKE else "small"
+BUDGET_MINUTES = 10.0 if DEVICE.type == "cuda" else 20.0   # per method; raise it for better numbers
+data = make_bundle(DATA, num_labels=NUM_LABELS, seed=0, device=DEVICE, **SUBSET)
+print(data)
+
+METHODS = {"featmatch": {}, "supervised": {}}
+results, run_dirs = {}, {}
+for name, hparams in METHODS.items():
+    # smoke: 2000 images / batch 64 = 31 steps per epoch, so 40 steps include one prototype refresh
+    experiment = Experiment(method=name, data=DATA, labels=NUM_LABELS, backbone=BACKBONE, hparams=hparams,
+                            minutes=None if SMOKE else BUDGET_MINUTES, steps=40 if SMOKE else None,
+                            batch_size=64 if SMOKE else None, progress=not SMOKE, **SUBSET)
+    run_dirs[name] = config.runs_dir() / f"07_{name}_{DATA}_{NUM_LABELS}_{BACKBONE}"
+    results[name] = run_experiment(experiment, run_dirs[name], resume=True)
+    print(f"{name:>10}: test accuracy {results[name]['test_accuracy']:.3f}, kNN {results[name]['knn_accuracy']:.3f}, "
+          f"{results[name]['steps']} steps in {results[name]['wall_time_seconds']:.0f} s")
+
+# %%
+for name in METHODS:
+    plot_history(json.loads((run_dirs[name] / "history.json").read_text()), title=name)
+plt.show()
+featmatch_logs = json.loads((run_dirs["featmatch"] / "history.json").read_text())["logs"]
+figure, axis = plt.subplots(figsize=(6, 3))
+for key in ("clf", "con_g", "con_f", "ramp", "attention", "pseudo_acc"):
+    axis.plot(featmatch_logs[key], label=key)
+axis.set(xlabel="log point", title="FeatMatch: loss terms, ramp, attention on/off, pseudo-label accuracy")
+axis.legend(fontsize=8, ncol=2)
+plt.show()
+
+# %% [markdown]
+# `attention` switches from 0 to 1 at the first epoch end, when the first prototypes exist;
+# `con_f` is zero before that. `pseudo_acc` compares the arg-max of the pseudo-labels with the
+# hidden labels (logged for you, never trained on).
+
+# %%
+def load_trained(name: str):
+    method = build_method(name, BACKBONE, data.num_classes, **METHODS[name])
+    method.load_state_dict(load_checkpoint(run_dirs[name] / "checkpoint.pt", map_location=DEVICE)["method"])
+    return method.to(DEVICE).eval()
+
+
+featmatch, baseline = load_trained("featmatch"), load_trained("supervised")
+print(f"prototypes: {tuple(featmatch.prototypes.shape)}, ready: {featmatch.attention_active}, "
+      f"{int(featmatch.prototype_from_labeled.sum())} from labelled features, "
+      f"{int((~featmatch.prototype_from_labeled).sum())} from unlabelled ones")
+
+# %% [markdown]
+# ## The prototypes, as images
+# A prototype is a mean of features, not an image. To see what it stands for, find the training
+# image whose (raw) feature is closest to it in cosine similarity. One row per class, one column
+# per prototype; `L` marks prototypes clustered from labelled features, `U` from pseudo-labelled
+# unlabelled ones.
+
+# %%
+bank_index = torch.arange(data.train_images.shape[0], device=DEVICE)[: 10_000]
+bank_raw = extract_features(featmatch.embed, data.train_images[bank_index])
+nearest = (F.normalize(featmatch.prototypes, dim=1) @ F.normalize(bank_raw, dim=1).T).argmax(1)
+per_class = featmatch.prototypes_per_class
+titles = [f"{'L' if labelled else 'U'}: {data.class_names[int(c)][:8]}"
+          for labelled, c in zip(featmatch.prototype_from_labeled.tolist(), featmatch.prototype_labels.tolist())]
+image_grid(data.train_images[bank_index[nearest]], nrow=per_class, titles=titles, scale=1.0,
+           suptitle="nearest training image of every prototype (row = class)")
+plt.show()
+agree = (data.train_labels[bank_index[nearest]] == featmatch.prototype_labels).float().mean()
+print(f"the nearest image has the prototype's class for {agree:.0%} of the prototypes")
+
+# %% [markdown]
+# ## Which prototypes does an image attend to?
+# Rows: test images, a few per class, grouped by class; columns: the prototypes, grouped by
+# class; colour: attention weight averaged over the heads. A trained model puts most of the
+# weight on the diagonal blocks (prototypes of the image's own class). Every row sums to 1.
+
+# %%
+PER_CLASS_SHOWN = 4
+shown = torch.cat([torch.nonzero(data.test_labels == c)[:PER_CLASS_SHOWN, 0] for c in range(data.num_classes)])
+with torch.no_grad():
+    raw_shown, refined_shown, attention_shown = extract_features(
+        lambda x: torch.cat([t.flatten(1) for t in featmatch.attend(x)], dim=1), data.test_images[shown]
+    ).split([featmatch.prototypes.shape[1], featmatch.prototypes.shape[1],
+             featmatch.num_heads * featmatch.prototypes.shape[0]], dim=1)
+attention_shown = attention_shown.view(len(shown), featmatch.num_heads, -1)
+heatmap = attention_shown.mean(1).cpu()
+torch.testing.assert_close(heatmap.sum(1), torch.ones(len(shown)))
+figure, axis = plt.subplots(figsize=(9, 6))
+image = axis.imshow(heatmap, aspect="auto", cmap="viridis")
+for boundary in range(1, data.num_classes):
+    axis.axhline(boundary * PER_CLASS_SHOWN - 0.5, color="white", linewidth=0.5)
+    axis.axvline(boundary * per_class - 0.5, color="white", linewidth=0.5)
+axis.set_yticks(np.arange(data.num_classes) * PER_CLASS_SHOWN + PER_CLASS_SHOWN / 2 - 0.5)
+axis.set_yticklabels(data.class_names, fontsize=7)
+axis.set_xticks(np.arange(data.num_classes) * per_class + per_class / 2 - 0.5)
+axis.set_xticklabels(data.class_names, rotation=45, ha="right", fontsize=7)
+axis.set(xlabel="prototypes (grouped by class)", ylabel="test images (grouped by class)",
+         title="attention over prototypes (mean over heads)")
+figure.colorbar(image)
+plt.show()
+prototype_classes = featmatch.prototype_labels.cpu()
+own_mass = (heatmap * (prototype_classes[None, :] == data.test_labels[shown].cpu()[:, None])).sum(1)
+print(f"attention on prototypes of the image's own class: {own_mass.mean():.3f} on average "
+      f"(uniform attention would give {1 / data.num_classes:.3f})")
+
+# %% [markdown]
+# Pick one of those images with the slider: its picture, its attention over the prototypes
+# (coloured by the prototype's class) and the class probabilities from raw and refined features.
+
+# %%
+def show_attention(image_index):
+    index = int(image_index)
+    with torch.no_grad():
+        probs_raw = featmatch.classifier(raw_shown[index:index + 1]).softmax(1)[0].cpu()
+        probs_refined = featmatch.classifier(refined_shown[index:index + 1]).softmax(1)[0].cpu()
+    figure, axes = plt.subplots(1, 3, figsize=(13, 3), gridspec_kw={"width_ratios": [1, 3, 2]})
+    axes[0].imshow(data.test_images[shown[index]].permute(1, 2, 0).cpu().numpy(), interpolation="nearest")
+    axes[0].set(title=f"test image {index}: {data.class_names[int(data.test_labels[shown[index]])]}")
+    axes[0].axis("off")
+    axes[1].bar(np.arange(heatmap.shape[1]), heatmap[index].numpy(), color=colours[prototype_classes.numpy() % 10])
+    axes[1].set(xlabel="prototype (colour = its class)", ylabel="attention", title="attention over prototypes")
+    x = np.arange(data.num_classes)
+    axes[2].bar(x - 0.2, probs_raw.numpy(), width=0.4, label="raw f")
+    axes[2].bar(x + 0.2, probs_refined.numpy(), width=0.4, label="refined g")
+    axes[2].set(xticks=x, ylim=(0, 1), title="classifier probabilities")
+    axes[2].set_xticklabels(data.class_names, rotation=45, ha="right", fontsize=7)
+    axes[2].legend(fontsize=8)
+    plt.tight_layout()
+    plt.show()
+
+
+interactive_plot(show_attention, image_index=(0, len(shown) - 1, 1, 0))
+
+# %% [markdown]
+# ## Refined versus raw features
+# Does the refinement help? Three measurements on the same trained model: the classifier's test
+# accuracy on raw features $f$ versus refined features $g$; a weighted kNN on each kind of
+# feature (bank: training images); and a class-separation ratio (mean cosine similarity to
+# features of the same class divided by that to features of other classes, on test images;
+# higher is better separated).
+
+# %%
+def refined_features(images):
+    return extract_features(lambda x: featmatch.attend(x)[1], images)
+
+
+def separation(features, labels):
+    normalised = F.normalize(features, dim=1)
+    similarity = normalised @ normalised.T
+    same = labels[:, None] == labels[None, :]
+    off_diagonal = ~torch.eye(len(labels), dtype=torch.bool, device=labels.device)
+    return (similarity[same & off_diagonal].mean() / similarity[~same].mean().clamp_min(1e-6)).item()
+
+
+test_subset = torch.arange(data.test_images.shape[0], device=DEVICE)[: 2000]
+test_raw = extract_features(featmatch.embed, data.test_images[test_subset])
+test_refined = refined_features(data.test_images[test_subset])
+bank_refined = refined_features(data.train_images[bank_index])
+test_labels = data.test_labels[test_subset]
+comparison = {
+    "classifier accuracy": (classifier_accuracy(featmatch.predict_raw, data.test_images, data.test_labels),
+                            classifier_accuracy(featmatch.predict, data.test_images, data.test_labels)),
+    "kNN accuracy": (knn_accuracy(bank_raw, data.train_labels[bank_index], test_raw, test_labels, data.num_classes),
+                     knn_accuracy(bank_refined, data.train_labels[bank_index], test_refined, test_labels,
+                                  data.num_classes)),
+    "class separation": (separation(test_raw, test_labels), separation(test_refined, test_labels)),
+}
+for measure, (raw_value, refined_value) in comparison.items():
+    print(f"{measure:>20}: raw f {raw_value:.3f}   refined g {refined_value:.3f}   ({refined_value - raw_value:+.3f})")
+
+# %% [markdown]
+# ## FeatMatch against the baseline
+# The same budget, labels and backbone. FeatMatch's test accuracy is its classifier on refined
+# features (what the official code evaluates).
+
+# %%
+predictions = {
+    "featmatch": extract_features(featmatch.predict, data.test_images).argmax(1),
+    "supervised": extract_features(baseline.predict, data.test_images).argmax(1),
+}
+accuracy = {name: per_class_accuracy(predictions[name], data.test_labels, data.num_classes) for name in METHODS}
+axis = None
+for name, label in (("featmatch", "FeatMatch (refined)"), ("supervised", "supervised baseline")):
+    axis = plot_per_class_accuracy(accuracy[name], data.class_names, label=label, axis=axis)
+axis.set_title(f"per-class test accuracy, {NUM_LABELS} labels, same budget")
+plt.show()
+gap = accuracy["featmatch"] - accuracy["supervised"]
+print(f"mean test accuracy: FeatMatch {accuracy['featmatch'].mean():.3f}, baseline {accuracy['supervised'].mean():.3f} "
+      f"(difference {gap.mean():+.3f}); FeatMatch better on {int((gap > 0).sum())} of {data.num_classes} classes")
+print(f"steps in the budget: FeatMatch {results['featmatch']['steps']}, baseline {results['supervised']['steps']}")
+
+# %%
+figure, axes = plt.subplots(1, 3, figsize=(16, 5))
+panels = [("supervised: raw features", extract_features(baseline.embed, data.test_images[test_subset])),
+          ("FeatMatch: raw features f", test_raw), ("FeatMatch: refined features g", test_refined)]
+for axis, (title, features) in zip(axes, panels):
+    plot_tsne(features, test_labels, data.class_names, axis=axis, max_points=500 if SMOKE else 2000,
+              legend=axis is axes[0], title=title)
+plt.tight_layout()
+plt.show()
+
+# %% [markdown]
+# ## Take-aways and pitfalls
+# - FeatMatch adds a *feature-level* augmentation to image-level ones: the attention module
+#   rewrites a feature using class prototypes, and the consistency loss asks both the refined
+#   and the raw prediction of a strong view to match the pseudo-label of the weak view.
+# - Prototypes are **not parameters**: they are k-means centroids recomputed from stored
+#   features, so they lag behind the network by up to one refresh interval, and they must be
+#   saved with the model (here they are registered buffers, so checkpoints capture them).
+# - The first prototypes come from labelled features only; pseudo-labelled features join once
+#   the model has been trained with attention for a while, and only when every class has enough
+#   confident ones. With very few labels per class, a class's "prototypes" are its labelled
+#   images themselves.
+# - Which prediction you report matters: the official code evaluates the classifier on refined
+#   features (which needs the prototypes at test time); the raw-feature classifier is compared
+#   above. Conventions that differ between paper and code: the paper's loss has three terms, the
+#   code applies MixUp to all of them and multiplies both consistency weights by one linear ramp;
+#   the official configs call the weights `mix` (refined) and `graph` (raw).
+# - Pitfalls: a class with no confident pseudo-labels makes per-class k-means impossible (the
+#   method then falls back to labelled features); attention weights always sum to one, so an
+#   image must attend *somewhere* even when no prototype resembles it.
+
+# %% [markdown]
+# ## Exercises
+# Each checker runs your function and a reference on six random inputs and prints ✓ or the first
+# input where they differ, with a hint; the stubs raise `NotImplementedError` until you fill them
+# in. Solutions: `notebooks/solutions/featmatch_solutions.py`.
+#
+# **Exercise 1.** FeatMatch's pseudo-labels: `my_pseudo_labels(logits, T)` returns the sharpened
+# softmax of `logits` (`[N, C]`), without gradient. Then show on paper that
+# $\operatorname{Sharpen}(\operatorname{softmax}(z), T) = \operatorname{softmax}(z / T)$: sharpening a
+# softmax is the same as lowering its temperature.
+
+# %%
+def my_pseudo_labels(logits, T):
+    # TODO: softmax over classes, raise to 1/T, renormalise; wrap in torch.no_grad().
+    raise NotImplementedError
+
+
+check_featmatch_pseudo_labels(my_pseudo_labels)
+
+# %% [markdown]
+# **Exercise 2.** One head's attention weights: `my_attention_weights(feature_embeddings,
+# prototype_embeddings)` maps `[N, d]` and `[P, d]` to `[N, P]` with the scaled dot-product
+# softmax of the formula above.
+
+# %%
+def my_attention_weights(feature_embeddings, prototype_embeddings):
+    # TODO
+    raise NotImplementedError
+
+
+check_attention_weights(my_attention_weights)
+
+# %% [markdown]
+# **Exercise 3.** One Lloyd iteration of k-means: `my_kmeans_step(points, centroids)` assigns each
+# point to its nearest centroid and returns the new centroids (an empty cluster keeps its old
+# centroid).
+
+# %%
+def my_kmeans_step(points, centroids):
+    # TODO
+    raise NotImplementedError
+
+
+check_kmeans_step(my_kmeans_step)
+
+# %% [markdown]
+# **Exercise 4 (no checker).** Train again with `METHODS["featmatch"] = dict(predict_refined=False)`
+# or `dict(lambda_f=0.0)` (and a new run folder). Which term carries the improvement over the
+# baseline in your budget?
+#
+# ## References
+# - C.-W. Kuo, C.-Y. Ma, J.-B. Huang, Z. Kira, *FeatMatch: Feature-Based Augmentation for
+#   Semi-Supervised Learning*, ECCV 2020.
+# - Official code: `GT-RIPL/FeatMatch` (`train/featmatch.py`, `model/model.py`,
+#   `config/cifar10/*.json`).
+# - H. Zhang et al., *mixup: Beyond Empirical Risk Minimization*, ICLR 2018 (MixUp).

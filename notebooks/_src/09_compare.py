@@ -1,0 +1,152 @@
+# %% [markdown]
+# # 09 · All methods under one budget
+#
+# **What you will learn**
+# - how to compare representation-learning and semi-supervised methods fairly: the same backbone,
+#   the same few-label split, the same wall-clock budget, several seeds;
+# - how to read a comparison: accuracy against time rather than one final number, mean ± std over
+#   seeds, and what a t-SNE panel can and cannot tell you;
+# - which of the course's methods profit most from unlabelled images at your budget.
+#
+# **Time budget**: reading an existing results folder takes a minute. Running the default
+# comparison below (every method, 250 labels, 3 minutes each, one seed) takes about 45 minutes on a
+# laptop GPU; on a CPU the same budget gives far fewer training steps, so run the command line
+# version overnight or lower `MINUTES_PER_METHOD` and read the numbers as a smoke test.
+#
+# **Prerequisites**: notebooks 00 to 08 (you should know what every method does before ranking them).
+
+# %%
+import csv
+import json
+import os
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+from IPython.display import Markdown, display
+
+from ssl_course import config
+from ssl_course.compare import markdown_table, plot_curves, plot_tsne_grid, run_comparison
+from ssl_course.data import cifar10_available
+from ssl_course.methods import method_names
+
+SMOKE = config.smoke()
+DEVICE = config.pick_device()
+print(f"device: {DEVICE}; smoke mode: {SMOKE}; registered methods: {', '.join(method_names())}")
+
+# %% [markdown]
+# ## A results folder
+# The command line does the heavy lifting and can be interrupted and resumed:
+#
+# ```bash
+# python -m ssl_course compare --data cifar10 --labels 250 4000 --minutes-per-method 15 --seeds 0 1 2 --out runs/compare
+# ```
+#
+# Point `RESULTS` at such a folder (or set `SSL_COURSE_COMPARE_DIR`). If it holds no results yet,
+# the next cell runs a comparison there with the budget below; in smoke mode it runs a tiny one
+# with three methods on a data subset.
+
+# %%
+RESULTS = Path(os.environ.get("SSL_COURSE_COMPARE_DIR", config.runs_dir() / "compare_notebook"))
+DATA = "cifar10" if cifar10_available() else "synthetic"
+if SMOKE:
+    settings = dict(methods=["supervised", "simclr", "fixmatch"], labels=[100], minutes_per_method=None,
+                    epochs_per_method=1, seeds=[0], backbone="tiny", train_subset=1000, test_subset=300)
+else:
+    MINUTES_PER_METHOD = 3.0
+    settings = dict(methods=method_names(), labels=[250], minutes_per_method=MINUTES_PER_METHOD,
+                    epochs_per_method=None, seeds=[0], backbone="small", train_subset=None, test_subset=None)
+
+if not (RESULTS / "results.csv").exists():
+    run_comparison(RESULTS, data=DATA, **settings)
+with (RESULTS / "results.csv").open() as stream:
+    rows = list(csv.DictReader(stream))
+comparison_settings = json.loads((RESULTS / "compare.json").read_text())
+print(f"{len(rows)} runs from {RESULTS}: data={comparison_settings['data']}, backbone={comparison_settings['backbone']}, "
+      f"budget={comparison_settings['minutes_per_method'] or comparison_settings['epochs_per_method']} "
+      f"{'minutes' if comparison_settings['minutes_per_method'] else 'epochs'} per method")
+
+# %% [markdown]
+# ## The table
+# Test accuracy is the number that counts: each method's own classifier, or a linear probe trained
+# on the labelled images only for methods without one. kNN accuracy uses *all* training labels as
+# its memory bank: it measures how well the features separate classes, not what a few-label
+# learner can do. With several seeds the cells show mean ± sample standard deviation.
+
+# %%
+display(Markdown(markdown_table(rows)))
+failed = [r for r in rows if r["status"] != "ok"]
+for row in failed:
+    print(f"failed: {row['method']} @{row['labels']} labels, seed {row['seed']}: {row['error']}")
+
+# %% [markdown]
+# ## Who beats the baseline?
+# The supervised baseline sees the same labels for the same time. A method that cannot beat it has
+# not earned its extra machinery, at least not at this budget.
+
+# %%
+def mean_accuracy(method, labels):
+    values = [float(r["test_accuracy"]) for r in rows
+              if r["method"] == method and int(r["labels"]) == labels and r["status"] == "ok" and r["test_accuracy"]]
+    return sum(values) / len(values) if values else None
+
+for labels in sorted({int(r["labels"]) for r in rows}):
+    baseline = mean_accuracy("supervised", labels)
+    scores = {m: mean_accuracy(m, labels) for m in dict.fromkeys(r["method"] for r in rows)}
+    scores = {m: s for m, s in scores.items() if s is not None}
+    best = max(scores, key=scores.get)
+    print(f"{labels} labels: best {best} ({scores[best]:.3f}); supervised baseline "
+          f"{baseline if baseline is None else round(baseline, 3)}")
+    for method, score in sorted(scores.items(), key=lambda item: -item[1]):
+        verdict = "" if baseline is None or method == "supervised" else ("beats" if score > baseline else "does NOT beat")
+        print(f"   {method:>12}: {score:.3f} {verdict} {'the baseline' if verdict else ''}")
+
+    figure, axis = plt.subplots(figsize=(8, 3))
+    names = sorted(scores, key=scores.get)
+    axis.barh(names, [scores[n] for n in names], color=["tab:red" if n == "supervised" else "tab:blue" for n in names])
+    axis.set(xlabel="test accuracy", xlim=(0, 1), title=f"{labels} labels, same budget")
+    plt.show()
+
+# %% [markdown]
+# ## Accuracy against wall time
+# Lines are the kNN monitor during training, stars the final test accuracy. A method whose line is
+# still climbing at the end would gain from a longer budget; one that plateaued early would not.
+
+# %%
+plot_curves(RESULTS)
+plt.show()
+
+# %% [markdown]
+# ## The same test images through every method
+# Each panel embeds the same test images with one trained model and maps them to 2-D with t-SNE,
+# coloured by true class. Compact, separated colours mean a linear probe or a kNN will do well;
+# t-SNE distorts distances and sizes, so compare panels by *who is near whom*, not by how far apart
+# the clusters look.
+
+# %%
+try:
+    plot_tsne_grid(RESULTS, labels=sorted({int(r["labels"]) for r in rows})[0])
+    plt.show()
+except FileNotFoundError as error:
+    print(error)
+
+# %% [markdown]
+# ## What these numbers say, and what they do not
+# - **Budget.** Every method got the same wall-clock time on the same device. A method that is slow
+#   per step (PAWS with many crops, MixMatch's double forward) pays for it here; with a longer
+#   budget the ranking can change. Published numbers use hundreds of epochs.
+# - **Seeds.** With one seed, differences of a point or two are noise; use `--seeds 0 1 2` and
+#   compare the ± columns before believing an order.
+# - **Data.** The CIFAR-10 copy on the course machines was rebuilt from JPEG files (quality 75);
+#   accuracies there run about 2–3 points below the original data, for every method alike.
+# - **Protocols differ.** Self-supervised methods are scored by a linear probe on the few labels,
+#   semi-supervised ones by their own classifier; both are "test accuracy with N labels", but the
+#   first also shows how reusable the features are.
+#
+# ## Exercise
+# Run the comparison from a terminal with three seeds for two methods of your choice, point
+# `RESULTS` at it, and decide whether their difference is larger than the spread between seeds.
+#
+# ## References
+# - Oliver et al., *Realistic Evaluation of Deep Semi-Supervised Learning Algorithms*, NeurIPS 2018
+#   (why equal budgets and shared baselines matter).
+# - Each method's paper is cited in its own notebook.

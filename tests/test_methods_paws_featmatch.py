@@ -1,0 +1,352 @@
+"""PAWS and FeatMatch as methods: they train, evaluate, checkpoint and run from the command line.
+
+Everything runs on the synthetic ``tiny_bundle`` (1000 training images, 100 labels, 500 test
+images) with the ``tiny`` backbone, so the whole file takes well under a minute on a CPU.
+"""
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from ssl_course.data import class_balanced_batch
+from ssl_course.data.augment import normalize
+from ssl_course.evaluate import evaluate_method
+from ssl_course.methods import Batch, StepInfo, build_method
+from ssl_course.train import TrainConfig, fit
+
+CHANCE = 0.1  # ten classes
+
+
+def _config(steps: int, batch_size: int = 64, **kwargs) -> TrainConfig:
+    return TrainConfig(max_steps=steps, batch_size=batch_size, progress=False, monitor_every=0, log_every=5,
+                       device="cpu", **kwargs)
+
+
+def _batch(data, labeled: int = 32, unlabeled: int = 32, seed: int = 0) -> Batch:
+    lab = data.labeled_idx[:labeled]
+    unl = data.unlabeled_idx[:unlabeled]
+    return Batch(labeled_images=data.train_images[lab], labels=data.train_labels[lab],
+                 unlabeled_images=data.train_images[unl], unlabeled_index=unl,
+                 generator=torch.Generator().manual_seed(seed), unlabeled_true_labels=data.train_labels[unl])
+
+
+STEP = StepInfo(step=0, epoch=0, progress=0.5, steps_per_epoch=10)
+
+
+# ------------------------------------------------------------------ PAWS ---------------------------
+@pytest.mark.slow
+def test_paws_lowers_its_loss_and_its_snn_classifier_beats_chance(tiny_bundle):
+    torch.manual_seed(0)
+    method = build_method("paws", "tiny", tiny_bundle.num_classes, multicrop=2, support_per_class=4)
+    history = fit(method, tiny_bundle, _config(24, batch_size=48))
+    assert history.loss[-1] < history.loss[0] - 0.3, history.loss
+    metrics = evaluate_method(method, tiny_bundle)
+    # test_accuracy is the soft nearest-neighbour classifier against the labelled set.
+    assert metrics["test_accuracy"] == metrics["classifier_accuracy"]
+    assert metrics["test_accuracy"] > CHANCE + 0.15, metrics
+    assert metrics["linear_probe_accuracy"] > CHANCE + 0.15, metrics
+
+
+def test_paws_support_batches_are_class_balanced_real_labelled_images(tiny_bundle):
+    data = tiny_bundle
+    method = build_method("paws", "tiny", data.num_classes, support_per_class=5, memory_per_class=16)
+    method.remember_labeled(data.train_images[data.labeled_idx], data.train_labels[data.labeled_idx])
+    assert method.memory_count.tolist() == [10] * data.num_classes      # 100 labels = 10 per class
+    images, classes = method.draw_support(torch.Generator().manual_seed(1))
+    assert classes.tolist() == torch.arange(data.num_classes).repeat_interleave(5).tolist()
+    assert images.dtype == torch.uint8 and images.shape == (50, 3, 32, 32)
+    labelled = data.train_images[data.labeled_idx]
+    labelled_classes = data.train_labels[data.labeled_idx]
+    for image, cls in zip(images, classes):
+        same = (labelled == image).flatten(1).all(1)
+        assert same.any() and labelled_classes[same][0] == cls      # a real labelled image of that class
+    # 5 of 10 available: drawn without replacement within a class
+    for c in range(data.num_classes):
+        block = images[classes == c].flatten(1)
+        assert torch.unique(block, dim=0).shape[0] == 5
+
+
+def test_paws_memory_keeps_the_newest_images_and_skips_unseen_classes(tiny_bundle):
+    data = tiny_bundle
+    method = build_method("paws", "tiny", data.num_classes, support_per_class=3, memory_per_class=4)
+    labels = data.train_labels[data.labeled_idx]
+    images = data.train_images[data.labeled_idx]
+    first_classes = labels < 5
+    method.remember_labeled(images[first_classes], labels[first_classes])
+    assert method.memory_count.tolist() == [4] * 5 + [0] * 5
+    _, classes = method.draw_support(torch.Generator().manual_seed(0))
+    assert classes.tolist() == torch.arange(5).repeat_interleave(3).tolist()
+    # class 0 had 10 images in one batch: the memory holds the last 4 of them
+    newest = images[labels == 0][-4:]
+    stored = method.memory_images[:4]                                  # class 0's four slots
+    for image in newest:
+        assert (stored == image).flatten(1).all(1).any()
+
+
+def test_class_balanced_batch_is_what_paws_uses(tiny_bundle):
+    # The support sampler is the data module's class_balanced_batch, so its guarantees carry over.
+    index = class_balanced_batch(tiny_bundle.train_labels, tiny_bundle.labeled_idx, 4,
+                                 torch.Generator().manual_seed(0))
+    assert tiny_bundle.train_labels[index].tolist() == torch.arange(10).repeat_interleave(4).tolist()
+
+
+def test_paws_targets_are_the_other_global_view(tiny_bundle, monkeypatch):
+    import ssl_course.methods.paws as paws_module
+
+    seen = {}
+    original = paws_module.paws
+
+    def spy(anchor_views, target_views, *args, **kwargs):
+        seen.update(anchor=anchor_views.detach(), target=target_views, kwargs=kwargs)
+        return original(anchor_views, target_views, *args, **kwargs)
+
+    monkeypatch.setattr(paws_module, "paws", spy)
+    method = build_method("paws", "tiny", tiny_bundle.num_classes, multicrop=2, support_per_class=2)
+    output = method.training_step(_batch(tiny_bundle, 32, 16), STEP)
+    assert output.loss.ndim == 0 and torch.isfinite(output.loss)
+    anchor, target, size = seen["anchor"], seen["target"], 16
+    assert anchor.shape[0] == (2 + 2) * size and target.shape[0] == 2 * size
+    # without a prediction head anchors and targets share the projection space: row i of the
+    # targets is the projection of the OTHER global view of image i
+    torch.testing.assert_close(target[:size], anchor[size:2 * size])
+    torch.testing.assert_close(target[size:], anchor[:size])
+    assert seen["kwargs"]["multicrop"] == 2 and seen["kwargs"]["target_support_embeddings"] is not None
+    for key in ("paws_xent", "me_max", "target_acc"):
+        assert key in output.logs
+
+
+def test_paws_prediction_head_and_no_multicrop_step(tiny_bundle):
+    method = build_method("paws", "tiny", tiny_bundle.num_classes, use_pred_head=True, multicrop=0,
+                          support_per_class=2)
+    output = method.training_step(_batch(tiny_bundle, 32, 16), STEP)
+    output.loss.backward()
+    assert method.predictor[1].weight.grad is not None
+
+
+def test_paws_predict_is_the_log_snn_over_the_labelled_set(tiny_bundle):
+    method = build_method("paws", "tiny", tiny_bundle.num_classes).eval()
+    images = normalize(tiny_bundle.test_images[:8])
+    with pytest.raises(RuntimeError, match="prepare_evaluation"):
+        method.predict(images)
+    with torch.no_grad():
+        method.prepare_evaluation(tiny_bundle)
+        assert method.eval_support.shape == (tiny_bundle.labeled_idx.numel(), method.output_dim)
+        log_probabilities = method.predict(images)
+    torch.testing.assert_close(log_probabilities.exp().sum(1), torch.ones(8))
+    # derived from the data, so not part of a checkpoint
+    assert "eval_support" not in method.state_dict() and "memory_images" in method.state_dict()
+
+
+@pytest.mark.parametrize("name", ["paws", "featmatch"])
+def test_methods_survive_the_engines_channels_last_conversion(tiny_bundle, name):
+    # fit() calls method.to(memory_format=torch.channels_last) on a GPU: every buffer must allow it
+    method = build_method(name, "tiny", tiny_bundle.num_classes).to(memory_format=torch.channels_last)
+    if name == "featmatch":
+        method.refresh_prototypes(tiny_bundle)
+    output = method.training_step(_batch(tiny_bundle, 32, 16), STEP)
+    assert torch.isfinite(output.loss)
+
+
+def test_paws_rejects_bad_hyperparameters():
+    for kwargs in ({"multicrop": -1}, {"support_per_class": 0}, {"label_smoothing": 1.0}, {"temperature": 0}):
+        with pytest.raises(ValueError):
+            build_method("paws", "tiny", 10, **kwargs)
+
+
+# ------------------------------------------------------------------ FeatMatch ----------------------
+@pytest.mark.slow
+def test_featmatch_trains_refreshes_prototypes_and_beats_chance(tiny_bundle):
+    torch.manual_seed(0)
+    method = build_method("featmatch", "tiny", tiny_bundle.num_classes, prototypes_per_class=4)
+    assert not method.attention_active
+    # 1000 images / batch 64 = 15 steps per epoch: prototypes appear after step 15 and are
+    # refreshed after step 30 (with unlabelled features by then).
+    history = fit(method, tiny_bundle, _config(36))
+    assert method.attention_active
+    assert history.logs["attention"][0] == 0.0 and history.logs["attention"][-1] == 1.0
+    assert history.logs["clf"][-1] < history.logs["clf"][0] - 0.2, history.logs["clf"]
+    metrics = evaluate_method(method, tiny_bundle)
+    assert metrics["test_accuracy"] > CHANCE + 0.15, metrics
+    assert metrics["knn_accuracy"] > CHANCE + 0.15, metrics
+
+
+def test_featmatch_prototypes_refresh_at_epoch_end_and_carry_labels(tiny_bundle):
+    data = tiny_bundle
+    method = build_method("featmatch", "tiny", data.num_classes, prototypes_per_class=4)
+    before = method.prototypes.clone()
+    method.on_epoch_end(0, data)                       # first refresh: labelled features only
+    assert method.attention_active
+    assert method.prototype_labels.tolist() == torch.arange(10).repeat_interleave(4).tolist()
+    assert method.prototype_from_labeled.all()
+    assert not torch.equal(method.prototypes, before)
+    # with at least as many prototypes as labelled images per class (10), k-means keeps the
+    # features themselves: every prototype is the eval-mode feature of a labelled image of its class
+    exact = build_method("featmatch", "tiny", data.num_classes, prototypes_per_class=10)
+    exact.refresh_prototypes(data)
+    exact.eval()
+    with torch.no_grad():
+        features = exact.backbone(normalize(data.train_images[data.labeled_idx]))
+    labels = data.train_labels[data.labeled_idx]
+    distance, nearest = torch.cdist(exact.prototypes, features, compute_mode="donot_use_mm_for_euclid_dist").min(1)
+    assert distance.max() < 1e-4
+    assert torch.equal(labels[nearest], exact.prototype_labels)
+    # unlabelled features recorded during training join the next refresh, then the buffer empties
+    generator = torch.Generator().manual_seed(0)
+    fake = torch.randn(400, method.prototypes.shape[1], generator=generator).abs()
+    method._record(fake, torch.nn.functional.one_hot(torch.arange(400) % 10, 10).float())
+    assert int(method.buffer_count) == 400
+    report = method.refresh_prototypes(data, seed=1)
+    assert report["unlabeled_features"] == 400
+    assert method.prototype_from_labeled.view(10, 4).float().mean(1).tolist() == [0.5] * 10
+    assert int(method.buffer_count) == 0
+
+
+def test_featmatch_attention_rows_sum_to_one(tiny_bundle):
+    method = build_method("featmatch", "tiny", tiny_bundle.num_classes, prototypes_per_class=3, num_heads=4)
+    with pytest.raises(RuntimeError, match="no prototypes"):
+        method.attend(normalize(tiny_bundle.test_images[:4]))
+    method.refresh_prototypes(tiny_bundle)
+    method.eval()
+    with torch.no_grad():
+        raw, refined, weights = method.attend(normalize(tiny_bundle.test_images[:6]))
+    assert weights.shape == (6, 4, 30) and raw.shape == refined.shape
+    torch.testing.assert_close(weights.sum(-1), torch.ones(6, 4))
+    assert (weights >= 0).all()
+
+
+def test_featmatch_step_updates_buffer_and_gradients_reach_attention(tiny_bundle):
+    method = build_method("featmatch", "tiny", tiny_bundle.num_classes, prototypes_per_class=2)
+    first = method.training_step(_batch(tiny_bundle), STEP)          # before prototypes
+    assert first.logs["attention"] == 0.0 and int(method.buffer_count) == 0
+    method.refresh_prototypes(tiny_bundle)
+    output = method.training_step(_batch(tiny_bundle, seed=1), STEP)
+    output.loss.backward()
+    assert int(method.buffer_count) == 32
+    assert method.attention.residual_projection.weight.grad is not None
+    assert method.attention.residual_projection.weight.grad.abs().sum() > 0
+    for key in ("clf", "con_g", "con_f", "ramp", "pseudo_acc"):
+        assert key in output.logs
+
+
+def test_featmatch_checkpoint_restores_prototypes_and_predictions(tiny_bundle):
+    method = build_method("featmatch", "tiny", tiny_bundle.num_classes, prototypes_per_class=2)
+    method.refresh_prototypes(tiny_bundle)
+    state = method.state_dict()
+    for key in ("prototypes", "prototype_labels", "prototype_from_labeled", "prototypes_ready", "buffer_features"):
+        assert key in state
+    fresh = build_method("featmatch", "tiny", tiny_bundle.num_classes, prototypes_per_class=2)
+    fresh.load_state_dict(state)
+    assert fresh.attention_active
+    images = normalize(tiny_bundle.test_images[:5])
+    method.eval(), fresh.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(fresh.predict(images), method.predict(images))
+
+
+# ------------------------------------------------------------------ resume -------------------------
+@pytest.mark.parametrize("name, hparams, batch_size, total, crash", [
+    ("paws", {"multicrop": 1, "support_per_class": 2}, 32, 6, 4),
+    # 300 images / batch 64 = 4 steps per epoch: the prototypes made at step 4 must come back
+    ("featmatch", {"prototypes_per_class": 2}, 64, 7, 6),
+])
+def test_resume_equals_uninterrupted_run(tmp_path, name, hparams, batch_size, total, crash):
+    from ssl_course.data import make_bundle
+
+    data = make_bundle("synthetic", num_labels=100, seed=0, train_subset=300, test_subset=100)
+
+    def config(**kwargs):
+        return _config(total, batch_size=batch_size, checkpoint_every=crash - 1, **kwargs)
+
+    def fresh():
+        torch.manual_seed(0)
+        return build_method(name, "tiny", data.num_classes, **hparams)
+
+    uninterrupted = fresh()
+    fit(uninterrupted, data, config())
+
+    class Crash(RuntimeError):
+        pass
+
+    interrupted = fresh()
+    original_step = interrupted.training_step
+
+    def crash_at(batch, info):
+        if info.step == crash:
+            raise Crash("simulated power cut")
+        return original_step(batch, info)
+
+    interrupted.training_step = crash_at
+    with pytest.raises(Crash):
+        fit(interrupted, data, config(out_dir=tmp_path))
+    resumed = fresh()
+    fit(resumed, data, config(out_dir=tmp_path, resume=True))
+    if name == "featmatch":
+        assert resumed.attention_active
+    for (key, expected), actual in zip(uninterrupted.state_dict().items(), resumed.state_dict().values()):
+        assert torch.equal(expected, actual), f"{name}: {key} differs after resume"
+
+
+# ------------------------------------------------------------------ mixed precision -----------------
+@pytest.mark.parametrize("name", ["paws", "featmatch"])
+def test_steps_and_predictions_work_under_bfloat16_autocast(tiny_bundle, name):
+    # On a GPU the engine runs training_step under autocast; CPU bfloat16 autocast exercises the
+    # same dtype paths (the losses must run in float32, the attention must get float32 input).
+    kwargs = {"multicrop": 1, "support_per_class": 2} if name == "paws" else {"prototypes_per_class": 2}
+    method = build_method(name, "tiny", tiny_bundle.num_classes, **kwargs)
+    if name == "featmatch":
+        method.refresh_prototypes(tiny_bundle)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        output = method.training_step(_batch(tiny_bundle, 32, 16), STEP)
+    output.loss.backward()
+    assert output.loss.dtype == torch.float32 and torch.isfinite(output.loss)
+    metrics = evaluate_method(method, tiny_bundle, knn=False, probe=False)
+    assert 0.0 <= metrics["test_accuracy"] <= 1.0
+
+
+# ------------------------------------------------------------------ command line -------------------
+@pytest.mark.parametrize("name, hparams", [("paws", ["multicrop=1", "support_per_class=2"]),
+                                           ("featmatch", ["prototypes_per_class=2"])])
+def test_cli_smoke(tmp_path, name, hparams):
+    from ssl_course.cli import main
+
+    out = tmp_path / name
+    argv = ["train", "--method", name, "--data", "synthetic", "--labels", "100", "--steps", "5",
+            "--backbone", "tiny", "--batch-size", "32", "--train-subset", "500", "--test-subset", "200",
+            "--device", "cpu", "--out", str(out), "--no-progress"]
+    for item in hparams:
+        argv += ["--hparam", item]
+    assert main(argv) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["method"] == name and metrics["steps"] == 5
+    assert 0.0 <= metrics["test_accuracy"] <= 1.0 and "linear_probe_accuracy" in metrics
+    assert (out / "checkpoint.pt").is_file()
+
+
+# ------------------------------------------------------------------ FeatMatch exercise checkers ----
+def test_featmatch_checkers_accept_the_solutions_and_reject_mistakes(capsys):
+    import importlib.util
+    from pathlib import Path
+
+    from ssl_course.exercises import check_attention_weights, check_featmatch_pseudo_labels, check_kmeans_step
+
+    path = Path(__file__).resolve().parent.parent / "notebooks" / "solutions" / "featmatch_solutions.py"
+    spec = importlib.util.spec_from_file_location("featmatch_solutions", path)
+    solutions = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(solutions)
+    assert check_featmatch_pseudo_labels(solutions.featmatch_pseudo_labels)
+    assert check_attention_weights(solutions.attention_weights)
+    assert check_kmeans_step(solutions.kmeans_step)
+    capsys.readouterr()
+
+    def unfinished(*args):
+        raise NotImplementedError
+
+    assert not check_kmeans_step(unfinished)
+    assert "NotImplementedError" in capsys.readouterr().out
+    assert not check_attention_weights(lambda e, p: torch.softmax(e @ p.T, dim=1))          # forgot sqrt(d)
+    assert "sqrt(d)" in capsys.readouterr().out
+    assert check_featmatch_pseudo_labels(lambda z, T: torch.softmax(z / T, dim=1))         # the same thing
+    assert not check_featmatch_pseudo_labels(lambda z, T: torch.softmax(z * T, dim=1))     # power T, not 1/T
+    assert not check_kmeans_step(lambda points, centroids: centroids)
