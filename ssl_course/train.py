@@ -209,7 +209,7 @@ def fit(method: Method, data, config: TrainConfig) -> History:
     method.to(device)
     on_cuda = device.type == "cuda"
     if on_cuda and config.channels_last:
-        method.to(memory_format=torch.channels_last)
+        _to_channels_last(method)
 
     batch_size = config.batch_size or method.default_batch_size
     ratio = config.unlabeled_ratio or method.default_unlabeled_ratio
@@ -236,7 +236,8 @@ def fit(method: Method, data, config: TrainConfig) -> History:
 
     run_record = {"method": method.name, "batch_size": batch_size, "labeled_batch": labeled_batch,
                   "seed": config.seed, "optimizer": optimizer_name, "lr": base_lr,
-                  "num_labels": int(data.labeled_idx.numel()), "train_size": train_size}
+                  "num_labels": int(data.labeled_idx.numel()), "train_size": train_size,
+                  "hparams": json.dumps(method.hparams(), sort_keys=True, default=str)}
     history, step, elapsed_before = History(), 0, 0.0
     out_dir = Path(config.out_dir) if config.out_dir is not None else None
     checkpoint_path = out_dir / CHECKPOINT_NAME if out_dir is not None else None
@@ -398,6 +399,15 @@ def fit(method: Method, data, config: TrainConfig) -> History:
             history.logs.setdefault(name, []).append(total.item() / steps_since_log)
     save(step, elapsed_now())
     return history
+
+
+@torch.no_grad()
+def _to_channels_last(module: torch.nn.Module) -> None:
+    """Store 4-D weights (convolutions) as NHWC, which tensor cores prefer; leave other tensors alone
+    (``module.to(memory_format=...)`` would fail on a method's 5-D buffers)."""
+    for tensor in list(module.parameters()) + list(module.buffers()):
+        if tensor.ndim == 4:
+            tensor.data = tensor.data.contiguous(memory_format=torch.channels_last)
 
 
 def _monitor(method: Method, data, config: TrainConfig, history: History, step: int, seconds: float) -> None:

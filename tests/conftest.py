@@ -4,8 +4,12 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import pytest
-import torch
+# Idle OpenMP threads should sleep, not spin: on a small shared CPU, spinning threads of one
+# process steal the cores that another test process (or notebook kernel) needs.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
 
 # Under pytest-xdist each worker gets one core: more intra-op threads than cores makes small
 # tensor work many times slower on a loaded machine.

@@ -2,7 +2,7 @@
 
 Mode ``loss``: each process holds half a batch; the gathered NT-Xent must equal the
 single-process loss on the whole batch, and the averaged gradients its gradients.
-Mode ``train``: a short engine run with a contrastive method that gathers negatives; every
+Mode ``train``: a short engine run of the course's SimCLR, which gathers negatives; every
 process must end with identical weights, and the loss must fall.
 """
 from __future__ import annotations
@@ -16,10 +16,8 @@ import torch.distributed as dist
 
 from ssl_course import distributed
 from ssl_course.data import make_bundle
-from ssl_course.data.augment import contrastive_augment
 from ssl_course.losses import nt_xent
-from ssl_course.methods.base import Method, StepOutput
-from ssl_course.models import mlp_head, small_net
+from ssl_course.methods import build_method
 from ssl_course.train import TrainConfig, fit
 
 
@@ -40,27 +38,10 @@ def loss_mode(out: Path) -> None:
     (out / f"loss_rank{distributed.rank()}.json").write_text(json.dumps(result))
 
 
-class GatheredSimCLR(Method):
-    name = "gathered_simclr_test"
-    data_sources = ("all",)
-    default_lr = 0.05
-
-    def __init__(self):
-        torch.manual_seed(distributed.rank())  # different starts on purpose: the engine must broadcast
-        super().__init__(small_net(4), 10)
-        self.head = mlp_head(self.backbone.feature_dim, 32, 16)
-
-    def training_step(self, batch, step):
-        view1 = contrastive_augment(batch.unlabeled_images, batch.generator)
-        view2 = contrastive_augment(batch.unlabeled_images, batch.generator)
-        z1 = distributed.gather_with_grad(self.head(self.backbone(view1)))
-        z2 = distributed.gather_with_grad(self.head(self.backbone(view2)))
-        return StepOutput(nt_xent(z1, z2, temperature=0.5))
-
-
 def train_mode(out: Path) -> None:
     data = make_bundle("synthetic", num_labels=100, seed=0, train_subset=600, test_subset=200)
-    method = GatheredSimCLR()
+    torch.manual_seed(distributed.rank())  # different starts on purpose: the engine must broadcast
+    method = build_method("simclr", "tiny", data.num_classes)
     history = fit(method, data, TrainConfig(max_steps=24, batch_size=32, progress=False, monitor_every=0,
                                             log_every=4, out_dir=out / "run"))
     checksum = sum(float(p.double().sum()) for p in method.parameters())

@@ -11,9 +11,7 @@ import torch
 
 from ssl_course import exercises
 from ssl_course.exercises.nce import (
-    _cpc_cases,
     _cpc_variants,
-    _nce_cases,
     _nce_variants,
     check_cpc_info_nce,
     check_nce_loss,
@@ -21,6 +19,16 @@ from ssl_course.exercises.nce import (
 )
 
 SOLUTIONS = Path(__file__).resolve().parent.parent / "notebooks" / "solutions" / "nce_solutions.py"
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """One intra-op thread: with two on a busy 2-core machine, OpenMP's spin-waiting made these small
+    convolutions up to 50x slower (measured: 1.4 s vs 0.03 s for a CPC encoder step)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")
@@ -60,11 +68,11 @@ def test_solutions_pass_every_checker(solutions, capsys):
     assert capsys.readouterr().out.count("✓ correct on 6 inputs") == 4
 
 
-@pytest.mark.parametrize("checker, variants, cases", [
-    (check_nce_loss, _nce_variants, _nce_cases),
-    (check_cpc_info_nce, _cpc_variants, _cpc_cases),
+@pytest.mark.parametrize("checker, variants", [
+    (check_nce_loss, _nce_variants),
+    (check_cpc_info_nce, _cpc_variants),
 ], ids=["nce", "cpc"])
-def test_every_known_mistake_is_caught_with_its_own_hint(checker, variants, cases, capsys):
+def test_every_known_mistake_is_caught_with_its_own_hint(checker, variants, capsys):
     for variant in variants():
         assert checker(variant.compute) is False
         output = capsys.readouterr().out

@@ -16,8 +16,6 @@ from ssl_course.methods.moco import SplitBatchNorm, use_split_batch_norm
 from ssl_course.models import small_net
 from ssl_course.train import TrainConfig, fit, load_checkpoint
 
-pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
-
 
 def _moco(**hparams):
     torch.manual_seed(0)
@@ -224,16 +222,17 @@ def _look_up_loss(moco, images):
 @pytest.mark.slow
 def test_moco_lowers_its_loss_and_beats_chance(tiny_bundle):
     # A short run needs a key encoder that keeps up (m = 0.9: a lag of ~10 steps, not ~100) and a
-    # queue that fills quickly (256 keys = 4 batches).
-    moco = _moco(momentum=0.9, queue_size=256, bn_splits=2)
+    # queue that fills quickly (128 keys = 4 batches). With the defaults (m = 0.99) MoCo needs a
+    # few hundred steps before its loss falls.
+    moco = _moco(momentum=0.9, queue_size=128, bn_splits=2)
     before = _look_up_loss(moco, tiny_bundle.train_images)
-    history = _train(moco, tiny_bundle, max_steps=40, lr=0.075)
+    history = _train(moco, tiny_bundle, max_steps=80, batch_size=32, log_every=8)
     # The first steps look easy (the queue still holds random vectors); once it holds real keys
     # the loss rises, and from there training brings it down.
-    assert history.loss[-1] < max(history.loss) - 0.1, history.loss
-    assert _look_up_loss(moco, tiny_bundle.train_images) < before - 0.3
-    assert _knn(moco, tiny_bundle) > 0.3   # chance is 0.1
-    assert int(moco.queue_ptr) == 40 * 64 % 256
+    assert history.loss[-1] < max(history.loss) - 0.25, history.loss
+    assert _look_up_loss(moco, tiny_bundle.train_images) < before - 0.5
+    assert _knn(moco, tiny_bundle) > 0.4   # chance is 0.1
+    assert int(moco.queue_ptr) == 80 * 32 % 128
 
 
 def test_moco_resume_equals_uninterrupted_run(tiny_bundle, tmp_path):

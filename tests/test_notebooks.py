@@ -49,6 +49,7 @@ def test_notebook_runs_in_smoke_mode(path, monkeypatch, tmp_path):
     monkeypatch.setenv("MPLBACKEND", "Agg")
     monkeypatch.setenv("SSL_COURSE_RUNS", str(tmp_path / "runs"))
     monkeypatch.setenv("TQDM_DISABLE", "1")
+    monkeypatch.setenv("OMP_WAIT_POLICY", "PASSIVE")
     if os.environ.get("PYTEST_XDIST_WORKER"):  # one core per parallel kernel
         monkeypatch.setenv("OMP_NUM_THREADS", "1")
     notebook = nbformat.read(path, as_version=4)

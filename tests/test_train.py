@@ -163,3 +163,22 @@ def test_bad_configs_are_rejected(kwargs, message):
 def test_resume_without_out_dir_is_an_error(tiny_bundle):
     with pytest.raises(ValueError, match="out_dir"):
         fit(_supervised(), tiny_bundle, _config(resume=True))
+
+
+def test_channels_last_conversion_leaves_non_4d_tensors_alone():
+    from ssl_course.train import _to_channels_last
+
+    method = _supervised()
+    method.register_buffer("memory", torch.zeros(2, 3, 4, 5, 6))
+    _to_channels_last(method)
+    conv = method.backbone.stem[0].weight
+    assert conv.is_contiguous(memory_format=torch.channels_last)
+    assert method.memory.ndim == 5
+
+
+def test_resume_refuses_changed_hyperparameters(tiny_bundle, tmp_path):
+    fit(_supervised(), tiny_bundle, _config(out_dir=tmp_path))
+    torch.manual_seed(0)
+    changed = build_method("supervised", small_net(8), 10, label_smoothing=0.1)
+    with pytest.raises(ValueError, match="different run"):
+        fit(changed, tiny_bundle, _config(out_dir=tmp_path, resume=True))

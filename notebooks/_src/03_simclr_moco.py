@@ -12,11 +12,12 @@
 #   labels and the same time budget, judged by a linear probe, a kNN monitor and a t-SNE.
 #
 # **Time budget**: three trainings of `BUDGET_MINUTES` each dominate: 3 minutes each on a GPU, so
-# about 12 minutes with evaluation on a laptop GPU; 5 minutes each on a CPU (which trains on a
-# 10 000-image subset), so about 25 minutes with evaluation and t-SNE on a CPU. These two figures
-# are estimates from the budgets, not measurements on a laptop. What was measured: the smoke
-# run of this notebook (the tests' `SSL_COURSE_SMOKE=1`, 30 steps per method on 2 000 images)
-# takes about a minute of CPU time on the course machine's 2-core CPU.
+# about 12 minutes with evaluation and t-SNE on a laptop GPU; 5 minutes each on a CPU (with the
+# `tiny` backbone on a 10 000-image subset), so about 20 minutes on a CPU. Both figures are
+# estimates from the budgets, not measurements on a laptop. What was measured: the smoke run
+# (`SSL_COURSE_SMOKE=1`: 30 steps per method on 2 000 images, everything else identical) took
+# 20 to 35 seconds on the course machine's 2-core CPU when it had the CPU to itself, and up to
+# a few minutes while other jobs competed for the same two cores.
 #
 # **Prerequisites**: `00_setup_and_data` (data bundle, augmentations, engine, supervised
 # baseline) and `01_nce_to_infonce` (InfoNCE as "which of these is the real partner?").
@@ -57,10 +58,10 @@ print(f"ssl_course {ssl_course.__version__} · torch {torch.__version__} · devi
 # %%
 DATA = "cifar10" if cifar10_available() else "synthetic"
 LABELS = 100 if SMOKE else 250
-BACKBONE = "tiny" if SMOKE else "small"
+BACKBONE = "tiny" if SMOKE or DEVICE.type == "cpu" else "small"   # "small": ~16x the compute of "tiny"
 if SMOKE:
     SUBSET = dict(train_subset=2000, test_subset=500)
-elif DEVICE.type == "cpu":
+elif DEVICE.type == "cpu" and DATA == "cifar10":
     SUBSET = dict(train_subset=10_000, test_subset=2000)   # keeps evaluation on a CPU to minutes
 else:
     SUBSET = {}
@@ -410,19 +411,34 @@ for label, method in (("untrained", untrained), ("SimCLR", simclr)):
 
 # %% [markdown]
 # ### MoCo's look-up, seen from one query
-# For a few training images we compute the queries, their positive keys, and compare each query
-# with its key and with every key in MoCo's queue. The histogram shows where the positive lands
-# among the $K$ negatives: the further right of the grey mass, the easier the look-up.
+# For 256 training images we compute the queries and their positive keys, and compare each query
+# with its own key and with every key in MoCo's queue. The histogram shows where the positive
+# lands among the $K$ negatives: the further right of the grey mass, the easier the look-up.
+#
+# Batch norm matters here too: the queue's keys were computed in training mode, normalised with
+# batch statistics. Comparing them with queries computed in eval mode (running statistics) would
+# compare two different networks. So we work in training mode, on a scratch copy, because
+# training-mode forward passes also update BN's running statistics.
 
 # %%
-moco = runs["moco"][0]
-moco.eval()
+import copy
+
+lookup = copy.deepcopy(runs["moco"][0]).train()   # the run itself stays untouched
+
+
+@torch.no_grad()
+def keys_of(images, seed):
+    """Keys of one contrastive view of ``images``, in batches of 256 like the training batches."""
+    generator = torch.Generator(device=images.device).manual_seed(seed)
+    return torch.cat([lookup.encode_key(contrastive_augment(chunk, generator), generator)
+                      for chunk in images.split(256)])
+
+
 with torch.no_grad():
-    images = data.train_images[:256]
-    view1, view2 = two_views(images, seed=1)
-    queries = F.normalize(moco.encode_query(view1).float(), dim=1)
-    keys = moco.encode_key(view2)
-    queue = moco.queue
+    view1, view2 = two_views(data.train_images[:256], seed=1)
+    queries = F.normalize(lookup.encode_query(view1).float(), dim=1)
+    keys = lookup.encode_key(view2, torch.Generator(device=DEVICE).manual_seed(1))
+    queue = lookup.queue
     positive_similarity = (queries * keys).sum(1)
     negative_similarity = queries @ queue.T
 rank = (negative_similarity > positive_similarity[:, None]).sum(1)
@@ -434,31 +450,32 @@ axis.legend(fontsize=8)
 plt.show()
 print(f"the positive key is the most similar of all {len(queue) + 1} keys for "
       f"{(rank == 0).float().mean().item():.1%} of 256 queries (chance: {1 / (len(queue) + 1):.2%}); "
-      f"median number of queued keys that beat it: {rank.median().item()}")
+      f"median number of queued keys that beat it: {rank.float().median().item():.0f}")
 
 # %% [markdown]
 # ### Queue size: more negatives make the look-up harder
-# Using the trained MoCo, we compute the loss of the same queries against $K$ negatives for
-# growing $K$ (fresh keys of other training images, so no negative is the query's own image).
-# A look-up that is no better than guessing has loss $\log(K+1)$ (dashed). The gap between the
-# dashed line and the loss is what the encoder has learnt: InfoNCE bounds the mutual information
-# between the two views by $\log(K+1) - \mathcal{L}$, so a larger queue allows a larger gap.
+# Same queries, now against $K$ fresh keys of *other* training images (so no negative is the
+# query's own image), for growing $K$. A look-up that is no better than guessing has loss
+# $\log(K+1)$ (dashed). The gap between the dashed line and the loss is what the encoder has
+# learnt as InfoNCE measures it: InfoNCE bounds the mutual information between the two views by
+# $\log(K+1) - \mathcal{L}$, so only a large enough $K$ can show a large gap.
 
 # %%
-with torch.no_grad():
-    other = data.train_images[256:256 + (1024 if SMOKE else 4096)]
-    negative_keys = moco.encode_key(two_views(other, seed=2)[0])
+negative_keys = keys_of(data.train_images[256:256 + (1024 if SMOKE else 4096)], seed=2)
 sizes = [k for k in (16, 64, 256, 1024, 4096) if k <= len(negative_keys)]
-losses = [info_nce(queries, keys, negative_keys[:k], moco.temperature).item() for k in sizes]
-figure, axis = plt.subplots(figsize=(6, 3))
-axis.plot(sizes, losses, marker="o", label="InfoNCE of the trained MoCo")
-axis.plot(sizes, [math.log(k + 1) for k in sizes], "--", color="gray", label="log(K+1): no better than guessing")
-axis.set(xscale="log", xlabel="number of negatives K", ylabel="loss", title="queue size")
-axis.legend(fontsize=8)
+losses = [info_nce(queries, keys, negative_keys[:k], lookup.temperature).item() for k in sizes]
+figure, (left, right) = plt.subplots(1, 2, figsize=(11, 3))
+left.plot(sizes, losses, marker="o", label="InfoNCE of the trained MoCo")
+left.plot(sizes, [math.log(k + 1) for k in sizes], "--", color="gray", label="log(K+1): no better than guessing")
+left.set(xscale="log", xlabel="number of negatives K", ylabel="loss", title="queue size")
+left.legend(fontsize=8)
+right.plot(sizes, [math.log(k + 1) - loss for k, loss in zip(sizes, losses)], marker="o", color="tab:green")
+right.set(xscale="log", xlabel="number of negatives K", ylabel="log(K+1) - loss (nats)",
+          title="what the encoder has learnt, as the bound sees it")
+figure.tight_layout()
 plt.show()
 for k, loss in zip(sizes, losses):
     print(f"K={k:5d}: loss {loss:.3f}, log(K+1) - loss = {math.log(k + 1) - loss:.3f} nats")
-moco.train()
 
 # %% [markdown]
 # A bigger queue costs almost nothing (one matrix product), which is MoCo's point; the limit is

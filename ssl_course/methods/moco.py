@@ -35,6 +35,7 @@ from torch import nn
 from torch.nn import functional as F
 from torch.nn.modules.batchnorm import _BatchNorm
 
+from ssl_course import distributed
 from ssl_course.data.augment import contrastive_augment
 from ssl_course.losses import info_nce
 from ssl_course.models import mlp_head
@@ -219,7 +220,7 @@ class MoCo(Method):
         q1 = self.encode_query(view1)
         # 3. positive keys from the momentum encoder (no graph)
         k2 = self.encode_key(view2, batch.generator)
-        queue = self.queue.clone()   # the loss keeps the queue for backward; enqueueing must not touch it
+        queue = self.queue           # enqueueing waits for after_optimizer_step, when backward is done
         # 4. InfoNCE: (1 + K)-way classification, the positive key is the right answer
         with torch.autocast(images.device.type, enabled=False):
             loss = info_nce(q1.float(), k2, queue, self.temperature)
@@ -240,7 +241,8 @@ class MoCo(Method):
     def after_optimizer_step(self, step: StepInfo) -> None:
         self.momentum_update()
         if self._pending_keys is not None:
-            self.enqueue(self._pending_keys)
+            # under torchrun, the keys of every process join the (shared, identical) queue
+            self.enqueue(distributed.gather(self._pending_keys))
             self._pending_keys = None
 
     @torch.no_grad()

@@ -44,6 +44,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from ssl_course import distributed
 from ssl_course.data.augment import contrastive_augment
 from ssl_course.losses.contrastive import nnclr, update_queue
 from ssl_course.models import mlp_head
@@ -123,6 +124,10 @@ class NNCLR(Method):
         with torch.autocast(images.device.type, enabled=False):
             z1, z2 = z.float().chunk(2)
             p1, p2 = p.float().chunk(2)
+            # under torchrun, predictions are scored against the neighbours of every process's images
+            z1, z2, p1, p2 = (distributed.gather_with_grad(t) for t in (z1, z2, p1, p2))
+            truth = distributed.gather(truth) if truth is not None else None
+            indices = distributed.gather(batch.unlabeled_index) if batch.unlabeled_index is not None else None
             # 3. look up each view's nearest neighbour in the queue of PREVIOUS steps; it replaces
             #    the view as the positive for the other view's prediction (symmetrised InfoNCE)
             loss = nnclr(z1, z2, self.queue, temperature=self.temperature, p1=p1, p2=p2)
@@ -131,7 +136,7 @@ class NNCLR(Method):
                 neighbour = self.nearest_queue_index(z1)
                 logs["nn_purity"] = (self.queue_labels[neighbour] == truth).float().mean()
             # 5. enqueue view 1 (normalised, detached) after the look-up
-            self.enqueue(z1.detach(), truth, batch.unlabeled_index)
+            self.enqueue(z1.detach(), truth, indices)
         return StepOutput(loss, logs)
 
     def hparams(self) -> dict[str, float | int]:

@@ -37,6 +37,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from ssl_course import distributed
 from ssl_course.data.augment import contrastive_augment
 from ssl_course.losses.contrastive import selfcon
 from ssl_course.models import MultiExitNet, mlp_head
@@ -88,8 +89,11 @@ class SelfCon(Method):
         # 3. SupCon over the exits: positives = the other exit of the same image + every same-class output
         #    (float32 outside autocast, like SupCon)
         with torch.autocast(view.device.type, enabled=False):
-            loss = selfcon(backbone_z, subnet_z, batch.labels, temperature=self.temperature,
-                           base_temperature=self.base_temperature)
+            # under torchrun, anchors and candidates come from every process
+            gathered_backbone = distributed.gather_with_grad(backbone_z.float())
+            gathered_subnets = [distributed.gather_with_grad(z.float()) for z in subnet_z]
+            loss = selfcon(gathered_backbone, gathered_subnets, distributed.gather(batch.labels),
+                           temperature=self.temperature, base_temperature=self.base_temperature)
         with torch.no_grad():
             agreement = (backbone_z * subnet_z[0]).sum(1).mean()   # cosine of the two exits, same image
         return StepOutput(loss, {"exit_cosine": agreement})

@@ -31,6 +31,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from ssl_course import distributed
 from ssl_course.data.augment import contrastive_augment
 from ssl_course.losses import nt_xent
 from ssl_course.models import mlp_head
@@ -94,7 +95,8 @@ class SimCLR(Method):
         z1, z2 = self.project(torch.cat([view1, view2])).chunk(2)
         # 3. NT-Xent in float32, outside autocast (similarities / 0.5 need more than bf16's 3 digits)
         with torch.autocast(images.device.type, enabled=False):
-            z1, z2 = z1.float(), z2.float()
+            # under torchrun, negatives come from the images of every process (gathered with gradient)
+            z1, z2 = distributed.gather_with_grad(z1.float()), distributed.gather_with_grad(z2.float())
             loss = nt_xent(z1, z2, self.temperature)
             accuracy = _positive_is_top1(z1.detach(), z2.detach())
         return StepOutput(loss, {"pos_top1": accuracy})

@@ -36,6 +36,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from ssl_course import distributed
 from ssl_course.data.augment import contrastive_augment
 from ssl_course.losses.contrastive import supcon
 from ssl_course.models import mlp_head
@@ -86,7 +87,8 @@ class SupCon(Method):
             # 0. (option) unlabelled images join as anchors whose only positive is their other view:
             #    a negative label of their own can never match a class or another image.
             count = batch.unlabeled_images.shape[0]
-            own = -1 - torch.arange(count, device=labels.device, dtype=labels.dtype)
+            first = distributed.rank() * count  # unique across processes, too
+            own = -1 - torch.arange(first, first + count, device=labels.device, dtype=labels.dtype)
             images = torch.cat([images, batch.unlabeled_images])
             labels = torch.cat([labels, own])
         # 1. two independent contrastive views of every image
@@ -95,6 +97,9 @@ class SupCon(Method):
         # 2. one forward pass over both views (batch norm sees both), projections on the unit sphere
         z = self.project(torch.cat([view1, view2]))
         features = torch.stack(z.chunk(2), dim=1)                      # [N, 2, proj_dim]
+        # Under torchrun, every process contrasts against the images of all processes.
+        features = distributed.gather_with_grad(features.float())
+        labels = distributed.gather(labels)
         # 3. L_out^sup: positives are the other view and every image of the same class. Computed in
         #    float32 outside autocast: similarities / 0.1 need more than bf16's three digits.
         with torch.autocast(images.device.type, enabled=False):

@@ -70,8 +70,8 @@ def plot_per_class_accuracy(accuracy: torch.Tensor | Sequence[float], class_name
     values = np.asarray(accuracy, dtype=float)
     if axis is None:
         _, axis = plt.subplots(figsize=(8, 3))
-    offset = 0.2 * len(axis.patches) / max(1, len(values)) if axis.patches else 0.0
-    axis.bar(np.arange(len(values)) + offset, values, width=0.4, label=label)
+    series = len(axis.containers)  # bars already drawn: the second series sits beside the first
+    axis.bar(np.arange(len(values)) - 0.2 + 0.4 * series, values, width=0.4, label=label)
     axis.set_xticks(np.arange(len(values)))
     axis.set_xticklabels(class_names, rotation=45, ha="right")
     axis.set(ylabel="accuracy", ylim=(0, 1))
