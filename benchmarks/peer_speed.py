@@ -136,7 +136,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads of the main process")
     args = parser.parse_args(argv)
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
     device = pick_device(args.device)
     name = "cifar10" if cifar10_available() else "synthetic"
     images, _ = load_dataset(name, train=True)

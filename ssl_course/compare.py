@@ -205,7 +205,8 @@ def plot_curves(out: str | Path):
         name = history_path.parent.name.rsplit("_s", 1)[0]
         times = [t / 60 for t in history["monitor_seconds"]]
         values = history["monitor_knn"]
-        final = history.get("final", {})
+        metrics_path = history_path.parent / METRICS_NAME
+        final = json.loads(metrics_path.read_text()) if metrics_path.exists() else history.get("final", {})
         if values:
             line, = axis.plot(times, values, marker=".", label=name)
             if "test_accuracy" in final:
@@ -236,11 +237,11 @@ def plot_tsne_grid(out: str | Path, labels: int | None = None, class_names: Sequ
     figure, axes = plt.subplots(rows, columns, figsize=(3.2 * columns, 3.2 * rows), squeeze=False)
     for axis in axes.flat:
         axis.axis("off")
-    for axis, path in zip(axes.flat, paths):
+    for number, (axis, path) in enumerate(zip(axes.flat, paths)):
         saved = torch.load(path, weights_only=True)
         axis.axis("on")
         plot_tsne(saved["features"], saved["labels"], class_names, title=path.parent.name.rsplit("_s", 1)[0],
-                  axis=axis, legend=False)
+                  axis=axis, legend=number == 0)  # one colour key is enough: every panel uses the same colours
     figure.tight_layout()
     figure.savefig(out / "tsne.png", dpi=120)
     return figure

@@ -109,6 +109,7 @@ def run_experiment(experiment: Experiment, out_dir: str | Path | None, resume: b
     if out_dir is not None:
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
+        (out / "history.json").write_text(json.dumps(history.to_dict()))  # now with the final metrics
         (out / METRICS_NAME).write_text(json.dumps(record, indent=2))
     return record
 

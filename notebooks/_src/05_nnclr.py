@@ -376,7 +376,10 @@ for size in QUEUE_SIZES:
 figure, axis = plt.subplots(figsize=(6, 3))
 for key, colour in (("purity", "tab:red"), ("knn", "tab:green"), ("probe", "tab:blue")):
     axis.plot(QUEUE_SIZES, [sweep[s][key] for s in QUEUE_SIZES], marker="o", color=colour, label=key)
-axis.set(xscale="log", xlabel="queue size", ylim=(0, 1), title="queue size sweep (same budget per run)")
+axis.set(xscale="log", xlabel="queue size", ylabel="accuracy (purity: fraction)", ylim=(0, 1),
+         title="queue size sweep (same budget per run)")
+axis.set_xticks(QUEUE_SIZES, [str(s) for s in QUEUE_SIZES])
+axis.minorticks_off()
 axis.legend()
 plt.show()
 best_size = max(QUEUE_SIZES, key=lambda s: sweep[s]["knn"])

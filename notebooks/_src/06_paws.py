@@ -257,6 +257,8 @@ for row, (title, snapshots) in zip(axes, toy_runs.items()):
         axis.set(title=f"{title}\nstep {step}: accuracy {accuracy:.2f}", xticks=range(3), ylim=(0, 1))
 axes[0, 0].set_ylabel("average prediction p̄")
 axes[1, 0].set_ylabel("average prediction p̄")
+for axis in axes[1]:
+    axis.set_xlabel("class")
 plt.tight_layout()
 plt.show()
 for title, snapshots in toy_runs.items():
@@ -321,7 +323,8 @@ figure, axis = plt.subplots(figsize=(6, 3))
 for key in ("paws_xent", "me_max", "target_acc"):
     axis.plot(paws_logs[key], label=key)
 axis.axhline(-math.log(data.num_classes), color="gray", linestyle="--", linewidth=1, label="-log K")
-axis.set(xlabel="log point", title="PAWS: the two loss terms and how often targets are right")
+axis.set(xlabel="log point (one every few training steps)", ylabel="value",
+         title="PAWS: the two loss terms and how often targets are right")
 axis.legend(fontsize=8)
 plt.show()
 

@@ -289,7 +289,7 @@ featmatch_logs = json.loads((run_dirs["featmatch"] / "history.json").read_text()
 figure, axis = plt.subplots(figsize=(6, 3))
 for key in ("clf", "con_g", "con_f", "ramp", "attention", "pseudo_acc"):
     axis.plot(featmatch_logs[key], label=key)
-axis.set(xlabel="log point", title="FeatMatch: loss terms, ramp, attention on/off, pseudo-label accuracy")
+axis.set(xlabel="log point (one every few training steps)", ylabel="value", title="FeatMatch: loss terms, ramp, attention on/off, pseudo-label accuracy")
 axis.legend(fontsize=8, ncol=2)
 plt.show()
 
@@ -315,7 +315,9 @@ print(f"prototypes: {tuple(featmatch.prototypes.shape)}, ready: {featmatch.atten
 # A prototype is a mean of features, not an image. To see what it stands for, find the training
 # image whose (raw) feature is closest to it in cosine similarity. One row per class, one column
 # per prototype; `L` marks prototypes clustered from labelled features, `U` from pseudo-labelled
-# unlabelled ones.
+# unlabelled ones. When a class has no more labelled images than prototypes (smoke mode: 10 labels
+# and 10 prototypes per class), every `L` prototype *is* the feature of one labelled image, so
+# its nearest image is that image and the agreement printed below is 100 % by construction.
 
 # %%
 bank_index = torch.arange(data.train_images.shape[0], device=DEVICE)[: 10_000]
@@ -333,8 +335,9 @@ print(f"the nearest image has the prototype's class for {agree:.0%} of the proto
 # %% [markdown]
 # ## Which prototypes does an image attend to?
 # Rows: test images, a few per class, grouped by class; columns: the prototypes, grouped by
-# class; colour: attention weight averaged over the heads. A trained model puts most of the
-# weight on the diagonal blocks (prototypes of the image's own class). Every row sums to 1.
+# class; colour: attention weight averaged over the heads. A well-trained model should put most
+# of the weight on the diagonal blocks (prototypes of the image's own class); the number printed
+# below the map says how far your run got, against $1/K$ for uniform attention. Every row sums to 1.
 
 # %%
 PER_CLASS_SHOWN = 4

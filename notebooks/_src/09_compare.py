@@ -26,7 +26,7 @@ from IPython.display import Markdown, display
 
 from ssl_course import config
 from ssl_course.compare import markdown_table, plot_curves, plot_tsne_grid, run_comparison
-from ssl_course.data import cifar10_available
+from ssl_course.data import cifar10_available, dataset_class_names
 from ssl_course.methods import method_names
 
 SMOKE = config.smoke()
@@ -95,7 +95,7 @@ for labels in sorted({int(r["labels"]) for r in rows}):
     scores = {m: s for m, s in scores.items() if s is not None}
     best = max(scores, key=scores.get)
     print(f"{labels} labels: best {best} ({scores[best]:.3f}); supervised baseline "
-          f"{baseline if baseline is None else round(baseline, 3)}")
+          f"{'not in this folder' if baseline is None else f'{baseline:.3f}'}")
     for method, score in sorted(scores.items(), key=lambda item: -item[1]):
         verdict = "" if baseline is None or method == "supervised" else ("beats" if score > baseline else "does NOT beat")
         print(f"   {method:>12}: {score:.3f} {verdict} {'the baseline' if verdict else ''}")
@@ -124,7 +124,8 @@ plt.show()
 
 # %%
 try:
-    plot_tsne_grid(RESULTS, labels=sorted({int(r["labels"]) for r in rows})[0])
+    figure = plot_tsne_grid(RESULTS, labels=sorted({int(r["labels"]) for r in rows})[0],
+                            class_names=dataset_class_names(comparison_settings["data"]))
     plt.show()
 except FileNotFoundError as error:
     print(error)
@@ -136,8 +137,10 @@ except FileNotFoundError as error:
 #   budget the ranking can change. Published numbers use hundreds of epochs.
 # - **Seeds.** With one seed, differences of a point or two are noise; use `--seeds 0 1 2` and
 #   compare the ± columns before believing an order.
-# - **Data.** The CIFAR-10 copy on the course machines was rebuilt from JPEG files (quality 75);
-#   accuracies there run about 2–3 points below the original data, for every method alike.
+# - **Data.** The CIFAR-10 copy on the course machines was rebuilt from JPEG files (quality 75).
+#   Its README cites a report of about 2–3 points lower accuracy for supervised models trained on
+#   that copy; expect numbers somewhat below published ones. Every method here sees the same
+#   copy, so the comparison between them stays fair.
 # - **Protocols differ.** Self-supervised methods are scored by a linear probe on the few labels,
 #   semi-supervised ones by their own classifier; both are "test accuracy with N labels", but the
 #   first also shows how reusable the features are.
