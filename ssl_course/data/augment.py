@@ -46,7 +46,11 @@ not a dependency of the course (and is not installed on the course machines). Me
     contrastive         7,100            690            980     (7x)
     strong              8,800            850            650    (13x)
 
-On an idle machine the batched pipelines ran at about 490,000 / 42,000 / 53,000 images/s.
+On an idle machine the picture is less flattering, because the PIL loader's two worker
+processes then have both cores to themselves: 324,000 / 21,600 / 32,600 images/s here against
+15,300 / 8,000 / 6,000 for the PIL loader (21x / 2.7x / 5.4x, 1 thread). The contrastive
+pipeline's cost is mostly the colour jitter's HSV round trip for hue; ``benchmarks/RESULTS.md``
+keeps every measurement.
 One caveat measured at the same time: with torch's default 2 threads on a CPU that other
 processes also use, the thread pool stalls on every small op and the batched contrastive
 pipeline fell below the PIL loader (about 700 vs 1,350 images/s). On a shared CPU call
