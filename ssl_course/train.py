@@ -162,11 +162,12 @@ def _index_stream(pool: torch.Tensor, batch_size: int, seed: int, stream: int, s
     if pool.numel() == 0:
         raise ValueError("cannot draw batches from an empty index pool")
     batches_per_pass = max(1, pool.numel() // batch_size)
-    number = start
+    number, order, order_pass = start, None, -1
     while True:
         pass_index, offset = divmod(number, batches_per_pass)
         if pool.numel() >= batch_size:
-            order = _permutation(pool.numel(), seed, stream, pass_index)
+            if pass_index != order_pass:  # one shuffle per pass, not per batch
+                order, order_pass = _permutation(pool.numel(), seed, stream, pass_index), pass_index
             yield pool[order[offset * batch_size:(offset + 1) * batch_size]]
         else:  # fewer images than a batch (e.g. 40 labels): sample with repetition
             generator = torch.Generator().manual_seed(((seed * 7919 + stream) * 1_000_003 + number) % 2**63)
