@@ -51,6 +51,18 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+def _images_per_second(step, steps: int, batch_size: int, device: torch.device) -> float:
+    """Images/s of ``step()`` over ``steps`` timed calls, after 3 warm-up calls."""
+    for _ in range(3):
+        step()
+    _sync(device)
+    start = time.perf_counter()
+    for _ in range(steps):
+        step()
+    _sync(device)
+    return steps * batch_size / (time.perf_counter() - start)
+
+
 def time_ours(images: torch.Tensor, backbone: str, batch_size: int, steps: int, device: torch.device) -> float:
     model, optimizer = _model(backbone, device)
     images = images.to(device)
@@ -67,14 +79,7 @@ def time_ours(images: torch.Tensor, backbone: str, batch_size: int, steps: int, 
         loss.backward()
         optimizer.step()
 
-    for _ in range(3):
-        step()
-    _sync(device)
-    start = time.perf_counter()
-    for _ in range(steps):
-        step()
-    _sync(device)
-    return steps * batch_size / (time.perf_counter() - start)
+    return _images_per_second(step, steps, batch_size, device)
 
 
 class _PilDataset(torch.utils.data.Dataset):
@@ -119,14 +124,7 @@ def time_peer(images: torch.Tensor, backbone: str, batch_size: int, steps: int, 
         loss.backward()
         optimizer.step()
 
-    for _ in range(3):
-        step()
-    _sync(device)
-    start = time.perf_counter()
-    for _ in range(steps):
-        step()
-    _sync(device)
-    return steps * batch_size / (time.perf_counter() - start)
+    return _images_per_second(step, steps, batch_size, device)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -97,8 +97,31 @@ class EmaCopy(nn.Module):
                 kept.copy_(current)
 
 
+class EmaEvaluation:
+    """Mixin for a ``Method`` with ``backbone``, ``classifier`` and ``ema`` (an :class:`EmaCopy` or
+    None): updates the average after every optimiser step and evaluates with it."""
+
+    def after_optimizer_step(self, step: StepInfo) -> None:
+        if self.ema is not None:
+            self.ema.update([self.backbone, self.classifier], step.step)
+
+    def _networks(self) -> tuple[nn.Module, nn.Module]:
+        if self.ema is not None:
+            return self.ema.copies[0], self.ema.copies[1]
+        return self.backbone, self.classifier
+
+    def embed(self, images: torch.Tensor) -> torch.Tensor:
+        """Features of the EMA backbone (the live one with ``ema_decay=0``)."""
+        return self._networks()[0](images)
+
+    def predict(self, images: torch.Tensor) -> torch.Tensor:
+        """Class logits of the EMA model (the live one with ``ema_decay=0``)."""
+        backbone, classifier = self._networks()
+        return classifier(backbone(images))
+
+
 @register
-class FixMatch(Method):
+class FixMatch(EmaEvaluation, Method):
     """Backbone + linear classifier; weak/strong consistency with a confidence threshold."""
 
     name = "fixmatch"
@@ -151,24 +174,6 @@ class FixMatch(Method):
                 logs["pseudo_correct_rate"] = (right * mask).mean()   # passed AND right, over all μB
                 logs["pseudo_acc_all"] = right.mean()                   # accuracy of every arg-max guess
         return StepOutput(loss, logs)
-
-    def after_optimizer_step(self, step: StepInfo) -> None:
-        if self.ema is not None:
-            self.ema.update([self.backbone, self.classifier], step.step)
-
-    def _networks(self) -> tuple[nn.Module, nn.Module]:
-        if self.ema is not None:
-            return self.ema.copies[0], self.ema.copies[1]
-        return self.backbone, self.classifier
-
-    def embed(self, images: torch.Tensor) -> torch.Tensor:
-        """Features of the EMA backbone (the live one with ``ema_decay=0``)."""
-        return self._networks()[0](images)
-
-    def predict(self, images: torch.Tensor) -> torch.Tensor:
-        """Class logits of the EMA model (the live one with ``ema_decay=0``)."""
-        backbone, classifier = self._networks()
-        return classifier(backbone(images))
 
     def hparams(self) -> dict[str, float]:
         return {"threshold": self.threshold, "lambda_u": self.lambda_u, "ema_decay": self.ema_decay}

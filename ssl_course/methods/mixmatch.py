@@ -52,7 +52,7 @@ from ssl_course.losses import mixmatch_guess_labels, mixmatch_loss, mixup
 
 from . import register
 from .base import Batch, Method, StepInfo, StepOutput
-from .fixmatch import EmaCopy
+from .fixmatch import EmaCopy, EmaEvaluation
 
 
 def beta_sample(alpha: float, size: int, generator: torch.Generator, device: torch.device | str,
@@ -77,7 +77,7 @@ def beta_sample(alpha: float, size: int, generator: torch.Generator, device: tor
 
 
 @register
-class MixMatch(Method):
+class MixMatch(EmaEvaluation, Method):
     """Backbone + linear classifier trained on MixUp of labelled and label-guessed unlabelled views."""
 
     name = "mixmatch"
@@ -158,24 +158,6 @@ class MixMatch(Method):
             # MONITORING ONLY: how often the guessed label's arg-max is right; never in the loss.
             logs["guess_acc"] = (q.argmax(1) == batch.unlabeled_true_labels).float().mean()
         return StepOutput(loss, logs)
-
-    def after_optimizer_step(self, step: StepInfo) -> None:
-        if self.ema is not None:
-            self.ema.update([self.backbone, self.classifier], step.step)
-
-    def _networks(self) -> tuple[nn.Module, nn.Module]:
-        if self.ema is not None:
-            return self.ema.copies[0], self.ema.copies[1]
-        return self.backbone, self.classifier
-
-    def embed(self, images: torch.Tensor) -> torch.Tensor:
-        """Features of the EMA backbone (the live one with ``ema_decay=0``)."""
-        return self._networks()[0](images)
-
-    def predict(self, images: torch.Tensor) -> torch.Tensor:
-        """Class logits of the EMA model (the live one with ``ema_decay=0``)."""
-        backbone, classifier = self._networks()
-        return classifier(backbone(images))
 
     def hparams(self) -> dict[str, float]:
         return {"T": self.T, "K": self.K, "alpha": self.alpha, "lambda_u": self.lambda_u,
