@@ -27,6 +27,11 @@ def _parse_hparam(text: str) -> tuple[str, Any]:
     return key, raw
 
 
+def compile_choice(value: str) -> bool | None:
+    """``--compile auto|on|off`` -> ``None`` (on CUDA only) / ``True`` / ``False``."""
+    return {"auto": None, "on": True, "off": False}[value]
+
+
 def _add_common(parser: argparse.ArgumentParser) -> None:
     from ssl_course.data import DATASETS
     from ssl_course.models import BACKBONES
@@ -40,6 +45,8 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--train-subset", type=int, default=None, help="use only this many training images")
     parser.add_argument("--test-subset", type=int, default=None, help="use only this many test images")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    parser.add_argument("--compile", choices=["auto", "on", "off"], default="auto",
+                        help="torch.compile the backbone (auto: on CUDA only; falls back to eager on failure)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -87,7 +94,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                                     seed=args.seed, batch_size=args.batch_size, lr=args.lr, device=args.device,
                                     train_subset=args.train_subset, test_subset=args.test_subset,
                                     hparams=dict(args.hparam), progress=not args.no_progress,
-                                    monitor_every=args.monitor_every, knn_bank_size=args.knn_bank)
+                                    monitor_every=args.monitor_every, knn_bank_size=args.knn_bank,
+                                    compile=compile_choice(args.compile))
             metrics = run_experiment(experiment, args.out, resume=args.resume)
             keys = [k for k in ("test_accuracy", "knn_accuracy", "linear_probe_accuracy", "wall_time_seconds")
                     if k in metrics]

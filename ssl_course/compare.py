@@ -66,7 +66,7 @@ def run_comparison(out: str | Path, data: str = "synthetic", labels: Sequence[in
                    methods: Sequence[str] | None = None, minutes_per_method: float | None = None,
                    epochs_per_method: float | None = None, seeds: Sequence[int] = (0,), backbone: str = "small",
                    train_subset: int | None = None, test_subset: int | None = None, device: str | None = None,
-                   progress: bool = True) -> list[dict[str, Any]]:
+                   progress: bool = True, compile: bool | None = None) -> list[dict[str, Any]]:
     """Train and evaluate every (labels, method, seed); return the rows of ``results.csv``."""
     from ssl_course.methods import get_method_class
 
@@ -97,7 +97,7 @@ def run_comparison(out: str | Path, data: str = "synthetic", labels: Sequence[in
                                                  minutes=minutes_per_method, epochs=epochs_per_method,
                                                  backbone=backbone, seed=seed, device=device,
                                                  train_subset=train_subset, test_subset=test_subset,
-                                                 progress=False)))
+                                                 progress=False, compile=compile)))
         write_reports(out, rows)
     bar.close()
     return rows
@@ -261,10 +261,13 @@ def add_compare_parser(commands, add_common) -> None:
 
 
 def _handle(args: argparse.Namespace) -> int:
+    from ssl_course.cli import compile_choice
+
     rows = run_comparison(args.out, data=args.data, labels=args.labels, methods=args.methods,
                           minutes_per_method=args.minutes_per_method, epochs_per_method=args.epochs_per_method,
                           seeds=args.seeds, backbone=args.backbone, train_subset=args.train_subset,
-                          test_subset=args.test_subset, device=args.device, progress=not args.no_progress)
+                          test_subset=args.test_subset, device=args.device, progress=not args.no_progress,
+                          compile=compile_choice(args.compile))
     try:
         import matplotlib
 

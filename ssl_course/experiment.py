@@ -50,6 +50,7 @@ class Experiment:
     progress: bool = True
     monitor_every: int | None = None       # steps between kNN checks (None: once per epoch, 0: never)
     knn_bank_size: int | None = None       # None: the whole training set is the kNN bank
+    compile: bool | None = None            # torch.compile the backbone (None: on CUDA only)
 
     def validate(self) -> None:
         from ssl_course.data import DATASETS
@@ -82,7 +83,7 @@ def run_experiment(experiment: Experiment, out_dir: str | Path | None, resume: b
     config = TrainConfig(epochs=experiment.epochs, max_minutes=experiment.minutes, max_steps=experiment.steps,
                          batch_size=experiment.batch_size, lr=experiment.lr, seed=experiment.seed,
                          device=str(device), out_dir=out_dir, resume=resume, progress=experiment.progress,
-                         monitor_every=experiment.monitor_every)
+                         monitor_every=experiment.monitor_every, compile=experiment.compile)
     start = time.perf_counter()
     history = fit(method, data, config)
     train_seconds = time.perf_counter() - start

@@ -202,6 +202,80 @@ def test_jitter_ops_match_torchvision(ours, theirs, factor, images):
     assert torch.allclose(got, want, atol=1e-4)
 
 
+def _awkward_pixels() -> torch.Tensor:
+    """Float images [6, 3, 8, 8] full of the cases a hue formula gets wrong: gray, black, white,
+    ties between the largest (or smallest) channels, pure primaries, and random colours."""
+    gen_ = torch.Generator().manual_seed(3)
+    x = torch.randint(0, 256, (6, 3, 8, 8), generator=gen_).float() / 255
+    x[0] = x[0, :1]                                         # gray (r = g = b)
+    x[1, :, :4] = 0.0                                       # black
+    x[1, :, 4:] = 1.0                                       # white
+    x[2, 1] = x[2, 0]                                       # red = green
+    x[3, 2] = x[3, 1]                                       # green = blue
+    x[4, 2] = x[4, 0]                                       # red = blue
+    x[5, :, 0, :3] = torch.eye(3)                           # pure red, green, blue
+    return x
+
+
+@pytest.mark.parametrize("shift", [0.0, 0.05, -0.2, 0.37, 0.5, -0.5])
+def test_hue_matches_torchvision_on_awkward_pixels(shift):
+    x = _awkward_pixels()
+    got = A._adjust_hue(x, torch.full((len(x),), shift))
+    want = torch.stack([TF.adjust_hue(xi, shift) for xi in x])
+    assert torch.allclose(got, want, atol=2e-6)
+    assert torch.equal(got[0], x[0])                        # gray has no hue: unchanged exactly
+
+
+def test_hue_shift_per_image():
+    x = _awkward_pixels()
+    shifts = torch.tensor([0.1, -0.3, 0.25, 0.0, 0.45, -0.05])
+    got = A._adjust_hue(x, shifts)
+    want = torch.stack([TF.adjust_hue(xi, float(s)) for xi, s in zip(x, shifts)])
+    assert torch.allclose(got, want, atol=2e-6)
+
+
+@pytest.mark.parametrize("size", [(32, 32), (18, 18), (20, 40)])
+def test_resized_crop_equals_grid_sample(images, size):
+    """The separable matrix-product crop is grid_sample(bilinear, border) on an axis-aligned grid."""
+    x = images.float() / 255
+    theta = A._random_resized_crop_theta(len(x), 32, 32, (0.05, 1.0), (0.5, 2.0), 0.5, gen(4), x.device)
+    assert (theta[:, 0, 0] < 0).any() and (theta[:, 0, 0] > 0).any()               # flips and not
+    grid = F.affine_grid(theta, [len(x), 3, *size], align_corners=False)
+    want = F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+    assert torch.allclose(A._resized_crop(x, theta, size), want, atol=1e-5)
+
+
+def test_color_jitter_equals_a_per_image_loop(images):
+    """The batched jitter (one blend per slot, hue on its rows) equals torchvision's functional ops
+    applied image by image in each image's own random order, from the same random draws."""
+    x = (images.float() / 255)[:12]
+    b, c, s, h, p = 0.4, 0.4, 0.4, 0.1, 0.8
+    got = A.color_jitter(x, gen(9), b, c, s, h, p=p)
+    u = torch.rand((len(x), 9), generator=gen(9))            # the draws color_jitter documents
+    ops = [TF.adjust_brightness, TF.adjust_contrast, TF.adjust_saturation, TF.adjust_hue]
+    ranges = [b, c, s, h]
+    want = []
+    for image, draws in zip(x, u):
+        if draws[8] < p:
+            for op_id in draws[4:8].argsort().tolist():
+                amount = ranges[op_id] * (2 * float(draws[op_id]) - 1)
+                image = ops[op_id](image, amount if op_id == 3 else 1 + amount)
+        want.append(image)
+    want = torch.stack(want)
+    assert not torch.allclose(want, x)                       # the jitter did something
+    # 1e-4, not 1e-6: torchvision's luma uses 0.2989 for red, ours PIL's 0.299 (see _LUMA).
+    assert torch.allclose(got, want, atol=1e-4)
+
+
+def test_color_jitter_leaves_its_input_alone(images):
+    x = images.float() / 255
+    before = x.clone()
+    A.color_jitter(x, gen(0))
+    A.random_grayscale(x, gen(0), p=1.0)
+    A.normalize(x)
+    assert torch.equal(x, before)
+
+
 def test_strong_ops_match_torchvision(images):
     x8 = images[:4]
     x = x8.float() / 255

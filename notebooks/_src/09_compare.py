@@ -131,6 +131,36 @@ except FileNotFoundError as error:
     print(error)
 
 # %% [markdown]
+# ## What a bigger batch, queue or support set costs
+# A budget in minutes hides a second question: what does each knob of a method cost per step?
+# `benchmarks/scaling.py` times one training step (and its memory) while it sweeps SimCLR's batch
+# size, MoCo's and NNCLR's queue size and PAWS's support set. The figures measured for the course
+# are stored in `benchmarks/figures/` (device in each title); run the script on your machine to
+# get yours:
+#
+# ```bash
+# python benchmarks/scaling.py --out runs/scaling          # ResNet-18 on a GPU, tiny net on a CPU
+# ```
+
+# %%
+figures = sorted((config.REPO_ROOT / "benchmarks" / "figures").glob("scaling_*.png"))
+for path in figures:
+    figure, axis = plt.subplots(figsize=(13, 7))
+    axis.imshow(plt.imread(path))
+    axis.set_axis_off()
+    axis.set_title(path.name)
+    plt.show()
+if not figures:
+    print("no stored scaling figure: run benchmarks/scaling.py")
+
+# %% [markdown]
+# Read the curves against the formulas: NT-Xent builds a `[2B, 2B]` similarity matrix, so its share
+# grows with the square of the batch; MoCo compares `2B` queries with `K` queued keys, cheap until
+# `K` reaches tens of thousands; NNCLR additionally searches the queue for each nearest neighbour;
+# PAWS pushes its support images through the network every step, so a bigger support set costs
+# almost what a bigger batch does.
+
+# %% [markdown]
 # ## What these numbers say, and what they do not
 # - **Budget.** Every method got the same wall-clock time on the same device. A method that is slow
 #   per step (PAWS with many crops, MixMatch's double forward) pays for it here; with a longer

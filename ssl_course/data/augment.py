@@ -25,12 +25,24 @@ Pipelines (what the methods of the course use):
   magnitude per image and op, then Cutout: a 16x16 square (clipped at the border) at a random
   position filled with gray 0.5 (FixMatch fills 127/255), which is ~0 after normalisation.
 
-How the per-image randomness is batched: geometric ops are one ``affine_grid`` +
-``grid_sample`` call with a different matrix per image; op choices (jitter order, RandAugment
-ops) are handled by running each op once on the sub-batch of images that picked it (boolean
-selection), so the work is that of ``num_ops`` full-batch ops, not of all ops. On CUDA that
-selection synchronises with the host a few dozen times per call (``nonzero``); we accept that
-for readable code (not yet timed on a GPU: the course CPU machine has none).
+How the per-image randomness is batched: the random resized crop is axis-aligned, so it is
+separable: two small matrix products per image (``rows @ image @ columns^T``) give exactly the
+bilinear ``grid_sample`` result. RandAugment's rotations and shears use ``affine_grid`` +
+``grid_sample`` with one matrix per image. Colour jitter runs its 4 slots in turn; at each slot
+brightness, contrast and saturation are one blend ``f*x + (1-f)*target`` over the whole batch
+(``f = 1`` for images doing something else there), and hue runs on the images that picked it.
+RandAugment runs each op once on the sub-batch of images that picked it (boolean selection), so
+the work is that of ``num_ops`` full-batch ops, not of all ops. On CUDA these selections
+synchronise with the host a few times per call (``nonzero``); we accept that for readable code
+(not yet timed on a GPU: the course CPU machine has none).
+
+What made the CPU version fast (profiled with ``torch.profiler`` on the 2-core course machine):
+boolean selections (``torch.where``, ``masked_fill`` with a random mask) and freshly allocated
+multi-megabyte tensors cost far more than the arithmetic, so the colour ops use 0/1 float masks
+and in-place arithmetic; ``Tensor.max(dim=1)`` (which also computes indices) is replaced by
+elementwise ``maximum``. Measured against the previous version in one process (512 images,
+1 thread): the hue step 4-6x faster, the whole colour jitter 2.4-3.9x, the contrastive pipeline
+about 2x.
 
 Why our own implementation rather than a library (the course issue asked to use a well-kept
 library if one fits, and to measure): torchvision's ``transforms.v2`` draws *one* set of random
@@ -38,23 +50,18 @@ parameters per call, so per-image randomness on a batch means a Python loop over
 usual alternative is the PIL ``DataLoader`` with worker processes, which keeps the images on
 the CPU and must copy every batch to the GPU. kornia does batched per-image augmentation but is
 not a dependency of the course (and is not installed on the course machines). Measured with
-``benchmarks/throughput.py --threads 1`` on the 2-core course CPU while other jobs were running
-(images/s, CIFAR-10, batches of 512)::
+``benchmarks/throughput.py --threads 1`` on the idle 2-core course CPU (images/s, CIFAR-10,
+batches of 512; ``benchmarks/RESULTS.md`` keeps every run, with the spread between runs)::
 
-    pipeline      batched (here)   v2 per image   PIL DataLoader, 2 workers
-    weak              102,000          4,800          2,700    (38x)
-    contrastive         7,100            690            980     (7x)
-    strong              8,800            850            650    (13x)
+    pipeline      batched (here)   v2 per image   PIL DataLoader, 2 workers   batched / PIL
+    weak          370,000-387,000       16,000          14,500-14,800            25-27x
+    contrastive    39,000-47,500         3,000           7,800-8,000            4.9-5.9x
+    strong         38,000-40,000         4,000           5,700-6,100            6.3-7.0x
 
-On an idle machine the picture is less flattering, because the PIL loader's two worker
-processes then have both cores to themselves: 324,000 / 21,600 / 32,600 images/s here against
-15,300 / 8,000 / 6,000 for the PIL loader (21x / 2.7x / 5.4x, 1 thread). The contrastive
-pipeline's cost is mostly the colour jitter's HSV round trip for hue; ``benchmarks/RESULTS.md``
-keeps every measurement.
-One caveat measured at the same time: with torch's default 2 threads on a CPU that other
-processes also use, the thread pool stalls on every small op and the batched contrastive
-pipeline fell below the PIL loader (about 700 vs 1,350 images/s). On a shared CPU call
-``torch.set_num_threads(1)``; on a GPU the question does not arise.
+The batched pipeline uses one core here, the PIL loader's two worker processes both. With
+torch's 2 intra-op threads the batched pipeline is *slower* on this machine (each small op pays
+the thread pool's wake-up), and on a CPU that other processes also use the thread pool can stall
+badly; on a shared CPU call ``torch.set_num_threads(1)``. On a GPU the question does not arise.
 
 Differences from torchvision, on purpose: crops are continuous (not whole pixels) and the
 resize is bilinear without antialiasing (crops are mostly up-sampled on CIFAR); the 10-try
@@ -128,9 +135,15 @@ def _stats(device: torch.device) -> tuple[Tensor, Tensor]:
 @torch.no_grad()
 def normalize(x: Tensor) -> Tensor:
     """Images (uint8 or float in [0,1], ``[B,3,H,W]``) -> float32 ``(x - mean) / std`` per channel."""
+    fresh = x.dtype != torch.float32                                 # to_float01 then copies already
     x = to_float01(x)
+    return _normalize_(x if fresh else x.clone())
+
+
+def _normalize_(x: Tensor) -> Tensor:
+    """:func:`normalize` in place on a float32 batch the caller owns (saves a multi-MB tensor)."""
     mean, std = _stats(x.device)
-    return (x - mean) / std
+    return x.sub_(mean).div_(std)
 
 
 @torch.no_grad()
@@ -229,7 +242,7 @@ def weak_augment(x: Tensor, generator: torch.Generator | None = None, pad: int =
 def _grayscale(x: Tensor) -> Tensor:
     """``[n,3,H,W]`` -> luma ``[n,1,H,W]``."""
     r, g, b = x.unbind(1)
-    return (_LUMA[0] * r + _LUMA[1] * g + _LUMA[2] * b).unsqueeze(1)
+    return (r * _LUMA[0]).add_(g, alpha=_LUMA[1]).add_(b, alpha=_LUMA[2]).unsqueeze(1)   # in place: 3x faster
 
 
 def _blend(x: Tensor, other: Tensor | float, factor: Tensor) -> Tensor:
@@ -251,37 +264,47 @@ def _adjust_saturation(x: Tensor, factor: Tensor) -> Tensor:
     return _blend(x, _grayscale(x), factor)
 
 
-def _rgb_to_hsv(x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-    """``[n,3,H,W]`` in [0,1] -> hue, saturation, value, each ``[n,H,W]`` in [0,1]."""
-    r, g, b = x.unbind(1)
-    maxc, argmax = x.max(dim=1)
-    minc = x.min(dim=1).values
-    delta = maxc - minc
-    safe = torch.where(delta > 0, delta, torch.ones_like(delta))   # avoid 0/0 on gray pixels
-    sat = torch.where(maxc > 0, delta / torch.where(maxc > 0, maxc, torch.ones_like(maxc)), torch.zeros_like(maxc))
-    rc, gc, bc = (maxc - r) / safe, (maxc - g) / safe, (maxc - b) / safe
-    hue = torch.where(argmax == 0, bc - gc, torch.where(argmax == 1, 2.0 + rc - bc, 4.0 + gc - rc))
-    hue = torch.where(delta > 0, (hue / 6.0) % 1.0, torch.zeros_like(hue))
-    return hue, sat, maxc
-
-
-def _hsv_to_rgb(h: Tensor, s: Tensor, v: Tensor) -> Tensor:
-    """Inverse of :func:`_rgb_to_hsv`, via the closed form ``v - v*s*clamp(min(k, 4-k), 0, 1)``."""
-    n = torch.tensor((5.0, 3.0, 1.0), device=h.device).view(1, 3, 1, 1)   # R, G, B
-    k = (n + h.unsqueeze(1) * 6.0) % 6.0
-    ramp = torch.minimum(k, 4.0 - k).clamp(0, 1)
-    return v.unsqueeze(1) - v.unsqueeze(1) * s.unsqueeze(1) * ramp
+# Where each channel peaks on the hue circle (in sixths of a turn) and how its weight falls off:
+# red peaks at 0 (= 6), green at 2, blue at 4; see _adjust_hue, step 3.
+_HUE_CENTRE = (3.0, 2.0, 4.0)
+_HUE_SLOPE = (1.0, -1.0, -1.0)
+_HUE_OFFSET = (-1.0, 2.0, 2.0)
 
 
 def _adjust_hue(x: Tensor, shift: Tensor) -> Tensor:
-    """Rotate the hue by ``shift`` (in turns, [n]) per image."""
-    h, s, v = _rgb_to_hsv(x)
-    return _hsv_to_rgb((h + shift.view(-1, 1, 1)) % 1.0, s, v)
+    """Rotate the hue of ``x`` (``[n,3,H,W]`` in [0,1]) by ``shift`` turns (``[n]``), per image.
 
+    The hexcone HSV round trip of torchvision's ``adjust_hue``, written so that it needs no
+    saturation, no ``torch.where`` and few fresh tensors (on a CPU, boolean selections and new
+    multi-megabyte tensors cost more than the arithmetic):
 
-_JITTER_OPS: tuple[Callable[[Tensor, Tensor], Tensor], ...] = (
-    _adjust_brightness, _adjust_contrast, _adjust_saturation, _adjust_hue,
-)
+    1. hue ``h`` in sixths of a turn from the largest channel: red ``(g-b)/c``, green
+       ``2 + (b-r)/c``, blue ``4 + (r-g)/c`` with chroma ``c = max - min``; ties go to red, then
+       green (torchvision's convention), gray pixels (``c = 0``) get 0;
+    2. ``h <- (h + 6 * shift) mod 6``;
+    3. back to RGB keeping max and min: channel ``k`` is ``min + c * clamp(2 - d_k, 0, 1)``, where
+       ``d_k`` is the distance around the circle from ``h`` to where channel ``k`` peaks (red 0,
+       green 2, blue 4): ``d_red = 3 - |h - 3|``, ``d_green = |h - 2|``, ``d_blue = |h - 4|``.
+    """
+    r, g, b = x.unbind(1)
+    maxc = torch.maximum(torch.maximum(r, g), b)
+    minc = torch.minimum(torch.minimum(r, g), b)
+    chroma = maxc - minc
+    # 1. hue in sixths. 0/1 masks from sign(max - channel): 0 exactly where the channel is largest.
+    below_r, below_g, below_b = maxc - r, maxc - g, maxc - b
+    red_not_max, green_not_max = torch.sign(below_r), torch.sign(below_g)
+    hue = (below_b - below_g).mul_(1 - red_not_max)                                   # red largest
+    hue.add_((below_r - below_b).add_(chroma, alpha=2.0).mul_(red_not_max).mul_(1 - green_not_max))
+    hue.add_((below_g - below_r).add_(chroma, alpha=4.0).mul_(red_not_max).mul_(green_not_max))
+    hue.div_(chroma.clamp_min(1e-30))               # gray pixels: 0 / tiny = 0, as if divided by 1
+    # 2. rotate and wrap into [0, 6) (floor is far cheaper than remainder on a CPU).
+    hue.add_(6.0 * shift.view(-1, 1, 1))
+    hue.sub_(hue.div(6.0).floor_().mul_(6.0))
+    # 3. each channel's weight between min (0) and max (1), from its distance to its peak.
+    table = torch.tensor((_HUE_CENTRE, _HUE_SLOPE, _HUE_OFFSET), device=x.device, dtype=x.dtype)
+    centre, slope, offset = (row.view(1, 3, 1, 1) for row in table)
+    weight = (hue.unsqueeze(1) - centre).abs_().mul_(slope).add_(offset).clamp_(0, 1)
+    return weight.mul_(chroma.unsqueeze(1)).add_(minc.unsqueeze(1))
 
 
 def color_jitter(x: Tensor, generator: torch.Generator | None = None, brightness: float = 0.4,
@@ -293,11 +316,16 @@ def color_jitter(x: Tensor, generator: torch.Generator | None = None, brightness
     Input and output: float ``[B,3,H,W]`` in [0, 1] (a new tensor).
     """
     _check_images(x)
+    return _color_jitter_(to_float01(x).clone(), generator, brightness, contrast, saturation, hue, p)
+
+
+def _color_jitter_(x: Tensor, generator: torch.Generator | None, brightness: float, contrast: float,
+                   saturation: float, hue: float, p: float) -> Tensor:
+    """:func:`color_jitter` in place on a float32 batch the caller owns."""
     _check_prob("p", p)
     if not 0 <= hue <= 0.5 or min(brightness, contrast, saturation) < 0:
         raise ValueError("color_jitter expects brightness, contrast, saturation >= 0 and 0 <= hue <= 0.5, got "
                          f"{brightness}, {contrast}, {saturation}, {hue}")
-    x = to_float01(x).clone()
     b = x.shape[0]
     u = _rand((b, 9), generator, x.device)
     factors = torch.stack([
@@ -308,22 +336,34 @@ def color_jitter(x: Tensor, generator: torch.Generator | None = None, brightness
     ], dim=1)                                                        # [B, 4]
     order = u[:, 4:8].argsort(dim=1)                                 # a random permutation per image
     apply = u[:, 8] < p
-    # An op with a zero range is the identity; skipping it saves e.g. the HSV round trip of hue.
-    active = (brightness > 0, contrast > 0, saturation > 0, hue > 0)
+    one = torch.ones((), device=x.device)
     for slot in range(4):
-        for op_id, op in enumerate(_JITTER_OPS):
-            if not active[op_id]:
-                continue
-            idx = _rows(apply & (order[:, slot] == op_id))
-            if idx.numel():
-                x[idx] = op(x[idx], factors[idx, op_id])
+        op = torch.where(apply, order[:, slot], -1)                  # op id of each image here, -1: none
+        # Brightness, contrast and saturation are all the blend f*x + (1-f)*target, with target
+        # 0, the image's mean gray or its per-pixel gray. So one blend over the whole batch does
+        # all three at this slot; images doing something else get f = 1, target 0: unchanged.
+        factor = torch.where((op >= 0) & (op < 3), factors.gather(1, op.clamp(0, 3)[:, None])[:, 0], one)
+        gray = _grayscale(x)                                         # [B, 1, H, W]
+        mean_gray = gray.mean(dim=(1, 2, 3), keepdim=True)           # before gray is masked in place
+        target = gray.mul_((op == 2).view(-1, 1, 1, 1)).add_(mean_gray.mul_((op == 1).view(-1, 1, 1, 1)))
+        f = factor.view(-1, 1, 1, 1)
+        x.mul_(f).add_(target.mul_(1 - f)).clamp_(0, 1)
+        if hue > 0:                                                  # hue is the costly one: its images only
+            rows = _rows(op == 3)
+            if rows.numel():
+                x[rows] = _adjust_hue(x[rows], factors[rows, 3])
     return x
 
 
 def random_grayscale(x: Tensor, generator: torch.Generator | None = None, p: float = 0.2) -> Tensor:
     """Replace each image by its luma (copied to all 3 channels) with probability ``p``. Float in/out."""
+    _check_images(x)
+    return _random_grayscale_(to_float01(x).clone(), generator, p)
+
+
+def _random_grayscale_(x: Tensor, generator: torch.Generator | None, p: float) -> Tensor:
+    """:func:`random_grayscale` in place on a float32 batch the caller owns."""
     _check_prob("p", p)
-    x = to_float01(x).clone()
     idx = _rows(_rand((x.shape[0],), generator, x.device) < p)
     if idx.numel():
         x[idx] = _grayscale(x[idx]).expand(-1, 3, -1, -1)
@@ -378,9 +418,35 @@ def _random_resized_crop_theta(b: int, h: int, w: int, scale: tuple[float, float
     return theta
 
 
+def _interpolation_matrix(scale: Tensor, centre: Tensor, size_out: int, size_in: int) -> Tensor:
+    """Bilinear weights ``[B, size_out, size_in]`` of a 1-D crop-and-resize along one axis.
+
+    Output pixel ``j`` sits at normalised coordinate ``(2j+1)/size_out - 1`` (``align_corners=False``);
+    the crop maps it to ``scale * . + centre`` in the input, i.e. pixel position ``p``. Clamping
+    ``p`` to the image is ``grid_sample``'s ``padding_mode="border"``, and the tent
+    ``max(0, 1 - |p - i|)`` is exactly the two bilinear weights of the neighbours of ``p``.
+    """
+    out_coord = (2 * torch.arange(size_out, device=scale.device, dtype=torch.float32) + 1) / size_out - 1
+    normalised = scale[:, None] * out_coord + centre[:, None]                           # [B, size_out]
+    position = (((normalised + 1) * size_in - 1) / 2).clamp(0, size_in - 1)
+    pixels = torch.arange(size_in, device=scale.device, dtype=torch.float32)
+    return (position[:, :, None] - pixels).abs_().neg_().add_(1.0).clamp_(min=0)   # 1 - |p - i|, >= 0
+
+
 def _resized_crop(x: Tensor, theta: Tensor, size: tuple[int, int]) -> Tensor:
-    grid = F.affine_grid(theta, [x.shape[0], x.shape[1], size[0], size[1]], align_corners=False)
-    return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+    """Axis-aligned crop + bilinear resize of each image, as two small matrix products per image.
+
+    Equal (up to float rounding) to ``grid_sample(x, affine_grid(theta), "bilinear", "border",
+    align_corners=False)`` for matrices without rotation or shear (``tests/test_augment.py``
+    checks it), and about 1.3x faster on the course CPU because the interpolation is separable:
+    ``rows @ image @ columns^T`` with ``[size, H]`` and ``[W, size]`` weight matrices per image.
+    """
+    b, c, h, w = x.shape
+    rows = _interpolation_matrix(theta[:, 1, 1], theta[:, 1, 2], size[0], h)             # [B, h', H]
+    cols = _interpolation_matrix(theta[:, 0, 0], theta[:, 0, 2], size[1], w)             # [B, w', W]
+    # Columns first with the channels folded into the rows: one [C*H, W] @ [W, w'] product per image.
+    resized_cols = torch.bmm(x.reshape(b, c * h, w), cols.transpose(1, 2)).view(b, c, h, size[1])
+    return torch.matmul(rows.unsqueeze(1), resized_cols)                                  # [B, C, h', w']
 
 
 def _as_size(size: int | Sequence[int] | None, h: int, w: int) -> tuple[int, int]:
@@ -427,10 +493,10 @@ def contrastive_augment(x: Tensor, generator: torch.Generator | None = None,
     views = _resized_crop(to_float01(x), theta, out_size)
     s = float(jitter_strength)
     if s > 0 and jitter_prob > 0:
-        views = color_jitter(views, generator, 0.8 * s, 0.8 * s, 0.8 * s, min(0.2 * s, 0.5), p=jitter_prob)
+        views = _color_jitter_(views, generator, 0.8 * s, 0.8 * s, 0.8 * s, min(0.2 * s, 0.5), jitter_prob)
     if gray_prob > 0:
-        views = random_grayscale(views, generator, p=gray_prob)
-    return normalize(views)
+        views = _random_grayscale_(views, generator, gray_prob)
+    return _normalize_(views)
 
 
 @torch.no_grad()
@@ -511,9 +577,12 @@ def _op_contrast(x: Tensor, level: Tensor) -> Tensor:
 
 def _op_sharpness(x: Tensor, level: Tensor) -> Tensor:
     # PIL's "smooth" kernel; border pixels are kept as they are, as in PIL and torchvision.
-    kernel = torch.tensor([[1.0, 1.0, 1.0], [1.0, 5.0, 1.0], [1.0, 1.0, 1.0]], device=x.device) / 13.0
+    # Kernel [[1,1,1],[1,5,1],[1,1,1]] / 13 = (3x3 box sum + 4 * centre) / 13, summed from shifted
+    # slices: a depthwise conv2d does the same but was 5x slower on a 1-thread CPU.
+    columns = x[:, :, :-2] + x[:, :, 1:-1] + x[:, :, 2:]                      # [n, 3, H-2, W]
+    box = columns[..., :-2] + columns[..., 1:-1] + columns[..., 2:]          # [n, 3, H-2, W-2]
     smooth = x.clone()
-    smooth[:, :, 1:-1, 1:-1] = F.conv2d(x, kernel.expand(3, 1, 3, 3), groups=3)
+    smooth[:, :, 1:-1, 1:-1] = box.add_(x[:, :, 1:-1, 1:-1], alpha=4.0).div_(13.0)
     return _blend(x, smooth, 1 + 0.9 * level)
 
 
@@ -595,8 +664,9 @@ def cutout(x: Tensor, generator: torch.Generator | None = None, size: int = 16, 
     xs = torch.arange(w, device=x.device)
     in_rows = (ys >= top[:, None]) & (ys < top[:, None] + size)                     # [B, H]
     in_cols = (xs >= left[:, None]) & (xs < left[:, None] + size)                   # [B, W]
-    hole = (in_rows[:, :, None] & in_cols[:, None, :]).unsqueeze(1)                # [B, 1, H, W]
-    return x.masked_fill(hole, fill)
+    hole = (in_rows[:, :, None] & in_cols[:, None, :]).unsqueeze(1).to(x.dtype)    # [B, 1, H, W], 0/1
+    # Arithmetic with a 0/1 mask rather than masked_fill: same values, several times faster on a CPU.
+    return x.mul(1 - hole).add_(hole, alpha=fill)
 
 
 @torch.no_grad()
@@ -644,4 +714,4 @@ def strong_augment(x: Tensor, generator: torch.Generator | None = None, num_ops:
             if idx.numel():
                 x[idx] = op(x[idx], levels[idx, k])
     x = cutout(x, generator, cutout_size)
-    return normalize(x)
+    return _normalize_(x)

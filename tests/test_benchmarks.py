@@ -1,0 +1,49 @@
+"""The benchmark scripts still run (tiny settings): a benchmark that rots is found here, not on a GPU day.
+
+They print measurements; what is checked is that they finish, print their tables and write their
+files, never any speed (speed is measured in benchmarks, not asserted in tests).
+"""
+from __future__ import annotations
+
+import csv
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _run(*args: str, timeout: int = 300) -> str:
+    env = dict(os.environ, OMP_NUM_THREADS="1", OMP_WAIT_POLICY="PASSIVE")
+    done = subprocess.run([sys.executable, *args], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=timeout)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done.stdout
+
+
+def test_throughput_prints_its_tables():
+    out = _run("benchmarks/throughput.py", "--images", "64", "--batch-size", "32", "--threads", "1",
+               "--workers", "0", "--backbones", "tiny", "--train-batch-size", "8")
+    for expected in ("weak", "contrastive", "strong", "PIL DataLoader", "tiny"):
+        assert expected in out
+
+
+def test_scaling_writes_table_csv_and_plot(tmp_path):
+    out = _run("benchmarks/scaling.py", "--device", "cpu", "--backbone", "tiny", "--sweeps", "batch",
+               "--values", "16", "32", "--steps", "1", "--threads", "1", "--synthetic", "--out", str(tmp_path))
+    assert "ms/step" in out
+    with open(tmp_path / "scaling.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [int(r["value"]) for r in rows] == [16, 32]
+    assert all(float(r["seconds_per_step"]) > 0 for r in rows)
+    assert (tmp_path / "scaling.png").stat().st_size > 10_000
+
+
+def test_peer_speed_prints_the_ratio():
+    pytest.importorskip("lightly")
+    out = _run("benchmarks/peer_speed.py", "--device", "cpu", "--backbone", "tiny", "--batch-size", "16",
+               "--steps", "1", "--workers", "0", "--threads", "1")
+    assert "| ratio |" in out and "ssl_course (batched on device)" in out
