@@ -425,7 +425,7 @@ def my_nce_loss(log_model_data, log_noise_data, log_model_noise, log_noise_noise
     raise NotImplementedError("write the binary NCE loss")
 
 
-check_nce_loss(my_nce_loss)
+check_nce_loss(my_nce_loss);
 
 # %% [markdown]
 # **2. InfoNCE as a dictionary look-up.** `query` and `positive_key` are `[N, D]`, `negative_keys` is
@@ -438,7 +438,7 @@ def my_info_nce(query, positive_key, negative_keys, temperature):
     raise NotImplementedError("write the InfoNCE loss")
 
 
-check_info_nce(my_info_nce)
+check_info_nce(my_info_nce);
 
 # %% [markdown]
 # **3. Think.** Set `NU = 1` in the intuition cell and rerun the NCE fit: what happens to the

@@ -360,7 +360,7 @@ def my_rotate_batch(x):
     raise NotImplementedError("write rotate_batch")
 
 
-check_rotate_batch(my_rotate_batch)
+check_rotate_batch(my_rotate_batch);
 
 # %% [markdown]
 # **2. CPC's InfoNCE.** `predictions` and `targets` are `[B, S, D]`; every target of the batch is a
@@ -372,7 +372,7 @@ def my_cpc_info_nce(predictions, targets, temperature=1.0):
     raise NotImplementedError("write cpc_info_nce")
 
 
-check_cpc_info_nce(my_cpc_info_nce)
+check_cpc_info_nce(my_cpc_info_nce);
 
 # %% [markdown]
 # **3. Break it on purpose.** Train `cpc` with `min_offset=1` (predict the overlapping row too) and

@@ -555,7 +555,7 @@ def my_nt_xent(z1, z2, temperature=0.5):
 # %%
 from ssl_course.exercises import check_nt_xent
 
-check_nt_xent(my_nt_xent)
+check_nt_xent(my_nt_xent);
 
 # %% [markdown]
 # **2. InfoNCE with a queue.** Fill in `my_info_nce(query, positive_key, negative_keys,
@@ -572,7 +572,7 @@ def my_info_nce(query, positive_key, negative_keys, temperature=0.2):
 # %%
 from ssl_course.exercises import check_info_nce
 
-check_info_nce(my_info_nce)
+check_info_nce(my_info_nce);
 
 # %% [markdown]
 # **3. Think, then measure.** Train MoCo in smoke mode twice more, once with `momentum=0.0` (the

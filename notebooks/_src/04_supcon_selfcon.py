@@ -464,7 +464,7 @@ def my_supcon(features, labels=None, temperature=0.07, base_temperature=0.07):
     raise NotImplementedError("finish my_supcon")
 
 
-check_supcon(my_supcon)
+check_supcon(my_supcon);
 
 # %% [markdown]
 # **2. A single view for SupCon.** The SelfCon paper's "SupCon-S" baseline is SupCon with *one*

@@ -448,7 +448,7 @@ def my_nearest_neighbours(z, queue):
     raise NotImplementedError("finish my_nearest_neighbours")
 
 
-check_nnclr_lookup(my_nearest_neighbours)
+check_nnclr_lookup(my_nearest_neighbours);
 
 # %% [markdown]
 # **2. Enqueue first.** Take one training batch, call `update_queue` with view 1 *before* the

@@ -418,7 +418,7 @@ def my_sharpen(p, T):
     raise NotImplementedError
 
 
-check_sharpen(my_sharpen)
+check_sharpen(my_sharpen);
 
 # %% [markdown]
 # **Exercise 2.** Implement the soft nearest-neighbour classifier `my_snn(query, support_embeddings,
@@ -431,7 +431,7 @@ def my_snn(query, support_embeddings, support_labels, temperature):
     raise NotImplementedError
 
 
-check_snn(my_snn)
+check_snn(my_snn);
 
 # %% [markdown]
 # **Exercise 3.** Implement the ME-MAX term `my_me_max(probabilities, T)`: sharpen each row, average
@@ -445,7 +445,7 @@ def my_me_max(probabilities, T):
     raise NotImplementedError
 
 
-check_me_max(my_me_max)
+check_me_max(my_me_max);
 
 # %% [markdown]
 # **Exercise 4 (no checker).** Re-run the CIFAR-10 cell with `METHODS["paws"] = dict(me_max=False)`

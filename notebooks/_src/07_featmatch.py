@@ -502,7 +502,7 @@ def my_pseudo_labels(logits, T):
     raise NotImplementedError
 
 
-check_featmatch_pseudo_labels(my_pseudo_labels)
+check_featmatch_pseudo_labels(my_pseudo_labels);
 
 # %% [markdown]
 # **Exercise 2.** One head's attention weights: `my_attention_weights(feature_embeddings,
@@ -515,7 +515,7 @@ def my_attention_weights(feature_embeddings, prototype_embeddings):
     raise NotImplementedError
 
 
-check_attention_weights(my_attention_weights)
+check_attention_weights(my_attention_weights);
 
 # %% [markdown]
 # **Exercise 3.** One Lloyd iteration of k-means: `my_kmeans_step(points, centroids)` assigns each
@@ -528,7 +528,7 @@ def my_kmeans_step(points, centroids):
     raise NotImplementedError
 
 
-check_kmeans_step(my_kmeans_step)
+check_kmeans_step(my_kmeans_step);
 
 # %% [markdown]
 # **Exercise 4 (no checker).** Train again with `METHODS["featmatch"] = dict(predict_refined=False)`

@@ -498,7 +498,7 @@ def my_fixmatch_mask(logits_weak, threshold=0.95):
     raise NotImplementedError("replace this line with your code")
 
 
-check_fixmatch_mask(my_fixmatch_mask)
+check_fixmatch_mask(my_fixmatch_mask);
 
 # %% [markdown]
 # **2. MixMatch's MixUp.** Write `my_mixup(x1, p1, x2, p2, lam)` returning `(mixed_x, mixed_p)`,
@@ -511,7 +511,7 @@ def my_mixup(x1, p1, x2, p2, lam):
     raise NotImplementedError("replace this line with your code")
 
 
-check_mixup(my_mixup)
+check_mixup(my_mixup);
 
 # %% [markdown]
 # **3. The threshold.** Train FixMatch again with `hparams={"threshold": 0.7}` (a new run folder)
