@@ -14,6 +14,7 @@ What it does for a method (and what a method therefore never has to write):
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
@@ -31,6 +32,7 @@ from tqdm.auto import tqdm
 from ssl_course import distributed
 from ssl_course.config import pick_device
 from ssl_course.evaluate import evaluate_method
+from ssl_course.losses import skip_value_checks
 from ssl_course.methods.base import Batch, Method, StepInfo
 
 CHECKPOINT_NAME = "checkpoint.pt"
@@ -416,7 +418,10 @@ def fit(method: Method, data, config: TrainConfig) -> History:
 
 def _loss_and_gradients(method: Method, batch: Batch, info: StepInfo, optimizer, scaler, device: torch.device,
                         amp_dtype: torch.dtype | None):
-    with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+    # On a GPU, the losses' value checks (probabilities >= 0, labels in range) would each read
+    # values back to the host and stall the launch queue; the methods' own outputs need none.
+    value_checks = skip_value_checks() if device.type == "cuda" else contextlib.nullcontext()
+    with value_checks, torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
         output = method.training_step(batch, info)
     if output.loss.ndim != 0:
         raise ValueError(f"{method.name}.training_step must return a scalar loss, got shape "

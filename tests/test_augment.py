@@ -336,3 +336,30 @@ def test_cpu_generator_with_cuda_images(name, images):
     on_gpu = PIPELINES[name](images.cuda(), gen(0))
     assert on_gpu.device.type == "cuda"
     assert (on_gpu.cpu() - on_cpu).abs().gt(1e-3).float().mean() < 0.01
+
+
+@pytest.mark.parametrize("name", list(PIPELINES))
+def test_gpu_style_selection_gives_the_same_images(name, images, monkeypatch):
+    """On a GPU, ops chosen per image run on the whole batch and are picked with torch.where
+    (no host synchronisation); forced on the CPU, that path must give the gathering path's images."""
+    batch = images.repeat(4, 1, 1, 1)
+    gathered = PIPELINES[name](batch, gen(5))
+    monkeypatch.setattr(A, "_gather_selected", lambda device: False)
+    picked = PIPELINES[name](batch, gen(5))
+    assert torch.allclose(gathered, picked, atol=1e-5)
+
+
+def test_gpu_style_selection_reads_nothing_back_to_the_host(images, monkeypatch):
+    """With the GPU-style selection, no pipeline calls nonzero/item/tolist (host reads on a GPU)."""
+    monkeypatch.setattr(A, "_gather_selected", lambda device: False)
+    calls = []
+    for attribute in ("nonzero", "item", "tolist", "__bool__"):
+        original = getattr(torch.Tensor, attribute)
+
+        def spy(self, *args, _original=original, _name=attribute, **kwargs):
+            calls.append(_name)
+            return _original(self, *args, **kwargs)
+        monkeypatch.setattr(torch.Tensor, attribute, spy)
+    for pipeline in PIPELINES.values():
+        pipeline(images, gen(0))
+    assert calls == []

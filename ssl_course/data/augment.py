@@ -31,10 +31,11 @@ bilinear ``grid_sample`` result. RandAugment's rotations and shears use ``affine
 ``grid_sample`` with one matrix per image. Colour jitter runs its 4 slots in turn; at each slot
 brightness, contrast and saturation are one blend ``f*x + (1-f)*target`` over the whole batch
 (``f = 1`` for images doing something else there), and hue runs on the images that picked it.
-RandAugment runs each op once on the sub-batch of images that picked it (boolean selection), so
-the work is that of ``num_ops`` full-batch ops, not of all ops. On CUDA these selections
-synchronise with the host a few times per call (``nonzero``); we accept that for readable code
-(not yet timed on a GPU: the course CPU machine has none).
+RandAugment runs each op on the images that picked it (:func:`_on_selected`): on a CPU by
+gathering them, so the work is that of ``num_ops`` full-batch ops, not of all ops; on a GPU by
+running every op on the whole batch and keeping each image's own result, which avoids reading
+anything back to the host in the training loop (not yet timed on a GPU: the course machine has
+none).
 
 What made the CPU version fast (profiled with ``torch.profiler`` on the 2-core course machine):
 boolean selections (``torch.where``, ``masked_fill`` with a random mask) and freshly allocated
@@ -186,6 +187,29 @@ def _check_range(name: str, r: Sequence[float], low: float, high: float) -> tupl
 def _rows(mask: Tensor) -> Tensor:
     """Indices of the True entries of a 1-D mask (the images a random choice selected)."""
     return mask.nonzero(as_tuple=True)[0]
+
+
+def _gather_selected(device: torch.device) -> bool:
+    """How :func:`_on_selected` works on ``device``: gather the chosen images (CPU) or not (GPU)."""
+    return device.type == "cpu"
+
+
+def _on_selected(x: Tensor, selected: Tensor, op: Callable[..., Tensor], *per_image: Tensor) -> Tensor:
+    """``op(images, *per_image)`` applied to the images where ``selected`` (``[B]`` bool) is True.
+
+    On a CPU the chosen images are gathered and only they are computed: the least arithmetic.
+    On a GPU, gathering would first have to read how many images were chosen back to the host,
+    a synchronisation that stalls the queue of launched kernels; there the op runs on the whole
+    batch (cheap on a GPU) and ``torch.where`` keeps its result for the chosen images only.
+    Both give the same images: every op here treats each image on its own. Returns the result
+    (on a CPU, ``x`` itself, updated in place).
+    """
+    if _gather_selected(x.device):
+        rows = _rows(selected)
+        if rows.numel():
+            x[rows] = op(x[rows], *(values[rows] for values in per_image))
+        return x
+    return torch.where(selected.view(-1, 1, 1, 1), op(x, *per_image), x)
 
 
 # --------------------------------------------------------------------------------------------
@@ -349,9 +373,7 @@ def _color_jitter_(x: Tensor, generator: torch.Generator | None, brightness: flo
         f = factor.view(-1, 1, 1, 1)
         x.mul_(f).add_(target.mul_(1 - f)).clamp_(0, 1)
         if hue > 0:                                                  # hue is the costly one: its images only
-            rows = _rows(op == 3)
-            if rows.numel():
-                x[rows] = _adjust_hue(x[rows], factors[rows, 3])
+            x = _on_selected(x, op == 3, _adjust_hue, factors[:, 3])
     return x
 
 
@@ -364,10 +386,8 @@ def random_grayscale(x: Tensor, generator: torch.Generator | None = None, p: flo
 def _random_grayscale_(x: Tensor, generator: torch.Generator | None, p: float) -> Tensor:
     """:func:`random_grayscale` in place on a float32 batch the caller owns."""
     _check_prob("p", p)
-    idx = _rows(_rand((x.shape[0],), generator, x.device) < p)
-    if idx.numel():
-        x[idx] = _grayscale(x[idx]).expand(-1, 3, -1, -1)
-    return x
+    chosen = _rand((x.shape[0],), generator, x.device) < p
+    return _on_selected(x, chosen, lambda images: _grayscale(images).expand(-1, 3, -1, -1))
 
 
 # --------------------------------------------------------------------------------------------
@@ -710,8 +730,6 @@ def strong_augment(x: Tensor, generator: torch.Generator | None = None, num_ops:
         for op_id, op in enumerate(pool):
             if op is _op_identity:
                 continue
-            idx = _rows(op_ids[:, k] == op_id)
-            if idx.numel():
-                x[idx] = op(x[idx], levels[idx, k])
+            x = _on_selected(x, op_ids[:, k] == op_id, op, levels[:, k])
     x = cutout(x, generator, cutout_size)
     return _normalize_(x)

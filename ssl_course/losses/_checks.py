@@ -10,8 +10,10 @@ the message points at the right argument.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import numbers
+from collections.abc import Iterator
 
 from torch import Tensor
 
@@ -26,7 +28,33 @@ __all__ = [
     "check_same_device_dtype",
     "check_temperature",
     "check_labels",
+    "value_checks_enabled",
+    "skip_value_checks",
 ]
+
+_value_checks = True
+
+
+def value_checks_enabled() -> bool:
+    """Whether checks that read tensor *values* (probabilities >= 0, labels in range) run.
+
+    Shape, dtype and device checks only look at metadata and always run. Value checks need the
+    values on the host: on a GPU each one is a synchronisation that stalls the queue of launched
+    kernels, so the training engine switches them off inside its GPU training loop, where the
+    inputs come from the methods themselves (see :func:`skip_value_checks`).
+    """
+    return _value_checks
+
+
+@contextlib.contextmanager
+def skip_value_checks() -> Iterator[None]:
+    """Within this block, losses skip the checks that read tensor values (see above)."""
+    global _value_checks
+    previous, _value_checks = _value_checks, False
+    try:
+        yield
+    finally:
+        _value_checks = previous
 
 
 def _describe(t: object) -> str:

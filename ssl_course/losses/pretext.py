@@ -23,6 +23,7 @@ from ._checks import (
     check_same_shape,
     check_tensor,
     check_temperature,
+    value_checks_enabled,
 )
 
 __all__ = ["rotate_batch", "rotation_loss", "cpc_info_nce", "cpc_patch_grid"]
@@ -106,7 +107,8 @@ def rotation_loss(logits: Tensor, rotation_labels: Tensor) -> Tensor:
             f"got shape {tuple(logits.shape)}. Give the rotation head {NUM_ROTATIONS} outputs."
         )
     check_labels("rotation_labels", rotation_labels, logits.shape[0], "logits.shape[0]")
-    if rotation_labels.numel() and (rotation_labels.min() < 0 or rotation_labels.max() >= NUM_ROTATIONS):
+    if value_checks_enabled() and rotation_labels.numel() and (
+            rotation_labels.min() < 0 or rotation_labels.max() >= NUM_ROTATIONS):
         raise ValueError(
             f"rotation_labels must lie in 0..{NUM_ROTATIONS - 1}; got values from "
             f"{int(rotation_labels.min())} to {int(rotation_labels.max())}. Use the labels returned "

@@ -35,6 +35,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from ._checks import value_checks_enabled
+
 __all__ = [
     "sharpen",
     "snn",
@@ -134,7 +136,9 @@ def _sum_tolerance(dtype: torch.dtype) -> float:
 
 
 def _check_probability_rows(name: str, probabilities: Tensor, must_sum_to_one: bool = True) -> None:
-    """Entries must be >= 0 and (optionally) each row must sum to 1."""
+    """Entries must be >= 0 and (optionally) each row must sum to 1 (a value check: see ``_checks``)."""
+    if not value_checks_enabled():
+        return
     if bool((probabilities < 0).any()):
         raise ValueError(
             f"{name} must contain probabilities (>= 0), found a negative entry "
@@ -156,7 +160,7 @@ def _check_class_indices(name: str, labels: Tensor, num_rows: int, num_classes: 
         raise ValueError(f"{name} must hold integer class indices (int64), got dtype {labels.dtype}")
     if labels.ndim != 1 or labels.shape[0] != num_rows:
         raise ValueError(f"{name} must have shape [{num_rows}], got shape {tuple(labels.shape)}")
-    if num_rows and (int(labels.min()) < 0 or int(labels.max()) >= num_classes):
+    if value_checks_enabled() and num_rows and (int(labels.min()) < 0 or int(labels.max()) >= num_classes):
         raise ValueError(
             f"{name} must lie in [0, {num_classes - 1}], got values in [{int(labels.min())}, {int(labels.max())}]"
         )
@@ -572,7 +576,7 @@ def mixup(
             lam = lam.reshape(1).expand(batch_size)
         elif lam.ndim != 1 or lam.shape[0] != batch_size:
             raise ValueError(f"lam must be a float, a 0-d tensor or a [N={batch_size}] tensor, got shape {tuple(lam.shape)}")
-        if bool(((lam < 0) | (lam > 1)).any()):
+        if value_checks_enabled() and bool(((lam < 0) | (lam > 1)).any()):
             raise ValueError("every lam must lie in [0, 1]")
         lam = lam.to(device=x1.device, dtype=x1.dtype)
     else:

@@ -46,7 +46,7 @@ from torch.nn import functional as F
 
 from ssl_course import distributed
 from ssl_course.data.augment import contrastive_augment
-from ssl_course.losses.contrastive import nnclr, update_queue
+from ssl_course.losses.contrastive import nnclr
 from ssl_course.models import mlp_head
 
 from . import register
@@ -95,20 +95,22 @@ class NNCLR(Method):
 
     @torch.no_grad()
     def enqueue(self, z: torch.Tensor, labels: torch.Tensor | None = None, index: torch.Tensor | None = None) -> None:
-        """FIFO: write normalised, detached ``z`` at the pointer (wrapping), with its monitoring labels."""
-        count = z.shape[0]
-        ptr = int(self.queue_ptr)
-        new_queue, new_ptr = update_queue(self.queue, z.float(), ptr)
-        self.queue.copy_(new_queue)
-        # The same slots, in the same order, for the monitoring buffers (update_queue's rule: with
-        # more rows than slots only the last queue_size rows survive).
-        keep = min(count, self.queue_size)
-        start = (ptr + count - keep) % self.queue_size
-        slots = (start + torch.arange(keep, device=self.queue.device)) % self.queue_size
+        """FIFO: write normalised, detached ``z`` at the pointer (wrapping), with its monitoring labels.
+
+        The same rule as :func:`ssl_course.losses.update_queue` (with more rows than slots only the
+        last ``queue_size`` rows survive), written with the pointer kept on the device, so that a
+        training step on a GPU never waits to read it back to the host.
+        """
+        count, size = z.shape[0], self.queue_size
+        keep = min(count, size)
+        start = (self.queue_ptr + count - keep) % size
+        slots = (start + torch.arange(keep, device=self.queue.device)) % size
+        self.queue[slots] = F.normalize(z.detach()[-keep:].float(), dim=1).to(self.queue.dtype)
+        # The same slots for the monitoring buffers.
         missing = torch.full((count,), -1, dtype=torch.long, device=self.queue.device)
         self.queue_labels[slots] = (labels if labels is not None else missing)[-keep:].to(self.queue.device)
         self.queue_index[slots] = (index if index is not None else missing)[-keep:].to(self.queue.device)
-        self.queue_ptr.fill_(new_ptr)
+        self.queue_ptr.copy_((self.queue_ptr + count) % size)
 
     def training_step(self, batch: Batch, step: StepInfo) -> StepOutput:
         images = batch.unlabeled_images
