@@ -200,6 +200,7 @@ def plot_curves(out: str | Path):
 
     out = Path(out)
     figure, axis = plt.subplots(figsize=(7, 4))
+    axis.set_prop_cycle(color=plt.cm.tab20.colors)        # 13 methods: the default 10 colours repeat
     for history_path in sorted((out / "runs").glob("*_s0/history.json")):
         history = json.loads(history_path.read_text())
         name = history_path.parent.name.rsplit("_s", 1)[0]
@@ -207,14 +208,18 @@ def plot_curves(out: str | Path):
         values = history["monitor_knn"]
         metrics_path = history_path.parent / METRICS_NAME
         final = json.loads(metrics_path.read_text()) if metrics_path.exists() else history.get("final", {})
+        color = None
         if values:
             line, = axis.plot(times, values, marker=".", label=name)
-            if "test_accuracy" in final:
-                axis.scatter([history["seconds"][-1] / 60], [final["test_accuracy"]], marker="*", s=80,
-                             color=line.get_color())
+            color = line.get_color()
+        if "test_accuracy" in final and history["seconds"]:
+            # Runs shorter than one monitor interval have no line: their star carries the label.
+            axis.scatter([history["seconds"][-1] / 60], [final["test_accuracy"]], marker="*", s=80,
+                         color=color, label=None if values else name)
     axis.set(xlabel="wall time (minutes)", ylabel="accuracy", ylim=(0, 1),
              title="kNN monitor (lines) and final test accuracy (stars)")
-    axis.legend(fontsize=7, ncol=2)
+    if axis.get_legend_handles_labels()[0]:
+        axis.legend(fontsize=7, ncol=2)
     figure.tight_layout()
     figure.savefig(out / "curves.png", dpi=120)
     return figure

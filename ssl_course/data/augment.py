@@ -51,13 +51,13 @@ parameters per call, so per-image randomness on a batch means a Python loop over
 usual alternative is the PIL ``DataLoader`` with worker processes, which keeps the images on
 the CPU and must copy every batch to the GPU. kornia does batched per-image augmentation but is
 not a dependency of the course (and is not installed on the course machines). Measured with
-``benchmarks/throughput.py --threads 1`` on the idle 2-core course CPU (images/s, CIFAR-10,
-batches of 512; ``benchmarks/RESULTS.md`` keeps every run, with the spread between runs)::
+``benchmarks/throughput.py --threads 1`` on the idle 2-core course CPU, 4 runs on 2026-11-23
+(images/s, CIFAR-10, batches of 512; ``benchmarks/RESULTS.md`` keeps every run)::
 
     pipeline      batched (here)   v2 per image   PIL DataLoader, 2 workers   batched / PIL
-    weak          370,000-387,000       16,000          14,500-14,800            25-27x
-    contrastive    39,000-47,500         3,000           7,800-8,000            4.9-5.9x
-    strong         38,000-40,000         4,000           5,700-6,100            6.3-7.0x
+    weak          333,000-406,000   15,000-16,000      14,700-15,200            22-27x
+    contrastive    41,700-42,700     2,900-3,100        7,800-8,400            5.0-5.4x
+    strong         34,000-40,500     3,600-4,000        5,700-6,100            5.8-7.0x
 
 The batched pipeline uses one core here, the PIL loader's two worker processes both. With
 torch's 2 intra-op threads the batched pipeline is *slower* on this machine (each small op pays
@@ -311,15 +311,20 @@ def _adjust_hue(x: Tensor, shift: Tensor) -> Tensor:
        green 2, blue 4): ``d_red = 3 - |h - 3|``, ``d_green = |h - 2|``, ``d_blue = |h - 4|``.
     """
     r, g, b = x.unbind(1)
-    maxc = torch.maximum(torch.maximum(r, g), b)
-    minc = torch.minimum(torch.minimum(r, g), b)
+    maxc = torch.maximum(r, g)
+    maxc = torch.maximum(maxc, b, out=maxc)
+    minc = torch.minimum(r, g)
+    minc = torch.minimum(minc, b, out=minc)
     chroma = maxc - minc
-    # 1. hue in sixths. 0/1 masks from sign(max - channel): 0 exactly where the channel is largest.
-    below_r, below_g, below_b = maxc - r, maxc - g, maxc - b
-    red_not_max, green_not_max = torch.sign(below_r), torch.sign(below_g)
-    hue = (below_b - below_g).mul_(1 - red_not_max)                                   # red largest
-    hue.add_((below_r - below_b).add_(chroma, alpha=2.0).mul_(red_not_max).mul_(1 - green_not_max))
-    hue.add_((below_g - below_r).add_(chroma, alpha=4.0).mul_(red_not_max).mul_(green_not_max))
+    # 1. hue in sixths, times chroma. 0/1 masks from sign(max - channel): 0 exactly where that
+    # channel is the largest. Few fresh tensors: on a CPU each costs more than its arithmetic.
+    red_not_max = (maxc - r).sign_()
+    green_not_max = (maxc - g).sign_()
+    hue = g - b
+    hue.addcmul_(hue, red_not_max, value=-1.0)                              # red largest: g - b
+    green = (b - r).add_(chroma, alpha=2.0).mul_(red_not_max)
+    hue.add_(green).addcmul_(green, green_not_max, value=-1.0)             # green: 2c + b - r
+    hue.add_((r - g).add_(chroma, alpha=4.0).mul_(red_not_max).mul_(green_not_max))   # blue: 4c + r - g
     hue.div_(chroma.clamp_min(1e-30))               # gray pixels: 0 / tiny = 0, as if divided by 1
     # 2. rotate and wrap into [0, 6) (floor is far cheaper than remainder on a CPU).
     hue.add_(6.0 * shift.view(-1, 1, 1))
