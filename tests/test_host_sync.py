@@ -20,8 +20,7 @@ from ssl_course.methods.base import Batch, StepInfo
 HOST_READS = ("nonzero", "item", "tolist", "__bool__", "__int__", "__float__", "__index__")
 #: Methods that still read a few values per step, and why (documented, not hidden):
 KNOWN_READS = {
-    "featmatch": 2,   # the prototypes-ready flag, and the seed of numpy's Beta draw for mixup
-    "paws": 5,        # bookkeeping of the labelled memory (which classes are present and full)
+    "paws": 5,        # bookkeeping of the labelled memory: which classes are present, which slots filled
 }
 
 

@@ -350,3 +350,17 @@ def test_featmatch_checkers_accept_the_solutions_and_reject_mistakes(capsys):
     assert check_featmatch_pseudo_labels(lambda z, T: torch.softmax(z / T, dim=1))         # the same thing
     assert not check_featmatch_pseudo_labels(lambda z, T: torch.softmax(z * T, dim=1))     # power T, not 1/T
     assert not check_kmeans_step(lambda points, centroids: centroids)
+
+
+def test_featmatch_attention_flag_follows_a_loaded_checkpoint():
+    """The host copy of `prototypes_ready` (kept so GPU steps need not read the buffer) must
+    follow load_state_dict in both directions."""
+    torch.manual_seed(0)
+    ready = build_method("featmatch", "tiny", 10)
+    ready.prototypes_ready.fill_(True)
+    fresh = build_method("featmatch", "tiny", 10)
+    assert not fresh.attention_active                      # read once, cached
+    fresh.load_state_dict(ready.state_dict())
+    assert fresh.attention_active
+    fresh.load_state_dict(build_method("featmatch", "tiny", 10).state_dict())
+    assert not fresh.attention_active

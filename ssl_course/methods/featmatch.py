@@ -60,7 +60,6 @@ the raw backbone features for the kNN monitor and the linear probe.
 """
 from __future__ import annotations
 
-import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -77,6 +76,7 @@ from ssl_course.losses.semi_supervised import mixup, soft_cross_entropy
 
 from . import register
 from .base import Batch, Method, StepInfo, StepOutput
+from .mixmatch import beta_sample
 
 
 @register
@@ -149,6 +149,10 @@ class FeatMatch(Method):
         self.register_buffer("prototype_labels", torch.arange(num_classes).repeat_interleave(prototypes_per_class))
         self.register_buffer("prototype_from_labeled", torch.ones(count, dtype=torch.bool))
         self.register_buffer("prototypes_ready", torch.zeros((), dtype=torch.bool))
+        # A host copy of the flag, so that a GPU step does not read the buffer back every time;
+        # None means "read it once" (after construction or after loading a checkpoint).
+        self._ready_on_host: bool | None = None
+        self.register_load_state_dict_post_hook(lambda module, keys: setattr(module, "_ready_on_host", None))
         # Unlabelled weak-view features since the last refresh (official `fu`, `pu`), a ring buffer.
         self.register_buffer("buffer_features", torch.zeros(buffer_size, dim))
         self.register_buffer("buffer_labels", torch.zeros(buffer_size, dtype=torch.long))
@@ -160,7 +164,9 @@ class FeatMatch(Method):
     @property
     def attention_active(self) -> bool:
         """True once prototypes exist (after the first refresh)."""
-        return bool(self.prototypes_ready)
+        if self._ready_on_host is None:
+            self._ready_on_host = bool(self.prototypes_ready)
+        return self._ready_on_host
 
     def refine(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``AugF``: raw features ``[N, D]`` → (refined ``[N, D]``, attention ``[N, heads, C*p]``)."""
@@ -245,6 +251,7 @@ class FeatMatch(Method):
         self.prototypes.copy_(prototypes)
         self.prototype_from_labeled.copy_(source.flatten())
         self.prototypes_ready.fill_(True)
+        self._ready_on_host = True
         self.buffer_count.zero_()
         self.buffer_next.zero_()
         return {"labeled_features": int(labeled_features.shape[0]), "unlabeled_features": used_unlabeled}
@@ -253,13 +260,12 @@ class FeatMatch(Method):
         self.refresh_prototypes(data, seed=epoch)
 
     # ------------------------------------------------------------------ training ------------------
-    def _mixup_draw(self, generator: torch.Generator, size: int, device: torch.device) -> tuple[float, torch.Tensor]:
-        """One ``λ ~ Beta(α, α)`` and a permutation, both from the step's generator (so a resumed
-        run mixes exactly as an uninterrupted one; torch's Beta sampler takes no generator)."""
-        draw_device = generator.device
-        seed = int(torch.randint(0, 2**62, (1,), generator=generator, device=draw_device))
-        lam = float(np.random.default_rng(seed).beta(self.mixup_alpha, self.mixup_alpha))
-        permutation = torch.randperm(size, generator=generator, device=draw_device).to(device)
+    def _mixup_draw(self, generator: torch.Generator, size: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        """One ``λ ~ Beta(α, α)`` (a 0-d tensor on ``device``) and a permutation, both from the
+        step's generator, so a resumed run mixes exactly as an uninterrupted one. λ stays on the
+        device (:func:`beta_sample`): reading it back would stall a GPU step."""
+        lam = beta_sample(self.mixup_alpha, 1, generator, device)[0]
+        permutation = torch.randperm(size, generator=generator, device=generator.device).to(device)
         return lam, permutation
 
     def training_step(self, batch: Batch, step: StepInfo) -> StepOutput:
