@@ -46,7 +46,8 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--test-subset", type=int, default=None, help="use only this many test images")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     parser.add_argument("--compile", choices=["auto", "on", "off"], default="auto",
-                        help="torch.compile the backbone (auto: on CUDA only; falls back to eager on failure)")
+                        help="torch.compile the backbone (auto: on CUDA for runs of >= 10 min and >= 2000 steps; "
+                             "falls back to eager on failure)")
 
 
 def build_parser() -> argparse.ArgumentParser:

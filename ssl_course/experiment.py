@@ -50,7 +50,7 @@ class Experiment:
     progress: bool = True
     monitor_every: int | None = None       # steps between kNN checks (None: once per epoch, 0: never)
     knn_bank_size: int | None = None       # None: the whole training set is the kNN bank
-    compile: bool | None = None            # torch.compile the backbone (None: on CUDA only)
+    compile: bool | None = None            # torch.compile the backbone (None: CUDA, long runs)
 
     def validate(self) -> None:
         from ssl_course.data import DATASETS

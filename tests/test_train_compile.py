@@ -68,3 +68,23 @@ def test_errors_of_the_model_itself_are_not_swallowed(tiny_bundle):
     method.training_step = broken_step
     with pytest.raises(ValueError, match="a bug in the method"):
         fit(method, tiny_bundle, _config(compile=True, compile_backend="eager"))
+
+
+@pytest.mark.parametrize("settings, on_cuda, expected", [
+    (dict(max_minutes=2), True, False),          # a notebook's short GPU run: compiling would eat it
+    (dict(max_minutes=15), True, True),          # the comparison's 15 minutes per method
+    (dict(max_steps=100), True, False),
+    (dict(max_steps=5000), True, True),
+    (dict(max_minutes=15, max_steps=50), True, False),
+    (dict(max_minutes=60), False, False),        # never by default on a CPU
+    (dict(max_minutes=1, compile=True), False, True),
+    (dict(max_minutes=60, compile=False), True, False),
+])
+def test_when_the_default_compiles(settings, on_cuda, expected):
+    from ssl_course.train import _compile_backbone
+
+    method = _supervised()
+    config = TrainConfig(compile_backend="eager", **settings)
+    total_steps = settings.get("max_steps")
+    assert _compile_backbone(method, config, on_cuda, total_steps) is expected
+    assert (method.backbone._compiled_call_impl is not None) is expected
