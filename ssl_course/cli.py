@@ -28,7 +28,7 @@ def _parse_hparam(text: str) -> tuple[str, Any]:
 
 
 def compile_choice(value: str) -> bool | None:
-    """``--compile auto|on|off`` -> ``None`` (on CUDA only) / ``True`` / ``False``."""
+    """``--compile auto|on|off`` -> ``None`` (long CUDA runs) / ``True`` / ``False``."""
     return {"auto": None, "on": True, "off": False}[value]
 
 

@@ -318,8 +318,10 @@ def fit(method: Method, data, config: TrainConfig) -> History:
         for group in optimizer.param_groups:
             group["lr"] = lr
 
-        # 1. gather this step's images on the device (indices are cheap CPU tensors)
-        index = {source: distributed.local_slice(next(stream)).to(device, non_blocking=True)
+        # 1. gather this step's images on the device (indices are cheap CPU tensors). On CUDA the
+        # indices go through pinned memory: a copy from ordinary (pageable) memory would first
+        # wait for every queued kernel, i.e. synchronise the step.
+        index = {source: _to_device(distributed.local_slice(next(stream)), device)
                  for source, stream in streams.items()}
         labeled_index = index.get("labeled")
         unlabeled_index = index.get("unlabeled", index.get("all"))
@@ -414,6 +416,12 @@ def fit(method: Method, data, config: TrainConfig) -> History:
             history.logs.setdefault(name, []).append(total.item() / steps_since_log)
     save(step, elapsed_now())
     return history
+
+
+def _to_device(indices: torch.Tensor, device: torch.device) -> torch.Tensor:
+    if device.type == "cuda":
+        return indices.pin_memory().to(device, non_blocking=True)
+    return indices.to(device)
 
 
 def _loss_and_gradients(method: Method, batch: Batch, info: StepInfo, optimizer, scaler, device: torch.device,

@@ -86,7 +86,8 @@ def test_paws_memory_keeps_the_newest_images_and_skips_unseen_classes(tiny_bundl
 
 
 def test_class_balanced_batch_is_what_paws_uses(tiny_bundle):
-    # The support sampler is the data module's class_balanced_batch, so its guarantees carry over.
+    # PAWS's first support draws use the data module's class_balanced_batch, and later ones the
+    # same rule without host reads (test_paws_support_repeats_evenly_when_a_class_has_few_images).
     index = class_balanced_batch(tiny_bundle.train_labels, tiny_bundle.labeled_idx, 4,
                                  torch.Generator().manual_seed(0))
     assert tiny_bundle.train_labels[index].tolist() == torch.arange(10).repeat_interleave(4).tolist()
@@ -364,3 +365,26 @@ def test_featmatch_attention_flag_follows_a_loaded_checkpoint():
     assert fresh.attention_active
     fresh.load_state_dict(build_method("featmatch", "tiny", 10).state_dict())
     assert not fresh.attention_active
+
+
+def test_paws_support_repeats_evenly_when_a_class_has_few_images(tiny_bundle):
+    """Once every class is in memory the support set is drawn without reading anything back to the
+    host; the rule stays class_balanced_batch's: fewer images than support_per_class are repeated
+    as evenly as possible."""
+    data = tiny_bundle
+    method = build_method("paws", "tiny", data.num_classes, support_per_class=5, memory_per_class=8)
+    labels = data.train_labels[data.labeled_idx]
+    two_each = torch.cat([data.labeled_idx[labels == c][:2] for c in range(data.num_classes)])
+    method.remember_labeled(data.train_images[two_each], data.train_labels[two_each])
+    assert method._every_class_seen()
+    images, classes = method.draw_support(torch.Generator().manual_seed(3))
+    assert classes.tolist() == torch.arange(data.num_classes).repeat_interleave(5).tolist()
+    for c in range(data.num_classes):
+        block = images[classes == c].flatten(1)
+        distinct, repeats = torch.unique(block, dim=0, return_counts=True)
+        assert len(distinct) == 2 and sorted(repeats.tolist()) == [2, 3]
+        stored = data.train_images[two_each][data.train_labels[two_each] == c].flatten(1)
+        assert all((stored == row).all(1).any() for row in distinct)
+    fresh = build_method("paws", "tiny", data.num_classes, support_per_class=5, memory_per_class=8)
+    fresh.load_state_dict(method.state_dict())
+    assert not fresh._all_seen_on_host and fresh._every_class_seen()     # re-read after a checkpoint
