@@ -233,6 +233,7 @@ def fit(method: Method, data, config: TrainConfig) -> History:
     budget_seconds = config.max_minutes * 60 if config.max_minutes is not None else None
 
     compiled = _compile_backbone(method, config, on_cuda, total_steps)
+    compiled_step_done = False   # a first compiled step succeeded: the compiler works here
     optimizer_name = config.optimizer or method.default_optimizer
     base_lr = config.lr or method.default_lr * batch_size / 256
     weight_decay = config.weight_decay if config.weight_decay is not None else method.default_weight_decay
@@ -342,14 +343,20 @@ def fit(method: Method, data, config: TrainConfig) -> History:
         info = StepInfo(step=step, epoch=epoch, progress=progress, steps_per_epoch=steps_per_epoch)
 
         # 2. the method's loss, under autocast on a GPU, and its gradients. torch.compile works
-        # lazily: a compiler failure shows up here, in the first steps. Then the step is redone
-        # eagerly, with fresh generators, so the run is the one an eager run would have been.
+        # lazily: a compiler failure shows up here, in the first step. Then the step is redone
+        # eagerly from the state it started from (a method may have written to its queues or
+        # memories before the failing call) with fresh generators, so the run is the one an
+        # eager run would have been.
+        before_first_compiled_step = _snapshot(method) if compiled and not compiled_step_done else None
         try:
             output = _loss_and_gradients(method, batch, info, optimizer, scaler, device, amp_dtype)
+            compiled_step_done = compiled_step_done or compiled
         except Exception as error:
             if not (compiled and _is_compiler_error(error)):
                 raise
             compiled = _uncompile_backbone(method, error)
+            if before_first_compiled_step is not None:
+                method.load_state_dict(before_first_compiled_step)
             output = _loss_and_gradients(method, dataclasses.replace(batch, **generators()), info,
                                          optimizer, scaler, device, amp_dtype)
         loss = output.loss
@@ -416,6 +423,11 @@ def fit(method: Method, data, config: TrainConfig) -> History:
             history.logs.setdefault(name, []).append(total.item() / steps_since_log)
     save(step, elapsed_now())
     return history
+
+
+def _snapshot(method: Method) -> dict[str, torch.Tensor]:
+    """A copy of the method's weights and buffers (queues, memories), to undo a failed step."""
+    return {name: value.detach().clone() for name, value in method.state_dict().items()}
 
 
 def _to_device(indices: torch.Tensor, device: torch.device) -> torch.Tensor:
