@@ -1,6 +1,7 @@
 """One experiment = build data + backbone + method, train with the engine, evaluate, write files.
 
-Shared by ``python -m ssl_course train`` and the comparison, so both record the same fields.
+Shared by ``python -m ssl_course train``, the comparison and the notebooks (:func:`run_methods`),
+so all of them record the same fields.
 Output folder layout::
 
     out/metrics.json     method, labels, seed, device, wall time, test / kNN / probe accuracy
@@ -14,6 +15,7 @@ import json
 import platform
 import time
 from dataclasses import asdict, dataclass, field
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +23,7 @@ import torch
 
 import ssl_course
 from ssl_course import distributed
-from ssl_course.config import pick_device, seed_everything
+from ssl_course.config import pick_device, runs_dir, seed_everything
 from ssl_course.evaluate import evaluate_method
 from ssl_course.methods import build_method, get_method_class
 from ssl_course.train import TrainConfig, fit
@@ -113,6 +115,39 @@ def run_experiment(experiment: Experiment, out_dir: str | Path | None, resume: b
         (out / "history.json").write_text(json.dumps(history.to_dict()))  # now with the final metrics
         (out / METRICS_NAME).write_text(json.dumps(record, indent=2))
     return record
+
+
+def run_methods(methods: Sequence[str] | Mapping[str, Mapping[str, Any]], tag: str,
+                batch_sizes: Mapping[str, int] | None = None, **shared: Any) -> tuple[dict[str, dict], dict[str, Path]]:
+    """Train and evaluate several methods one after the other under the same settings (a notebook's
+    "method against the baseline, same budget" cell).
+
+    Args:
+        methods: method names, or ``{name: hyper-parameters}``.
+        tag: prefix of the run folders (the notebook's number, e.g. ``"06"``).
+        batch_sizes: per-method batch sizes, overriding ``shared["batch_size"]``.
+        **shared: :class:`Experiment` fields common to every run (``data``, ``labels``, ``backbone``,
+            ``minutes``/``steps``/``epochs``, ``train_subset``...).
+
+    Each run lives in ``runs_dir()/<tag>_<method>_<data>_<labels>_<backbone>`` and resumes from
+    there, so a finished run is not trained again and an interrupted one continues. Prints one
+    line per method. Returns ``(metrics by method, run folder by method)``.
+    """
+    hparams_of = dict(methods) if isinstance(methods, Mapping) else {name: {} for name in methods}
+    results: dict[str, dict] = {}
+    folders: dict[str, Path] = {}
+    for name, hparams in hparams_of.items():
+        settings = dict(shared)
+        if batch_sizes and name in batch_sizes:
+            settings["batch_size"] = batch_sizes[name]
+        experiment = Experiment(method=name, hparams=dict(hparams), **settings)
+        folders[name] = runs_dir() / f"{tag}_{name}_{experiment.data}_{experiment.labels}_{experiment.backbone}"
+        results[name] = run_experiment(experiment, folders[name], resume=True)
+        scores = ", ".join(f"{label} {results[name][key]:.3f}" for key, label in (
+            ("test_accuracy", "test accuracy"), ("linear_probe_accuracy", "linear probe"), ("knn_accuracy", "kNN"))
+            if key in results[name])
+        print(f"{name:>10}: {scores}, {results[name]['steps']} steps in {results[name]['wall_time_seconds']:.0f} s")
+    return results, folders
 
 
 def _device_name(device: torch.device) -> str:

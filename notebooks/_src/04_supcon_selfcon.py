@@ -37,7 +37,7 @@ from ssl_course import config
 from ssl_course.data import cifar10_available, make_bundle
 from ssl_course.data.augment import contrastive_augment
 from ssl_course.evaluate import extract_features
-from ssl_course.experiment import Experiment, run_experiment
+from ssl_course.experiment import run_methods
 from ssl_course.losses import nt_xent, selfcon, supcon
 from ssl_course.methods import build_method
 from ssl_course.models import MultiExitNet, build_backbone
@@ -354,15 +354,9 @@ print(f"SelfCon loss of this batch (untrained): {loss.item():.3f}")
 BUDGET_MINUTES = 2.0 if DEVICE.type == "cuda" else 5.0   # per method; raise it for better numbers
 BACKBONE = "tiny" if SMOKE else "small"
 METHODS = {"supervised": {}, "supcon": {}, "selfcon": {}}
-results, run_dirs = {}, {}
-for name, hparams in METHODS.items():
-    experiment = Experiment(method=name, data=DATA, labels=NUM_LABELS, backbone=BACKBONE, hparams=hparams,
-                            minutes=None if SMOKE else BUDGET_MINUTES, steps=30 if SMOKE else None,
-                            batch_size=32 if SMOKE else None, progress=not SMOKE, **SUBSET)
-    run_dirs[name] = config.runs_dir() / f"04_{name}_{DATA}_{NUM_LABELS}_{BACKBONE}"
-    results[name] = run_experiment(experiment, run_dirs[name], resume=True)
-    print(f"{name:>10}: test accuracy {results[name]['test_accuracy']:.3f}, kNN {results[name]['knn_accuracy']:.3f}, "
-          f"{results[name]['steps']} steps in {results[name]['wall_time_seconds']:.0f} s")
+results, run_dirs = run_methods(METHODS, "04", data=DATA, labels=NUM_LABELS, backbone=BACKBONE,
+                                minutes=None if SMOKE else BUDGET_MINUTES, steps=30 if SMOKE else None,
+                                batch_size=32 if SMOKE else None, progress=not SMOKE, **SUBSET)
 
 # %%
 import json

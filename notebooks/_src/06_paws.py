@@ -36,7 +36,7 @@ from torch import nn
 from ssl_course import config
 from ssl_course.data import cifar10_available, make_bundle
 from ssl_course.evaluate import extract_features, per_class_accuracy
-from ssl_course.experiment import Experiment, run_experiment
+from ssl_course.experiment import run_methods
 from ssl_course.exercises import check_me_max, check_sharpen, check_snn
 from ssl_course.losses import me_max_regularizer, paws, sharpen, snn
 from ssl_course.methods import build_method
@@ -303,16 +303,9 @@ data = make_bundle(DATA, num_labels=NUM_LABELS, seed=0, device=DEVICE, **SUBSET)
 print(data)
 
 METHODS = {"paws": dict(multicrop=2, support_per_class=4) if SMOKE else {}, "supervised": {}}
-results, run_dirs = {}, {}
-for name, hparams in METHODS.items():
-    experiment = Experiment(method=name, data=DATA, labels=NUM_LABELS, backbone=BACKBONE, hparams=hparams,
-                            minutes=None if SMOKE else BUDGET_MINUTES, steps=30 if SMOKE else None,
-                            batch_size=64 if SMOKE else None, progress=not SMOKE, **SUBSET)
-    run_dirs[name] = config.runs_dir() / f"06_{name}_{DATA}_{NUM_LABELS}_{BACKBONE}"
-    results[name] = run_experiment(experiment, run_dirs[name], resume=True)
-    print(f"{name:>10}: test accuracy {results[name]['test_accuracy']:.3f}, linear head "
-          f"{results[name]['linear_probe_accuracy']:.3f}, kNN {results[name]['knn_accuracy']:.3f}, "
-          f"{results[name]['steps']} steps in {results[name]['wall_time_seconds']:.0f} s")
+results, run_dirs = run_methods(METHODS, "06", data=DATA, labels=NUM_LABELS, backbone=BACKBONE,
+                                minutes=None if SMOKE else BUDGET_MINUTES, steps=30 if SMOKE else None,
+                                batch_size=64 if SMOKE else None, progress=not SMOKE, **SUBSET)
 
 # %%
 for name in METHODS:

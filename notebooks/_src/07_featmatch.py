@@ -34,7 +34,7 @@ import torch.nn.functional as F
 from ssl_course import config
 from ssl_course.data import cifar10_available, make_bundle
 from ssl_course.evaluate import classifier_accuracy, extract_features, knn_accuracy, per_class_accuracy
-from ssl_course.experiment import Experiment, run_experiment
+from ssl_course.experiment import run_methods
 from ssl_course.exercises import check_attention_weights, check_featmatch_pseudo_labels, check_kmeans_step
 from ssl_course.losses import (PrototypeAttention, consistency_ramp, extract_prototypes, featmatch_loss,
                                featmatch_pseudo_labels, soft_cross_entropy)
@@ -270,16 +270,10 @@ data = make_bundle(DATA, num_labels=NUM_LABELS, seed=0, device=DEVICE, **SUBSET)
 print(data)
 
 METHODS = {"featmatch": {}, "supervised": {}}
-results, run_dirs = {}, {}
-for name, hparams in METHODS.items():
-    # smoke: 2000 images / batch 64 = 31 steps per epoch, so 40 steps include one prototype refresh
-    experiment = Experiment(method=name, data=DATA, labels=NUM_LABELS, backbone=BACKBONE, hparams=hparams,
-                            minutes=None if SMOKE else BUDGET_MINUTES, steps=40 if SMOKE else None,
-                            batch_size=64 if SMOKE else None, progress=not SMOKE, **SUBSET)
-    run_dirs[name] = config.runs_dir() / f"07_{name}_{DATA}_{NUM_LABELS}_{BACKBONE}"
-    results[name] = run_experiment(experiment, run_dirs[name], resume=True)
-    print(f"{name:>10}: test accuracy {results[name]['test_accuracy']:.3f}, kNN {results[name]['knn_accuracy']:.3f}, "
-          f"{results[name]['steps']} steps in {results[name]['wall_time_seconds']:.0f} s")
+# smoke: 2000 images / batch 64 = 31 steps per epoch, so 40 steps include one prototype refresh
+results, run_dirs = run_methods(METHODS, "07", data=DATA, labels=NUM_LABELS, backbone=BACKBONE,
+                                minutes=None if SMOKE else BUDGET_MINUTES, steps=40 if SMOKE else None,
+                                batch_size=64 if SMOKE else None, progress=not SMOKE, **SUBSET)
 
 # %%
 for name in METHODS:

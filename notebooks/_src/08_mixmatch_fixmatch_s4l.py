@@ -41,7 +41,7 @@ from ssl_course.data import cifar10_available, make_bundle
 from ssl_course.data.augment import normalize
 from ssl_course.evaluate import extract_features
 from ssl_course.exercises import check_fixmatch_mask, check_mixup
-from ssl_course.experiment import Experiment, run_experiment
+from ssl_course.experiment import run_methods
 from ssl_course.losses import fixmatch_loss, mixmatch_guess_labels, mixmatch_loss, mixup, rotate_batch, sharpen
 from ssl_course.methods import build_method
 from ssl_course.methods.mixmatch import beta_sample
@@ -368,15 +368,9 @@ BUDGET_MINUTES = 3.0 if DEVICE.type == "cuda" else 5.0   # per method; raise it 
 METHODS = ("supervised", "mixmatch", "fixmatch", "s4l")
 SMOKE_BATCH = {"supervised": 64, "mixmatch": 32, "fixmatch": 64, "s4l": 16}
 BACKBONE = "tiny" if SMOKE else "small"
-run_dirs = {name: config.runs_dir() / f"08_{name}_{DATA}_{NUM_LABELS}" for name in METHODS}
-results = {}
-for name in METHODS:
-    experiment = Experiment(method=name, data=DATA, labels=NUM_LABELS, backbone=BACKBONE,
-                            minutes=None if SMOKE else BUDGET_MINUTES, steps=30 if SMOKE else None,
-                            batch_size=SMOKE_BATCH[name] if SMOKE else None, **SUBSET)
-    results[name] = run_experiment(experiment, run_dirs[name], resume=True)
-    print(f"{name:>10}: test accuracy {results[name]['test_accuracy']:.3f}, kNN {results[name]['knn_accuracy']:.3f}, "
-          f"{results[name]['steps']} steps in {results[name]['wall_time_seconds']:.0f} s")
+results, run_dirs = run_methods(METHODS, "08", batch_sizes=SMOKE_BATCH if SMOKE else None, data=DATA,
+                                labels=NUM_LABELS, backbone=BACKBONE, minutes=None if SMOKE else BUDGET_MINUTES,
+                                steps=30 if SMOKE else None, **SUBSET)
 
 # %%
 baseline = results["supervised"]["test_accuracy"]

@@ -1,0 +1,27 @@
+"""run_methods: the notebooks' "several methods, same settings" helper."""
+from __future__ import annotations
+
+import json
+
+from ssl_course.experiment import run_methods
+
+SETTINGS = dict(data="synthetic", labels=100, backbone="tiny", steps=3, train_subset=500, test_subset=200,
+                progress=False, knn_bank_size=200)
+
+
+def test_run_methods_trains_each_method_into_its_folder_and_resumes(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("SSL_COURSE_RUNS", str(tmp_path))
+    results, folders = run_methods({"supervised": {}, "simclr": {"temperature": 0.2}}, "99",
+                                   batch_sizes={"simclr": 16}, batch_size=32, **SETTINGS)
+    assert set(results) == set(folders) == {"supervised", "simclr"}
+    assert folders["simclr"] == tmp_path / "99_simclr_synthetic_100_tiny"
+    saved = json.loads((folders["simclr"] / "metrics.json").read_text())
+    assert saved["hparams"]["temperature"] == 0.2 and saved["experiment"]["batch_size"] == 16
+    assert json.loads((folders["supervised"] / "metrics.json").read_text())["experiment"]["batch_size"] == 32
+    printed = capsys.readouterr().out
+    assert "supervised: test accuracy" in printed and "simclr: test accuracy" in printed
+    # a second call finds the finished runs: nothing is trained again
+    again, _ = run_methods(["supervised"], "99", batch_size=32, **SETTINGS)
+    assert again["supervised"]["steps"] == results["supervised"]["steps"] == 3
+    # (a retrained run would log new timings; a resumed finished one keeps its recorded history)
+    assert again["supervised"]["wall_time_seconds"] == results["supervised"]["wall_time_seconds"]
