@@ -20,7 +20,8 @@ from torch import Tensor
 
 from ssl_course.losses.featmatch import featmatch_pseudo_labels
 
-from .semi_supervised import _Case, _dtype_name, _run_checks
+from ._checking import _dtype_name
+from ._output_checking import _Case, _run_checks
 
 __all__ = ["check_featmatch_pseudo_labels", "check_attention_weights", "check_kmeans_step"]
 

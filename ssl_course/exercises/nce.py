@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ssl_course.exercises.contrastive import (
+from ssl_course.exercises._checking import (
     _Case,
     _dtype_name,
     _generator,
