@@ -22,8 +22,12 @@ def _torchrun(mode: str, out: Path) -> None:
                str(WORKER), mode, str(out)]
     environment = {**os.environ, "OMP_NUM_THREADS": "1"}
     result = subprocess.run(command, capture_output=True, text=True, timeout=600, env=environment)
-    if result.returncode != 0 and "address already in use" in (result.stdout + result.stderr).lower():
-        # The rendezvous port can be taken by a parallel test's kernel between choosing and binding it.
+    # Two failures outside this code get one retry: the rendezvous port can be taken by a parallel
+    # test's kernel between choosing and binding it, and on a loaded 2-core machine a Gloo process
+    # was seen (once in ~20 runs) to abort at exit, after its work was done ("terminate called
+    # without an active exception", SIGABRT). The retry must then succeed outright.
+    transient = ("address already in use", "terminate called without an active exception")
+    if result.returncode != 0 and any(text in (result.stdout + result.stderr).lower() for text in transient):
         result = subprocess.run(command, capture_output=True, text=True, timeout=600, env=environment)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
 
