@@ -442,7 +442,7 @@ check_me_max(my_me_max);
 
 # %% [markdown]
 # **Exercise 4 (no checker).** Re-run the CIFAR-10 cell with `METHODS["paws"] = dict(me_max=False)`
-# (and a new run folder). Compare `target_acc`, the per-class accuracies and the average
+# and a new tag for `run_methods` (e.g. `"06_no_memax"`, so the run gets its own folder). Compare `target_acc`, the per-class accuracies and the average
 # prediction with the run above.
 #
 # ## References

@@ -526,7 +526,8 @@ check_kmeans_step(my_kmeans_step);
 
 # %% [markdown]
 # **Exercise 4 (no checker).** Train again with `METHODS["featmatch"] = dict(predict_refined=False)`
-# or `dict(lambda_f=0.0)` (and a new run folder). Which term carries the improvement over the
+# or `dict(lambda_f=0.0)` and a new tag for `run_methods` (e.g. `"07_raw"`, so the run gets its own
+# folder). Which term carries the improvement over the
 # baseline in your budget?
 #
 # ## References

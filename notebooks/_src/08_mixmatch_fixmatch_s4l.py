@@ -508,7 +508,8 @@ def my_mixup(x1, p1, x2, p2, lam):
 check_mixup(my_mixup);
 
 # %% [markdown]
-# **3. The threshold.** Train FixMatch again with `hparams={"threshold": 0.7}` (a new run folder)
+# **3. The threshold.** Train FixMatch again with a threshold of 0.7, in its own run folder:
+# `run_methods({"fixmatch": {"threshold": 0.7}}, "08_t07", ...)` with the settings of the cell above,
 # and plot the mask rate and the accuracy of the passing pseudo-labels next to the 0.95 run. Which
 # curve rises faster, and which one is more often right? Does the test accuracy follow?
 #
