@@ -164,7 +164,7 @@ plt.show()
 #   how well the features separate classes, not what a few-label learner can do. The number to
 #   compare across methods is the test accuracy.
 # - Compare methods only under the same budget, split and backbone; the comparison notebook
-#   (`09_compare`) does exactly that.
+#   (`12_compare`) does exactly that.
 #
 # **Pitfalls**: an augmentation pipeline that runs on the CPU can starve a GPU; the few-label split
 # must be class-balanced and fixed by a seed, or results are not comparable; the CIFAR-10 copy

@@ -1,5 +1,5 @@
 # %% [markdown]
-# # 09 · All methods under one budget
+# # 12 · All methods under one budget
 #
 # **What you will learn**
 # - how to compare representation-learning and semi-supervised methods fairly: the same backbone,
@@ -13,7 +13,7 @@
 # laptop GPU; on a CPU the same budget gives far fewer training steps, so run the command line
 # version overnight or lower `MINUTES_PER_METHOD` and read the numbers as a smoke test.
 #
-# **Prerequisites**: notebooks 00 to 08 (you should know what every method does before ranking them).
+# **Prerequisites**: notebooks 00 to 11 (you should know what every method does before ranking them).
 
 # %%
 import csv

@@ -1,5 +1,5 @@
 # %% [markdown]
-# # 06 · PAWS: classify unlabelled views with a labelled support set
+# # 08 · PAWS: classify unlabelled views with a labelled support set
 #
 # **What you will learn**
 # - the soft nearest-neighbour (SNN) classifier: a prediction that is a similarity-weighted

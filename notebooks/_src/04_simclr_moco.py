@@ -1,5 +1,5 @@
 # %% [markdown]
-# # 03 · SimCLR and MoCo: contrastive learning from two views of every image
+# # 04 · SimCLR and MoCo: contrastive learning from two views of every image
 #
 # **What you will learn**
 # - the idea both methods share: two random views of the same image should map to nearby
@@ -519,7 +519,7 @@ plt.show()
 #   share batch statistics and the negatives do not, the loss falls for the wrong reason. Use
 #   shuffle BN (or our split BN on one device); SimCLR uses global BN across devices.
 # - **kNN with all labels is a probe, not a result.** Compare methods by the few-label numbers,
-#   under the same budget, split and backbone (notebook `09_compare`).
+#   under the same budget, split and backbone (notebook `12_compare`).
 
 # %%
 def nt_xent_two_directions_summed(z1, z2, temperature):

@@ -1,5 +1,5 @@
 # %% [markdown]
-# # 08 · MixMatch, FixMatch and S4L: three ways to learn from unlabelled images
+# # 07 · MixMatch, FixMatch and S4L: three ways to learn from unlabelled images
 #
 # **What you will learn**
 # - why predictions on unlabelled data help at all: the decision boundary should not cut through

@@ -1,5 +1,5 @@
 # %% [markdown]
-# # 05 · NNCLR: nearest neighbours as positives
+# # 06 · NNCLR: nearest neighbours as positives
 #
 # **What you will learn**
 # - why NNCLR replaces "the other view of the same image" by "the nearest neighbour of this view
@@ -217,7 +217,7 @@ EARLY_STEP = 6 if SMOKE else (100 if ON_GPU else 20)
 MONITOR = dict(monitor_every=10 if SMOKE else (200 if ON_GPU else 25),
                monitor_bank_size=10_000 if ON_GPU else 2_000, monitor_test_size=2_000 if ON_GPU else 1_000)
 
-run_dir = config.runs_dir() / f"05_nnclr_{DATA}_{BACKBONE}"
+run_dir = config.runs_dir() / f"06_nnclr_{DATA}_{BACKBONE}"
 snapshot_path = run_dir / f"state_at_step_{EARLY_STEP}.pt"
 config.seed_everything(0)
 method = build_method("nnclr", BACKBONE, data.num_classes, **HPARAMS)
@@ -365,7 +365,7 @@ for size in QUEUE_SIZES:
     run = build_method("nnclr", BACKBONE, data.num_classes, **{**HPARAMS, "queue_size": size})
     sweep_config = TrainConfig(max_minutes=None if SMOKE else SWEEP_MINUTES, max_steps=12 if SMOKE else None,
                                batch_size=BATCH, monitor_every=0, progress=not SMOKE, resume=True,
-                               out_dir=config.runs_dir() / f"05_nnclr_queue{size}_{DATA}_{BACKBONE}")
+                               out_dir=config.runs_dir() / f"06_nnclr_queue{size}_{DATA}_{BACKBONE}")
     run_history = fit(run, data, sweep_config)
     run_metrics = evaluate_method(run, data, knn_bank_size=10_000)
     sweep[size] = dict(purity=run_history.logs["nn_purity"][-1], knn=run_metrics["knn_accuracy"],

@@ -1,5 +1,5 @@
 # %% [markdown]
-# # 07 · FeatMatch: augmenting features with class prototypes
+# # 09 · FeatMatch: augmenting features with class prototypes
 #
 # **What you will learn**
 # - how FeatMatch summarises each class by a few **prototypes**: per-class k-means centroids of
@@ -17,7 +17,7 @@
 # `BUDGET_MINUTES` to go faster.
 #
 # **Prerequisites**: `00_setup_and_data` (data, weak and strong augmentations, the baseline) and
-# `06_paws` (sharpening, soft targets, a classifier built from labelled examples).
+# `08_paws` (sharpening, soft targets, a classifier built from labelled examples).
 
 # %% [markdown]
 # ## Set-up

@@ -1,5 +1,5 @@
 # %% [markdown]
-# # 04 · Supervised contrastive learning: SupCon and SelfCon
+# # 05 · Supervised contrastive learning: SupCon and SelfCon
 #
 # **What you will learn**
 # - how labels change a contrastive loss: with SupCon every image of the same class becomes a
