@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 # Tests use both cores by default; override with `make test PYTEST_ARGS="-n 0"`.
 PYTEST_ARGS ?= -n 2
 
-.PHONY: lab test setup kernel clean-venv
+.PHONY: lab test lint notebooks setup kernel clean-venv
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -24,8 +24,20 @@ kernel: $(STAMP)
 lab: setup kernel
 	$(VENV)/bin/jupyter lab --notebook-dir=notebooks
 
-test: setup kernel
+test: setup kernel lint
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: setup
+	$(VENV)/bin/ruff check .
+
+# Notebooks are built from their percent-format sources in notebooks/_src/ by jupytext; --update
+# keeps the cell ids of an existing notebook, so a rebuild changes only the cells you edited.
+KERNELSPEC := {"kernelspec": {"display_name": "Python (ssl-course)", "language": "python", "name": "ssl-course"}}
+notebooks: setup
+	for source in notebooks/_src/*.py; do \
+	  $(VENV)/bin/jupytext --quiet --update --to ipynb --update-metadata '$(KERNELSPEC)' \
+	    --output notebooks/$$(basename $$source .py).ipynb $$source || exit 1; \
+	done
 
 clean-venv:
 	rm -rf $(VENV)
