@@ -100,7 +100,7 @@ def run_experiment(experiment: Experiment, out_dir: str | Path | None, resume: b
         "steps": history.step[-1] if history.step else 0,
         "train_seconds_this_call": round(train_seconds, 2),
         "wall_time_seconds": round(history.seconds[-1] if history.seconds else train_seconds, 2),
-        "hparams": {**method.hparams(), **experiment.hparams},
+        "hparams": method.hparams(),
         "experiment": {k: v for k, v in asdict(experiment).items() if k != "progress"},
         "knn_bank": experiment.knn_bank_size or int(data.train_images.shape[0]),
         "train_size": int(data.train_images.shape[0]), "test_size": int(data.test_images.shape[0]),
