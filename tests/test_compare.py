@@ -7,9 +7,10 @@ import json
 import pytest
 
 from ssl_course.cli import main
-from ssl_course.compare import markdown_table, plot_curves, plot_tsne_grid, run_comparison
+from ssl_course.compare import markdown_table, run_comparison
 from ssl_course.methods import METHODS
 from ssl_course.methods.base import Method
+from ssl_course.viz import plot_curves, plot_tsne_grid
 
 
 class _Crashing(Method):
