@@ -1,16 +1,24 @@
-"""Command line: ``python -m ssl_course train ...`` (one method) and ``python -m ssl_course compare ...``.
+"""Command line: ``python -m ssl_course train ...`` (one method) and ``python -m ssl_course compare ...``
+(every method under one budget, see :mod:`ssl_course.compare`).
 
 Examples::
 
     python -m ssl_course train --method supervised --data synthetic --labels 250 --epochs 5 --out runs/sup
     python -m ssl_course train --method simclr --data cifar10 --labels 4000 --minutes 15 --out runs/simclr
+    python -m ssl_course compare --data cifar10 --labels 250 4000 --minutes-per-method 15 --out runs/compare
+
+An option whose destination is named like an :class:`~ssl_course.experiment.Experiment` field sets
+that field (see :func:`experiment_settings`); the others steer the command itself.
 """
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from typing import Any, Sequence
+
+from ssl_course.experiment import Experiment
 
 
 def _parse_hparam(text: str) -> tuple[str, Any]:
@@ -32,29 +40,43 @@ def compile_choice(value: str) -> bool | None:
     return {"auto": None, "on": True, "off": False}[value]
 
 
-def _add_common(parser: argparse.ArgumentParser) -> None:
+#: How a parsed option becomes the Experiment field it is named after; other fields are copied as parsed.
+_FIELD_FROM_OPTION = {"hparams": dict, "compile": compile_choice}
+
+
+def experiment_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """The :class:`~ssl_course.experiment.Experiment` fields set on the command line: every parsed
+    option whose destination is a field's name."""
+    settings = {}
+    for field in dataclasses.fields(Experiment):
+        if hasattr(args, field.name):
+            value = getattr(args, field.name)
+            convert = _FIELD_FROM_OPTION.get(field.name)
+            settings[field.name] = convert(value) if convert else value
+    return settings
+
+
+def _add_shared_options(parser: argparse.ArgumentParser) -> None:
+    """Options that ``train`` and ``compare`` share: data, network, optimisation and device."""
     from ssl_course.data import DATASETS
     from ssl_course.models import BACKBONES
 
     parser.add_argument("--data", default="synthetic", help=f"one of {list(DATASETS)} (default: synthetic)")
     parser.add_argument("--backbone", default="small", help=f"one of {sorted(BACKBONES)} (default: small)")
-    parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--batch-size", type=int, default=None)
     parser.add_argument("--lr", type=float, default=None, help="peak learning rate (default: the method's)")
     parser.add_argument("--device", default=None, help="cuda, mps or cpu (default: the best available)")
     parser.add_argument("--train-subset", type=int, default=None, help="use only this many training images")
     parser.add_argument("--test-subset", type=int, default=None, help="use only this many test images")
-    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    parser.add_argument("--no-progress", dest="progress", action="store_false", help="hide the progress bar")
     parser.add_argument("--compile", choices=["auto", "on", "off"], default="auto",
                         help="torch.compile the backbone (auto: on CUDA for runs of >= 10 min and >= 2000 steps; "
                              "falls back to eager on failure)")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _add_train_parser(commands) -> None:
     from ssl_course.methods import method_names
 
-    parser = argparse.ArgumentParser(prog="python -m ssl_course", description=__doc__.split("\n")[0])
-    commands = parser.add_subparsers(dest="command", required=True)
     train = commands.add_parser("train", help="train and evaluate one method")
     train.add_argument("--method", required=True, help=f"one of {method_names()}")
     train.add_argument("--labels", type=int, default=250, help="number of labelled training images")
@@ -62,46 +84,79 @@ def build_parser() -> argparse.ArgumentParser:
     budget.add_argument("--epochs", type=float, default=None)
     budget.add_argument("--minutes", type=float, default=None)
     budget.add_argument("--steps", type=int, default=None)
+    train.add_argument("--seed", type=int, default=0)
     train.add_argument("--out", required=True, help="output folder (metrics.json, checkpoint.pt)")
     train.add_argument("--resume", action="store_true", help="continue from --out/checkpoint.pt")
-    train.add_argument("--hparam", type=_parse_hparam, action="append", default=[],
+    train.add_argument("--hparam", dest="hparams", type=_parse_hparam, action="append", default=[],
                        help="method hyper-parameter key=value (repeatable)")
     train.add_argument("--monitor-every", type=int, default=None,
                        help="steps between kNN monitor checks (default: once per epoch; 0: never)")
-    train.add_argument("--knn-bank", type=int, default=None,
+    train.add_argument("--knn-bank", dest="knn_bank_size", type=int, default=None,
                        help="training images in the final kNN bank (default: all; fewer is faster on a CPU)")
-    _add_common(train)
-    try:
-        from ssl_course.compare import add_compare_parser
-    except ImportError:  # the comparison module is optional while it is being built
-        pass
-    else:
-        add_compare_parser(commands, _add_common)
+    _add_shared_options(train)
+    train.set_defaults(handler=_train)
+
+
+def _add_compare_parser(commands) -> None:
+    compare = commands.add_parser("compare", help="train every method under the same budget and compare")
+    compare.add_argument("--labels", type=int, nargs="+", default=[250, 4000])
+    compare.add_argument("--methods", nargs="+", default=None, help="default: every registered method")
+    budget = compare.add_argument_group("budget per method (at least one)")
+    budget.add_argument("--minutes-per-method", type=float, default=None)
+    budget.add_argument("--epochs-per-method", type=float, default=None)
+    compare.add_argument("--seeds", type=int, nargs="+", default=[0])
+    compare.add_argument("--out", required=True)
+    _add_shared_options(compare)
+    compare.set_defaults(handler=_compare)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m ssl_course", description=__doc__.split("\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    _add_train_parser(commands)
+    _add_compare_parser(commands)
     return parser
 
 
+def _train(args: argparse.Namespace) -> int:
+    from ssl_course.experiment import run_experiment
+
+    metrics = run_experiment(Experiment(**experiment_settings(args)), args.out, resume=args.resume)
+    keys = [k for k in ("test_accuracy", "knn_accuracy", "linear_probe_accuracy", "wall_time_seconds")
+            if k in metrics]
+    print(json.dumps({k: metrics[k] for k in keys}))
+    return 0
+
+
+def _compare(args: argparse.Namespace) -> int:
+    from ssl_course.compare import markdown_table, run_comparison
+
+    # `labels` (a list here) and `progress` are run_comparison's own arguments; the rest is shared by every run.
+    rows = run_comparison(args.out, methods=args.methods, minutes_per_method=args.minutes_per_method,
+                          epochs_per_method=args.epochs_per_method, seeds=args.seeds, **experiment_settings(args))
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        from ssl_course.viz.comparison import plot_curves, plot_tsne_grid
+
+        plot_curves(args.out)
+        plot_tsne_grid(args.out)
+    except FileNotFoundError as error:
+        print(f"note: {error}")
+    print(markdown_table(rows))
+    failed = [r for r in rows if r["status"] != "ok"]
+    for row in failed:
+        print(f"FAILED {row['method']} @{row['labels']} seed {row['seed']}: {row['error']}")
+    return 1 if failed and len(failed) == len(rows) else 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    args = build_parser().parse_args(argv)
     from ssl_course.distributed import init_from_environment
 
     init_from_environment()  # a no-op unless launched by torchrun with several processes
     try:
-        if args.command == "train":
-            from ssl_course.experiment import Experiment, run_experiment
-
-            experiment = Experiment(method=args.method, data=args.data, labels=args.labels, epochs=args.epochs,
-                                    minutes=args.minutes, steps=args.steps, backbone=args.backbone,
-                                    seed=args.seed, batch_size=args.batch_size, lr=args.lr, device=args.device,
-                                    train_subset=args.train_subset, test_subset=args.test_subset,
-                                    hparams=dict(args.hparam), progress=not args.no_progress,
-                                    monitor_every=args.monitor_every, knn_bank_size=args.knn_bank,
-                                    compile=compile_choice(args.compile))
-            metrics = run_experiment(experiment, args.out, resume=args.resume)
-            keys = [k for k in ("test_accuracy", "knn_accuracy", "linear_probe_accuracy", "wall_time_seconds")
-                    if k in metrics]
-            print(json.dumps({k: metrics[k] for k in keys}))
-            return 0
         return args.handler(args)
     except (ValueError, FileNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)

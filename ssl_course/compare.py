@@ -2,6 +2,9 @@
 
     python -m ssl_course compare --data cifar10 --labels 250 4000 --minutes-per-method 15 --out runs/compare
 
+(the options are parsed in :mod:`ssl_course.cli`; the figures are drawn by
+:func:`ssl_course.viz.plot_curves` and :func:`ssl_course.viz.plot_tsne_grid`).
+
 For each label count, method and seed it trains one run in ``out/runs/<method>_<labels>_s<seed>/``
 (see :mod:`ssl_course.experiment`), then writes:
 
@@ -15,31 +18,41 @@ from its checkpoint, and a run that crashed is recorded as failed without stoppi
 """
 from __future__ import annotations
 
-import argparse
 import csv
 import json
 import math
 import traceback
-from dataclasses import asdict
+from dataclasses import fields
 from pathlib import Path
 from typing import Any, Sequence
 
 import torch
 from tqdm.auto import tqdm
 
-from ssl_course.experiment import METRICS_NAME, Experiment, run_experiment
+from ssl_course.data.splits import evenly_spaced
+from ssl_course.experiment import METRICS_NAME, Experiment, check_budget, load_trained, run_experiment
 
 FORMAT_VERSION = 1
 SETTINGS_NAME = "compare.json"
+TSNE_FEATURES_NAME = "tsne_features.pt"
 CSV_COLUMNS = ("method", "labels", "seed", "status", "test_accuracy", "knn_accuracy", "linear_probe_accuracy",
                "wall_time_seconds", "steps", "device", "error")
 TSNE_IMAGES = 1000
+#: Experiment fields that run_comparison sets for each run itself (or that make no sense for every method).
+NOT_SHARED = ("method", "labels", "seed", "epochs", "minutes", "steps", "hparams", "progress")
+#: Shared settings that may differ when a comparison resumes: they change speed, not what is measured.
+MAY_CHANGE_ON_RESUME = ("device", "compile")
 
 
 def default_methods() -> list[str]:
     from ssl_course.methods import method_names
 
     return method_names()
+
+
+def shared_settings() -> list[str]:
+    """The :class:`Experiment` fields that every run of a comparison shares (``data``, ``backbone``...)."""
+    return [f.name for f in fields(Experiment) if f.name not in NOT_SHARED]
 
 
 def _check_settings(out: Path, settings: dict[str, Any]) -> None:
@@ -53,7 +66,8 @@ def _check_settings(out: Path, settings: dict[str, Any]) -> None:
         if saved.get("format_version") != FORMAT_VERSION:
             raise ValueError(f"{out} holds results from an incompatible version (format "
                              f"{saved.get('format_version')!r}, this is {FORMAT_VERSION}); use a new --out folder")
-        fixed = ("data", "backbone", "minutes_per_method", "epochs_per_method", "train_subset", "test_subset")
+        fixed = [key for key in (*shared_settings(), "minutes_per_method", "epochs_per_method")
+                 if key not in MAY_CHANGE_ON_RESUME]
         different = {key: (saved.get(key), settings[key]) for key in fixed if saved.get(key) != settings[key]}
         if different:
             raise ValueError(f"{out} was made with other settings {different} (saved, now); the comparison "
@@ -62,28 +76,31 @@ def _check_settings(out: Path, settings: dict[str, Any]) -> None:
     path.write_text(json.dumps(settings, indent=2))
 
 
-def run_comparison(out: str | Path, data: str = "synthetic", labels: Sequence[int] = (250, 4000),
-                   methods: Sequence[str] | None = None, minutes_per_method: float | None = None,
-                   epochs_per_method: float | None = None, seeds: Sequence[int] = (0,), backbone: str = "small",
-                   train_subset: int | None = None, test_subset: int | None = None, device: str | None = None,
-                   progress: bool = True, compile: bool | None = None) -> list[dict[str, Any]]:
-    """Train and evaluate every (labels, method, seed); return the rows of ``results.csv``."""
+def run_comparison(out: str | Path, labels: Sequence[int] = (250, 4000), methods: Sequence[str] | None = None,
+                   minutes_per_method: float | None = None, epochs_per_method: float | None = None,
+                   seeds: Sequence[int] = (0,), progress: bool = True, **shared: Any) -> list[dict[str, Any]]:
+    """Train and evaluate every (labels, method, seed); return the rows of ``results.csv``.
+
+    ``**shared`` are the :class:`Experiment` fields every run shares (:func:`shared_settings`:
+    ``data``, ``backbone``, ``train_subset``, ``test_subset``, ``device``, ``batch_size``...).
+    ``progress`` shows one bar over the runs (the runs themselves train without one).
+    """
     from ssl_course.methods import get_method_class
 
+    unknown = sorted(set(shared) - set(shared_settings()))
+    if unknown:
+        raise ValueError(f"run_comparison got unknown setting(s) {unknown}: the settings every run shares are "
+                         f"{shared_settings()}; labels, methods, seeds and the budget have their own arguments")
     methods = list(methods) if methods else default_methods()
     for name in methods:
         get_method_class(name)  # unknown names fail before anything trains
-    if minutes_per_method is None and epochs_per_method is None:
-        raise ValueError("give a budget: --minutes-per-method M or --epochs-per-method E")
-    for name, value in (("minutes_per_method", minutes_per_method), ("epochs_per_method", epochs_per_method)):
-        if value is not None and not value > 0:
-            raise ValueError(f"{name} must be > 0, got {value}")
+    check_budget(minutes_per_method=minutes_per_method, epochs_per_method=epochs_per_method)
     if not labels or not seeds:
         raise ValueError("give at least one label count and one seed")
     out = Path(out)
-    settings = {"format_version": FORMAT_VERSION, "data": data, "backbone": backbone,
+    every_run = Experiment(method=methods[0], **shared)  # the defaults of the settings not given
+    settings = {"format_version": FORMAT_VERSION, **{key: getattr(every_run, key) for key in shared_settings()},
                 "minutes_per_method": minutes_per_method, "epochs_per_method": epochs_per_method,
-                "train_subset": train_subset, "test_subset": test_subset,
                 "labels": list(labels), "methods": methods, "seeds": list(seeds)}
     _check_settings(out, settings)
 
@@ -93,11 +110,9 @@ def run_comparison(out: str | Path, data: str = "synthetic", labels: Sequence[in
     for num_labels, method, seed in bar:
         bar.set_postfix(method=method, labels=num_labels, seed=seed)
         run_dir = out / "runs" / f"{method}_{num_labels}_s{seed}"
-        rows.append(_run_one(run_dir, Experiment(method=method, data=data, labels=num_labels,
+        rows.append(_run_one(run_dir, Experiment(method=method, labels=num_labels, seed=seed,
                                                  minutes=minutes_per_method, epochs=epochs_per_method,
-                                                 backbone=backbone, seed=seed, device=device,
-                                                 train_subset=train_subset, test_subset=test_subset,
-                                                 progress=False, compile=compile)))
+                                                 progress=False, **shared)))
         write_reports(out, rows)
     bar.close()
     return rows
@@ -131,26 +146,14 @@ def _row(experiment: Experiment, status: str, metrics: dict[str, Any], error: st
     return row
 
 
-def _fixed_test_subset(data, count: int = TSNE_IMAGES) -> torch.Tensor:
-    every = max(1, data.test_images.shape[0] // count)
-    return torch.arange(0, data.test_images.shape[0], every)[:count]
-
-
 def _save_tsne_features(run_dir: Path, experiment: Experiment) -> None:
     """Embed the same test images with the trained model so that the t-SNE grid can be drawn later."""
-    from ssl_course.data import make_bundle
     from ssl_course.evaluate import extract_features
-    from ssl_course.methods import build_method
-    from ssl_course.train import load_checkpoint
 
-    data = make_bundle(experiment.data, num_labels=experiment.labels, seed=experiment.seed,
-                       train_subset=experiment.train_subset, test_subset=experiment.test_subset)
-    method = build_method(experiment.method, experiment.backbone, data.num_classes, **experiment.hparams)
-    method.load_state_dict(load_checkpoint(run_dir / "checkpoint.pt")["method"])
-    method.eval()
-    index = _fixed_test_subset(data)
+    method, data = load_trained(run_dir, device=experiment.device)
+    index = evenly_spaced(data.test_images.shape[0], TSNE_IMAGES, device=data.test_images.device)
     features = extract_features(method.embed, data.test_images[index])
-    torch.save({"features": features, "labels": data.test_labels[index]}, run_dir / "tsne_features.pt")
+    torch.save({"features": features.cpu(), "labels": data.test_labels[index].cpu()}, run_dir / TSNE_FEATURES_NAME)
 
 
 def write_reports(out: str | Path, rows: list[dict[str, Any]]) -> None:
@@ -192,97 +195,3 @@ def markdown_table(rows: list[dict[str, Any]]) -> str:
             cells += [_mean_std(test), _mean_std(knn), f"{len(ok)}" + (f" ({failed} failed)" if failed else "")]
         lines.append(f"| {method} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
-
-
-def plot_curves(out: str | Path):
-    """kNN accuracy against wall time for every finished run in ``out`` (seed 0); returns the figure."""
-    import matplotlib.pyplot as plt
-
-    out = Path(out)
-    figure, axis = plt.subplots(figsize=(7, 4))
-    axis.set_prop_cycle(color=plt.cm.tab20.colors)        # 13 methods: the default 10 colours repeat
-    for history_path in sorted((out / "runs").glob("*_s0/history.json")):
-        history = json.loads(history_path.read_text())
-        name = history_path.parent.name.rsplit("_s", 1)[0]
-        times = [t / 60 for t in history["monitor_seconds"]]
-        values = history["monitor_knn"]
-        metrics_path = history_path.parent / METRICS_NAME
-        final = json.loads(metrics_path.read_text()) if metrics_path.exists() else history.get("final", {})
-        color = None
-        if values:
-            line, = axis.plot(times, values, marker=".", label=name)
-            color = line.get_color()
-        if "test_accuracy" in final and history["seconds"]:
-            # Runs shorter than one monitor interval have no line: their star carries the label.
-            axis.scatter([history["seconds"][-1] / 60], [final["test_accuracy"]], marker="*", s=80,
-                         color=color, label=None if values else name)
-    axis.set(xlabel="wall time (minutes)", ylabel="accuracy", ylim=(0, 1),
-             title="kNN monitor (lines) and final test accuracy (stars)")
-    if axis.get_legend_handles_labels()[0]:
-        axis.legend(fontsize=7, ncol=2)
-    figure.tight_layout()
-    figure.savefig(out / "curves.png", dpi=120)
-    return figure
-
-
-def plot_tsne_grid(out: str | Path, labels: int | None = None, class_names: Sequence[str] | None = None):
-    """One t-SNE panel per method (seed 0), all on the same test images; returns the figure."""
-    import matplotlib.pyplot as plt
-
-    from ssl_course.viz import plot_tsne
-
-    out = Path(out)
-    paths = sorted((out / "runs").glob("*_s0/tsne_features.pt"))
-    if labels is not None:
-        paths = [p for p in paths if p.parent.name.rsplit("_s", 1)[0].endswith(f"_{labels}")]
-    if not paths:
-        raise FileNotFoundError(f"no finished runs with t-SNE features under {out / 'runs'}")
-    columns = min(4, len(paths))
-    rows = math.ceil(len(paths) / columns)
-    figure, axes = plt.subplots(rows, columns, figsize=(3.2 * columns, 3.2 * rows), squeeze=False)
-    for axis in axes.flat:
-        axis.axis("off")
-    for number, (axis, path) in enumerate(zip(axes.flat, paths)):
-        saved = torch.load(path, weights_only=True)
-        axis.axis("on")
-        plot_tsne(saved["features"], saved["labels"], class_names, title=path.parent.name.rsplit("_s", 1)[0],
-                  axis=axis, legend=number == 0)  # one colour key is enough: every panel uses the same colours
-    figure.tight_layout()
-    figure.savefig(out / "tsne.png", dpi=120)
-    return figure
-
-
-def add_compare_parser(commands, add_common) -> None:
-    """Register ``python -m ssl_course compare`` on the CLI's sub-command parser."""
-    parser = commands.add_parser("compare", help="train every method under the same budget and compare")
-    parser.add_argument("--labels", type=int, nargs="+", default=[250, 4000])
-    parser.add_argument("--methods", nargs="+", default=None, help="default: every registered method")
-    parser.add_argument("--minutes-per-method", type=float, default=None)
-    parser.add_argument("--epochs-per-method", type=float, default=None)
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0])
-    parser.add_argument("--out", required=True)
-    add_common(parser)
-    parser.set_defaults(handler=_handle)
-
-
-def _handle(args: argparse.Namespace) -> int:
-    from ssl_course.cli import compile_choice
-
-    rows = run_comparison(args.out, data=args.data, labels=args.labels, methods=args.methods,
-                          minutes_per_method=args.minutes_per_method, epochs_per_method=args.epochs_per_method,
-                          seeds=args.seeds, backbone=args.backbone, train_subset=args.train_subset,
-                          test_subset=args.test_subset, device=args.device, progress=not args.no_progress,
-                          compile=compile_choice(args.compile))
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        plot_curves(args.out)
-        plot_tsne_grid(args.out)
-    except FileNotFoundError as error:
-        print(f"note: {error}")
-    print(markdown_table(rows))
-    failed = [r for r in rows if r["status"] != "ok"]
-    for row in failed:
-        print(f"FAILED {row['method']} @{row['labels']} seed {row['seed']}: {row['error']}")
-    return 1 if failed and len(failed) == len(rows) else 0

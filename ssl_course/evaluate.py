@@ -23,6 +23,7 @@ from torch.nn import functional as F
 from tqdm.auto import tqdm
 
 from ssl_course.data.augment import normalize
+from ssl_course.data.splits import evenly_spaced
 
 
 def _autocast(device: torch.device):
@@ -166,9 +167,8 @@ def evaluate_method(method, data, knn: bool = True, probe: bool = True, classifi
         if knn or probe:
             test_features = extract_features(method.embed, data.test_images, batch_size)
         if knn:
-            bank_index = torch.arange(data.train_images.shape[0], device=data.train_images.device)
-            if knn_bank_size is not None and knn_bank_size < bank_index.numel():
-                bank_index = bank_index[:: max(1, bank_index.numel() // knn_bank_size)][:knn_bank_size]
+            train_size = data.train_images.shape[0]
+            bank_index = evenly_spaced(train_size, knn_bank_size or train_size, device=data.train_images.device)
             bank = extract_features(method.embed, data.train_images[bank_index], batch_size)
             results["knn_accuracy"] = knn_accuracy(bank, data.train_labels[bank_index], test_features,
                                                    data.test_labels, data.num_classes, k, temperature)

@@ -14,8 +14,8 @@ import datetime as _dt
 import json
 import platform
 import time
-from dataclasses import asdict, dataclass, field
 from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -64,12 +64,21 @@ class Experiment:
 
         if self.backbone not in BACKBONES:
             raise ValueError(f"unknown backbone {self.backbone!r}: choose one of {sorted(BACKBONES)}")
-        if self.epochs is None and self.minutes is None and self.steps is None:
-            raise ValueError("give a budget: --epochs N, --minutes M or --steps S")
-        for name in ("epochs", "minutes", "steps"):
-            value = getattr(self, name)
-            if value is not None and not value > 0:
-                raise ValueError(f"the budget --{name} must be > 0, got {value}")
+        check_budget(epochs=self.epochs, minutes=self.minutes, steps=self.steps)
+
+
+def check_budget(**limits: float | None) -> None:
+    """The one budget rule, for a run and for a comparison: at least one limit, each one > 0.
+
+    Keywords are the command line's option names (``minutes_per_method`` is ``--minutes-per-method``),
+    so that the message names what to type.
+    """
+    options = {f"--{name.replace('_', '-')}": value for name, value in limits.items()}
+    if all(value is None for value in options.values()):
+        raise ValueError(f"give a budget: {' or '.join(options)} (at least one)")
+    for option, value in options.items():
+        if value is not None and not value > 0:
+            raise ValueError(f"the budget {option} must be > 0, got {value}")
 
 
 def run_experiment(experiment: Experiment, out_dir: str | Path | None, resume: bool = False) -> dict[str, Any]:
@@ -100,7 +109,7 @@ def run_experiment(experiment: Experiment, out_dir: str | Path | None, resume: b
         "steps": history.step[-1] if history.step else 0,
         "train_seconds_this_call": round(train_seconds, 2),
         "wall_time_seconds": round(history.seconds[-1] if history.seconds else train_seconds, 2),
-        "hparams": {**method.hparams(), **experiment.hparams},
+        "hparams": method.hparams(),
         "experiment": {k: v for k, v in asdict(experiment).items() if k != "progress"},
         "knn_bank": experiment.knn_bank_size or int(data.train_images.shape[0]),
         "train_size": int(data.train_images.shape[0]), "test_size": int(data.test_images.shape[0]),

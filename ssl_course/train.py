@@ -31,6 +31,7 @@ from tqdm.auto import tqdm
 
 from ssl_course import distributed
 from ssl_course.config import pick_device
+from ssl_course.data.splits import evenly_spaced
 from ssl_course.evaluate import evaluate_method
 from ssl_course.losses import skip_value_checks
 from ssl_course.methods.base import Batch, Method, StepInfo
@@ -513,17 +514,10 @@ def _to_channels_last(module: torch.nn.Module) -> None:
 def _monitor(method: Method, data, config: TrainConfig, history: History, step: int, seconds: float) -> None:
     """kNN accuracy on a fixed subset of the test set, with a fixed subset of the training set as bank."""
     test_count = min(config.monitor_test_size, data.test_images.shape[0])
-    subset = _fixed_subset(data, test_count)
+    index = evenly_spaced(data.test_images.shape[0], test_count, device=data.test_images.device)
+    subset = dataclasses.replace(data, test_images=data.test_images[index], test_labels=data.test_labels[index])
     metrics = evaluate_method(method, subset, knn=True, probe=False, classifier=False,
                               knn_bank_size=config.monitor_bank_size)
     history.monitor_step.append(step)
     history.monitor_seconds.append(seconds)
     history.monitor_knn.append(metrics["knn_accuracy"])
-
-
-def _fixed_subset(data, test_count: int):
-    if test_count >= data.test_images.shape[0]:
-        return data
-    every = data.test_images.shape[0] // test_count
-    return dataclasses.replace(data, test_images=data.test_images[::every][:test_count],
-                               test_labels=data.test_labels[::every][:test_count])

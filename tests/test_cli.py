@@ -4,10 +4,13 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from dataclasses import fields
 
 import pytest
 
-from ssl_course.cli import main
+from ssl_course.cli import build_parser, experiment_settings, main
+from ssl_course.compare import shared_settings
+from ssl_course.experiment import Experiment
 
 
 @pytest.mark.slow
@@ -49,6 +52,24 @@ def test_cli_bad_names_and_budgets(tmp_path, capsys, args, message):
 def test_cli_needs_a_budget(tmp_path, capsys):
     assert main(["train", "--method", "supervised", "--out", str(tmp_path)]) == 2
     assert "give a budget" in capsys.readouterr().err
+
+
+def test_train_options_set_every_experiment_field():
+    args = build_parser().parse_args(["train", "--method", "supervised", "--steps", "3", "--out", "x", "--no-progress",
+                                      "--hparam", "label_smoothing=0.1", "--knn-bank", "50", "--compile", "off"])
+    settings = experiment_settings(args)
+    assert set(settings) == {field.name for field in fields(Experiment)}
+    experiment = Experiment(**settings)
+    assert experiment.hparams == {"label_smoothing": 0.1} and experiment.knn_bank_size == 50
+    assert experiment.compile is False and experiment.progress is False and experiment.steps == 3
+
+
+def test_compare_options_are_settings_every_run_shares():
+    args = build_parser().parse_args(["compare", "--epochs-per-method", "1", "--out", "x", "--batch-size", "32",
+                                      "--labels", "40", "250"])
+    settings = experiment_settings(args)
+    assert set(settings) - {"labels", "progress"} <= set(shared_settings())  # the two are run_comparison's own
+    assert settings["labels"] == [40, 250] and settings["batch_size"] == 32 and settings["compile"] is None
 
 
 def test_module_entry_point_shows_help():

@@ -7,9 +7,10 @@ import json
 import pytest
 
 from ssl_course.cli import main
-from ssl_course.compare import markdown_table, plot_curves, plot_tsne_grid, run_comparison
+from ssl_course.compare import markdown_table, run_comparison
 from ssl_course.methods import METHODS
 from ssl_course.methods.base import Method
+from ssl_course.viz import plot_curves, plot_tsne_grid
 
 
 class _Crashing(Method):
@@ -77,6 +78,7 @@ def test_results_folder_with_another_budget_is_refused(tmp_path):
     ({"epochs_per_method": 0}, "must be > 0"),
     ({"epochs_per_method": None}, "give a budget"),
     ({"labels": []}, "at least one label count"),
+    ({"steps": 3}, r"unknown setting\(s\) \['steps'\]"),
 ])
 def test_bad_comparison_arguments(tmp_path, kwargs, message):
     arguments = {**SMALL, "methods": ["supervised"], **kwargs}

@@ -434,3 +434,14 @@ def test_class_balanced_batch():
     assert counts.min() >= 2 and counts.max() <= 3
     with pytest.raises(ValueError, match=r"classes \[9\] have no labelled image"):
         class_balanced_batch(labels, lab[labels[lab] != 9], 2, num_classes=10)
+
+
+def test_evenly_spaced_picks_the_same_spread_out_items_every_time():
+    from ssl_course.data import evenly_spaced
+
+    assert evenly_spaced(10, 3).tolist() == [0, 3, 6]
+    assert evenly_spaced(5, 10).tolist() == [0, 1, 2, 3, 4]      # asking for more keeps everything
+    assert evenly_spaced(1000, 7).tolist() == evenly_spaced(1000, 7).tolist()
+    assert evenly_spaced(1000, 7).diff().unique().tolist() == [142]
+    with pytest.raises(ValueError, match="count must be a positive int"):
+        evenly_spaced(10, 0)

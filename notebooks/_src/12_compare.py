@@ -25,9 +25,10 @@ import matplotlib.pyplot as plt
 from IPython.display import Markdown, display
 
 from ssl_course import config
-from ssl_course.compare import markdown_table, plot_curves, plot_tsne_grid, run_comparison
+from ssl_course.compare import markdown_table, run_comparison
 from ssl_course.data import cifar10_available, dataset_class_names
 from ssl_course.methods import method_names
+from ssl_course.viz import plot_curves, plot_tsne_grid
 
 SMOKE = config.smoke()
 DEVICE = config.pick_device()

@@ -29,7 +29,7 @@ from ssl_course.data.augment import (
 )
 from ssl_course.data.batches import SemiSupervisedBatches, class_balanced_batch, shuffled_batches
 from ssl_course.data.cifar10 import CIFAR10_CLASSES, cifar10_available, class_names, load_cifar10
-from ssl_course.data.splits import few_label_split
+from ssl_course.data.splits import evenly_spaced, few_label_split
 from ssl_course.data.synthetic import SYNTHETIC_CLASSES, synthetic_dataset
 
 __all__ = [
@@ -45,6 +45,7 @@ __all__ = [
     "synthetic_dataset",
     "SYNTHETIC_CLASSES",
     "few_label_split",
+    "evenly_spaced",
     "normalize",
     "denormalize",
     "weak_augment",

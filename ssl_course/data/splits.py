@@ -1,8 +1,11 @@
-"""Few-label splits: which training images keep their label.
+"""Few-label splits (which training images keep their label) and fixed evaluation subsets.
 
 The semi-supervised protocol of FixMatch and friends: from the training set, keep the labels of
 ``num_labels`` images, the same number per class, and treat every other training image as
 unlabelled. CIFAR-10 is benchmarked at 40, 250 and 4000 labels (4, 25 and 400 per class).
+
+:func:`evenly_spaced` picks the deterministic subsets that the kNN monitor, the kNN bank and the
+comparison's t-SNE use, so that every run is measured on the same images.
 """
 from __future__ import annotations
 
@@ -11,7 +14,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-__all__ = ["few_label_split", "check_labels_1d"]
+__all__ = ["few_label_split", "check_labels_1d", "evenly_spaced"]
 
 _INT_DTYPES = (torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64)
 
@@ -89,3 +92,18 @@ def few_label_split(labels: torch.Tensor | np.ndarray | Sequence[int], num_label
     is_labeled[labeled] = True
     unlabeled = (~is_labeled).nonzero(as_tuple=True)[0]
     return labeled.to(device), unlabeled.to(device)
+
+
+def evenly_spaced(total: int, count: int, device: torch.device | str | None = None) -> torch.Tensor:
+    """Indices of ``count`` items spread over ``0..total-1``: every ``total // count``-th one.
+
+    No randomness, so two runs (or two methods) measured on these indices see the same items.
+    Returns an int64 tensor of ``min(count, total)`` sorted indices on ``device``; all of
+    ``0..total-1`` when ``count >= total``.
+    """
+    if not isinstance(total, int) or isinstance(total, bool) or total < 0:
+        raise ValueError(f"total must be an int >= 0 (the number of items), got {total!r}")
+    if not isinstance(count, int) or isinstance(count, bool) or count < 1:
+        raise ValueError(f"count must be a positive int (how many items to keep), got {count!r}")
+    every = max(1, total // count)
+    return torch.arange(0, total, every, device=device)[:count]

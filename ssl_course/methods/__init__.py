@@ -5,7 +5,6 @@ one file.
 from __future__ import annotations
 
 import importlib
-import inspect
 import pkgutil
 from typing import Any
 
@@ -43,16 +42,10 @@ def get_method_class(name: str) -> type[Method]:
     return METHODS[name]
 
 
-def _hyperparameter_names(cls: type[Method]) -> set[str]:
-    parameters = inspect.signature(cls.__init__).parameters
-    return {n for n, p in parameters.items() if n not in ("self", "backbone", "num_classes")
-            and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
-
-
 def build_method(name: str, backbone: nn.Module | str, num_classes: int, **hparams: Any) -> Method:
     """Build a registered method around ``backbone`` (a module, or a name from ``BACKBONES``)."""
     cls = get_method_class(name)
-    accepted = _hyperparameter_names(cls)
+    accepted = set(cls.hyperparameter_names())
     unknown = sorted(set(hparams) - accepted)
     if unknown:
         raise ValueError(f"method {name!r} has no hyper-parameter(s) {unknown}; it accepts {sorted(accepted)}")

@@ -8,6 +8,7 @@ buffer, so ``state_dict()`` captures it and a resumed run continues exactly.
 """
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -116,6 +117,23 @@ class Method(nn.Module):
         """Class logits ``[B,C]`` when the method trains a classifier, else ``None``."""
         return None
 
+    # --- hyper-parameters: read from the constructor, so the record cannot drift from it ----------
+    @classmethod
+    def hyperparameter_names(cls) -> tuple[str, ...]:
+        """The arguments of ``__init__`` after ``backbone`` and ``num_classes``: what
+        :func:`~ssl_course.methods.build_method` accepts as ``**hparams``."""
+        parameters = inspect.signature(cls.__init__).parameters
+        return tuple(name for name, parameter in parameters.items()
+                     if name not in ("self", "backbone", "num_classes")
+                     and parameter.kind in (parameter.POSITIONAL_OR_KEYWORD, parameter.KEYWORD_ONLY))
+
     def hparams(self) -> dict[str, Any]:
-        """Hyper-parameters worth recording in ``metrics.json``."""
-        return {}
+        """Every constructor hyper-parameter with the value this method stores under the same name
+        (recorded in ``metrics.json`` and the checkpoint). ``build_method(name, backbone,
+        num_classes, **method.hparams())`` builds the same method again."""
+        names = self.hyperparameter_names()
+        missing = [name for name in names if not hasattr(self, name)]
+        if missing:
+            raise AttributeError(f"{type(self).__name__} keeps no attribute for its hyper-parameter(s) {missing}; "
+                                 "store each one in __init__ (self.<name> = <name>) so that hparams() can record it")
+        return {name: getattr(self, name) for name in names}

@@ -150,6 +150,8 @@ class CPC(Method):
         if not temperature > 0:
             raise ValueError(f"temperature must be > 0, got {temperature}")
         self.patch_size, self.stride = patch_size, stride
+        self.context_dim, self.context_blocks, self.target_dim = context_dim, context_blocks, target_dim
+        self.min_offset, self.max_offset = min_offset, max_offset
         self.offsets = tuple(range(min_offset, max_offset + 1))
         self.temperature = temperature
         self.layer_norm = bool(layer_norm)
@@ -161,10 +163,6 @@ class CPC(Method):
         self.target_projection = nn.Conv2d(dim, target_dim, 1)          # z ↦ target space
         self.predictors = nn.ModuleList([nn.Conv2d(dim, target_dim, 1)  # W_k, one per offset
                                          for _ in self.offsets])
-        self._settings = dict(patch_size=patch_size, stride=stride, context_dim=context_dim,
-                              context_blocks=context_blocks, target_dim=target_dim, min_offset=min_offset,
-                              max_offset=max_offset, temperature=temperature, layer_norm=self.layer_norm,
-                              color_drop=self.color_drop)
 
     # --- the pieces, usable on their own in the notebook --------------------------------------
     def encode_patches(self, images: torch.Tensor, generator: torch.Generator | None = None,
@@ -224,6 +222,3 @@ class CPC(Method):
     def embed(self, images: torch.Tensor) -> torch.Tensor:
         """Mean over the grid of the patch encodings: ``[B,3,H,W]`` → ``[B, F]``."""
         return self.encode_patches(images).mean(dim=(2, 3))
-
-    def hparams(self) -> dict[str, float]:
-        return dict(self._settings)

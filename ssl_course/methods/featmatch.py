@@ -323,10 +323,3 @@ class FeatMatch(Method):
     def predict_raw(self, images: torch.Tensor) -> torch.Tensor:
         """Classifier logits on the raw features (no attention), for comparison."""
         return self.classifier(self.backbone(images))
-
-    def hparams(self) -> dict[str, float | int | bool]:
-        return {"prototypes_per_class": self.prototypes_per_class, "labeled_fraction": self.labeled_fraction,
-                "num_heads": self.num_heads, "sharpen_temperature": self.sharpen_temperature,
-                "lambda_g": self.lambda_g, "lambda_f": self.lambda_f, "ramp_fraction": self.ramp_fraction,
-                "mixup_alpha": self.mixup_alpha, "buffer_size": self.buffer_size,
-                "confidence_threshold": self.confidence_threshold, "predict_refined": self.predict_refined}

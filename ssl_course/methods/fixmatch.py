@@ -174,6 +174,3 @@ class FixMatch(EmaEvaluation, Method):
                 logs["pseudo_correct_rate"] = (right * mask).mean()   # passed AND right, over all μB
                 logs["pseudo_acc_all"] = right.mean()                   # accuracy of every arg-max guess
         return StepOutput(loss, logs)
-
-    def hparams(self) -> dict[str, float]:
-        return {"threshold": self.threshold, "lambda_u": self.lambda_u, "ema_decay": self.ema_decay}

@@ -158,8 +158,3 @@ class MixMatch(EmaEvaluation, Method):
             # MONITORING ONLY: how often the guessed label's arg-max is right; never in the loss.
             logs["guess_acc"] = (q.argmax(1) == batch.unlabeled_true_labels).float().mean()
         return StepOutput(loss, logs)
-
-    def hparams(self) -> dict[str, float]:
-        return {"T": self.T, "K": self.K, "alpha": self.alpha, "lambda_u": self.lambda_u,
-                "rampup_fraction": self.rampup_fraction, "rampup_images": self.rampup_images,
-                "ema_decay": self.ema_decay}

@@ -269,11 +269,6 @@ class MoCo(Method):
         self.queue[positions] = keys
         self.queue_ptr.copy_((self.queue_ptr + n) % size)
 
-    def hparams(self) -> dict[str, Any]:
-        return {"temperature": self.temperature, "momentum": self.momentum, "queue_size": self.queue_size,
-                "proj_hidden_dim": self.proj_hidden_dim, "proj_dim": self.proj_dim,
-                "symmetric": self.symmetric, "bn_splits": self.bn_splits}
-
 
 @torch.no_grad()
 def _positive_wins(queries: torch.Tensor, keys: torch.Tensor, queue: torch.Tensor) -> torch.Tensor:

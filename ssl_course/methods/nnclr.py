@@ -140,7 +140,3 @@ class NNCLR(Method):
             # 5. enqueue view 1 (normalised, detached) after the look-up
             self.enqueue(z1.detach(), truth, indices)
         return StepOutput(loss, logs)
-
-    def hparams(self) -> dict[str, float | int]:
-        return {"queue_size": self.queue_size, "temperature": self.temperature, "proj_dim": self.proj_dim,
-                "proj_hidden_dim": self.proj_hidden_dim, "pred_hidden_dim": self.pred_hidden_dim}

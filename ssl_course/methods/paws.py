@@ -360,11 +360,3 @@ class PAWS(Method):
         """Log SNN probabilities (arg-max = the SNN classifier's class)."""
         probabilities = self.snn_probabilities(images)
         return probabilities.clamp_min(torch.finfo(probabilities.dtype).tiny).log()
-
-    def hparams(self) -> dict[str, float | int | bool]:
-        return {"output_dim": self.output_dim, "use_pred_head": self.use_pred_head,
-                "support_per_class": self.support_per_class, "support_views": self.support_views,
-                "multicrop": self.multicrop, "temperature": self.temperature,
-                "sharpen_temperature": self.sharpen_temperature, "me_max": self.me_max,
-                "label_smoothing": self.label_smoothing, "color_jitter_strength": self.color_jitter_strength,
-                "memory_per_class": self.memory_per_class}

@@ -83,6 +83,3 @@ class S4LRotation(Method):
     def predict_rotation(self, images: torch.Tensor) -> torch.Tensor:
         """Rotation logits ``[B, 4]`` (0°, 90°, 180°, 270°) of normalised images."""
         return self.rotation_head(self.backbone(images))
-
-    def hparams(self) -> dict[str, float]:
-        return {"rotation_weight": self.rotation_weight}

@@ -97,7 +97,3 @@ class SelfCon(Method):
         with torch.no_grad():
             agreement = (backbone_z * subnet_z[0]).sum(1).mean()   # cosine of the two exits, same image
         return StepOutput(loss, {"exit_cosine": agreement})
-
-    def hparams(self) -> dict[str, float | int]:
-        return {"temperature": self.temperature, "base_temperature": self.base_temperature,
-                "proj_dim": self.proj_dim, "exit_after": self.exit_after}

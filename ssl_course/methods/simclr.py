@@ -25,8 +25,6 @@ paper's CIFAR-10 setting, 0.5.
 """
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -100,10 +98,6 @@ class SimCLR(Method):
             loss = nt_xent(z1, z2, self.temperature)
             accuracy = _positive_is_top1(z1.detach(), z2.detach())
         return StepOutput(loss, {"pos_top1": accuracy})
-
-    def hparams(self) -> dict[str, Any]:
-        return {"temperature": self.temperature, "proj_hidden_dim": self.proj_hidden_dim,
-                "proj_dim": self.proj_dim}
 
 
 @torch.no_grad()

@@ -108,7 +108,3 @@ class SupCon(Method):
             same = labels[:, None] == labels[None, :]
             positives = 2 * same.sum(1).float() - 1                    # per anchor, among the 2N-1 others
         return StepOutput(loss, {"positives_per_anchor": positives.mean()})
-
-    def hparams(self) -> dict[str, float | int | bool]:
-        return {"temperature": self.temperature, "base_temperature": self.base_temperature,
-                "proj_dim": self.proj_dim, "use_unlabeled": self.use_unlabeled}

@@ -44,6 +44,3 @@ class Supervised(Method):
 
     def predict(self, images: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.backbone(images))
-
-    def hparams(self) -> dict[str, float]:
-        return {"label_smoothing": self.label_smoothing}

@@ -9,6 +9,7 @@ from .heads import mlp_head
 from .multi_exit import MultiExitNet
 from .resnet import CifarResNet, resnet18_cifar
 from .small import SmallNet, small_net
+from .staged import StagedBackbone
 
 #: Backbone names accepted by :func:`build_backbone`, the CLI and the notebooks.
 BACKBONES: dict[str, Callable[[], nn.Module]] = {
@@ -27,4 +28,4 @@ def build_backbone(name: str) -> nn.Module:
 
 
 __all__ = ["BACKBONES", "build_backbone", "mlp_head", "MultiExitNet", "CifarResNet", "resnet18_cifar",
-           "SmallNet", "small_net"]
+           "SmallNet", "small_net", "StagedBackbone"]

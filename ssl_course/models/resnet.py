@@ -11,6 +11,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .staged import StagedBackbone
+
 
 class BasicBlock(nn.Module):
     """Two 3×3 convolutions with a shortcut; the shortcut is a 1×1 conv when the shape changes."""
@@ -33,12 +35,10 @@ class BasicBlock(nn.Module):
         return torch.relu(out + self.shortcut(x))
 
 
-class CifarResNet(nn.Module):
-    """A ResNet built from ``stem`` + ``stages`` + global average pooling.
-
-    ``stages`` is an ``nn.ModuleList`` so that :class:`~ssl_course.models.multi_exit.MultiExitNet`
-    can branch off after any of them; ``stage_channels[i]`` is the width after stage ``i``.
-    """
+class CifarResNet(StagedBackbone):
+    """A ResNet built from ``stem`` + ``stages`` + global average pooling (run by
+    :class:`~ssl_course.models.staged.StagedBackbone`); ``stage_channels[i]`` is the width after
+    stage ``i``."""
 
     def __init__(self, blocks_per_stage: tuple[int, ...] = (2, 2, 2, 2),
                  widths: tuple[int, ...] = (64, 128, 256, 512)) -> None:
@@ -55,21 +55,6 @@ class CifarResNet(nn.Module):
         self.stages = nn.ModuleList(stages)
         self.stage_channels = tuple(widths)
         self.feature_dim = widths[-1]
-
-    def forward_maps(self, images: torch.Tensor) -> list[torch.Tensor]:
-        """Feature maps after every stage: ``[B, C_i, H_i, W_i]`` for each stage ``i``."""
-        maps, x = [], self.stem(images)
-        for stage in self.stages:
-            x = stage(x)
-            maps.append(x)
-        return maps
-
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        """``[B, 3, H, W]`` → ``[B, feature_dim]`` (global average pooled)."""
-        x = self.stem(images)
-        for stage in self.stages:
-            x = stage(x)
-        return torch.flatten(nn.functional.adaptive_avg_pool2d(x, 1), 1)
 
 
 def resnet18_cifar() -> CifarResNet:

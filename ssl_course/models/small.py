@@ -13,6 +13,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .staged import StagedBackbone
+
 
 def _conv_bn(in_channels: int, out_channels: int) -> nn.Sequential:
     return nn.Sequential(nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=False),
@@ -33,7 +35,7 @@ class _Stage(nn.Module):
         return x + self.residual(x)
 
 
-class SmallNet(nn.Module):
+class SmallNet(StagedBackbone):
     """Stem + three down-sampling stages + global pooling: ``[B,3,32,32]`` → ``[B, 8·width]``."""
 
     def __init__(self, width: int = 32) -> None:
@@ -46,20 +48,6 @@ class SmallNet(nn.Module):
                                      _Stage(widths[1], widths[2])])
         self.stage_channels = widths
         self.feature_dim = widths[-1]
-
-    def forward_maps(self, images: torch.Tensor) -> list[torch.Tensor]:
-        """Feature maps after every stage (16×16, 8×8 and 4×4 for 32×32 inputs)."""
-        maps, x = [], self.stem(images)
-        for stage in self.stages:
-            x = stage(x)
-            maps.append(x)
-        return maps
-
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        x = self.stem(images)
-        for stage in self.stages:
-            x = stage(x)
-        return torch.flatten(nn.functional.adaptive_avg_pool2d(x, 1), 1)
 
 
 def small_net(width: int = 32) -> SmallNet:
