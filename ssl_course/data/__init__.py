@@ -27,6 +27,7 @@ from ssl_course.data.augment import (
     strong_augment,
     weak_augment,
 )
+from ssl_course.data.beta import beta_sample
 from ssl_course.data.batches import SemiSupervisedBatches, class_balanced_batch, shuffled_batches
 from ssl_course.data.cifar10 import CIFAR10_CLASSES, cifar10_available, class_names, load_cifar10
 from ssl_course.data.splits import few_label_split
@@ -56,6 +57,7 @@ __all__ = [
     "SemiSupervisedBatches",
     "shuffled_batches",
     "class_balanced_batch",
+    "beta_sample",
 ]
 
 #: Names accepted by :func:`load_dataset` and :func:`make_bundle`.
