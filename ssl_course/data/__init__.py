@@ -27,10 +27,10 @@ from ssl_course.data.augment import (
     strong_augment,
     weak_augment,
 )
-from ssl_course.data.beta import beta_sample
 from ssl_course.data.batches import SemiSupervisedBatches, class_balanced_batch, shuffled_batches
-from ssl_course.data.labeled_memory import LabeledMemory
+from ssl_course.data.beta import beta_sample
 from ssl_course.data.cifar10 import CIFAR10_CLASSES, cifar10_available, class_names, load_cifar10
+from ssl_course.data.labeled_memory import LabeledMemory
 from ssl_course.data.splits import few_label_split
 from ssl_course.data.synthetic import SYNTHETIC_CLASSES, synthetic_dataset
 

@@ -52,9 +52,9 @@ How this file maps the official CIFAR-10 recipe onto the course's engine
   256), 10 warm-up epochs and 600 epochs in total; the course engine has no LARS, so plain SGD + Nesterov with a smaller
   learning rate is used here (``default_lr``), with the official weight decay. Too large a
   learning rate collapses every embedding onto one point: the SNN prediction is then uniform for
-  every view and ``paws_xent + me_max`` sits at 0 (``log K - log K``). In 24-step CPU runs on the
-  synthetic data (tiny backbone, batch 48) one of three seeds collapsed at 0.4 per 256 images
-  and all three at 0.8, none at 0.27, hence 0.25.
+  every view and ``paws_xent + me_max`` sits at 0 (``log K - log K``). ``default_lr`` is the
+  largest rate that did not collapse in short runs on the synthetic data (``benchmarks/RESULTS.md``,
+  "Notes moved out of docstrings").
 
 Evaluation
 ----------
