@@ -95,8 +95,8 @@ def test_numbers_given_as_tensors_are_read_back_only_while_value_checks_run(monk
         results = [call() for call in calls]
     monkeypatch.undo()
     assert not reads, dict(reads)
-    for got, want in zip(results, expected):
+    for got, want in zip(results, expected, strict=True):
         got, want = (got, want) if isinstance(got, tuple) else ((got,), (want,))
-        for g, w in zip(got, want):
+        for g, w in zip(got, want, strict=True):
             torch.testing.assert_close(g, w)
             assert g.shape == w.shape

@@ -104,9 +104,7 @@ def consistency_ramp(step: int | float, ramp_steps: int | float, max_weight: flo
     step, ramp_steps, max_weight = _check_consistency_ramp_args(step, ramp_steps, max_weight, schedule)
     if ramp_steps == 0:
         return max_weight
-    # 1. Progress through the ramp in [0, 1].
     progress = min(step / ramp_steps, 1.0)
-    # 2. Shape of the ramp.
     if schedule == "linear":
         return max_weight * progress
     return max_weight * math.exp(-5.0 * (1.0 - progress) ** 2)

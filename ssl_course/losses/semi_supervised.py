@@ -425,7 +425,6 @@ def mixmatch_loss(
     # 2. Unlabelled term: squared error between probabilities, averaged over every entry.
     #    The L2 loss is bounded, so it is less sensitive to wrong guesses than cross-entropy.
     loss_u = ((torch.softmax(logits_u, dim=1) - targets_u.detach()) ** 2).mean()
-    # 3. Weighted sum.
     total = loss_x + lambda_u * loss_u
     return total, loss_x, loss_u
 
@@ -526,7 +525,6 @@ def s4l_loss(
     classification = F.cross_entropy(logits_labeled, labels.long())
     # 2. Self-supervised rotation prediction on every rotated image.
     rotation = F.cross_entropy(rotation_logits, rotation_labels.long())
-    # 3. Weighted sum.
     total = classification + rotation_weight * rotation
     return total, classification, rotation
 
