@@ -1,4 +1,4 @@
-"""Tests for ssl_course.losses.featmatch (FeatMatch: AugF attention, prototypes, losses)."""
+"""Tests of FeatMatch's pieces: AugF attention (models.attention), prototypes (cluster), losses (losses.featmatch)."""
 from __future__ import annotations
 
 import copy
@@ -8,15 +8,15 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from ssl_course.cluster import extract_prototypes
 from ssl_course.losses import semi_supervised
 from ssl_course.losses.featmatch import (
-    PrototypeAttention,
     consistency_ramp,
-    extract_prototypes,
     featmatch_loss,
     featmatch_pseudo_labels,
     soft_cross_entropy,
 )
+from ssl_course.models import PrototypeAttention
 
 DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA"))]
 DTYPES = [torch.float32, torch.float64]

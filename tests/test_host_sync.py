@@ -71,3 +71,32 @@ def test_value_checks_are_skipped_only_inside_the_block():
     assert value_checks_enabled()
     with pytest.raises(ValueError, match="probabilities"):
         sharpen(not_probabilities, 0.5)
+
+
+def test_numbers_given_as_tensors_are_read_back_only_while_value_checks_run(monkeypatch):
+    from ssl_course.losses import fixmatch_loss, mixmatch_loss, nt_xent
+
+    probabilities = torch.softmax(torch.randn(4, 3), dim=1)
+    logits, z1, z2 = torch.randn(4, 3), torch.randn(4, 8), torch.randn(4, 8)
+    calls = [lambda: sharpen(probabilities, torch.tensor(0.5)),
+             lambda: fixmatch_loss(logits, logits, threshold=torch.tensor(0.9)),
+             lambda: mixmatch_loss(logits, probabilities, logits, probabilities, lambda_u=torch.tensor(75.0)),
+             lambda: nt_xent(z1, z2, temperature=torch.tensor(0.5))]
+    expected = [call() for call in calls]                 # value checks on: the numbers are checked
+    reads = collections.Counter()
+    for attribute in HOST_READS:
+        original = getattr(torch.Tensor, attribute)
+
+        def spy(self, *args, _original=original, _name=attribute, **kwargs):
+            reads[_name] += 1
+            return _original(self, *args, **kwargs)
+        monkeypatch.setattr(torch.Tensor, attribute, spy)
+    with skip_value_checks():
+        results = [call() for call in calls]
+    monkeypatch.undo()
+    assert not reads, dict(reads)
+    for got, want in zip(results, expected, strict=True):
+        got, want = (got, want) if isinstance(got, tuple) else ((got,), (want,))
+        for g, w in zip(got, want, strict=True):
+            torch.testing.assert_close(g, w)
+            assert g.shape == w.shape

@@ -53,7 +53,7 @@ def test_paws_support_batches_are_class_balanced_real_labelled_images(tiny_bundl
     data = tiny_bundle
     method = build_method("paws", "tiny", data.num_classes, support_per_class=5, memory_per_class=16)
     method.remember_labeled(data.train_images[data.labeled_idx], data.train_labels[data.labeled_idx])
-    assert method.memory_count.tolist() == [10] * data.num_classes      # 100 labels = 10 per class
+    assert method.memory.count.tolist() == [10] * data.num_classes      # 100 labels = 10 per class
     images, classes = method.draw_support(torch.Generator().manual_seed(1))
     assert classes.tolist() == torch.arange(data.num_classes).repeat_interleave(5).tolist()
     assert images.dtype == torch.uint8 and images.shape == (50, 3, 32, 32)
@@ -75,12 +75,12 @@ def test_paws_memory_keeps_the_newest_images_and_skips_unseen_classes(tiny_bundl
     images = data.train_images[data.labeled_idx]
     first_classes = labels < 5
     method.remember_labeled(images[first_classes], labels[first_classes])
-    assert method.memory_count.tolist() == [4] * 5 + [0] * 5
+    assert method.memory.count.tolist() == [4] * 5 + [0] * 5
     _, classes = method.draw_support(torch.Generator().manual_seed(0))
     assert classes.tolist() == torch.arange(5).repeat_interleave(3).tolist()
     # class 0 had 10 images in one batch: the memory holds the last 4 of them
     newest = images[labels == 0][-4:]
-    stored = method.memory_images[:4]                                  # class 0's four slots
+    stored = method.memory.images[:4]                                  # class 0's four slots
     for image in newest:
         assert (stored == image).flatten(1).all(1).any()
 
@@ -137,7 +137,7 @@ def test_paws_predict_is_the_log_snn_over_the_labelled_set(tiny_bundle):
         log_probabilities = method.predict(images)
     torch.testing.assert_close(log_probabilities.exp().sum(1), torch.ones(8))
     # derived from the data, so not part of a checkpoint
-    assert "eval_support" not in method.state_dict() and "memory_images" in method.state_dict()
+    assert "eval_support" not in method.state_dict() and "memory.images" in method.state_dict()
 
 
 @pytest.mark.parametrize("name", ["paws", "featmatch"])
@@ -367,6 +367,18 @@ def test_featmatch_attention_flag_follows_a_loaded_checkpoint():
     assert not fresh.attention_active
 
 
+def test_paws_loads_checkpoints_written_before_the_memory_was_a_submodule(tiny_bundle):
+    data = tiny_bundle
+    method = build_method("paws", "tiny", data.num_classes, memory_per_class=4)
+    method.remember_labeled(data.train_images[data.labeled_idx], data.train_labels[data.labeled_idx])
+    old_style = {key.replace("memory.", "memory_"): value for key, value in method.state_dict().items()}
+    assert "memory_images" in old_style and "memory.images" not in old_style
+    fresh = build_method("paws", "tiny", data.num_classes, memory_per_class=4)
+    fresh.load_state_dict(old_style)                                     # strict: no key left over
+    assert torch.equal(fresh.memory.images, method.memory.images)
+    assert torch.equal(fresh.memory.count, method.memory.count) and torch.equal(fresh.memory.next, method.memory.next)
+
+
 def test_paws_support_repeats_evenly_when_a_class_has_few_images(tiny_bundle):
     """Once every class is in memory the support set is drawn without reading anything back to the
     host; the rule stays class_balanced_batch's: fewer images than support_per_class are repeated
@@ -376,7 +388,7 @@ def test_paws_support_repeats_evenly_when_a_class_has_few_images(tiny_bundle):
     labels = data.train_labels[data.labeled_idx]
     two_each = torch.cat([data.labeled_idx[labels == c][:2] for c in range(data.num_classes)])
     method.remember_labeled(data.train_images[two_each], data.train_labels[two_each])
-    assert method._every_class_seen()
+    assert method.memory.every_class_seen()
     images, classes = method.draw_support(torch.Generator().manual_seed(3))
     assert classes.tolist() == torch.arange(data.num_classes).repeat_interleave(5).tolist()
     for c in range(data.num_classes):
@@ -387,4 +399,4 @@ def test_paws_support_repeats_evenly_when_a_class_has_few_images(tiny_bundle):
         assert all((stored == row).all(1).any() for row in distinct)
     fresh = build_method("paws", "tiny", data.num_classes, support_per_class=5, memory_per_class=8)
     fresh.load_state_dict(method.state_dict())
-    assert not fresh._all_seen_on_host and fresh._every_class_seen()     # re-read after a checkpoint
+    assert not fresh.memory._all_seen_on_host and fresh.memory.every_class_seen()     # re-read after a checkpoint

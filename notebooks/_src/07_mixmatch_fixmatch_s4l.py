@@ -37,14 +37,13 @@ from torch import nn
 from torch.nn import functional as F
 
 from ssl_course import config
-from ssl_course.data import cifar10_available, make_bundle
+from ssl_course.data import beta_sample, cifar10_available, make_bundle
 from ssl_course.data.augment import normalize
 from ssl_course.evaluate import extract_features
 from ssl_course.exercises import check_fixmatch_mask, check_mixup
 from ssl_course.experiment import run_methods
 from ssl_course.losses import fixmatch_loss, mixmatch_guess_labels, mixmatch_loss, mixup, rotate_batch, sharpen
 from ssl_course.methods import build_method
-from ssl_course.methods.mixmatch import beta_sample
 from ssl_course.train import load_checkpoint
 from ssl_course.viz import image_grid, interactive_plot, plot_tsne, to_display
 

@@ -28,7 +28,9 @@ from ssl_course.data.augment import (
     weak_augment,
 )
 from ssl_course.data.batches import SemiSupervisedBatches, class_balanced_batch, shuffled_batches
+from ssl_course.data.beta import beta_sample
 from ssl_course.data.cifar10 import CIFAR10_CLASSES, cifar10_available, class_names, load_cifar10
+from ssl_course.data.labeled_memory import LabeledMemory
 from ssl_course.data.splits import evenly_spaced, few_label_split
 from ssl_course.data.synthetic import SYNTHETIC_CLASSES, synthetic_dataset
 
@@ -57,6 +59,8 @@ __all__ = [
     "SemiSupervisedBatches",
     "shuffled_batches",
     "class_balanced_batch",
+    "beta_sample",
+    "LabeledMemory",
 ]
 
 #: Names accepted by :func:`load_dataset` and :func:`make_bundle`.

@@ -34,35 +34,21 @@ brightness, contrast and saturation are one blend ``f*x + (1-f)*target`` over th
 RandAugment runs each op on the images that picked it (:func:`_on_selected`): on a CPU by
 gathering them, so the work is that of ``num_ops`` full-batch ops, not of all ops; on a GPU by
 running every op on the whole batch and keeping each image's own result, which avoids reading
-anything back to the host in the training loop (not yet timed on a GPU: the course machine has
-none).
+anything back to the host in the training loop.
 
-What made the CPU version fast (profiled with ``torch.profiler`` on the 2-core course machine):
-boolean selections (``torch.where``, ``masked_fill`` with a random mask) and freshly allocated
-multi-megabyte tensors cost far more than the arithmetic, so the colour ops use 0/1 float masks
-and in-place arithmetic; ``Tensor.max(dim=1)`` (which also computes indices) is replaced by
-elementwise ``maximum``. Measured against the previous version in one process (512 images,
-1 thread): the hue step 4-6x faster, the whole colour jitter 2.4-3.9x, the contrastive pipeline
-about 2x.
+Why it is fast on a CPU: boolean selections (``torch.where``, ``masked_fill`` with a random mask)
+and freshly allocated large tensors cost more than the arithmetic, so the colour ops use 0/1
+float masks and in-place arithmetic, and ``Tensor.max(dim=1)`` (which also computes indices) is
+replaced by elementwise ``maximum``.
 
-Why our own implementation rather than a library (the course issue asked to use a well-kept
-library if one fits, and to measure): torchvision's ``transforms.v2`` draws *one* set of random
-parameters per call, so per-image randomness on a batch means a Python loop over images; the
-usual alternative is the PIL ``DataLoader`` with worker processes, which keeps the images on
-the CPU and must copy every batch to the GPU. kornia does batched per-image augmentation but is
-not a dependency of the course (and is not installed on the course machines). Measured with
-``benchmarks/throughput.py --threads 1`` on the idle 2-core course CPU, 4 runs on 2026-11-23
-(images/s, CIFAR-10, batches of 512; ``benchmarks/RESULTS.md`` keeps every run)::
-
-    pipeline      batched (here)   v2 per image   PIL DataLoader, 2 workers   batched / PIL
-    weak          333,000-406,000   15,000-16,000      14,700-15,200            22-27x
-    contrastive    41,700-42,700     2,900-3,100        7,800-8,400            5.0-5.4x
-    strong         34,000-40,500     3,600-4,000        5,700-6,100            5.8-7.0x
-
-The batched pipeline uses one core here, the PIL loader's two worker processes both. With
-torch's 2 intra-op threads the batched pipeline is *slower* on this machine (each small op pays
-the thread pool's wake-up), and on a CPU that other processes also use the thread pool can stall
-badly; on a shared CPU call ``torch.set_num_threads(1)``. On a GPU the question does not arise.
+Why our own implementation rather than a library: torchvision's ``transforms.v2`` draws *one*
+set of random parameters per call, so per-image randomness on a batch means a Python loop over
+images; the usual alternative, the PIL ``DataLoader`` with worker processes, keeps the images on
+the CPU and must copy every batch to the GPU; kornia batches per-image augmentation but is not a
+dependency of the course. Measured throughputs against both are in ``benchmarks/RESULTS.md``
+("Augmentation throughput"; "Notes moved out of docstrings" for the profiling history). On a
+CPU shared with other processes, call ``torch.set_num_threads(1)``: the pipeline's many small
+ops pay the thread pool's wake-up cost.
 
 Differences from torchvision, on purpose: crops are continuous (not whole pixels) and the
 resize is bilinear without antialiasing (crops are mostly up-sampled on CIFAR); the 10-try

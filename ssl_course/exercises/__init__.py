@@ -8,14 +8,38 @@ A checker runs your function and the library's on several random inputs and prin
 """
 from __future__ import annotations
 
-import importlib as _importlib
-import pkgutil as _pkgutil
+from .contrastive import check_info_nce, check_nnclr_lookup, check_nt_xent, check_rotate_batch, check_supcon
+from .featmatch import check_attention_weights, check_featmatch_pseudo_labels, check_kmeans_step
+from .nce import check_cpc_info_nce, check_nce_loss, nce_loss_reference
+from .semi_supervised import (
+    check_fixmatch_loss,
+    check_fixmatch_mask,
+    check_me_max,
+    check_mixup,
+    check_sharpen,
+    check_snn,
+)
 
-__all__: list[str] = []
-for _info in sorted(_pkgutil.iter_modules(__path__), key=lambda info: info.name):
-    if _info.name.startswith("_"):
-        continue
-    _module = _importlib.import_module(f"{__name__}.{_info.name}")
-    for _name in getattr(_module, "__all__", []):
-        globals()[_name] = getattr(_module, _name)
-        __all__.append(_name)
+__all__ = [
+    # contrastive
+    "check_info_nce",
+    "check_nt_xent",
+    "check_supcon",
+    "check_nnclr_lookup",
+    "check_rotate_batch",
+    # featmatch
+    "check_featmatch_pseudo_labels",
+    "check_attention_weights",
+    "check_kmeans_step",
+    # nce
+    "check_nce_loss",
+    "check_cpc_info_nce",
+    "nce_loss_reference",
+    # semi_supervised
+    "check_sharpen",
+    "check_snn",
+    "check_me_max",
+    "check_mixup",
+    "check_fixmatch_mask",
+    "check_fixmatch_loss",
+]

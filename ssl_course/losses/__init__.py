@@ -3,22 +3,58 @@
     from ssl_course.losses import nt_xent, info_nce, supcon, paws, fixmatch_loss
 
 Every function documents its formula (LaTeX), tensor shapes, the paper, and which official
-implementation's conventions it follows.
+implementation's conventions it follows. ``tests/test_losses_package.py`` checks that every
+public function of the modules below is listed here.
 """
 from __future__ import annotations
 
-import importlib as _importlib
-import pkgutil as _pkgutil
+from ._checks import skip_value_checks, value_checks_enabled
+from .contrastive import info_nce, nearest_neighbours, nnclr, nt_xent, selfcon, supcon, update_queue
+from .featmatch import consistency_ramp, featmatch_loss, featmatch_pseudo_labels
+from .pretext import cpc_info_nce, cpc_patch_grid, rotate_batch, rotation_loss
+from .semi_supervised import (
+    fixmatch_loss,
+    me_max_regularizer,
+    mixmatch_guess_labels,
+    mixmatch_loss,
+    mixup,
+    paws,
+    s4l_loss,
+    sharpen,
+    snn,
+    soft_cross_entropy,
+)
 
-__all__: list[str] = []
-for _info in sorted(_pkgutil.iter_modules(__path__), key=lambda info: info.name):
-    if _info.name.startswith("_"):
-        continue
-    _module = _importlib.import_module(f"{__name__}.{_info.name}")
-    for _name in getattr(_module, "__all__", []):
-        globals()[_name] = getattr(_module, _name)
-        __all__.append(_name)
-
-from ssl_course.losses._checks import skip_value_checks, value_checks_enabled  # noqa: E402
-
-__all__ += ["skip_value_checks", "value_checks_enabled"]
+__all__ = [
+    # contrastive
+    "info_nce",
+    "nt_xent",
+    "supcon",
+    "selfcon",
+    "nearest_neighbours",
+    "nnclr",
+    "update_queue",
+    # pretext
+    "rotate_batch",
+    "rotation_loss",
+    "cpc_info_nce",
+    "cpc_patch_grid",
+    # semi_supervised
+    "sharpen",
+    "snn",
+    "me_max_regularizer",
+    "paws",
+    "soft_cross_entropy",
+    "mixmatch_guess_labels",
+    "mixup",
+    "mixmatch_loss",
+    "fixmatch_loss",
+    "s4l_loss",
+    # featmatch
+    "featmatch_pseudo_labels",
+    "featmatch_loss",
+    "consistency_ramp",
+    # value-check switch (_checks)
+    "skip_value_checks",
+    "value_checks_enabled",
+]

@@ -1,11 +1,20 @@
-"""Small input-validation helpers shared by the loss modules.
+"""The input checks of the losses (and of the FeatMatch attention and k-means), in one vocabulary.
 
-Every helper raises ``ValueError`` with a message in three parts: what was expected, what was
-given, and how to fix it. A learner who passes ``[N, V, D]`` where ``[N, D]`` was meant should
-read the fix in the error instead of a shape error from deep inside ``torch.matmul``.
+Every helper raises ``ValueError`` saying what was expected, what was given, and, where there is
+a usual mistake, how to fix it. A learner who passes ``[N, V, D]`` where ``[N, D]`` was meant
+should read the fix in the error instead of a shape error from deep inside ``torch.matmul``.
 
 The helpers take the argument's name as the caller spells it (``"z1"``, ``"negative_keys"``) so
-the message points at the right argument.
+the message points at the right argument. Each loss calls them from one ``_check_<loss>_args``
+helper, so that its body starts with the formula.
+
+Two kinds of checks:
+
+* metadata checks (type, shape, dtype, device) cost nothing and always run;
+* value checks (probabilities >= 0, labels in range, a number given as a tensor > 0) read tensor
+  values back to the host, a GPU synchronisation; they run only while
+  :func:`value_checks_enabled` (the engine turns them off in its GPU loop with
+  :func:`skip_value_checks`).
 """
 
 from __future__ import annotations
@@ -15,6 +24,7 @@ import math
 import numbers
 from collections.abc import Iterator
 
+import torch
 from torch import Tensor
 
 __all__ = [
@@ -28,6 +38,14 @@ __all__ = [
     "check_same_device_dtype",
     "check_temperature",
     "check_labels",
+    "check_matrix",
+    "check_same_device_dtype_all",
+    "check_positive",
+    "check_non_negative",
+    "check_unit_interval",
+    "check_positive_int",
+    "check_probability_rows",
+    "check_class_indices",
     "value_checks_enabled",
     "skip_value_checks",
 ]
@@ -156,6 +174,8 @@ def check_temperature(name: str, value: object) -> None:
             raise ValueError(
                 f"{name} must be a single positive number; got {_describe(value)}. Pass a float such as 0.1."
             )
+        if not value_checks_enabled():
+            return
         number = float(value.detach())
     elif isinstance(value, numbers.Real) and not isinstance(value, bool):
         number = float(value)
@@ -190,4 +210,112 @@ def check_labels(name: str, labels: object, n: int, of: str) -> None:
         raise ValueError(
             f"{name} must have one entry per sample: length {n} to match {of}; "
             f"got length {labels.shape[0]}. Pass the labels of this batch, not of the whole data set."
+        )
+
+
+def check_matrix(name: str, t: object, layout: str) -> None:
+    """Raise unless ``t`` is a floating 2-D tensor with at least one row and one column."""
+    check_floating(name, t)
+    assert isinstance(t, Tensor)
+    if t.ndim != 2:
+        raise ValueError(f"{name} must be 2-D with shape {layout}, got shape {tuple(t.shape)}")
+    if t.shape[0] == 0 or t.shape[1] == 0:
+        raise ValueError(f"{name} must not be empty, got shape {tuple(t.shape)}")
+
+
+def check_same_device_dtype_all(**tensors: Tensor) -> None:
+    """Raise unless every tensor has the device and dtype of the first one (keyword = its name)."""
+    (first_name, first), *others = tensors.items()
+    for name, tensor in others:
+        check_same_device_dtype(first_name, first, name, tensor)
+
+
+def _number(name: str, value: object, expected: str) -> float | Tensor:
+    """``value`` as a Python float; a 1-element tensor stays a 0-d tensor while value checks are off.
+
+    Reading a tensor's value (``.item()``) synchronises a GPU, so it happens only while value checks
+    run; otherwise the 0-d tensor is returned unchecked and the loss computes with it.
+    """
+    if isinstance(value, Tensor) and value.numel() == 1:
+        if not value_checks_enabled():
+            return value.detach().reshape(())
+        value = value.item()
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"{name} must be {expected}, got {value!r}")
+    return float(value)
+
+
+def check_positive(name: str, value: object) -> float | Tensor:
+    """``value`` as a float after checking it is finite and > 0 (see :func:`_number` for tensors)."""
+    number = _number(name, value, "a positive number")
+    if isinstance(number, float) and (not math.isfinite(number) or number <= 0):
+        raise ValueError(f"{name} must be > 0, got {number}")
+    return number
+
+
+def check_non_negative(name: str, value: object) -> float | Tensor:
+    """``value`` as a float after checking it is finite and >= 0 (see :func:`_number` for tensors)."""
+    number = _number(name, value, "a non-negative number")
+    if isinstance(number, float) and (not math.isfinite(number) or number < 0):
+        raise ValueError(f"{name} must be >= 0, got {number}")
+    return number
+
+
+def check_unit_interval(name: str, value: object) -> float | Tensor:
+    """``value`` as a float after checking it lies in [0, 1] (see :func:`_number` for tensors)."""
+    number = _number(name, value, "a number in [0, 1]")
+    if isinstance(number, float) and not 0.0 <= number <= 1.0:
+        raise ValueError(f"{name} must lie in [0, 1], got {number}")
+    return number
+
+
+def check_positive_int(name: str, value: object) -> int:
+    """``value`` after checking it is an ``int >= 1`` (``bool`` is refused)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be a positive int, got {value!r}")
+    return value
+
+
+def _sum_tolerance(dtype: torch.dtype) -> float:
+    # Row sums of float32 probabilities drift by ~1e-6; be generous but still catch logits.
+    return 1e-6 if dtype == torch.float64 else 1e-3
+
+
+def check_probability_rows(name: str, probabilities: Tensor, must_sum_to_one: bool = True) -> None:
+    """Entries must be >= 0 and (optionally) each row must sum to 1. A value check."""
+    if not value_checks_enabled():
+        return
+    if bool((probabilities < 0).any()):
+        raise ValueError(
+            f"{name} must contain probabilities (>= 0), found a negative entry "
+            f"{probabilities.min().item():.4g}; did you pass logits instead of softmax outputs?"
+        )
+    if must_sum_to_one:
+        row_sums = probabilities.sum(dim=-1)
+        worst = (row_sums - 1).abs().max().item()
+        if worst > _sum_tolerance(probabilities.dtype):
+            raise ValueError(
+                f"each row of {name} must sum to 1 (a probability distribution), but a row sums to "
+                f"{row_sums.flatten()[(row_sums - 1).abs().flatten().argmax()].item():.4g}"
+            )
+
+
+_INTEGER_DTYPES = (torch.int64, torch.int32, torch.int16, torch.int8, torch.uint8)
+
+
+def check_class_indices(name: str, labels: object, num_rows: int, num_classes: int) -> None:
+    """Raise unless ``labels`` is an integer ``[num_rows]`` tensor; its range is a value check.
+
+    Unlike :func:`check_labels`, the classes must also lie in ``0..num_classes-1`` (the caller
+    indexes a ``[*, num_classes]`` tensor with them).
+    """
+    check_tensor(name, labels)
+    assert isinstance(labels, Tensor)
+    if labels.dtype not in _INTEGER_DTYPES:
+        raise ValueError(f"{name} must hold integer class indices (int64), got dtype {labels.dtype}")
+    if labels.ndim != 1 or labels.shape[0] != num_rows:
+        raise ValueError(f"{name} must have shape [{num_rows}], got shape {tuple(labels.shape)}")
+    if value_checks_enabled() and num_rows and (int(labels.min()) < 0 or int(labels.max()) >= num_classes):
+        raise ValueError(
+            f"{name} must lie in [0, {num_classes - 1}], got values in [{int(labels.min())}, {int(labels.max())}]"
         )

@@ -45,24 +45,6 @@ __all__ = [
 ]
 
 
-def _check_embeddings(name: str, t: object, layout: str = "[N, D]") -> None:
-    check_floating(name, t)
-    check_2d(name, t, layout)
-    assert isinstance(t, Tensor)
-    check_nonempty(name, t, 0, "rows")
-    check_nonempty(name, t, 1, "feature dimensions")
-
-
-def _check_feature_dims(name_a: str, a: Tensor, name_b: str, b: Tensor) -> None:
-    if a.shape[1] != b.shape[1]:
-        raise ValueError(
-            f"{name_a} and {name_b} must have the same feature dimension D (they are compared by dot "
-            f"products); got D={a.shape[1]} for {name_a} (shape {tuple(a.shape)}) and D={b.shape[1]} "
-            f"for {name_b} (shape {tuple(b.shape)}). Build the queue / bank with the projection head's "
-            f"output size."
-        )
-
-
 # --------------------------------------------------------------------------------------------
 # InfoNCE with a queue of negatives (MoCo)
 # --------------------------------------------------------------------------------------------
@@ -101,14 +83,7 @@ def info_nce(
         Matches facebookresearch/moco (``moco/builder.py``): logits ``cat([l_pos, l_neg], 1) / T``
         fed to ``nn.CrossEntropyLoss`` with target 0, averaged over the batch.
     """
-    _check_embeddings("query", query)
-    _check_embeddings("positive_key", positive_key)
-    check_same_shape("query", query, "positive_key", positive_key)
-    _check_embeddings("negative_keys", negative_keys, "[K, D]")
-    _check_feature_dims("query", query, "negative_keys", negative_keys)
-    check_same_device_dtype("query", query, "positive_key", positive_key)
-    check_same_device_dtype("query", query, "negative_keys", negative_keys)
-    check_temperature("temperature", temperature)
+    _check_info_nce_args(query, positive_key, negative_keys, temperature)
 
     # 1. Normalise, so that a dot product is a cosine similarity in [-1, 1] and only the
     #    temperature sets how peaked the softmax is (not the embeddings' norms).
@@ -160,11 +135,7 @@ def nt_xent(z1: Tensor, z2: Tensor, temperature: float = 0.5) -> Tensor:
         Chen, Kornblith, Norouzi and Hinton, "A Simple Framework for Contrastive Learning of
         Visual Representations", ICML 2020.
     """
-    _check_embeddings("z1", z1)
-    _check_embeddings("z2", z2)
-    check_same_shape("z1", z1, "z2", z2)
-    check_same_device_dtype("z1", z1, "z2", z2)
-    check_temperature("temperature", temperature)
+    _check_nt_xent_args(z1, z2, temperature)
 
     n = z1.shape[0]
     # 1. Normalise and stack the two views: rows 0..N-1 are view 1, rows N..2N-1 view 2.
@@ -233,33 +204,8 @@ def supcon(
         Khosla, Teterwak, Wang, Sarna, Tian, Isola, Maschinot, Liu and Krishnan, "Supervised
         Contrastive Learning", NeurIPS 2020, eq. (2).
     """
-    check_floating("features", features)
-    check_3d(
-        "features",
-        features,
-        "[N, V, D] (samples, views, feature dimension)",
-        fix="Stack the views on dim 1: torch.stack([z1, z2], dim=1), or features.unsqueeze(1) for a "
-        "single view per sample.",
-    )
-    check_nonempty("features", features, 0, "samples")
-    check_nonempty("features", features, 1, "views")
-    check_nonempty("features", features, 2, "feature dimensions")
-    check_temperature("temperature", temperature)
-    check_temperature("base_temperature", base_temperature)
+    _check_supcon_args(features, labels, temperature, base_temperature)
     n, v, d = features.shape
-    if labels is None and v < 2:
-        raise ValueError(
-            f"supcon without labels needs at least 2 views per sample (the positives are the other "
-            f"views); got features of shape {tuple(features.shape)} with V={v}. Stack two views with "
-            f"torch.stack([z1, z2], dim=1), or pass labels."
-        )
-    if n * v < 2:
-        raise ValueError(
-            f"supcon needs at least 2 embeddings in total (an anchor needs something to be compared "
-            f"with); got features of shape {tuple(features.shape)}."
-        )
-    if labels is not None:
-        check_labels("labels", labels, n, "features.shape[0]")
 
     # 1. Flatten views into one set of A = V*N anchors, view-major (all samples' view 0, then
     #    view 1, ...), the order SupContrast gets from torch.cat(torch.unbind(features, 1)).
@@ -332,26 +278,7 @@ def selfcon(
         Bae, Kim, Jeon, Kim, Kim, Choi and Yun, "Self-Contrastive Learning: Single-viewed
         Supervised Contrastive Framework using Sub-network", AAAI 2023.
     """
-    _check_embeddings("backbone_features", backbone_features)
-    if isinstance(subnet_features, Tensor):
-        subnets = [subnet_features]
-    elif isinstance(subnet_features, Sequence) and not isinstance(subnet_features, str):
-        subnets = list(subnet_features)
-    else:
-        raise ValueError(
-            f"subnet_features must be a [N, D] tensor or a list of them (one per sub-network); "
-            f"got {type(subnet_features).__name__}."
-        )
-    if len(subnets) == 0:
-        raise ValueError(
-            "subnet_features is an empty list: SelfCon needs at least one sub-network output to "
-            "contrast the backbone with. Pass the sub-network's projection, e.g. [sub_z]."
-        )
-    for s, sub in enumerate(subnets):
-        name = "subnet_features" if isinstance(subnet_features, Tensor) else f"subnet_features[{s}]"
-        _check_embeddings(name, sub)
-        check_same_shape("backbone_features", backbone_features, name, sub)
-        check_same_device_dtype("backbone_features", backbone_features, name, sub)
+    subnets = _check_selfcon_args(backbone_features, subnet_features)
 
     # 1. The exits act as views: stack them into SupCon's [N, V, D] layout, sub-networks
     #    first and the backbone last, as the official training script does.
@@ -387,10 +314,7 @@ def nearest_neighbours(z: Tensor, queue: Tensor) -> Tensor:
         Matches vturrisi/solo-learn's ``NNCLR.find_nn`` (``solo/methods/nnclr.py``), whose queue
         holds normalised embeddings and which returns ``queue[argmax(z @ queue.T)]``.
     """
-    _check_embeddings("z", z)
-    _check_embeddings("queue", queue, "[Q, D]")
-    _check_feature_dims("z", z, "queue", queue)
-    check_same_device_dtype("z", z, "queue", queue)
+    _check_nearest_neighbours_args(z, queue)
 
     # 1. Cosine similarity = dot product of normalised vectors.
     z_unit = F.normalize(z, dim=1)
@@ -441,20 +365,9 @@ def nnclr(
         arange(N))`` on normalised inputs; ``solo/methods/nnclr.py``: the two directions
         ``nn1`` vs ``p2`` and ``nn2`` vs ``p1``, each weighted 1/2).
     """
-    _check_embeddings("z1", z1)
-    _check_embeddings("z2", z2)
-    check_same_shape("z1", z1, "z2", z2)
-    check_same_device_dtype("z1", z1, "z2", z2)
-    _check_embeddings("queue", queue, "[Q, D]")
-    _check_feature_dims("z1", z1, "queue", queue)
-    check_same_device_dtype("z1", z1, "queue", queue)
-    check_temperature("temperature", temperature)
     p1 = z1 if p1 is None else p1
     p2 = z2 if p2 is None else p2
-    for name, p in (("p1", p1), ("p2", p2)):
-        _check_embeddings(name, p)
-        check_same_shape("z1", z1, name, p)
-        check_same_device_dtype("z1", z1, name, p)
+    _check_nnclr_args(z1, z2, queue, temperature, p1, p2)
 
     # 1. Swap the positive: the support-set neighbour of a view stands in for that view.
     nn1 = nearest_neighbours(z1, queue)
@@ -495,6 +408,124 @@ def update_queue(queue: Tensor, z: Tensor, ptr: int | Tensor) -> tuple[Tensor, i
         (``_dequeue_and_enqueue`` in facebookresearch/moco, which additionally requires ``Q`` to
         be a multiple of ``N``; here any ``N`` works thanks to the wrap-around).
     """
+    ptr = _check_update_queue_args(queue, z, ptr)
+    n, size = z.shape[0], queue.shape[0]
+    # 1. Store what the look-up compares with: unit vectors, without the graph of this step.
+    new_rows = F.normalize(z.detach(), dim=1).to(queue.dtype)
+    # 2. With more new rows than slots, the older new rows would be overwritten anyway.
+    start = ptr
+    if n > size:
+        new_rows = new_rows[-size:]
+        start = (ptr + n - size) % size
+    # 3. Write at ptr, ptr+1, ... modulo Q, so the oldest entries are replaced first.
+    positions = (start + torch.arange(new_rows.shape[0], device=queue.device)) % size
+    new_queue = queue.clone()
+    new_queue[positions] = new_rows
+    return new_queue, (ptr + n) % size
+
+
+# --------------------------------------------------------------------------------------------
+# Input checks, one helper per function (the vocabulary is in _checks.py)
+# --------------------------------------------------------------------------------------------
+def _check_embeddings(name: str, t: object, layout: str = "[N, D]") -> None:
+    check_floating(name, t)
+    check_2d(name, t, layout)
+    assert isinstance(t, Tensor)
+    check_nonempty(name, t, 0, "rows")
+    check_nonempty(name, t, 1, "feature dimensions")
+
+
+def _check_feature_dims(name_a: str, a: Tensor, name_b: str, b: Tensor) -> None:
+    if a.shape[1] != b.shape[1]:
+        raise ValueError(
+            f"{name_a} and {name_b} must have the same feature dimension D (they are compared by dot "
+            f"products); got D={a.shape[1]} for {name_a} (shape {tuple(a.shape)}) and D={b.shape[1]} "
+            f"for {name_b} (shape {tuple(b.shape)}). Build the queue / bank with the projection head's "
+            f"output size."
+        )
+
+
+def _check_info_nce_args(query: Tensor, positive_key: Tensor, negative_keys: Tensor, temperature: float) -> None:
+    _check_embeddings("query", query)
+    _check_embeddings("positive_key", positive_key)
+    check_same_shape("query", query, "positive_key", positive_key)
+    _check_embeddings("negative_keys", negative_keys, "[K, D]")
+    _check_feature_dims("query", query, "negative_keys", negative_keys)
+    check_same_device_dtype("query", query, "positive_key", positive_key)
+    check_same_device_dtype("query", query, "negative_keys", negative_keys)
+    check_temperature("temperature", temperature)
+
+
+def _check_nt_xent_args(z1: Tensor, z2: Tensor, temperature: float) -> None:
+    _check_embeddings("z1", z1)
+    _check_embeddings("z2", z2)
+    check_same_shape("z1", z1, "z2", z2)
+    check_same_device_dtype("z1", z1, "z2", z2)
+    check_temperature("temperature", temperature)
+
+
+def _check_supcon_args(features: Tensor, labels: Tensor | None, temperature: float, base_temperature: float) -> None:
+    check_floating("features", features)
+    check_3d(
+        "features",
+        features,
+        "[N, V, D] (samples, views, feature dimension)",
+        fix="Stack the views on dim 1: torch.stack([z1, z2], dim=1), or features.unsqueeze(1) for a "
+        "single view per sample.",
+    )
+    check_nonempty("features", features, 0, "samples")
+    check_nonempty("features", features, 1, "views")
+    check_nonempty("features", features, 2, "feature dimensions")
+    check_temperature("temperature", temperature)
+    check_temperature("base_temperature", base_temperature)
+    n, v, d = features.shape
+    if labels is None and v < 2:
+        raise ValueError(
+            f"supcon without labels needs at least 2 views per sample (the positives are the other "
+            f"views); got features of shape {tuple(features.shape)} with V={v}. Stack two views with "
+            f"torch.stack([z1, z2], dim=1), or pass labels."
+        )
+    if n * v < 2:
+        raise ValueError(
+            f"supcon needs at least 2 embeddings in total (an anchor needs something to be compared "
+            f"with); got features of shape {tuple(features.shape)}."
+        )
+    if labels is not None:
+        check_labels("labels", labels, n, "features.shape[0]")
+
+
+def _check_selfcon_args(backbone_features: Tensor, subnet_features: Tensor | Sequence[Tensor]) -> list[Tensor]:
+    _check_embeddings("backbone_features", backbone_features)
+    if isinstance(subnet_features, Tensor):
+        subnets = [subnet_features]
+    elif isinstance(subnet_features, Sequence) and not isinstance(subnet_features, str):
+        subnets = list(subnet_features)
+    else:
+        raise ValueError(
+            f"subnet_features must be a [N, D] tensor or a list of them (one per sub-network); "
+            f"got {type(subnet_features).__name__}."
+        )
+    if len(subnets) == 0:
+        raise ValueError(
+            "subnet_features is an empty list: SelfCon needs at least one sub-network output to "
+            "contrast the backbone with. Pass the sub-network's projection, e.g. [sub_z]."
+        )
+    for s, sub in enumerate(subnets):
+        name = "subnet_features" if isinstance(subnet_features, Tensor) else f"subnet_features[{s}]"
+        _check_embeddings(name, sub)
+        check_same_shape("backbone_features", backbone_features, name, sub)
+        check_same_device_dtype("backbone_features", backbone_features, name, sub)
+    return subnets
+
+
+def _check_nearest_neighbours_args(z: Tensor, queue: Tensor) -> None:
+    _check_embeddings("z", z)
+    _check_embeddings("queue", queue, "[Q, D]")
+    _check_feature_dims("z", z, "queue", queue)
+    check_same_device_dtype("z", z, "queue", queue)
+
+
+def _check_update_queue_args(queue: Tensor, z: Tensor, ptr: int | Tensor) -> int:
     check_floating("queue", queue)
     check_2d("queue", queue, "[Q, D]")
     check_nonempty("queue", queue, 0, "rows")
@@ -520,17 +551,19 @@ def update_queue(queue: Tensor, z: Tensor, ptr: int | Tensor) -> tuple[Tensor, i
             f"ptr must satisfy 0 <= ptr < queue size ({size}); got {ptr}. Start from 0 and use the "
             f"pointer returned by the previous update_queue call."
         )
+    return ptr
 
-    n = z.shape[0]
-    # 1. Store what the look-up compares with: unit vectors, without the graph of this step.
-    new_rows = F.normalize(z.detach(), dim=1).to(queue.dtype)
-    # 2. With more new rows than slots, the older new rows would be overwritten anyway.
-    start = ptr
-    if n > size:
-        new_rows = new_rows[-size:]
-        start = (ptr + n - size) % size
-    # 3. Write at ptr, ptr+1, ... modulo Q, so the oldest entries are replaced first.
-    positions = (start + torch.arange(new_rows.shape[0], device=queue.device)) % size
-    new_queue = queue.clone()
-    new_queue[positions] = new_rows
-    return new_queue, (ptr + n) % size
+
+def _check_nnclr_args(z1: Tensor, z2: Tensor, queue: Tensor, temperature: float, p1: Tensor, p2: Tensor) -> None:
+    _check_embeddings("z1", z1)
+    _check_embeddings("z2", z2)
+    check_same_shape("z1", z1, "z2", z2)
+    check_same_device_dtype("z1", z1, "z2", z2)
+    _check_embeddings("queue", queue, "[Q, D]")
+    _check_feature_dims("z1", z1, "queue", queue)
+    check_same_device_dtype("z1", z1, "queue", queue)
+    check_temperature("temperature", temperature)
+    for name, p in (("p1", p1), ("p2", p2)):
+        _check_embeddings(name, p)
+        check_same_shape("z1", z1, name, p)
+        check_same_device_dtype("z1", z1, name, p)

@@ -21,21 +21,14 @@ from ._checks import (
     check_nonempty,
     check_same_device_dtype,
     check_same_shape,
-    check_tensor,
     check_temperature,
+    check_tensor,
     value_checks_enabled,
 )
 
 __all__ = ["rotate_batch", "rotation_loss", "cpc_info_nce", "cpc_patch_grid"]
 
 NUM_ROTATIONS = 4
-
-
-def _check_images(name: str, images: object) -> None:
-    check_tensor(name, images)
-    check_ndim(name, images, 4, "[B, C, H, W]")
-    assert isinstance(images, Tensor)
-    check_nonempty(name, images, 0, "images")
 
 
 # --------------------------------------------------------------------------------------------
@@ -65,14 +58,7 @@ def rotate_batch(x: Tensor) -> tuple[Tensor, Tensor]:
         Gidaris, Singh and Komodakis, "Unsupervised Representation Learning by Predicting Image
         Rotations", ICLR 2018 (all four rotations of each image in the same batch).
     """
-    _check_images("x", x)
-    height, width = x.shape[-2:]
-    if height != width:
-        raise ValueError(
-            f"rotate_batch needs square images (a 90° rotation of an H x W image is W x H, and the "
-            f"four rotations must share one batch); got x of shape {tuple(x.shape)}. Crop or resize "
-            f"to H == W first."
-        )
+    _check_rotate_batch_args(x)
     batch = x.shape[0]
     # 1. Rotation-major order keeps each rotation's block contiguous, so a learner can index
     #    x_rot[k * B:(k + 1) * B] to look at one rotation.
@@ -98,22 +84,7 @@ def rotation_loss(logits: Tensor, rotation_labels: Tensor) -> Tensor:
         Gidaris, Singh and Komodakis, "Unsupervised Representation Learning by Predicting Image
         Rotations", ICLR 2018.
     """
-    check_floating("logits", logits)
-    check_2d("logits", logits, "[M, 4]")
-    check_nonempty("logits", logits, 0, "rows")
-    if logits.shape[1] != NUM_ROTATIONS:
-        raise ValueError(
-            f"logits must have {NUM_ROTATIONS} columns, one per rotation (0, 90, 180, 270 degrees); "
-            f"got shape {tuple(logits.shape)}. Give the rotation head {NUM_ROTATIONS} outputs."
-        )
-    check_labels("rotation_labels", rotation_labels, logits.shape[0], "logits.shape[0]")
-    if value_checks_enabled() and rotation_labels.numel() and (
-            rotation_labels.min() < 0 or rotation_labels.max() >= NUM_ROTATIONS):
-        raise ValueError(
-            f"rotation_labels must lie in 0..{NUM_ROTATIONS - 1}; got values from "
-            f"{int(rotation_labels.min())} to {int(rotation_labels.max())}. Use the labels returned "
-            f"by rotate_batch."
-        )
+    _check_rotation_loss_args(logits, rotation_labels)
     return F.cross_entropy(logits, rotation_labels.to(device=logits.device, dtype=torch.long))
 
 
@@ -136,18 +107,7 @@ def cpc_patch_grid(images: Tensor, patch_size: int = 8, stride: int = 4) -> Tens
         Recognition with Contrastive Predictive Coding", ICML 2020 (CPC v2: 256px crops cut into
         a 7x7 grid of 64px patches with 32px overlap; here the same layout at CIFAR scale).
     """
-    _check_images("images", images)
-    for name, value in (("patch_size", patch_size), ("stride", stride)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be a positive int; got {value!r}.")
-    height, width = images.shape[-2:]
-    for side_name, side in (("height", height), ("width", width)):
-        if side < patch_size or (side - patch_size) % stride != 0:
-            raise ValueError(
-                f"the image {side_name} ({side}) must equal patch_size + a multiple of stride so the "
-                f"grid tiles it exactly; got patch_size={patch_size}, stride={stride}. For 32px images "
-                f"use patch_size=8, stride=4 (7x7 grid) or patch_size=16, stride=8 (3x3 grid)."
-            )
+    _check_cpc_patch_grid_args(images, patch_size, stride)
     # 1. unfold along H then W: [B, C, G_h, G_w, p, p], each window a view of the image (no copy).
     patches = images.unfold(2, patch_size, stride).unfold(3, patch_size, stride)
     # 2. Grid position first, channels with their patch: [B, G_h, G_w, C, p, p].
@@ -183,15 +143,7 @@ def cpc_info_nce(predictions: Tensor, targets: Tensor, temperature: float = 1.0)
         Coding", ICML 2020, Section 2 (negatives "taken from other locations in the image and
         other images in the mini-batch").
     """
-    check_floating("predictions", predictions)
-    check_3d("predictions", predictions, "[B, S, D] (images, target positions, feature dimension)")
-    check_floating("targets", targets)
-    check_3d("targets", targets, "[B, S, D] (images, target positions, feature dimension)")
-    check_same_shape("predictions", predictions, "targets", targets)
-    check_same_device_dtype("predictions", predictions, "targets", targets)
-    for dim, what in ((0, "images"), (1, "target positions"), (2, "feature dimensions")):
-        check_nonempty("predictions", predictions, dim, what)
-    check_temperature("temperature", temperature)
+    _check_cpc_info_nce_args(predictions, targets, temperature)
 
     batch, positions, dim = predictions.shape
     # 1. Pool all (image, position) pairs: every target in the batch is a candidate.
@@ -203,3 +155,70 @@ def cpc_info_nce(predictions: Tensor, targets: Tensor, temperature: float = 1.0)
     labels = torch.arange(batch * positions, device=predictions.device)
     # 4. Cross-entropy, averaged over the B*S predictions.
     return F.cross_entropy(logits, labels)
+
+
+# --------------------------------------------------------------------------------------------
+# Input checks, one helper per function (the vocabulary is in _checks.py)
+# --------------------------------------------------------------------------------------------
+def _check_images(name: str, images: object) -> None:
+    check_tensor(name, images)
+    check_ndim(name, images, 4, "[B, C, H, W]")
+    assert isinstance(images, Tensor)
+    check_nonempty(name, images, 0, "images")
+
+
+def _check_rotate_batch_args(x: Tensor) -> None:
+    _check_images("x", x)
+    height, width = x.shape[-2:]
+    if height != width:
+        raise ValueError(
+            f"rotate_batch needs square images (a 90° rotation of an H x W image is W x H, and the "
+            f"four rotations must share one batch); got x of shape {tuple(x.shape)}. Crop or resize "
+            f"to H == W first."
+        )
+
+
+def _check_rotation_loss_args(logits: Tensor, rotation_labels: Tensor) -> None:
+    check_floating("logits", logits)
+    check_2d("logits", logits, "[M, 4]")
+    check_nonempty("logits", logits, 0, "rows")
+    if logits.shape[1] != NUM_ROTATIONS:
+        raise ValueError(
+            f"logits must have {NUM_ROTATIONS} columns, one per rotation (0, 90, 180, 270 degrees); "
+            f"got shape {tuple(logits.shape)}. Give the rotation head {NUM_ROTATIONS} outputs."
+        )
+    check_labels("rotation_labels", rotation_labels, logits.shape[0], "logits.shape[0]")
+    if value_checks_enabled() and rotation_labels.numel() and (
+            rotation_labels.min() < 0 or rotation_labels.max() >= NUM_ROTATIONS):
+        raise ValueError(
+            f"rotation_labels must lie in 0..{NUM_ROTATIONS - 1}; got values from "
+            f"{int(rotation_labels.min())} to {int(rotation_labels.max())}. Use the labels returned "
+            f"by rotate_batch."
+        )
+
+
+def _check_cpc_patch_grid_args(images: Tensor, patch_size: int, stride: int) -> None:
+    _check_images("images", images)
+    for name, value in (("patch_size", patch_size), ("stride", stride)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be a positive int; got {value!r}.")
+    height, width = images.shape[-2:]
+    for side_name, side in (("height", height), ("width", width)):
+        if side < patch_size or (side - patch_size) % stride != 0:
+            raise ValueError(
+                f"the image {side_name} ({side}) must equal patch_size + a multiple of stride so the "
+                f"grid tiles it exactly; got patch_size={patch_size}, stride={stride}. For 32px images "
+                f"use patch_size=8, stride=4 (7x7 grid) or patch_size=16, stride=8 (3x3 grid)."
+            )
+
+
+def _check_cpc_info_nce_args(predictions: Tensor, targets: Tensor, temperature: float) -> None:
+    check_floating("predictions", predictions)
+    check_3d("predictions", predictions, "[B, S, D] (images, target positions, feature dimension)")
+    check_floating("targets", targets)
+    check_3d("targets", targets, "[B, S, D] (images, target positions, feature dimension)")
+    check_same_shape("predictions", predictions, "targets", targets)
+    check_same_device_dtype("predictions", predictions, "targets", targets)
+    for dim, what in ((0, "images"), (1, "target positions"), (2, "feature dimensions")):
+        check_nonempty("predictions", predictions, dim, what)
+    check_temperature("temperature", temperature)

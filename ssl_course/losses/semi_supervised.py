@@ -28,14 +28,24 @@ Papers and official code whose conventions are reproduced:
 """
 from __future__ import annotations
 
-import math
 from typing import Sequence, Union
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ._checks import value_checks_enabled
+from ._checks import (
+    check_class_indices,
+    check_floating,
+    check_matrix,
+    check_non_negative,
+    check_positive,
+    check_probability_rows,
+    check_same_device_dtype_all,
+    check_tensor,
+    check_unit_interval,
+    value_checks_enabled,
+)
 
 __all__ = [
     "sharpen",
@@ -53,117 +63,6 @@ __all__ = [
 # PAWS zeroes target probabilities below this value "for numerical stability"
 # (facebookresearch/suncet src/losses.py: ``targets[targets < 1e-4] *= 0``).
 PAWS_TARGET_FLOOR = 1e-4
-
-
-# ----------------------------------------------------------------------------------------
-# Small validation helpers (private). They turn shape / dtype mistakes into ValueErrors
-# that name the argument and the expected shape.
-# ----------------------------------------------------------------------------------------
-def _check_tensor(name: str, value: object) -> Tensor:
-    if not isinstance(value, Tensor):
-        raise ValueError(f"{name} must be a torch.Tensor, got {type(value).__name__}")
-    return value
-
-
-def _check_floating(name: str, tensor: Tensor) -> None:
-    _check_tensor(name, tensor)
-    if not tensor.is_floating_point():
-        raise ValueError(
-            f"{name} must be a floating-point tensor (float32 or float64), got dtype {tensor.dtype}; "
-            f"convert it with .float()"
-        )
-
-
-def _check_matrix(name: str, tensor: Tensor, shape_hint: str) -> None:
-    """A floating 2-D tensor with at least one row and one column."""
-    _check_floating(name, tensor)
-    if tensor.ndim != 2:
-        raise ValueError(f"{name} must be 2-D with shape {shape_hint}, got shape {tuple(tensor.shape)}")
-    if tensor.shape[0] == 0 or tensor.shape[1] == 0:
-        raise ValueError(f"{name} must not be empty, got shape {tuple(tensor.shape)}")
-
-
-def _check_same_dtype_device(**tensors: Tensor) -> None:
-    items = list(tensors.items())
-    first_name, first = items[0]
-    for name, tensor in items[1:]:
-        if tensor.dtype != first.dtype:
-            raise ValueError(
-                f"{name} has dtype {tensor.dtype} but {first_name} has dtype {first.dtype}; use one dtype"
-            )
-        if tensor.device != first.device:
-            raise ValueError(
-                f"{name} is on {tensor.device} but {first_name} is on {first.device}; move them to one device"
-            )
-
-
-def _check_positive(name: str, value: object) -> float:
-    if isinstance(value, Tensor) and value.numel() == 1:
-        value = value.item()
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ValueError(f"{name} must be a positive number, got {value!r}")
-    value = float(value)
-    if not math.isfinite(value) or value <= 0:
-        raise ValueError(f"{name} must be > 0, got {value}")
-    return value
-
-
-def _check_non_negative(name: str, value: object) -> float:
-    if isinstance(value, Tensor) and value.numel() == 1:
-        value = value.item()
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ValueError(f"{name} must be a non-negative number, got {value!r}")
-    value = float(value)
-    if not math.isfinite(value) or value < 0:
-        raise ValueError(f"{name} must be >= 0, got {value}")
-    return value
-
-
-def _check_unit_interval(name: str, value: object) -> float:
-    if isinstance(value, Tensor) and value.numel() == 1:
-        value = value.item()
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ValueError(f"{name} must be a number in [0, 1], got {value!r}")
-    value = float(value)
-    if not 0.0 <= value <= 1.0:
-        raise ValueError(f"{name} must lie in [0, 1], got {value}")
-    return value
-
-
-def _sum_tolerance(dtype: torch.dtype) -> float:
-    # Row sums of float32 probabilities drift by ~1e-6; be generous but still catch logits.
-    return 1e-6 if dtype == torch.float64 else 1e-3
-
-
-def _check_probability_rows(name: str, probabilities: Tensor, must_sum_to_one: bool = True) -> None:
-    """Entries must be >= 0 and (optionally) each row must sum to 1 (a value check: see ``_checks``)."""
-    if not value_checks_enabled():
-        return
-    if bool((probabilities < 0).any()):
-        raise ValueError(
-            f"{name} must contain probabilities (>= 0), found a negative entry "
-            f"{probabilities.min().item():.4g}; did you pass logits instead of softmax outputs?"
-        )
-    if must_sum_to_one:
-        row_sums = probabilities.sum(dim=-1)
-        worst = (row_sums - 1).abs().max().item()
-        if worst > _sum_tolerance(probabilities.dtype):
-            raise ValueError(
-                f"each row of {name} must sum to 1 (a probability distribution), but a row sums to "
-                f"{row_sums.flatten()[(row_sums - 1).abs().flatten().argmax()].item():.4g}"
-            )
-
-
-def _check_class_indices(name: str, labels: Tensor, num_rows: int, num_classes: int) -> None:
-    _check_tensor(name, labels)
-    if labels.dtype not in (torch.int64, torch.int32, torch.int16, torch.int8, torch.uint8):
-        raise ValueError(f"{name} must hold integer class indices (int64), got dtype {labels.dtype}")
-    if labels.ndim != 1 or labels.shape[0] != num_rows:
-        raise ValueError(f"{name} must have shape [{num_rows}], got shape {tuple(labels.shape)}")
-    if value_checks_enabled() and num_rows and (int(labels.min()) < 0 or int(labels.max()) >= num_classes):
-        raise ValueError(
-            f"{name} must lie in [0, {num_classes - 1}], got values in [{int(labels.min())}, {int(labels.max())}]"
-        )
 
 
 # ----------------------------------------------------------------------------------------
@@ -195,9 +94,7 @@ def sharpen(p: Tensor, T: float) -> Tensor:
     Raises:
         ValueError: ``p`` is not a floating 2-D tensor, has negative entries, or ``T <= 0``.
     """
-    _check_matrix("p", p, "[N, K]")
-    T = _check_positive("T", T)
-    _check_probability_rows("p", p, must_sum_to_one=False)
+    T = _check_sharpen_args(p, T)
     # 1. Work in log space: p^(1/T) / sum_j p_j^(1/T) == softmax(log(p) / T). Raising small
     #    probabilities to a large power 1/T underflows to 0 (and 0/0 = nan) when T is small;
     #    the log-space softmax subtracts the row maximum first and stays finite.
@@ -226,14 +123,7 @@ def soft_cross_entropy(logits: Tensor, target_probs: Tensor) -> Tensor:
     Returns:
         Scalar tensor.
     """
-    _check_matrix("logits", logits, "[N, K]")
-    _check_matrix("target_probs", target_probs, "[N, K]")
-    if logits.shape != target_probs.shape:
-        raise ValueError(
-            f"logits {tuple(logits.shape)} and target_probs {tuple(target_probs.shape)} must have the same shape"
-        )
-    _check_same_dtype_device(logits=logits, target_probs=target_probs)
-    _check_probability_rows("target_probs", target_probs)
+    _check_soft_cross_entropy_args(logits, target_probs)
     # log_softmax is the numerically stable log(softmax(z)) (no log(0) for very negative logits).
     log_probs = F.log_softmax(logits, dim=1)
     return -(target_probs.detach() * log_probs).sum(dim=1).mean()
@@ -271,27 +161,7 @@ def snn(
     Returns:
         ``[N, K]`` class probabilities (rows sum to 1).
     """
-    _check_matrix("query", query, "[N, D]")
-    _check_matrix("support_embeddings", support_embeddings, "[M, D]")
-    _check_tensor("support_labels", support_labels)
-    if not support_labels.is_floating_point():
-        raise ValueError(
-            f"support_labels must be float one-hot labels of shape [M, K], got dtype {support_labels.dtype}; "
-            f"build them with torch.nn.functional.one_hot(labels, num_classes).float()"
-        )
-    _check_matrix("support_labels", support_labels, "[M, K]")
-    if query.shape[1] != support_embeddings.shape[1]:
-        raise ValueError(
-            f"query has dimension D={query.shape[1]} but support_embeddings has D={support_embeddings.shape[1]}"
-        )
-    if support_labels.shape[0] != support_embeddings.shape[0]:
-        raise ValueError(
-            f"support_labels has {support_labels.shape[0]} rows but there are "
-            f"{support_embeddings.shape[0]} support embeddings; need one label row per support"
-        )
-    _check_same_dtype_device(query=query, support_embeddings=support_embeddings, support_labels=support_labels)
-    _check_probability_rows("support_labels", support_labels)
-    temperature = _check_positive("temperature", temperature)
+    temperature = _check_snn_args(query, support_embeddings, support_labels, temperature)
 
     # 1. L2-normalise, so that the dot product is a cosine similarity in [-1, 1] and the
     #    temperature alone controls how sharp the neighbour weights are.
@@ -327,8 +197,7 @@ def me_max_regularizer(probabilities: Tensor, sharpen_temperature: float = 0.25)
     Returns:
         Scalar tensor, ``>= -log K``.
     """
-    _check_matrix("probabilities", probabilities, "[N, K]")
-    sharpen_temperature = _check_positive("sharpen_temperature", sharpen_temperature)
+    sharpen_temperature = _check_me_max_args(probabilities, sharpen_temperature)
     # 1. Average the sharpened predictions over the batch.
     mean_prediction = sharpen(probabilities, sharpen_temperature).mean(dim=0)  # [K]
     # 2. sum_k pbar_k log pbar_k. The official code writes log(pbar^(-pbar)), which is 0 for a
@@ -400,42 +269,12 @@ def paws(
     Returns:
         ``(cross_entropy, me_max_term)``, two scalar tensors.
     """
-    _check_matrix("anchor_views", anchor_views, "[(2 + multicrop) * B, D]")
-    _check_matrix("target_views", target_views, "[2B, D]")
-    if isinstance(multicrop, bool) or not isinstance(multicrop, int) or multicrop < 0:
-        raise ValueError(f"multicrop must be an int >= 0 (number of small crops), got {multicrop!r}")
-    num_targets = target_views.shape[0]
-    if multicrop == 0:
-        if anchor_views.shape[0] != num_targets:
-            raise ValueError(
-                f"with multicrop=0, anchor_views ({anchor_views.shape[0]} rows) and target_views "
-                f"({num_targets} rows) must have the same number of rows: row i of target_views is the target of anchor i"
-            )
-    else:
-        if num_targets % 2 != 0:
-            raise ValueError(
-                f"with multicrop={multicrop}, target_views must hold the two global views [2B, D], "
-                f"got an odd number of rows {num_targets}"
-            )
-        batch_size = num_targets // 2
-        expected = (2 + multicrop) * batch_size
-        if anchor_views.shape[0] != expected:
-            raise ValueError(
-                f"with multicrop={multicrop} and B={batch_size} images (target_views has 2B={num_targets} rows), "
-                f"anchor_views must have (2 + multicrop) * B = {expected} rows, got {anchor_views.shape[0]}"
-            )
-    _check_tensor("support_labels", support_labels)
+    temperature, sharpen_temperature = _check_paws_args(
+        anchor_views, target_views, support_labels, target_support_embeddings, multicrop, temperature,
+        sharpen_temperature)
     if target_support_embeddings is None:
         target_support_embeddings = support_embeddings
-    else:
-        _check_matrix("target_support_embeddings", target_support_embeddings, "[M, D]")
-        if target_support_embeddings.shape[0] != support_labels.shape[0]:
-            raise ValueError(
-                f"target_support_embeddings has {target_support_embeddings.shape[0]} rows but support_labels "
-                f"has {support_labels.shape[0]}"
-            )
-    temperature = _check_positive("temperature", temperature)
-    sharpen_temperature = _check_positive("sharpen_temperature", sharpen_temperature)
+    num_targets = target_views.shape[0]
 
     # 1. Anchor predictions: soft nearest neighbours of every anchor view (with gradient).
     anchor_probs = snn(anchor_views, support_embeddings, support_labels, temperature)
@@ -490,29 +329,7 @@ def mixmatch_guess_labels(
     Returns:
         ``[N, C]`` guessed label distributions (detached, rows sum to 1).
     """
-    if isinstance(logits_per_augmentation, (list, tuple)):
-        if len(logits_per_augmentation) == 0:
-            raise ValueError("logits_per_augmentation must contain at least one [N, C] tensor")
-        for index, logits in enumerate(logits_per_augmentation):
-            _check_matrix(f"logits_per_augmentation[{index}]", logits, "[N, C]")
-            if logits.shape != logits_per_augmentation[0].shape:
-                raise ValueError(
-                    f"all augmentations must have the same shape, got {tuple(logits_per_augmentation[0].shape)} "
-                    f"and {tuple(logits.shape)} (index {index})"
-                )
-            _check_same_dtype_device(first=logits_per_augmentation[0], **{f"logits_per_augmentation[{index}]": logits})
-        stacked = torch.stack(list(logits_per_augmentation), dim=0)
-    else:
-        _check_floating("logits_per_augmentation", logits_per_augmentation)
-        if logits_per_augmentation.ndim != 3:
-            raise ValueError(
-                "logits_per_augmentation must be [K, N, C] (or a list of K [N, C] tensors), "
-                f"got shape {tuple(logits_per_augmentation.shape)}"
-            )
-        if 0 in logits_per_augmentation.shape:
-            raise ValueError(f"logits_per_augmentation must not be empty, got {tuple(logits_per_augmentation.shape)}")
-        stacked = logits_per_augmentation
-    T = _check_positive("T", T)
+    stacked, T = _check_mixmatch_guess_labels_args(logits_per_augmentation, T)  # [K, N, C]
     with torch.no_grad():
         # 1. Average the class distributions (not the logits) over the K augmentations.
         mean_probs = torch.softmax(stacked.detach(), dim=-1).mean(dim=0)  # [N, C]
@@ -552,36 +369,8 @@ def mixup(
     Returns:
         ``(mixed_x [N, ...], mixed_p [N, C])``.
     """
-    _check_floating("x1", x1)
-    _check_floating("x2", x2)
-    if x1.shape != x2.shape:
-        raise ValueError(f"x1 {tuple(x1.shape)} and x2 {tuple(x2.shape)} must have the same shape")
-    if x1.ndim < 1 or x1.shape[0] == 0:
-        raise ValueError(f"x1 must have a non-empty batch dimension [N, ...], got shape {tuple(x1.shape)}")
-    _check_matrix("p1", p1, "[N, C]")
-    _check_matrix("p2", p2, "[N, C]")
-    if p1.shape != p2.shape or p1.shape[0] != x1.shape[0]:
-        raise ValueError(
-            f"p1 {tuple(p1.shape)} and p2 {tuple(p2.shape)} must both be [N, C] with N = {x1.shape[0]} (rows of x1)"
-        )
-    _check_same_dtype_device(x1=x1, x2=x2, p1=p1, p2=p2)
-    _check_probability_rows("p1", p1)
-    _check_probability_rows("p2", p2)
-
+    lam = _check_mixup_args(x1, p1, x2, p2, lam)  # [N]
     batch_size = x1.shape[0]
-    if isinstance(lam, Tensor):
-        if not lam.is_floating_point():
-            raise ValueError(f"lam must be a float tensor, got dtype {lam.dtype}")
-        if lam.ndim == 0:
-            lam = lam.reshape(1).expand(batch_size)
-        elif lam.ndim != 1 or lam.shape[0] != batch_size:
-            raise ValueError(f"lam must be a float, a 0-d tensor or a [N={batch_size}] tensor, got shape {tuple(lam.shape)}")
-        if value_checks_enabled() and bool(((lam < 0) | (lam > 1)).any()):
-            raise ValueError("every lam must lie in [0, 1]")
-        lam = lam.to(device=x1.device, dtype=x1.dtype)
-    else:
-        lam = torch.full((batch_size,), _check_unit_interval("lam", lam), device=x1.device, dtype=x1.dtype)
-
     # 1. lambda' = max(lambda, 1 - lambda) >= 0.5: the mixed sample stays closer to x1.
     lam = torch.maximum(lam, 1 - lam)
     # 2. Broadcast the per-sample weight over all non-batch dimensions ([N] -> [N, 1, 1, ...]).
@@ -630,27 +419,12 @@ def mixmatch_loss(
     Returns:
         ``(total, loss_x, loss_u)`` scalar tensors.
     """
-    _check_matrix("logits_u", logits_u, "[N_u, C]")
-    _check_matrix("targets_u", targets_u, "[N_u, C]")
-    if logits_u.shape != targets_u.shape:
-        raise ValueError(f"logits_u {tuple(logits_u.shape)} and targets_u {tuple(targets_u.shape)} must have the same shape")
-    _check_same_dtype_device(logits_u=logits_u, targets_u=targets_u)
-    _check_probability_rows("targets_u", targets_u)
-    _check_matrix("logits_x", logits_x, "[N_x, C]")
-    _check_matrix("targets_x", targets_x, "[N_x, C]")
-    if logits_x.shape != targets_x.shape:
-        raise ValueError(f"logits_x {tuple(logits_x.shape)} and targets_x {tuple(targets_x.shape)} must have the same shape")
-    _check_same_dtype_device(logits_x=logits_x, targets_x=targets_x, logits_u=logits_u)
-    _check_probability_rows("targets_x", targets_x)
-    if logits_x.shape[1] != logits_u.shape[1]:
-        raise ValueError(f"logits_x has {logits_x.shape[1]} classes but logits_u has {logits_u.shape[1]}")
-    lambda_u = _check_non_negative("lambda_u", lambda_u)
+    lambda_u = _check_mixmatch_loss_args(logits_x, targets_x, logits_u, targets_u, lambda_u)
     # 1. Labelled term: soft cross-entropy against the mixed (one-hot) labels.
     loss_x = soft_cross_entropy(logits_x, targets_x)
     # 2. Unlabelled term: squared error between probabilities, averaged over every entry.
     #    The L2 loss is bounded, so it is less sensitive to wrong guesses than cross-entropy.
     loss_u = ((torch.softmax(logits_u, dim=1) - targets_u.detach()) ** 2).mean()
-    # 3. Weighted sum.
     total = loss_x + lambda_u * loss_u
     return total, loss_x, loss_u
 
@@ -690,15 +464,7 @@ def fixmatch_loss(
         ``(loss, mask, pseudo_labels)``: scalar loss; ``mask`` float ``[N]`` of 0/1 (its mean is
         the fraction of samples that passed, handy to plot); ``pseudo_labels`` int64 ``[N]``.
     """
-    _check_matrix("logits_weak", logits_weak, "[N, C]")
-    _check_matrix("logits_strong", logits_strong, "[N, C]")
-    if logits_weak.shape != logits_strong.shape:
-        raise ValueError(
-            f"logits_weak {tuple(logits_weak.shape)} and logits_strong {tuple(logits_strong.shape)} "
-            f"must have the same shape (the same N images, two augmentations)"
-        )
-    _check_same_dtype_device(logits_weak=logits_weak, logits_strong=logits_strong)
-    threshold = _check_unit_interval("threshold", threshold)
+    threshold = _check_fixmatch_loss_args(logits_weak, logits_strong, threshold)
     # 1. Pseudo-labels from the weak view: no gradient, they act as fixed targets.
     with torch.no_grad():
         weak_probs = torch.softmax(logits_weak.detach(), dim=1)
@@ -753,19 +519,202 @@ def s4l_loss(
     Returns:
         ``(total, classification, rotation)`` scalar tensors.
     """
-    _check_matrix("logits_labeled", logits_labeled, "[N_l, C]")
-    _check_class_indices("labels", labels, logits_labeled.shape[0], logits_labeled.shape[1])
-    _check_matrix("rotation_logits", rotation_logits, "[R, 4]")
-    if rotation_logits.shape[1] != 4:
-        raise ValueError(
-            f"rotation_logits must have 4 columns (0, 90, 180, 270 degrees), got shape {tuple(rotation_logits.shape)}"
-        )
-    _check_class_indices("rotation_labels", rotation_labels, rotation_logits.shape[0], 4)
-    rotation_weight = _check_non_negative("rotation_weight", rotation_weight)
+    rotation_weight = _check_s4l_loss_args(logits_labeled, labels, rotation_logits, rotation_labels,
+                                           rotation_weight)
     # 1. Supervised classification on the labelled images.
     classification = F.cross_entropy(logits_labeled, labels.long())
     # 2. Self-supervised rotation prediction on every rotated image.
     rotation = F.cross_entropy(rotation_logits, rotation_labels.long())
-    # 3. Weighted sum.
     total = classification + rotation_weight * rotation
     return total, classification, rotation
+
+
+# ----------------------------------------------------------------------------------------
+# Input checks, one helper per loss (the vocabulary is in _checks.py)
+# ----------------------------------------------------------------------------------------
+def _check_sharpen_args(p: Tensor, T: float | Tensor) -> float | Tensor:
+    check_matrix("p", p, "[N, K]")
+    check_probability_rows("p", p, must_sum_to_one=False)
+    return check_positive("T", T)
+
+
+def _check_soft_cross_entropy_args(logits: Tensor, target_probs: Tensor) -> None:
+    check_matrix("logits", logits, "[N, K]")
+    check_matrix("target_probs", target_probs, "[N, K]")
+    if logits.shape != target_probs.shape:
+        raise ValueError(
+            f"logits {tuple(logits.shape)} and target_probs {tuple(target_probs.shape)} must have the same shape"
+        )
+    check_same_device_dtype_all(logits=logits, target_probs=target_probs)
+    check_probability_rows("target_probs", target_probs)
+
+
+def _check_snn_args(query: Tensor, support_embeddings: Tensor, support_labels: Tensor,
+                    temperature: float | Tensor) -> float | Tensor:
+    check_matrix("query", query, "[N, D]")
+    check_matrix("support_embeddings", support_embeddings, "[M, D]")
+    check_tensor("support_labels", support_labels)
+    if not support_labels.is_floating_point():
+        raise ValueError(
+            f"support_labels must be float one-hot labels of shape [M, K], got dtype {support_labels.dtype}; "
+            f"build them with torch.nn.functional.one_hot(labels, num_classes).float()"
+        )
+    check_matrix("support_labels", support_labels, "[M, K]")
+    if query.shape[1] != support_embeddings.shape[1]:
+        raise ValueError(
+            f"query has dimension D={query.shape[1]} but support_embeddings has D={support_embeddings.shape[1]}"
+        )
+    if support_labels.shape[0] != support_embeddings.shape[0]:
+        raise ValueError(
+            f"support_labels has {support_labels.shape[0]} rows but there are "
+            f"{support_embeddings.shape[0]} support embeddings; need one label row per support"
+        )
+    check_same_device_dtype_all(query=query, support_embeddings=support_embeddings, support_labels=support_labels)
+    check_probability_rows("support_labels", support_labels)
+    return check_positive("temperature", temperature)
+
+
+def _check_me_max_args(probabilities: Tensor, sharpen_temperature: float | Tensor) -> float | Tensor:
+    check_matrix("probabilities", probabilities, "[N, K]")
+    return check_positive("sharpen_temperature", sharpen_temperature)
+
+
+def _check_paws_args(anchor_views: Tensor, target_views: Tensor, support_labels: Tensor,
+                     target_support_embeddings: Tensor | None, multicrop: int, temperature: float | Tensor,
+                     sharpen_temperature: float | Tensor) -> tuple[float | Tensor, float | Tensor]:
+    """Shapes of the anchors, targets and supports; returns the two temperatures."""
+    check_matrix("anchor_views", anchor_views, "[(2 + multicrop) * B, D]")
+    check_matrix("target_views", target_views, "[2B, D]")
+    if isinstance(multicrop, bool) or not isinstance(multicrop, int) or multicrop < 0:
+        raise ValueError(f"multicrop must be an int >= 0 (number of small crops), got {multicrop!r}")
+    num_targets = target_views.shape[0]
+    if multicrop == 0:
+        if anchor_views.shape[0] != num_targets:
+            raise ValueError(
+                f"with multicrop=0, anchor_views ({anchor_views.shape[0]} rows) and target_views "
+                f"({num_targets} rows) must have the same number of rows: row i of target_views is the target of anchor i"
+            )
+    else:
+        if num_targets % 2 != 0:
+            raise ValueError(
+                f"with multicrop={multicrop}, target_views must hold the two global views [2B, D], "
+                f"got an odd number of rows {num_targets}"
+            )
+        batch_size = num_targets // 2
+        expected = (2 + multicrop) * batch_size
+        if anchor_views.shape[0] != expected:
+            raise ValueError(
+                f"with multicrop={multicrop} and B={batch_size} images (target_views has 2B={num_targets} rows), "
+                f"anchor_views must have (2 + multicrop) * B = {expected} rows, got {anchor_views.shape[0]}"
+            )
+    check_tensor("support_labels", support_labels)
+    if target_support_embeddings is not None:
+        check_matrix("target_support_embeddings", target_support_embeddings, "[M, D]")
+        if target_support_embeddings.shape[0] != support_labels.shape[0]:
+            raise ValueError(
+                f"target_support_embeddings has {target_support_embeddings.shape[0]} rows but support_labels "
+                f"has {support_labels.shape[0]}"
+            )
+    return check_positive("temperature", temperature), check_positive("sharpen_temperature", sharpen_temperature)
+
+
+def _check_mixmatch_guess_labels_args(logits_per_augmentation: Tensor | Sequence[Tensor],
+                                      T: float | Tensor) -> tuple[Tensor, float | Tensor]:
+    """Check the K logits and ``T``; return the logits stacked as ``[K, N, C]``, and ``T``."""
+    if isinstance(logits_per_augmentation, (list, tuple)):
+        if len(logits_per_augmentation) == 0:
+            raise ValueError("logits_per_augmentation must contain at least one [N, C] tensor")
+        for index, logits in enumerate(logits_per_augmentation):
+            check_matrix(f"logits_per_augmentation[{index}]", logits, "[N, C]")
+            if logits.shape != logits_per_augmentation[0].shape:
+                raise ValueError(
+                    f"all augmentations must have the same shape, got {tuple(logits_per_augmentation[0].shape)} "
+                    f"and {tuple(logits.shape)} (index {index})"
+                )
+            check_same_device_dtype_all(first=logits_per_augmentation[0], **{f"logits_per_augmentation[{index}]": logits})
+        return torch.stack(list(logits_per_augmentation), dim=0), check_positive("T", T)
+    check_floating("logits_per_augmentation", logits_per_augmentation)
+    if logits_per_augmentation.ndim != 3:
+        raise ValueError(
+            "logits_per_augmentation must be [K, N, C] (or a list of K [N, C] tensors), "
+            f"got shape {tuple(logits_per_augmentation.shape)}"
+        )
+    if 0 in logits_per_augmentation.shape:
+        raise ValueError(f"logits_per_augmentation must not be empty, got {tuple(logits_per_augmentation.shape)}")
+    return logits_per_augmentation, check_positive("T", T)
+
+
+def _check_mixup_args(x1: Tensor, p1: Tensor, x2: Tensor, p2: Tensor, lam: float | Tensor) -> Tensor:
+    """Check the pairs and return ``lam`` as a ``[N]`` tensor in the dtype and on the device of ``x1``."""
+    check_floating("x1", x1)
+    check_floating("x2", x2)
+    if x1.shape != x2.shape:
+        raise ValueError(f"x1 {tuple(x1.shape)} and x2 {tuple(x2.shape)} must have the same shape")
+    if x1.ndim < 1 or x1.shape[0] == 0:
+        raise ValueError(f"x1 must have a non-empty batch dimension [N, ...], got shape {tuple(x1.shape)}")
+    check_matrix("p1", p1, "[N, C]")
+    check_matrix("p2", p2, "[N, C]")
+    if p1.shape != p2.shape or p1.shape[0] != x1.shape[0]:
+        raise ValueError(
+            f"p1 {tuple(p1.shape)} and p2 {tuple(p2.shape)} must both be [N, C] with N = {x1.shape[0]} (rows of x1)"
+        )
+    check_same_device_dtype_all(x1=x1, x2=x2, p1=p1, p2=p2)
+    check_probability_rows("p1", p1)
+    check_probability_rows("p2", p2)
+    batch_size = x1.shape[0]
+    if isinstance(lam, Tensor):
+        if not lam.is_floating_point():
+            raise ValueError(f"lam must be a float tensor, got dtype {lam.dtype}")
+        if lam.ndim == 0:
+            lam = lam.reshape(1).expand(batch_size)
+        elif lam.ndim != 1 or lam.shape[0] != batch_size:
+            raise ValueError(f"lam must be a float, a 0-d tensor or a [N={batch_size}] tensor, got shape {tuple(lam.shape)}")
+        if value_checks_enabled() and bool(((lam < 0) | (lam > 1)).any()):
+            raise ValueError("every lam must lie in [0, 1]")
+        return lam.to(device=x1.device, dtype=x1.dtype)
+    return torch.full((batch_size,), check_unit_interval("lam", lam), device=x1.device, dtype=x1.dtype)
+
+
+def _check_mixmatch_loss_args(logits_x: Tensor, targets_x: Tensor, logits_u: Tensor, targets_u: Tensor,
+                              lambda_u: float | Tensor) -> float | Tensor:
+    check_matrix("logits_u", logits_u, "[N_u, C]")
+    check_matrix("targets_u", targets_u, "[N_u, C]")
+    if logits_u.shape != targets_u.shape:
+        raise ValueError(f"logits_u {tuple(logits_u.shape)} and targets_u {tuple(targets_u.shape)} must have the same shape")
+    check_same_device_dtype_all(logits_u=logits_u, targets_u=targets_u)
+    check_probability_rows("targets_u", targets_u)
+    check_matrix("logits_x", logits_x, "[N_x, C]")
+    check_matrix("targets_x", targets_x, "[N_x, C]")
+    if logits_x.shape != targets_x.shape:
+        raise ValueError(f"logits_x {tuple(logits_x.shape)} and targets_x {tuple(targets_x.shape)} must have the same shape")
+    check_same_device_dtype_all(logits_x=logits_x, targets_x=targets_x, logits_u=logits_u)
+    check_probability_rows("targets_x", targets_x)
+    if logits_x.shape[1] != logits_u.shape[1]:
+        raise ValueError(f"logits_x has {logits_x.shape[1]} classes but logits_u has {logits_u.shape[1]}")
+    return check_non_negative("lambda_u", lambda_u)
+
+
+def _check_fixmatch_loss_args(logits_weak: Tensor, logits_strong: Tensor,
+                              threshold: float | Tensor) -> float | Tensor:
+    check_matrix("logits_weak", logits_weak, "[N, C]")
+    check_matrix("logits_strong", logits_strong, "[N, C]")
+    if logits_weak.shape != logits_strong.shape:
+        raise ValueError(
+            f"logits_weak {tuple(logits_weak.shape)} and logits_strong {tuple(logits_strong.shape)} "
+            f"must have the same shape (the same N images, two augmentations)"
+        )
+    check_same_device_dtype_all(logits_weak=logits_weak, logits_strong=logits_strong)
+    return check_unit_interval("threshold", threshold)
+
+
+def _check_s4l_loss_args(logits_labeled: Tensor, labels: Tensor, rotation_logits: Tensor,
+                         rotation_labels: Tensor, rotation_weight: float | Tensor) -> float | Tensor:
+    check_matrix("logits_labeled", logits_labeled, "[N_l, C]")
+    check_class_indices("labels", labels, logits_labeled.shape[0], logits_labeled.shape[1])
+    check_matrix("rotation_logits", rotation_logits, "[R, 4]")
+    if rotation_logits.shape[1] != 4:
+        raise ValueError(
+            f"rotation_logits must have 4 columns (0, 90, 180, 270 degrees), got shape {tuple(rotation_logits.shape)}"
+        )
+    check_class_indices("rotation_labels", rotation_labels, rotation_logits.shape[0], 4)
+    return check_non_negative("rotation_weight", rotation_weight)

@@ -4,7 +4,7 @@ Official code: ``GT-RIPL/FeatMatch`` (``train/featmatch.py`` ``FeatMatchTrainer`
 ``model/model.py`` ``FeatMatch``/``AttenHead``, ``config/cifar10/*.json``).
 
 Image augmentations change pixels; FeatMatch also changes *features*. A small attention module
-``AugF`` (:class:`ssl_course.losses.PrototypeAttention`) refines every backbone feature ``f`` with
+``AugF`` (:class:`ssl_course.models.PrototypeAttention`) refines every backbone feature ``f`` with
 information from **class prototypes**: k-means centroids of the features of each class, extracted
 from labelled images and from unlabelled images with confident pseudo-labels. One linear
 classifier reads both the refined features ``g = AugF(f)`` and the raw ``f``:
@@ -36,7 +36,7 @@ How this file follows ``train/featmatch.py``
    as in the official code, because nothing is recorded during the first phase. Per class,
    ``labeled_fraction`` of the prototypes come from labelled features and the rest from
    unlabelled ones (official ``l_ratio = 0.5``, ``pk = 20``), each set clustered by k-means on
-   L2-normalised features (:func:`ssl_course.losses.extract_prototypes`, ``metric="cosine"``).
+   L2-normalised features (:func:`ssl_course.cluster.extract_prototypes`, ``metric="cosine"``).
    Unlike the official code, the class mean is not added as an extra prototype, so every
    class has exactly ``prototypes_per_class`` prototypes and the prototypes form one tensor.
 3. **Views.** The official loader gives each image one flip-and-crop view (view 0, the source
@@ -64,19 +64,14 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from ssl_course.cluster import extract_prototypes
 from ssl_course.data.augment import strong_augment, weak_augment
-from ssl_course.losses.featmatch import (
-    PrototypeAttention,
-    consistency_ramp,
-    extract_prototypes,
-    featmatch_loss,
-    featmatch_pseudo_labels,
-)
-from ssl_course.losses.semi_supervised import mixup, soft_cross_entropy
+from ssl_course.data.beta import beta_sample
+from ssl_course.losses import consistency_ramp, featmatch_loss, featmatch_pseudo_labels, mixup, soft_cross_entropy
+from ssl_course.models.attention import PrototypeAttention
 
 from . import register
 from .base import Batch, Method, StepInfo, StepOutput
-from .mixmatch import beta_sample
 
 
 @register

@@ -52,9 +52,9 @@ How this file maps the official CIFAR-10 recipe onto the course's engine
   256), 10 warm-up epochs and 600 epochs in total; the course engine has no LARS, so plain SGD + Nesterov with a smaller
   learning rate is used here (``default_lr``), with the official weight decay. Too large a
   learning rate collapses every embedding onto one point: the SNN prediction is then uniform for
-  every view and ``paws_xent + me_max`` sits at 0 (``log K - log K``). In 24-step CPU runs on the
-  synthetic data (tiny backbone, batch 48) one of three seeds collapsed at 0.4 per 256 images
-  and all three at 0.8, none at 0.27, hence 0.25.
+  every view and ``paws_xent + me_max`` sits at 0 (``log K - log K``). ``default_lr`` is the
+  largest rate that did not collapse in short runs on the synthetic data (``benchmarks/RESULTS.md``,
+  "Notes moved out of docstrings").
 
 Evaluation
 ----------
@@ -74,7 +74,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from ssl_course.data.augment import contrastive_augment, multicrop_augment
-from ssl_course.data.batches import class_balanced_batch
+from ssl_course.data.labeled_memory import LabeledMemory
 from ssl_course.losses.semi_supervised import paws, snn
 
 from . import register
@@ -168,16 +168,7 @@ class PAWS(Method):
         self.color_jitter_strength = float(color_jitter_strength)
         self.memory_per_class = memory_per_class
         self.image_size = image_size
-        # The labelled memory: uint8 images, slots [c * memory_per_class, (c + 1) * memory_per_class)
-        # for class c (kept 4-D so that the engine's channels_last conversion applies to it), how
-        # many slots of each class hold an image, and where the next image of each class goes.
-        self.register_buffer("memory_images", torch.zeros(num_classes * memory_per_class, 3, image_size, image_size,
-                                                          dtype=torch.uint8))
-        self.register_buffer("memory_count", torch.zeros(num_classes, dtype=torch.long))
-        self.register_buffer("memory_next", torch.zeros(num_classes, dtype=torch.long))
-        # Host copy of "every class is in memory" (see _every_class_seen); a checkpoint resets it.
-        self._all_seen_on_host = False
-        self.register_load_state_dict_post_hook(lambda module, keys: setattr(module, "_all_seen_on_host", False))
+        self.memory = LabeledMemory(num_classes, memory_per_class, image_size)
         # Evaluation support set (prepare_evaluation); derived from the data, so not checkpointed.
         self.register_buffer("eval_support", torch.empty(0, output_dim), persistent=False)
         self.register_buffer("eval_support_labels", torch.empty(0, num_classes), persistent=False)
@@ -195,92 +186,20 @@ class PAWS(Method):
         return self._anchor_space(self.project(images))
 
     # ------------------------------------------------------------------ labelled memory -----------
-    @torch.no_grad()
     def remember_labeled(self, images: torch.Tensor, labels: torch.Tensor) -> None:
-        """Write labelled ``uint8`` images into the per-class ring buffers (the newest win)."""
-        if images.dtype != torch.uint8 or tuple(images.shape[1:]) != tuple(self.memory_images.shape[1:]):
-            raise ValueError(f"labelled images must be uint8 [B,{','.join(map(str, self.memory_images.shape[1:]))}] "
-                             f"(set image_size), got {images.dtype} {tuple(images.shape)}")
-        capacity = self.memory_per_class
-        labels = labels.to(self.memory_count.device).long()
-        one_hot = F.one_hot(labels, self.num_classes)                                 # [B, C]
-        in_batch = one_hot.sum(0)                                                     # [C]
-        rank = (one_hot.cumsum(0) - one_hot).gather(1, labels[:, None]).squeeze(1)   # rank within its class
-        overflow = (in_batch[labels] - capacity).clamp_min(0)                         # >0: more than fit
-        slot = (self.memory_next[labels] + rank - overflow) % capacity
-        # With more than `capacity` images of a class only the last `capacity` survive. Rather than
-        # dropping the others with a boolean selection (which reads a count back to the host: a
-        # GPU synchronisation), each row writes the image of the row that finally owns its slot,
-        # so rows that share a slot write the same image.
-        count = labels.shape[0]
-        by_class = torch.argsort(labels * count + torch.arange(count, device=labels.device))
-        class_start = in_batch.cumsum(0) - in_batch
-        owner = by_class[class_start[labels] + overflow + (rank - overflow) % capacity]
-        self.memory_images[labels * capacity + slot] = images[owner].to(self.memory_images.device)
-        written = in_batch.clamp_max(capacity)
-        self.memory_next.copy_((self.memory_next + written) % capacity)
-        self.memory_count.copy_((self.memory_count + in_batch).clamp_max(capacity))
+        """Write labelled ``uint8`` images into the labelled memory (:meth:`LabeledMemory.remember`)."""
+        self.memory.remember(images, labels)
 
-    @torch.no_grad()
     def draw_support(self, generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """A class-balanced support batch from the memory: ``uint8 [S,3,H,W]`` and classes ``[S]``.
+        """A class-balanced support batch from the memory: ``uint8 [S,3,H,W]`` and classes ``[S]``."""
+        return self.memory.draw(self.support_per_class, generator)
 
-        ``support_per_class`` images of every class in memory, grouped by class (class 0 first),
-        drawn by :func:`class_balanced_batch` (without replacement while a class has enough) in
-        the first steps, then, once every class is in memory, by the same rule computed without
-        host reads (:meth:`_draw_support_all_classes`).
-        """
-        count = self.memory_count
-        if self._every_class_seen():
-            return self._draw_support_all_classes(generator)
-        present = count > 0
-        if not bool(present.any()):
-            raise RuntimeError("the labelled memory is empty: call remember_labeled() before draw_support()")
-        capacity = self.memory_per_class
-        device = count.device
-        slot_class = torch.arange(self.num_classes, device=device).repeat_interleave(capacity)   # [C*cap]
-        filled = (torch.arange(capacity, device=device)[None, :] < count[:, None]).flatten()
-        filled_slots = filled.nonzero().squeeze(1)
-        if bool(present.all()):
-            flat = class_balanced_batch(slot_class, filled_slots, self.support_per_class, generator,
-                                        num_classes=self.num_classes)
-            classes = torch.arange(self.num_classes, device=device).repeat_interleave(self.support_per_class)
-        else:  # first steps only: leave out the classes that have not been seen yet
-            kept = present.nonzero().squeeze(1)
-            renumbered = present.long().cumsum(0) - 1                                # class -> rank among kept
-            flat = class_balanced_batch(renumbered[slot_class], filled_slots, self.support_per_class, generator,
-                                        num_classes=kept.numel())
-            classes = kept.repeat_interleave(self.support_per_class)
-        return self.memory_images[flat], classes
-
-    def _every_class_seen(self) -> bool:
-        """Whether every class has an image in memory. Read from the device only until it is true
-        (classes never leave the memory), then kept on the host: GPU steps need not wait for it."""
-        if not self._all_seen_on_host:
-            self._all_seen_on_host = bool((self.memory_count > 0).all())
-        return self._all_seen_on_host
-
-    @torch.no_grad()
-    def _draw_support_all_classes(self, generator: torch.Generator | None) -> tuple[torch.Tensor, torch.Tensor]:
-        """:meth:`draw_support` once every class is in memory, without reading anything back.
-
-        The same rule as :func:`class_balanced_batch` on the filled slots: each class's filled
-        slots in a random order, ``support_per_class`` of them, wrapping around (repeats as even
-        as possible) when a class has fewer. Sorting every slot by ``2 * class + noise`` for filled
-        slots and ``2 * class + 1.5`` for empty ones puts each class's filled slots first, in
-        random order, without selecting them (a selection's size would have to be read back).
-        """
-        count, capacity, device = self.memory_count, self.memory_per_class, self.memory_count.device
-        draw_device = generator.device if generator is not None else device
-        noise = torch.rand(self.num_classes * capacity, generator=generator, device=draw_device).to(device)
-        slot_class = torch.arange(self.num_classes, device=device).repeat_interleave(capacity)   # [C*cap]
-        filled = (torch.arange(capacity, device=device)[None, :] < count[:, None]).flatten()
-        key = 2.0 * slot_class.double() + torch.where(filled, noise.double(), torch.full_like(noise, 1.5).double())
-        order = torch.argsort(key)
-        within = torch.arange(self.support_per_class, device=device)
-        positions = (torch.arange(self.num_classes, device=device) * capacity)[:, None] + within[None, :] % count[:, None]
-        classes = torch.arange(self.num_classes, device=device).repeat_interleave(self.support_per_class)
-        return self.memory_images[order[positions.flatten()]], classes
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs) -> None:
+        # Checkpoints written before the memory became a submodule name its buffers memory_<name>.
+        for name in ("images", "count", "next"):
+            if f"{prefix}memory_{name}" in state_dict:
+                state_dict[f"{prefix}memory.{name}"] = state_dict.pop(f"{prefix}memory_{name}")
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     # ------------------------------------------------------------------ training ------------------
     def _global_views(self, images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
