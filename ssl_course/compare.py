@@ -1,6 +1,9 @@
 """Compare every method under the same budget, backbone and few-label split.
 
-    python -m ssl_course compare --data cifar10 --labels 250 4000 --minutes-per-method 15 --out runs/compare
+    python -m ssl_course compare --data cifar10 --labels 250 4000 --epochs-per-method 10 --out runs/compare
+
+The budget is in epochs (default :data:`DEFAULT_EPOCHS_PER_METHOD`), so results do not depend on
+the machine; ``--minutes-per-method`` remains for "what fits in my evening" comparisons.
 
 For each label count, method and seed it trains one run in ``out/runs/<method>_<labels>_s<seed>/``
 (see :mod:`ssl_course.experiment`), then writes:
@@ -34,6 +37,8 @@ SETTINGS_NAME = "compare.json"
 CSV_COLUMNS = ("method", "labels", "seed", "status", "test_accuracy", "knn_accuracy", "linear_probe_accuracy",
                "wall_time_seconds", "steps", "device", "error")
 TSNE_IMAGES = 1000
+#: The budget when neither --epochs-per-method nor --minutes-per-method is given: the notebooks' BUDGET_EPOCHS.
+DEFAULT_EPOCHS_PER_METHOD = 10.0
 
 
 def default_methods() -> list[str]:
@@ -74,7 +79,7 @@ def run_comparison(out: str | Path, data: str = "synthetic", labels: Sequence[in
     for name in methods:
         get_method_class(name)  # unknown names fail before anything trains
     if minutes_per_method is None and epochs_per_method is None:
-        raise ValueError("give a budget: --minutes-per-method M or --epochs-per-method E")
+        epochs_per_method = DEFAULT_EPOCHS_PER_METHOD
     for name, value in (("minutes_per_method", minutes_per_method), ("epochs_per_method", epochs_per_method)):
         if value is not None and not value > 0:
             raise ValueError(f"{name} must be > 0, got {value}")
@@ -257,8 +262,9 @@ def add_compare_parser(commands, add_common) -> None:
     parser = commands.add_parser("compare", help="train every method under the same budget and compare")
     parser.add_argument("--labels", type=int, nargs="+", default=[250, 4000])
     parser.add_argument("--methods", nargs="+", default=None, help="default: every registered method")
-    parser.add_argument("--minutes-per-method", type=float, default=None)
-    parser.add_argument("--epochs-per-method", type=float, default=None)
+    parser.add_argument("--epochs-per-method", type=float, default=None,
+                        help=f"the budget (default: {DEFAULT_EPOCHS_PER_METHOD:g} epochs unless --minutes-per-method is given)")
+    parser.add_argument("--minutes-per-method", type=float, default=None, help="a wall-clock budget instead")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--out", required=True)
     add_common(parser)
