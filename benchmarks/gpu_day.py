@@ -77,6 +77,7 @@ class Context:
     data_name: str
     started: float
     timed_steps: int = 10     # steps timed per method by ``throughput`` (after 2 warm-up steps)
+    shrink: int = 1           # ``throughput`` divides each method's batch by this (keeping its ratio)
 
     def remaining(self) -> float:
         return self.budget_s - (time.perf_counter() - self.started)
@@ -100,11 +101,11 @@ def _bundle(ctx: Context, labels: int = 250):
 def _method_batch(cls, smoke: bool, shrink: int = 1) -> tuple[int, int]:
     """(primary batch, unlabelled ratio) of a method; ``shrink`` divides the batch but keeps the ratio."""
     ratio = cls.default_unlabeled_ratio
-    batch = cls.default_batch_size // shrink
-    if smoke:
-        batch = 16
-    batch = max(batch, ratio)                  # at least one labelled image per step
-    return batch - batch % ratio, ratio
+    batch = 16 if smoke else cls.default_batch_size // shrink
+    if "labeled" in cls.data_sources and len(cls.data_sources) > 1:   # semi-supervised: labelled = batch / ratio
+        batch = max(batch, ratio)
+        batch -= batch % ratio
+    return batch, ratio
 
 
 def count_flops(name: str, data, backbone: str, shrink: int = 8) -> float:
@@ -124,28 +125,42 @@ def count_flops(name: str, data, backbone: str, shrink: int = 8) -> float:
 
 
 def time_method(name: str, ctx: Context, data, steps: int, compile: bool = False) -> dict[str, Any]:
-    """Training images/s (primary images) of ``name`` through the engine, after its first steps."""
+    """Training images/s (primary images) of ``name`` through the engine, after its first steps.
+
+    On a GPU: wall-clock time between the logs of the warm-up's last step and of the last step. On
+    a CPU: the process's CPU time of the timed steps (a separate ``fit`` after the warm-up), which
+    other jobs on a shared CPU do not inflate; with one thread it is what an idle core would take.
+    """
     from ssl_course.methods import build_method, get_method_class
     from ssl_course.train import TrainConfig, fit
 
-    batch, ratio = _method_batch(get_method_class(name), ctx.smoke)
+    batch, ratio = _method_batch(get_method_class(name), ctx.smoke, ctx.shrink)
     warm = 3 if compile else 2
     torch.manual_seed(0)
     method = build_method(name, "tiny" if ctx.smoke else BACKBONE, data.num_classes)
-    settings = TrainConfig(max_steps=warm + steps, batch_size=batch, unlabeled_ratio=ratio, progress=False,
-                           monitor_every=0, log_every=1, compile=compile, device=str(ctx.device),
+
+    def settings(total: int) -> TrainConfig:
+        return TrainConfig(max_steps=total, batch_size=batch, unlabeled_ratio=ratio, progress=False, monitor_every=0,
+                           log_every=1, compile=compile, device=str(ctx.device),
                            # smoke: "eager" only traces, so the test checks the code path, not a C compiler
                            compile_backend="eager" if ctx.smoke else "inductor")
+
     start = time.perf_counter()
-    history = fit(method, data, settings)
+    if ctx.device.type == "cpu":
+        fit(method, data, settings(warm))
+        cpu_start = time.process_time()
+        fit(method, data, settings(steps))
+        seconds, timed, clock = time.process_time() - cpu_start, steps, "process CPU time"
+    else:
+        history = fit(method, data, settings(warm + steps))
+        # history.seconds[i] is the time at the end of step history.step[i]: skip the warm-up steps.
+        first = history.step.index(warm)
+        seconds, timed, clock = history.seconds[-1] - history.seconds[first], history.step[-1] - history.step[first], "wall"
     total = time.perf_counter() - start
-    # history.seconds[i] is the time at the end of step history.step[i]: skip the warm-up steps.
-    first = history.step.index(warm)
-    seconds = history.seconds[-1] - history.seconds[first]
-    timed = history.step[-1] - history.step[first]
     images_per_s = timed * batch / seconds
-    return {"batch": batch, "unlabeled_ratio": ratio, "timed_steps": timed, "images_per_s": round(images_per_s, 1),
-            "seconds_per_epoch": round(TRAIN_SIZE / images_per_s, 2), "warmup_seconds": round(total - seconds, 2)}
+    return {"batch": batch, "unlabeled_ratio": ratio, "timed_steps": timed, "clock": clock,
+            "images_per_s": round(images_per_s, 1), "seconds_per_epoch": round(TRAIN_SIZE / images_per_s, 2),
+            "warmup_seconds": round(total - seconds, 2)}
 
 
 def step_throughput(ctx: Context) -> dict[str, Any]:
@@ -449,6 +464,7 @@ def pack(argv: list[str]) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    global BACKBONE
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["pack"]:
         return pack(argv[1:])
@@ -459,7 +475,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--budget-s", type=float, default=540.0)
     parser.add_argument("--device", default=None)
     parser.add_argument("--only", nargs="+", default=None, help="step names (train: selects every training step)")
+    parser.add_argument("--backbone", default=BACKBONE, help="backbone of the measurements and trainings")
     parser.add_argument("--timed-steps", type=int, default=10, help="steps timed per method by `throughput`")
+    parser.add_argument("--shrink", type=int, default=1, help="`throughput`: divide every batch size by this")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (a shared CPU: 1)")
     parser.add_argument("--dry-run", action="store_true")
     parser.add_argument("--smoke", action="store_true", help="tiny settings on the CPU (for the tests)")
@@ -473,12 +491,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.resume_from:
         with tarfile.open(args.resume_from) as tar:
             tar.extractall(out, filter="data") if sys.version_info >= (3, 12) else tar.extractall(out)
+    BACKBONE = args.backbone
     if args.threads:
         torch.set_num_threads(args.threads)
     device = config.pick_device("cpu" if args.smoke else args.device)
     ctx = Context(out=out, device=device, smoke=args.smoke, budget_s=args.budget_s - STARTUP_S,
                   data_name="synthetic" if args.smoke or not cifar10_available() else "cifar10",
-                  started=time.perf_counter(), timed_steps=args.timed_steps)
+                  started=time.perf_counter(), timed_steps=args.timed_steps, shrink=args.shrink)
     if ctx.data_name == "synthetic" and not args.smoke:
         print("WARNING: CIFAR-10 not found (no pickles, no pack under data/packed/): training on synthetic data")
     return run_plan(ctx, args.only, Path(args.archive) if args.archive else None)
