@@ -292,8 +292,8 @@ for title, snapshots in toy_runs.items():
 # and predicts with the SNN against them (`test_accuracy` below). The engine also fits a
 # logistic-regression head on frozen backbone features of the labelled images
 # (`linear_probe_accuracy`): a linear head on top of PAWS features, not the full fine-tuning of
-# the paper. The baseline trains with cross-entropy on the same labels for the same wall-clock
-# budget. Runs are saved under `runs/`, so running the cell again reloads them.
+# the paper. The baseline trains with cross-entropy on the same labels for the same number of
+# epochs. Runs are saved under `runs/`, so running the cell again reloads them.
 
 # %%
 DATA = "cifar10" if cifar10_available() else "synthetic"

@@ -167,8 +167,9 @@ if not figures:
 
 # %% [markdown]
 # ## What these numbers say, and what they do not
-# - **Budget.** Every method got the same wall-clock time on the same device. A method that is slow
-#   per step (PAWS with many crops, MixMatch's double forward) pays for it here; with a longer
+# - **Budget.** Every method got the same number of epochs (the same images seen). A method that is
+#   slow per step (PAWS with many crops, MixMatch's double forward) takes longer for them; under a
+#   time budget (`--minutes-per-method`) it would pay for that instead; with a longer
 #   budget the ranking can change. Published numbers use hundreds of epochs.
 # - **Seeds.** With one seed, differences of a point or two are noise; use `--seeds 0 1 2` and
 #   compare the ± columns before believing an order.
