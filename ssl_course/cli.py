@@ -98,12 +98,17 @@ def _add_train_parser(commands) -> None:
 
 
 def _add_compare_parser(commands) -> None:
+    from ssl_course.compare import DEFAULT_EPOCHS_PER_METHOD
+
     compare = commands.add_parser("compare", help="train every method under the same budget and compare")
     compare.add_argument("--labels", type=int, nargs="+", default=[250, 4000])
     compare.add_argument("--methods", nargs="+", default=None, help="default: every registered method")
-    budget = compare.add_argument_group("budget per method (at least one)")
-    budget.add_argument("--minutes-per-method", type=float, default=None)
-    budget.add_argument("--epochs-per-method", type=float, default=None)
+    budget = compare.add_argument_group("budget per method")
+    budget.add_argument("--epochs-per-method", type=float, default=None,
+                        help=f"the budget: epochs per run (default: {DEFAULT_EPOCHS_PER_METHOD:g}, the notebooks' "
+                             "BUDGET_EPOCHS, unless --minutes-per-method is given)")
+    budget.add_argument("--minutes-per-method", type=float, default=None,
+                        help="a wall-clock budget instead (results then depend on the machine)")
     compare.add_argument("--seeds", type=int, nargs="+", default=[0])
     compare.add_argument("--out", required=True)
     _add_shared_options(compare)

@@ -1,6 +1,9 @@
 """Compare every method under the same budget, backbone and few-label split.
 
-    python -m ssl_course compare --data cifar10 --labels 250 4000 --minutes-per-method 15 --out runs/compare
+    python -m ssl_course compare --data cifar10 --labels 250 4000 --epochs-per-method 10 --out runs/compare
+
+The budget is in epochs (default :data:`DEFAULT_EPOCHS_PER_METHOD`), so results do not depend on
+the machine; ``--minutes-per-method`` remains for "what fits in my evening" comparisons.
 
 (the options are parsed in :mod:`ssl_course.cli`; the figures are drawn by
 :func:`ssl_course.viz.plot_curves` and :func:`ssl_course.viz.plot_tsne_grid`).
@@ -42,6 +45,8 @@ TSNE_IMAGES = 1000
 NOT_SHARED = ("method", "labels", "seed", "epochs", "minutes", "steps", "hparams", "progress")
 #: Shared settings that may differ when a comparison resumes: they change speed, not what is measured.
 MAY_CHANGE_ON_RESUME = ("device", "compile")
+#: The budget when neither --epochs-per-method nor --minutes-per-method is given: the notebooks' BUDGET_EPOCHS.
+DEFAULT_EPOCHS_PER_METHOD = 10.0
 
 
 def default_methods() -> list[str]:
@@ -94,6 +99,8 @@ def run_comparison(out: str | Path, labels: Sequence[int] = (250, 4000), methods
     methods = list(methods) if methods else default_methods()
     for name in methods:
         get_method_class(name)  # unknown names fail before anything trains
+    if minutes_per_method is None and epochs_per_method is None:
+        epochs_per_method = DEFAULT_EPOCHS_PER_METHOD
     check_budget(minutes_per_method=minutes_per_method, epochs_per_method=epochs_per_method)
     if not labels or not seeds:
         raise ValueError("give at least one label count and one seed")

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from ssl_course.cli import main
-from ssl_course.compare import markdown_table, run_comparison
+from ssl_course.compare import DEFAULT_EPOCHS_PER_METHOD, markdown_table, run_comparison
 from ssl_course.methods import METHODS
 from ssl_course.methods.base import Method
 from ssl_course.viz import plot_curves, plot_tsne_grid
@@ -76,7 +76,6 @@ def test_results_folder_with_another_budget_is_refused(tmp_path):
 @pytest.mark.parametrize("kwargs, message", [
     ({"methods": ["nope"]}, "unknown method 'nope'"),
     ({"epochs_per_method": 0}, "must be > 0"),
-    ({"epochs_per_method": None}, "give a budget"),
     ({"labels": []}, "at least one label count"),
     ({"steps": 3}, r"unknown setting\(s\) \['steps'\]"),
 ])
@@ -84,6 +83,13 @@ def test_bad_comparison_arguments(tmp_path, kwargs, message):
     arguments = {**SMALL, "methods": ["supervised"], **kwargs}
     with pytest.raises(ValueError, match=message):
         run_comparison(tmp_path, **arguments)
+
+
+def test_without_a_budget_the_comparison_uses_the_default_epochs(tmp_path, crashing_method):
+    settings = {key: value for key, value in SMALL.items() if key != "epochs_per_method"}
+    run_comparison(tmp_path, methods=[crashing_method], **settings)   # crashes at once: nothing trains
+    saved = json.loads((tmp_path / "compare.json").read_text())
+    assert saved["epochs_per_method"] == DEFAULT_EPOCHS_PER_METHOD and saved["minutes_per_method"] is None
 
 
 def test_cli_compare_rejects_bad_budget(tmp_path, capsys):

@@ -8,8 +8,9 @@
 # - how well plain supervised training does with 250 and with 4000 labels. Every later notebook
 #   tries to beat these numbers by also using the unlabelled images.
 #
-# **Time budget**: about 5 minutes on a laptop GPU; about 15 minutes on a CPU (the baseline
-# trainings dominate; set `BUDGET_MINUTES` lower to go faster).
+# **Time budget**: the two baseline trainings of `BUDGET_EPOCHS = 10` epochs dominate: about
+# 2 min on a laptop GPU (estimated) and about 2.4 h on one CPU thread (measured
+# throughput); set `BUDGET_EPOCHS` lower (e.g. 1) to go faster on a CPU.
 #
 # **Prerequisites**: Python and basic PyTorch (tensors, `nn.Module`, a training loop). No earlier
 # notebook.
@@ -123,17 +124,22 @@ plt.show()
 # ## The baseline: supervised training on the labelled images only
 # The same engine trains every method in the course (`ssl_course.train.fit`): warm-up + cosine
 # learning rate, mixed precision on a GPU, a progress bar, checkpoints. Here it trains the
-# course's fast backbone with cross-entropy on 250 and then on 4000 labels for the same short
-# budget. Runs are saved under `runs/`: running the cell again reloads them instead of training
+# course's fast backbone with cross-entropy on 250 and then on 4000 labels for the same number
+# of epochs. Runs are saved under `runs/`: running the cell again reloads them instead of training
 # again.
 
 # %%
-BUDGET_MINUTES = 2.0 if DEVICE.type == "cuda" else 5.0   # per label count; raise it for better numbers
+BUDGET_EPOCHS = 10   # per label count; smoke mode stops after 30 steps instead
+# Expected time of this cell (2 supervised runs of 10 epochs, backbone small), training only:
+#   laptop GPU ≈ 2 min: estimated from the FLOPs of each method's training step (counted with
+#   torch.utils.flop_counter) at an assumed 5 TFLOP/s sustained, not measured on a laptop;
+#   CPU ≈ 2.4 h: measured throughput on one thread of a server CPU, times the
+#   epochs (benchmarks/RESULTS.md); more cores are faster. Fractions such as 0.5 work too.
 LABEL_COUNTS = (50, 500) if SMOKE else (250, 4000)
 results = {}
 for num_labels in LABEL_COUNTS:
     experiment = Experiment(method="supervised", data=DATA, labels=num_labels, backbone="tiny" if SMOKE else "small",
-                            minutes=None if SMOKE else BUDGET_MINUTES, steps=30 if SMOKE else None,
+                            epochs=BUDGET_EPOCHS, steps=30 if SMOKE else None,
                             batch_size=64 if SMOKE else None, **SUBSET)
     out = config.runs_dir() / f"00_supervised_{DATA}_{num_labels}"
     results[num_labels] = run_experiment(experiment, out, resume=True)

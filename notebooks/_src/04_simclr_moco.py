@@ -11,13 +11,12 @@
 # - how both compare with the supervised baseline of notebook 00 when all three get the same few
 #   labels and the same time budget, judged by a linear probe, a kNN monitor and a t-SNE.
 #
-# **Time budget**: three trainings of `BUDGET_MINUTES` each dominate: 3 minutes each on a GPU, so
-# about 12 minutes with evaluation and t-SNE on a laptop GPU; 5 minutes each on a CPU (with the
-# `tiny` backbone on a 10 000-image subset), so about 20 minutes on a CPU. Both figures are
-# estimates from the budgets, not measurements on a laptop. What was measured: the smoke run
-# (`SSL_COURSE_SMOKE=1`: 30 steps per method on 2 000 images, everything else identical) took
-# 20 to 35 seconds on the course machine's 2-core CPU when it had the CPU to itself, and up to
-# a few minutes while other jobs competed for the same two cores.
+# **Time budget**: the trainings dominate (on a CPU the notebook switches to the `tiny` backbone and a 10 000-image subset): about 5 min on a laptop GPU
+# (estimated from the FLOPs counted per training step at an assumed 5 TFLOP/s) and about
+# 4 min on one CPU thread (measured throughput × epochs; more cores are faster). Each
+# training cell states its own figures next to its `BUDGET_EPOCHS`; lower it to go faster
+# (fractions such as 0.5 work). The budget is in epochs, so your numbers match the reference
+# results whatever your hardware.
 #
 # **Prerequisites**: `00_setup_and_data` (data bundle, augmentations, engine, supervised
 # baseline) and `01_nce_to_infonce` (InfoNCE as "which of these is the real partner?").
@@ -330,7 +329,12 @@ plt.show()
 # under `runs/` and reloaded if you run the cell again.
 
 # %%
-BUDGET_MINUTES = 3.0 if DEVICE.type == "cuda" else 5.0    # per method; smoke mode uses 30 steps instead
+BUDGET_EPOCHS = 10   # per method; smoke mode stops after 30 steps instead
+# Expected time of this cell (3 runs of 10 epochs; GPU: backbone small on 50 000 images), training only:
+#   laptop GPU ≈ 5 min: estimated from the FLOPs of each method's training step (counted with
+#   torch.utils.flop_counter) at an assumed 5 TFLOP/s sustained, not measured on a laptop;
+#   CPU ≈ 4 min: measured throughput on one thread of a server CPU, backbone tiny on the 10 000-image subset, estimated: small's time scaled by the counted FLOP ratio 0.043/0.683, times the
+#   epochs (benchmarks/RESULTS.md); more cores are faster. Fractions such as 0.5 work too.
 BATCH_SIZE = 32 if SMOKE else None                        # None: each method's default (256 / 128)
 HPARAMS = {
     "supervised": {},
@@ -344,7 +348,7 @@ def train(name):
     method = build_method(name, BACKBONE, data.num_classes, **HPARAMS[name])
     tag = "".join(f"_{key}{value}" for key, value in sorted(HPARAMS[name].items()))   # new settings, new folder
     out_dir = config.runs_dir() / f"03_{name}_{DATA}_{LABELS}_{BACKBONE}{tag}{'_smoke' if SMOKE else ''}"
-    settings = TrainConfig(max_steps=30 if SMOKE else None, max_minutes=None if SMOKE else BUDGET_MINUTES,
+    settings = TrainConfig(max_steps=30 if SMOKE else None, epochs=BUDGET_EPOCHS,
                            batch_size=BATCH_SIZE, monitor_every=15 if SMOKE else None,
                            monitor_bank_size=500 if SMOKE else 10_000, monitor_test_size=500 if SMOKE else 2000,
                            out_dir=out_dir, resume=True, seed=0, progress=not SMOKE)

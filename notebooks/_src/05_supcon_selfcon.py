@@ -12,11 +12,12 @@
 # - how SupCon and SelfCon compare with plain cross-entropy when all three see the same few labels
 #   for the same time budget.
 #
-# **Time budget**: about 10 minutes on a laptop GPU and about 30 minutes on a CPU. Three trainings
-# of `BUDGET_MINUTES` each dominate (2 minutes each on a GPU, 5 on a CPU; lower it to go faster);
-# on a CPU, evaluating each run (features of all 50 000 training images for kNN) and the t-SNE
-# add a few minutes per method. These are estimates from the budgets, not measurements of your
-# machine.
+# **Time budget**: the trainings dominate: about 5 min on a laptop GPU
+# (estimated from the FLOPs counted per training step at an assumed 5 TFLOP/s) and about
+# 4.6 h on one CPU thread (measured throughput × epochs; more cores are faster). Each
+# training cell states its own figures next to its `BUDGET_EPOCHS`; lower it to go faster
+# (fractions such as 0.5 work). The budget is in epochs, so your numbers match the reference
+# results whatever your hardware.
 #
 # **Prerequisites**: `00_setup_and_data` (the data bundle, the engine, the supervised baseline)
 # and `03_simclr` (views, projection heads, NT-Xent).
@@ -351,11 +352,16 @@ print(f"SelfCon loss of this batch (untrained): {loss.item():.3f}")
 # positives and negatives per batch; the SupContrast CIFAR commands use 1024), 128 for the baseline.
 
 # %%
-BUDGET_MINUTES = 2.0 if DEVICE.type == "cuda" else 5.0   # per method; raise it for better numbers
+BUDGET_EPOCHS = 10   # per method; smoke mode stops after 30 steps instead
+# Expected time of this cell (3 runs of 10 epochs, backbone small), training only:
+#   laptop GPU ≈ 5 min: estimated from the FLOPs of each method's training step (counted with
+#   torch.utils.flop_counter) at an assumed 5 TFLOP/s sustained, not measured on a laptop;
+#   CPU ≈ 4.6 h: measured throughput on one thread of a server CPU, times the
+#   epochs (benchmarks/RESULTS.md); more cores are faster. Fractions such as 0.5 work too.
 BACKBONE = "tiny" if SMOKE else "small"
 METHODS = {"supervised": {}, "supcon": {}, "selfcon": {}}
 results, run_dirs = run_methods(METHODS, "04", data=DATA, labels=NUM_LABELS, backbone=BACKBONE,
-                                minutes=None if SMOKE else BUDGET_MINUTES, steps=30 if SMOKE else None,
+                                epochs=BUDGET_EPOCHS, steps=30 if SMOKE else None,
                                 batch_size=32 if SMOKE else None, progress=not SMOKE, **SUBSET)
 
 # %%

@@ -11,10 +11,12 @@
 #   and late in training, and the fraction of neighbours that share the query's class;
 # - what the queue size changes.
 #
-# **Time budget**: about 15 minutes on a laptop GPU and about 45 minutes on a CPU: one NNCLR run of
-# `BUDGET_MINUTES` (3 on a GPU, 8 on a CPU), a queue-size sweep of four shorter runs
-# (`SWEEP_MINUTES` each), a supervised baseline and the evaluations. These are estimates from the
-# budgets, not measurements of your machine; lower the budgets to go faster.
+# **Time budget**: the trainings dominate (the main run, a sweep of four short runs, the baseline): about 6 min on a laptop GPU
+# (estimated from the FLOPs counted per training step at an assumed 5 TFLOP/s) and about
+# 5.6 h on one CPU thread (measured throughput × epochs; more cores are faster). Each
+# training cell states its own figures next to its `BUDGET_EPOCHS`; lower it to go faster
+# (fractions such as 0.5 work). The budget is in epochs, so your numbers match the reference
+# results whatever your hardware.
 #
 # **Prerequisites**: `03_simclr` (two views, projection heads, NT-Xent / InfoNCE). `00` for the
 # data and the engine.
@@ -205,7 +207,12 @@ for batch_number in range(3):
 # save a copy of its state at step `EARLY_STEP`.
 
 # %%
-BUDGET_MINUTES = 3.0 if DEVICE.type == "cuda" else 8.0
+BUDGET_EPOCHS = 10   # the main run and the baseline; smoke mode stops after 30 steps instead
+# Expected time of this cell (one NNCLR run of 10 epochs, backbone small), training only:
+#   laptop GPU ≈ 2 min: estimated from the FLOPs of each method's training step (counted with
+#   torch.utils.flop_counter) at an assumed 5 TFLOP/s sustained, not measured on a laptop;
+#   CPU ≈ 2.5 h: measured throughput on one thread of a server CPU, times the
+#   epochs (benchmarks/RESULTS.md); more cores are faster. Fractions such as 0.5 work too.
 BACKBONE = "tiny" if SMOKE else "small"
 # Smoke mode shrinks the heads and the queue to fit the tiny backbone and a few dozen steps.
 HPARAMS = dict(queue_size=256, proj_hidden_dim=128, pred_hidden_dim=128) if SMOKE else {}
@@ -232,7 +239,7 @@ def after_optimizer_step_with_snapshot(info):
 
 
 method.after_optimizer_step = after_optimizer_step_with_snapshot
-train_config = TrainConfig(max_minutes=None if SMOKE else BUDGET_MINUTES, max_steps=STEPS, batch_size=BATCH,
+train_config = TrainConfig(epochs=BUDGET_EPOCHS, max_steps=STEPS, batch_size=BATCH,
                            log_every=5 if SMOKE else 10, out_dir=run_dir, resume=True, progress=not SMOKE,
                            **MONITOR)
 history = fit(method, data, train_config)
@@ -357,13 +364,18 @@ interactive_plot(show_prefix, entries=(8, queue_size, 8, queue_size))
 # that has changed since (they are stale) and takes longer to fill with real entries.
 
 # %%
-SWEEP_MINUTES = 1.0 if DEVICE.type == "cuda" else 2.5
+SWEEP_EPOCHS = 2   # per queue size
+# Expected time of this cell (4 NNCLR runs of 2 epochs), training only:
+#   laptop GPU ≈ 2 min: estimated from the FLOPs of each method's training step (counted with
+#   torch.utils.flop_counter) at an assumed 5 TFLOP/s sustained, not measured on a laptop;
+#   CPU ≈ 2.0 h: measured throughput on one thread of a server CPU, times the
+#   epochs (benchmarks/RESULTS.md); more cores are faster. Fractions such as 0.5 work too.
 QUEUE_SIZES = (32, 256) if SMOKE else (256, 1024, 4096, 16384)
 sweep = {}
 for size in QUEUE_SIZES:
     config.seed_everything(0)
     run = build_method("nnclr", BACKBONE, data.num_classes, **{**HPARAMS, "queue_size": size})
-    sweep_config = TrainConfig(max_minutes=None if SMOKE else SWEEP_MINUTES, max_steps=12 if SMOKE else None,
+    sweep_config = TrainConfig(epochs=SWEEP_EPOCHS, max_steps=12 if SMOKE else None,
                                batch_size=BATCH, monitor_every=0, progress=not SMOKE, resume=True,
                                out_dir=config.runs_dir() / f"06_nnclr_queue{size}_{DATA}_{BACKBONE}")
     run_history = fit(run, data, sweep_config)
@@ -394,7 +406,7 @@ print(f"largest kNN accuracy in this sweep: queue {best_size} ({sweep[best_size]
 # %%
 baseline_dir = config.runs_dir() / f"05_supervised_{DATA}_{NUM_LABELS}_{BACKBONE}"
 baseline = run_experiment(Experiment(method="supervised", data=DATA, labels=NUM_LABELS, backbone=BACKBONE,
-                                     minutes=None if SMOKE else BUDGET_MINUTES, steps=20 if SMOKE else None,
+                                     epochs=BUDGET_EPOCHS, steps=20 if SMOKE else None,
                                      batch_size=32 if SMOKE else None, progress=not SMOKE, **SUBSET),
                           baseline_dir, resume=True)
 print(f"NNCLR linear probe {metrics['test_accuracy']:.3f} vs supervised baseline {baseline['test_accuracy']:.3f} "

@@ -12,12 +12,12 @@
 # - S4L: a self-supervised task (which way is up?) trained on all images next to the supervised one;
 # - how the three compare with the supervised baseline under the same labels and budget.
 #
-# **Time budget**: on a laptop GPU about 15 minutes (four trainings of `BUDGET_MINUTES = 3`, plus
-# a few seconds of evaluation each). On a CPU about 45 minutes: four 5-minute trainings, and
-# evaluating each model on all 60 000 CIFAR-10 images takes several minutes more; in 5 CPU
-# minutes FixMatch gets through only a few dozen steps, too few for its unlabelled term to start.
-# The budgets are wall-clock limits, so the numbers depend on your machine. The papers train for
-# days: expect the ranking of a short run here, not the published one.
+# **Time budget**: the trainings dominate: about 17 min on a laptop GPU
+# (estimated from the FLOPs counted per training step at an assumed 5 TFLOP/s) and about
+# 16.3 h on one CPU thread (measured throughput × epochs; more cores are faster). Each
+# training cell states its own figures next to its `BUDGET_EPOCHS`; lower it to go faster
+# (fractions such as 0.5 work). The budget is in epochs, so your numbers match the reference
+# results whatever your hardware.
 #
 # **Prerequisites**: `00_setup_and_data` (data pipeline, augmentations, the supervised baseline).
 # Softmax and cross-entropy should feel familiar.
@@ -349,7 +349,7 @@ plt.show()
 
 # %% [markdown]
 # ## Training: supervised vs MixMatch vs FixMatch vs S4L
-# The same split (`NUM_LABELS` labels, seed 0), backbone and wall-clock budget for each method,
+# The same split (`NUM_LABELS` labels, seed 0), backbone and budget in epochs for each method,
 # with each method's own default batch size, optimiser and learning rate (see the method files
 # in `ssl_course/methods/`). Runs are saved under `runs/`; running the cell again reloads them.
 #
@@ -363,12 +363,17 @@ plt.show()
 # Smoke mode uses the tiny backbone, 30 steps and small batches: its numbers mean nothing.
 
 # %%
-BUDGET_MINUTES = 3.0 if DEVICE.type == "cuda" else 5.0   # per method; raise it for better numbers
+BUDGET_EPOCHS = 10   # per method; smoke mode uses a few steps instead
+# Expected time of this cell (4 runs of 10 epochs, backbone small), training only:
+#   laptop GPU ≈ 17 min: estimated from the FLOPs of each method's training step (counted with
+#   torch.utils.flop_counter) at an assumed 5 TFLOP/s sustained, not measured on a laptop;
+#   CPU ≈ 16.3 h: measured throughput on one thread of a server CPU, times the
+#   epochs (benchmarks/RESULTS.md); more cores are faster. Fractions such as 0.5 work too.
 METHODS = ("supervised", "mixmatch", "fixmatch", "s4l")
 SMOKE_BATCH = {"supervised": 64, "mixmatch": 32, "fixmatch": 64, "s4l": 16}
 BACKBONE = "tiny" if SMOKE else "small"
 results, run_dirs = run_methods(METHODS, "08", batch_sizes=SMOKE_BATCH if SMOKE else None, data=DATA,
-                                labels=NUM_LABELS, backbone=BACKBONE, minutes=None if SMOKE else BUDGET_MINUTES,
+                                labels=NUM_LABELS, backbone=BACKBONE, epochs=BUDGET_EPOCHS,
                                 steps=30 if SMOKE else None, **SUBSET)
 
 # %%

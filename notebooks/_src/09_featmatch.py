@@ -11,10 +11,12 @@
 # - whether refined features separate the classes better than raw ones, and how FeatMatch
 #   compares with the supervised baseline under the same budget (accuracy, per class, t-SNE).
 #
-# **Time budget**: about 25 minutes on a laptop GPU (two trainings of `BUDGET_MINUTES = 10`:
-# FeatMatch and the baseline); about 45 to 60 minutes on a CPU (two 20-minute trainings that get
-# far fewer steps, so expect much lower accuracies, plus slower evaluation). Lower
-# `BUDGET_MINUTES` to go faster.
+# **Time budget**: the trainings dominate: about 3 min on a laptop GPU
+# (estimated from the FLOPs counted per training step at an assumed 5 TFLOP/s) and about
+# 3.4 h on one CPU thread (measured throughput × epochs; more cores are faster). Each
+# training cell states its own figures next to its `BUDGET_EPOCHS`; lower it to go faster
+# (fractions such as 0.5 work). The budget is in epochs, so your numbers match the reference
+# results whatever your hardware.
 #
 # **Prerequisites**: `00_setup_and_data` (data, weak and strong augmentations, the baseline) and
 # `08_paws` (sharpening, soft targets, a classifier built from labelled examples).
@@ -258,7 +260,7 @@ plt.show()
 # | loss | MixUp, soft cross-entropy, `mix = 0.5`, `graph = 2.0`, linear ramp over 75k of 183k iterations | the same, ramp over the first 40 % |
 # | evaluation | classifier on refined features | the same (`predict`); raw-feature classifier shown below |
 #
-# The baseline trains with cross-entropy on the same labels for the same wall-clock budget. Runs
+# The baseline trains with cross-entropy on the same labels for the same budget in epochs. Runs
 # are saved under `runs/`, so running the cell again reloads them.
 
 # %%
@@ -266,14 +268,19 @@ DATA = "cifar10" if cifar10_available() else "synthetic"
 NUM_LABELS = 100 if SMOKE else 250
 SUBSET = dict(train_subset=2000, test_subset=500) if SMOKE else {}
 BACKBONE = "tiny" if SMOKE else "small"
-BUDGET_MINUTES = 10.0 if DEVICE.type == "cuda" else 20.0   # per method; raise it for better numbers
+BUDGET_EPOCHS = 10   # per method; smoke mode uses a few steps instead
+# Expected time of this cell (featmatch and the baseline, 10 epochs each, backbone small), training only:
+#   laptop GPU ≈ 3 min: estimated from the FLOPs of each method's training step (counted with
+#   torch.utils.flop_counter) at an assumed 5 TFLOP/s sustained, not measured on a laptop;
+#   CPU ≈ 3.4 h: measured throughput on one thread of a server CPU, times the
+#   epochs (benchmarks/RESULTS.md); more cores are faster. Fractions such as 0.5 work too.
 data = make_bundle(DATA, num_labels=NUM_LABELS, seed=0, device=DEVICE, **SUBSET)
 print(data)
 
 METHODS = {"featmatch": {}, "supervised": {}}
 # smoke: 2000 images / batch 64 = 31 steps per epoch, so 40 steps include one prototype refresh
 results, run_dirs = run_methods(METHODS, "07", data=DATA, labels=NUM_LABELS, backbone=BACKBONE,
-                                minutes=None if SMOKE else BUDGET_MINUTES, steps=40 if SMOKE else None,
+                                epochs=BUDGET_EPOCHS, steps=40 if SMOKE else None,
                                 batch_size=64 if SMOKE else None, progress=not SMOKE, **SUBSET)
 
 # %%

@@ -3,15 +3,15 @@
 #
 # **What you will learn**
 # - how to compare representation-learning and semi-supervised methods fairly: the same backbone,
-#   the same few-label split, the same wall-clock budget, several seeds;
+#   the same few-label split, the same budget in epochs, several seeds;
 # - how to read a comparison: accuracy against time rather than one final number, mean ± std over
 #   seeds, and what a t-SNE panel can and cannot tell you;
 # - which of the course's methods profit most from unlabelled images at your budget.
 #
 # **Time budget**: reading an existing results folder takes a minute. Running the default
-# comparison below (every method, 250 labels, 3 minutes each, one seed) takes about 45 minutes on a
-# laptop GPU; on a CPU the same budget gives far fewer training steps, so run the command line
-# version overnight or lower `MINUTES_PER_METHOD` and read the numbers as a smoke test.
+# comparison below (every method, 250 labels, 10 epochs each, one seed) takes about 47 min on a
+# laptop GPU (estimated) and about 46.0 h on one CPU thread (measured throughput): on a CPU, read a
+# results folder made elsewhere, or lower `BUDGET_EPOCHS` and read the numbers as a smoke test.
 #
 # **Prerequisites**: notebooks 00 to 11 (you should know what every method does before ranking them).
 
@@ -39,7 +39,7 @@ print(f"device: {DEVICE}; smoke mode: {SMOKE}; registered methods: {', '.join(me
 # The command line does the heavy lifting and can be interrupted and resumed:
 #
 # ```bash
-# python -m ssl_course compare --data cifar10 --labels 250 4000 --minutes-per-method 15 --seeds 0 1 2 --out runs/compare
+# python -m ssl_course compare --data cifar10 --labels 250 4000 --epochs-per-method 10 --seeds 0 1 2 --out runs/compare
 # ```
 #
 # Point `RESULTS` at such a folder (or set `SSL_COURSE_COMPARE_DIR`). If it holds no results yet,
@@ -47,15 +47,20 @@ print(f"device: {DEVICE}; smoke mode: {SMOKE}; registered methods: {', '.join(me
 # with three methods on a data subset.
 
 # %%
+BUDGET_EPOCHS = 10   # per method: the default of `compare --epochs-per-method`; smoke mode: 1 epoch
+# Expected time of this cell (every method, 10 epochs each at 250 labels, backbone small), training only:
+#   laptop GPU ≈ 47 min: estimated from the FLOPs of each method's training step (counted with
+#   torch.utils.flop_counter) at an assumed 5 TFLOP/s sustained, not measured on a laptop;
+#   CPU ≈ 46.0 h: measured throughput on one thread of a server CPU, times the
+#   epochs (benchmarks/RESULTS.md); more cores are faster. Fractions such as 0.5 work too.
 RESULTS = Path(os.environ.get("SSL_COURSE_COMPARE_DIR", config.runs_dir() / "compare_notebook"))
 DATA = "cifar10" if cifar10_available() else "synthetic"
 if SMOKE:
     settings = dict(methods=["supervised", "simclr", "fixmatch"], labels=[100], minutes_per_method=None,
                     epochs_per_method=1, seeds=[0], backbone="tiny", train_subset=1000, test_subset=300)
 else:
-    MINUTES_PER_METHOD = 3.0
-    settings = dict(methods=method_names(), labels=[250], minutes_per_method=MINUTES_PER_METHOD,
-                    epochs_per_method=None, seeds=[0], backbone="small", train_subset=None, test_subset=None)
+    settings = dict(methods=method_names(), labels=[250], minutes_per_method=None,
+                    epochs_per_method=BUDGET_EPOCHS, seeds=[0], backbone="small", train_subset=None, test_subset=None)
 
 if not (RESULTS / "results.csv").exists():
     run_comparison(RESULTS, data=DATA, **settings)
@@ -163,8 +168,9 @@ if not figures:
 
 # %% [markdown]
 # ## What these numbers say, and what they do not
-# - **Budget.** Every method got the same wall-clock time on the same device. A method that is slow
-#   per step (PAWS with many crops, MixMatch's double forward) pays for it here; with a longer
+# - **Budget.** Every method got the same number of epochs (the same images seen). A method that is
+#   slow per step (PAWS with many crops, MixMatch's double forward) takes longer for them; under a
+#   time budget (`--minutes-per-method`) it would pay for that instead; with a longer
 #   budget the ranking can change. Published numbers use hundreds of epochs.
 # - **Seeds.** With one seed, differences of a point or two are noise; use `--seeds 0 1 2` and
 #   compare the ± columns before believing an order.

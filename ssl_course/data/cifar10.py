@@ -5,6 +5,8 @@ Why read the pickles ourselves instead of using ``torchvision.datasets.CIFAR10``
 * torchvision checks the md5 of every batch file, so it refuses any copy that is not
   byte-identical to the official archive (for example the rebuilt copy used on the course
   machines, see ``data/README.md``). The pickle *format* is all we need.
+* Where the pickles are missing, a compact JPEG pack (:mod:`ssl_course.data.packed`, ~53 MB) is
+  read instead, so that a machine that receives only the repository can train on CIFAR-10.
 * We want one ``uint8 [N, 3, 32, 32]`` tensor for the whole split, not a per-image PIL dataset:
   the course moves the whole split to the GPU once and augments batches there
   (``ssl_course.data.augment``).
@@ -26,6 +28,8 @@ import numpy as np
 import torch
 
 from ssl_course import config
+from ssl_course.data.packed import _CACHE as _PACK_CACHE
+from ssl_course.data.packed import find_pack, load_pack, pack_class_names
 
 __all__ = [
     "CIFAR10_CLASSES",
@@ -84,13 +88,15 @@ def find_batch_folder(root: str | Path | None = None, train: bool | None = None)
 
 
 def cifar10_available(root: str | Path | None = None) -> bool:
-    """True when both splits of CIFAR-10 can be loaded from ``root`` without downloading."""
-    return find_batch_folder(root) is not None
+    """True when both splits of CIFAR-10 can be loaded from ``root`` without downloading
+    (the pickles, or the compact pack of :mod:`ssl_course.data.packed`)."""
+    return find_batch_folder(root) is not None or find_pack(_resolve_root(root)) is not None
 
 
 def clear_cache() -> None:
     """Forget the cached splits (e.g. after replacing the files on disk)."""
     _CACHE.clear()
+    _PACK_CACHE.clear()
 
 
 def _unpickle(path: Path) -> dict[str, Any]:
@@ -125,6 +131,9 @@ def _read_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
 def class_names(root: str | Path | None = None) -> tuple[str, ...]:
     """Class names in label order, read from ``batches.meta`` (``CIFAR10_CLASSES`` if it is missing)."""
     folder = find_batch_folder(root, train=True) or find_batch_folder(root, train=False)
+    pack = find_pack(_resolve_root(root)) if folder is None else None
+    if pack is not None:
+        return pack_class_names(pack)
     meta_path = folder / _META_FILE if folder is not None else None
     if meta_path is None or not meta_path.is_file():
         return CIFAR10_CLASSES
@@ -176,6 +185,9 @@ def load_cifar10(root: str | Path | None = None, train: bool = True,
     """
     root = _resolve_root(root)
     folder = find_batch_folder(root, train)
+    pack = find_pack(root) if folder is None else None
+    if pack is not None:  # the pickles win when both are there: the pack is a lossy copy
+        return load_pack(pack, train)
     if folder is None:
         if not download:
             raise FileNotFoundError(_missing_message(root, train, "download=False"))

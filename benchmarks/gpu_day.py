@@ -1,0 +1,507 @@
+"""One command for a short GPU slot: measure the course's speed and train its reference results.
+
+    python benchmarks/gpu_day.py pack                        # here, once: CIFAR-10 -> data/packed/ (~53 MB)
+    python benchmarks/gpu_day.py --dry-run                   # the plan: each step and its estimated seconds
+    PYTHONPATH=. python benchmarks/gpu_day.py --out benchmarks/out/gpu_day --archive $OUT/results.tar.gz
+    python benchmarks/gpu_day.py --smoke --out /tmp/gpu_day  # CPU, tiny: what the tests run
+
+Steps, in order of value (each is skipped when it would not fit in what is left of ``--budget-s``):
+
+1. ``throughput``: training images/s of every registered method (one epoch's time follows), and the
+   FLOPs of its training step per primary image (counted by ``torch.utils.flop_counter``);
+2. ``augment_share``: the share of a training step spent in augmentation (weak, contrastive, strong);
+3. ``peer``: our SimCLR step against lightly's pipeline with the same backbone (skipped, with the
+   reason, when lightly is not installed);
+4. ``compile``: SimCLR steps/s with ``torch.compile`` on and off (compile time reported apart);
+5. ``train:<method>@<labels>``: the notebooks' training cells at their default epoch budget
+   (:data:`TRAINING_CELLS`, most valuable first), each writing ``metrics.json``, ``history.json`` and
+   ``embedding.npz`` (see :mod:`ssl_course.results`) into ``OUT/runs/<method>_<labels>/``.
+
+Every finished step is written at once (``OUT/steps/<step>.json``), the archive and ``report.md``
+are rewritten after each step, and a rerun skips finished steps (``--resume-from ARCHIVE`` restores
+them on a fresh machine). Estimates come from :data:`ASSUMED_TFLOPS` and the FLOP counts in
+``benchmarks/gpu_day_flops.json`` (counted on a CPU by ``--only throughput``); once the
+``throughput`` step has run, the remaining training steps are planned from its measured images/s.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import sys
+import tarfile
+import time
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))   # a bare machine: PYTHONPATH=. or nothing, no pip install -e
+
+import torch  # noqa: E402
+
+from ssl_course import config  # noqa: E402
+
+#: The notebooks' training cells, most valuable first: (method, labels, notebooks that train it).
+#: The epochs are the cells' ``BUDGET_EPOCHS`` (tests/test_gpu_day.py checks they agree).
+TRAINING_CELLS: tuple[tuple[str, int, str], ...] = (
+    ("supervised", 250, "00, 04-09"), ("supervised", 4000, "00"),
+    ("fixmatch", 250, "07"), ("fixmatch", 4000, "07 (exercise), 12"),
+    ("simclr", 250, "04"), ("paws", 250, "08"),
+    ("moco", 250, "04"), ("supcon", 250, "05"), ("selfcon", 250, "05"), ("nnclr", 250, "06"),
+    ("mixmatch", 250, "07"), ("s4l", 250, "07"), ("featmatch", 250, "09"),
+    ("rotation", 250, "02"), ("cpc", 250, "02"),
+)
+#: Default epoch budget of every notebook training cell and of ``compare``.
+BUDGET_EPOCHS = 10
+BACKBONE = "small"
+#: Sustained training FLOP rate assumed for the plan before anything is measured: a guess (about 8 %
+#: of the ~790 TFLOP/s bf16 matrix rate measured on an H200; 32x32 convolutions reach far less than
+#: large matrix products). Replaced by the measured images/s as soon as ``throughput`` has run.
+ASSUMED_TFLOPS = 60.0
+STARTUP_S = 25            # python + CUDA start, decoding the pack
+EVAL_S = 12               # per training run: kNN over 50k images, linear probe, embedding sample
+FLOPS_FILE = ROOT / "benchmarks" / "gpu_day_flops.json"
+TRAIN_SIZE = 50_000
+
+
+@dataclass
+class Context:
+    out: Path
+    device: torch.device
+    smoke: bool
+    budget_s: float
+    data_name: str
+    started: float
+    timed_steps: int = 10     # steps timed per method by ``throughput`` (after 2 warm-up steps)
+    shrink: int = 1           # ``throughput`` divides each method's batch by this (keeping its ratio)
+
+    def remaining(self) -> float:
+        return self.budget_s - (time.perf_counter() - self.started)
+
+    def subset(self) -> dict[str, int | None]:
+        return dict(train_subset=500, test_subset=200) if self.smoke else dict(train_subset=None, test_subset=None)
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+# ------------------------------------------------------------------ measuring steps ------------------
+def _bundle(ctx: Context, labels: int = 250):
+    from ssl_course.data import make_bundle
+
+    return make_bundle(ctx.data_name, num_labels=100 if ctx.smoke else labels, device=ctx.device, **ctx.subset())
+
+
+def _method_batch(cls, smoke: bool, shrink: int = 1) -> tuple[int, int]:
+    """(primary batch, unlabelled ratio) of a method; ``shrink`` divides the batch but keeps the ratio."""
+    ratio = cls.default_unlabeled_ratio
+    batch = 16 if smoke else cls.default_batch_size // shrink
+    if "labeled" in cls.data_sources and len(cls.data_sources) > 1:   # semi-supervised: labelled = batch / ratio
+        batch = max(batch, ratio)
+        batch -= batch % ratio
+    return batch, ratio
+
+
+def count_flops(name: str, data, backbone: str, shrink: int = 8) -> float:
+    """FLOPs of one training step of ``name`` per primary image (forward + backward, counted)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from ssl_course.methods import build_method, get_method_class
+    from ssl_course.train import TrainConfig, fit
+
+    batch, _ = _method_batch(get_method_class(name), smoke=False, shrink=shrink)
+    method = build_method(name, backbone, data.num_classes)
+    settings = TrainConfig(max_steps=1, batch_size=batch, progress=False, monitor_every=0, compile=False,
+                           device=str(data.device))
+    with FlopCounterMode(display=False) as counter:
+        fit(method, data, settings)
+    return counter.get_total_flops() / batch
+
+
+def time_method(name: str, ctx: Context, data, steps: int, compile: bool = False) -> dict[str, Any]:
+    """Training images/s (primary images) of ``name`` through the engine, after its first steps.
+
+    On a GPU: wall-clock time between the logs of the warm-up's last step and of the last step. On
+    a CPU: the process's CPU time of the timed steps (a separate ``fit`` after the warm-up), which
+    other jobs on a shared CPU do not inflate; with one thread it is what an idle core would take.
+    """
+    from ssl_course.methods import build_method, get_method_class
+    from ssl_course.train import TrainConfig, fit
+
+    batch, ratio = _method_batch(get_method_class(name), ctx.smoke, ctx.shrink)
+    warm = 3 if compile else 2
+    torch.manual_seed(0)
+    method = build_method(name, "tiny" if ctx.smoke else BACKBONE, data.num_classes)
+
+    def settings(total: int) -> TrainConfig:
+        return TrainConfig(max_steps=total, batch_size=batch, unlabeled_ratio=ratio, progress=False, monitor_every=0,
+                           log_every=1, compile=compile, device=str(ctx.device),
+                           # smoke: "eager" only traces, so the test checks the code path, not a C compiler
+                           compile_backend="eager" if ctx.smoke else "inductor")
+
+    start = time.perf_counter()
+    if ctx.device.type == "cpu":
+        fit(method, data, settings(warm))
+        cpu_start = time.process_time()
+        fit(method, data, settings(steps))
+        seconds, timed, clock = time.process_time() - cpu_start, steps, "process CPU time"
+    else:
+        history = fit(method, data, settings(warm + steps))
+        # history.seconds[i] is the time at the end of step history.step[i]: skip the warm-up steps.
+        first = history.step.index(warm)
+        seconds, timed, clock = history.seconds[-1] - history.seconds[first], history.step[-1] - history.step[first], "wall"
+    total = time.perf_counter() - start
+    images_per_s = timed * batch / seconds
+    return {"batch": batch, "unlabeled_ratio": ratio, "timed_steps": timed, "clock": clock,
+            "images_per_s": round(images_per_s, 1), "seconds_per_epoch": round(TRAIN_SIZE / images_per_s, 2),
+            "warmup_seconds": round(total - seconds, 2)}
+
+
+def step_throughput(ctx: Context) -> dict[str, Any]:
+    from ssl_course.methods import method_names
+
+    data = _bundle(ctx)
+    rows = {}
+    for name in method_names():   # every registered method, also the ones added after this script
+        rows[name] = time_method(name, ctx, data, steps=2 if ctx.smoke else ctx.timed_steps)
+        if not ctx.smoke or name in ("supervised", "simclr"):
+            rows[name]["gflop_per_image"] = round(count_flops(name, data, "tiny" if ctx.smoke else BACKBONE) / 1e9, 3)
+        print(f"  {name:>10}: {rows[name]['images_per_s']:>9,.0f} images/s, "
+              f"{rows[name]['seconds_per_epoch']:,.1f} s per epoch of {TRAIN_SIZE} images", flush=True)
+    return {"backbone": "tiny" if ctx.smoke else BACKBONE, "methods": rows}
+
+
+def step_augment_share(ctx: Context) -> dict[str, Any]:
+    """Share of a training step spent in augmentation, per pipeline, with the course's backbone."""
+    from ssl_course.data import augment as A
+    from ssl_course.models import build_backbone
+
+    batch = 16 if ctx.smoke else 512
+    images = _bundle(ctx).train_images[:batch]
+    labels = torch.randint(0, 10, (batch,), device=ctx.device)
+    generator = torch.Generator(device=ctx.device).manual_seed(0)
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(build_backbone("tiny" if ctx.smoke else BACKBONE), torch.nn.LazyLinear(10)).to(ctx.device)
+    cuda = ctx.device.type == "cuda"
+    if cuda:
+        model = model.to(memory_format=torch.channels_last)
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if cuda else torch.autocast("cpu", enabled=False)
+    with autocast:
+        model(A.weak_augment(images[:2], generator))
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    result = {"batch": batch}
+    for pipeline, augment in (("weak", A.weak_augment), ("contrastive", A.contrastive_augment),
+                              ("strong", A.strong_augment)):
+        augment_s = step_s = 0.0
+        for repeat in range(3 if ctx.smoke else 12):
+            _sync(ctx.device)
+            start = time.perf_counter()
+            views = augment(images, generator)
+            _sync(ctx.device)
+            middle = time.perf_counter()
+            with autocast:
+                loss = torch.nn.functional.cross_entropy(model(views), labels)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            _sync(ctx.device)
+            if repeat >= 2:   # the first steps pay for allocation and kernel selection
+                augment_s += middle - start
+                step_s += time.perf_counter() - start
+        timed = (3 if ctx.smoke else 12) - 2
+        result[pipeline] = {"augment_share": round(augment_s / step_s, 4),
+                            "images_per_s": round(timed * batch / step_s, 1)}
+        print(f"  {pipeline:>11}: augmentation {augment_s / step_s:.1%} of the step", flush=True)
+    return result
+
+
+def step_peer(ctx: Context) -> dict[str, Any]:
+    try:
+        import lightly  # noqa: F401
+    except ImportError:
+        return {"skipped": "lightly is not installed here: the peer comparison needs it "
+                           "(pip install lightly, or carry its wheels; see benchmarks/peer_speed.py)"}
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from peer_speed import time_ours, time_peer
+
+    images = _bundle(ctx).train_images.cpu()
+    backbone, batch, steps = ("tiny", 16, 2) if ctx.smoke else (BACKBONE, 256, 30)
+    workers = 0 if ctx.smoke else min(8, os.cpu_count() or 1)
+    ours = time_ours(images, backbone, batch, steps, ctx.device)
+    peer = time_peer(images, backbone, batch, steps, ctx.device, workers)
+    print(f"  ours {ours:,.0f} images/s, lightly {peer:,.0f} images/s: {ours / peer:.2f}x", flush=True)
+    return {"backbone": backbone, "batch": batch, "workers": workers, "ours_images_per_s": round(ours, 1),
+            "lightly_images_per_s": round(peer, 1), "ratio": round(ours / peer, 3)}
+
+
+def step_compile(ctx: Context) -> dict[str, Any]:
+    data = _bundle(ctx)
+    steps = 2 if ctx.smoke else 30
+    off = time_method("simclr", ctx, data, steps)
+    try:
+        on = time_method("simclr", ctx, data, steps, compile=True)
+    except Exception as error:  # a compiler missing on this machine is a result, not a crash
+        return {"eager": off, "compiled": None, "error": f"{type(error).__name__}: {error}"}
+    print(f"  eager {off['images_per_s']:,.0f}, compiled {on['images_per_s']:,.0f} images/s "
+          f"(compile + warm-up {on['warmup_seconds']:.0f} s)", flush=True)
+    return {"eager": off, "compiled": on, "speedup": round(on["images_per_s"] / off["images_per_s"], 3)}
+
+
+# ------------------------------------------------------------------ training steps --------------------
+def train_cell(ctx: Context, method: str, labels: int) -> dict[str, Any]:
+    """One notebook training cell at its default epoch budget; never longer than the time left."""
+    from ssl_course.experiment import Experiment, load_trained, run_experiment
+    from ssl_course.results import save_embedding_sample
+
+    run_dir = ctx.out / "runs" / f"{method}_{labels}"
+    minutes = None if ctx.smoke else max(0.2, (ctx.remaining() - EVAL_S) / 60)
+    experiment = Experiment(method=method, data=ctx.data_name, labels=100 if ctx.smoke else labels,
+                            epochs=BUDGET_EPOCHS, minutes=minutes, steps=3 if ctx.smoke else None,
+                            backbone="tiny" if ctx.smoke else BACKBONE, batch_size=16 if ctx.smoke else None,
+                            device=str(ctx.device), progress=False, compile=False, **ctx.subset())
+    metrics = run_experiment(experiment, run_dir, resume=True)
+    trained, data = load_trained(run_dir, device=ctx.device)
+    save_embedding_sample(run_dir, trained, data)
+    planned_steps = None
+    history = json.loads((run_dir / "history.json").read_text())
+    if history["epoch"]:
+        planned_steps = round(history["step"][-1] / history["epoch"][-1] * BUDGET_EPOCHS)
+    finished = metrics["steps"] >= (planned_steps or 0)
+    print(f"  {method}@{labels}: test accuracy {metrics['test_accuracy']:.3f}, {metrics['steps']} steps in "
+          f"{metrics['wall_time_seconds']:.0f} s{'' if finished else ' (CUT SHORT by the time left)'}", flush=True)
+    return {"run": str(run_dir.relative_to(ctx.out)), "epochs": BUDGET_EPOCHS, "full_budget": finished,
+            **{key: metrics.get(key) for key in ("test_accuracy", "knn_accuracy", "linear_probe_accuracy",
+                                                 "steps", "wall_time_seconds", "device")}}
+
+
+# ------------------------------------------------------------------ the plan ----------------------------
+@dataclass
+class Step:
+    name: str
+    estimate_s: float
+    run: Callable[[Context], dict[str, Any]]
+    note: str = ""
+
+
+def _flops_per_image() -> dict[str, float]:
+    if FLOPS_FILE.is_file():
+        return {k: v["gflop_per_image"] * 1e9 for k, v in json.loads(FLOPS_FILE.read_text())["methods"].items()
+                if "gflop_per_image" in v}
+    return {}
+
+
+def _training_estimate(method: str, measured: dict[str, Any] | None, flops: dict[str, float]) -> tuple[float, str]:
+    if measured and method in measured:
+        return BUDGET_EPOCHS * measured[method]["seconds_per_epoch"] + EVAL_S, "from measured images/s"
+    per_image = flops.get(method, 3 * 0.683e9)   # unknown method: three views of the small backbone
+    seconds = BUDGET_EPOCHS * TRAIN_SIZE * per_image / (ASSUMED_TFLOPS * 1e12)
+    return seconds + EVAL_S, f"from counted FLOPs at an assumed {ASSUMED_TFLOPS:.0f} TFLOP/s"
+
+
+def build_plan(measured: dict[str, Any] | None = None) -> list[Step]:
+    from ssl_course.methods import method_names
+
+    names = method_names()
+    flops = _flops_per_image()
+    try:
+        import lightly  # noqa: F401
+        peer = Step("peer", 25, step_peer)
+    except ImportError:
+        peer = Step("peer", 0, step_peer, "skipped: lightly is not installed")
+    steps = [Step("throughput", 5 + 4 * len(names), step_throughput, f"{len(names)} registered methods"),
+             Step("augment_share", 10, step_augment_share), peer,
+             Step("compile", 75, step_compile, "compiling takes most of it")]
+    cells = list(TRAINING_CELLS) + [(name, 250, "none yet") for name in names
+                                    if name not in {cell[0] for cell in TRAINING_CELLS}]
+    for method, labels, notebooks in cells:
+        if method not in names:
+            continue
+        estimate, how = _training_estimate(method, measured, flops)
+        steps.append(Step(f"train:{method}@{labels}", estimate,
+                          lambda ctx, m=method, n=labels: train_cell(ctx, m, n),
+                          f"{BUDGET_EPOCHS} epochs, notebooks {notebooks}; {how}"))
+    return steps
+
+
+def print_plan(budget_s: float) -> int:
+    steps = build_plan()
+    total = STARTUP_S
+    print(f"{'startup':<24} {STARTUP_S:>6.0f} s  python, CUDA, decoding the CIFAR-10 pack")
+    for step in steps:
+        fits = total + step.estimate_s <= budget_s
+        total += step.estimate_s if fits else 0
+        print(f"{step.name:<24} {step.estimate_s:>6.0f} s  {step.note}{'' if fits else '  [does not fit: skipped]'}")
+    print(f"total {total:.0f} s")
+    return round(total)
+
+
+# ------------------------------------------------------------------ running ------------------------------
+def _step_file(out: Path, name: str) -> Path:
+    return out / "steps" / (name.replace(":", "_").replace("@", "_") + ".json")
+
+
+def _write_json(path: Path, value: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(".partial")
+    partial.write_text(json.dumps(value, indent=2))
+    partial.replace(path)
+
+
+def write_report(out: Path) -> str:
+    """``report.md``: one section per finished step, from the step files."""
+    lines = ["# GPU day report", ""]
+    environment = out / "environment.json"
+    if environment.is_file():
+        env = json.loads(environment.read_text())
+        lines += [f"device: {env['device']}; torch {env['torch']}; python {env['python']}; data {env['data']}", ""]
+    for path in sorted((out / "steps").glob("*.json"), key=lambda p: p.stat().st_mtime):
+        record = json.loads(path.read_text())
+        lines.append(f"## {record['step']} ({record['seconds']:.0f} s, {record['status']})")
+        result = record.get("result") or {}
+        if record["step"] == "throughput" and "methods" in result:
+            lines += ["", f"backbone {result['backbone']}", "", "| method | images/s | s per epoch | GFLOP per image |",
+                      "|---|---|---|---|"]
+            lines += [f"| {m} | {r['images_per_s']:,.0f} | {r['seconds_per_epoch']:.1f} | {r.get('gflop_per_image', '')} |"
+                      for m, r in result["methods"].items()]
+        else:
+            lines += ["", "```", json.dumps(result if record["status"] == "ok" else record.get("error"), indent=1)[:3000],
+                      "```"]
+        lines.append("")
+    text = "\n".join(lines)
+    (out / "report.md").write_text(text)
+    return text
+
+
+def write_archive(out: Path, archive: Path) -> None:
+    """Everything but checkpoints into one ``.tar.gz`` (a remote machine may send back only 8 files)."""
+    archive.parent.mkdir(parents=True, exist_ok=True)
+    partial = archive.with_name(archive.name + ".partial")
+    with tarfile.open(partial, "w:gz") as tar:
+        for path in sorted(out.rglob("*")):
+            if path.is_file() and path.suffix in (".json", ".md", ".npz") and path.resolve() != archive.resolve():
+                tar.add(path, arcname=str(path.relative_to(out)))
+    partial.replace(archive)
+
+
+def _environment(ctx: Context) -> dict[str, Any]:
+    from ssl_course.data import cifar10_available
+    from ssl_course.data.packed import find_pack, pack_info
+
+    pack = find_pack(config.data_root())
+    name = ("cuda: " + torch.cuda.get_device_name(ctx.device)) if ctx.device.type == "cuda" else (
+        f"cpu: {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads")
+    return {"device": name, "torch": torch.__version__, "python": platform.python_version(),
+            "data": ctx.data_name + (f" ({pack_info(pack)})" if ctx.data_name == "cifar10" and pack and not
+                                     (config.data_root() / "cifar-10-batches-py").is_dir() else ""),
+            "cifar10_available": cifar10_available(), "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+            "smoke": ctx.smoke, "budget_s": ctx.budget_s, "epochs": BUDGET_EPOCHS}
+
+
+def run_plan(ctx: Context, only: list[str] | None, archive: Path | None) -> int:
+    ctx.out.mkdir(parents=True, exist_ok=True)
+    _write_json(ctx.out / "environment.json", _environment(ctx))
+    measured = None
+    failures = 0
+    for step in build_plan():
+        if only and not any(step.name == o or step.name.startswith((o + ":", o + "@")) for o in only):
+            continue
+        path = _step_file(ctx.out, step.name)
+        if path.is_file():
+            print(f"{step.name}: done in an earlier run, skipped")
+        else:
+            if step.name.startswith("train:"):
+                throughput = _step_file(ctx.out, "throughput")
+                if measured is None and throughput.is_file():
+                    measured = json.loads(throughput.read_text()).get("result", {}).get("methods")
+                method = step.name.split(":")[1].split("@")[0]
+                step.estimate_s, _ = _training_estimate(method, measured, _flops_per_image())
+            if not ctx.smoke and step.estimate_s > ctx.remaining():
+                print(f"{step.name}: needs ~{step.estimate_s:.0f} s, {ctx.remaining():.0f} s left: skipped")
+                continue
+            print(f"{step.name} (estimated {step.estimate_s:.0f} s, {ctx.remaining():.0f} s left)", flush=True)
+            start = time.perf_counter()
+            record: dict[str, Any] = {"step": step.name}
+            try:
+                record.update(status="ok", result=step.run(ctx))
+            except Exception as error:   # one broken step must not cost the others their GPU time
+                failures += 1
+                record.update(status="failed", error=f"{type(error).__name__}: {error}", traceback=traceback.format_exc())
+                print(f"  FAILED: {record['error']}", flush=True)
+            record["seconds"] = round(time.perf_counter() - start, 1)
+            if record["status"] == "ok":
+                _write_json(path, record)
+            else:
+                _write_json(path.with_suffix(".failed"), record)
+        write_report(ctx.out)
+        if archive is not None:
+            write_archive(ctx.out, archive)
+    print(f"finished: {failures} failed step(s); results in {ctx.out}" + (f", archive {archive}" if archive else ""))
+    return 1 if failures else 0
+
+
+def pack(argv: list[str]) -> int:
+    from ssl_course.data.cifar10 import CIFAR10_CLASSES, find_batch_folder, load_cifar10
+    from ssl_course.data.packed import PACK_FOLDER, PACK_NAME, write_pack
+
+    parser = argparse.ArgumentParser(prog="gpu_day.py pack", description="write CIFAR-10 as one JPEG pack")
+    parser.add_argument("--source", default=None, help="folder holding cifar-10-batches-py/ (default: the data root)")
+    parser.add_argument("--out", default=str(ROOT / "data" / PACK_FOLDER / PACK_NAME))
+    args = parser.parse_args(argv)
+    if find_batch_folder(args.source) is None:
+        print(f"no CIFAR-10 pickles under {args.source or config.data_root()}: set SSL_COURSE_DATA or --source")
+        return 2
+    start = time.perf_counter()
+    path = write_pack(args.out, load_cifar10(args.source, train=True, download=False),
+                      load_cifar10(args.source, train=False, download=False), CIFAR10_CLASSES)
+    print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB) in {time.perf_counter() - start:.0f} s")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    global BACKBONE
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["pack"]:
+        return pack(argv[1:])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--out", default=str(ROOT / "benchmarks" / "out" / "gpu_day"))
+    parser.add_argument("--archive", default=None, help="also keep everything but checkpoints in this .tar.gz")
+    parser.add_argument("--resume-from", default=None, help="an archive of an earlier run: its steps are skipped")
+    parser.add_argument("--budget-s", type=float, default=540.0)
+    parser.add_argument("--device", default=None)
+    parser.add_argument("--only", nargs="+", default=None, help="step names (train: selects every training step)")
+    parser.add_argument("--backbone", default=BACKBONE, help="backbone of the measurements and trainings")
+    parser.add_argument("--timed-steps", type=int, default=10, help="steps timed per method by `throughput`")
+    parser.add_argument("--shrink", type=int, default=1, help="`throughput`: divide every batch size by this")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (a shared CPU: 1)")
+    parser.add_argument("--dry-run", action="store_true")
+    parser.add_argument("--smoke", action="store_true", help="tiny settings on the CPU (for the tests)")
+    args = parser.parse_args(argv)
+    if args.dry_run:
+        print_plan(args.budget_s)
+        return 0
+    from ssl_course.data import cifar10_available
+
+    out = Path(args.out)
+    if args.resume_from:
+        with tarfile.open(args.resume_from) as tar:
+            tar.extractall(out, filter="data") if sys.version_info >= (3, 12) else tar.extractall(out)
+    BACKBONE = args.backbone
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = config.pick_device("cpu" if args.smoke else args.device)
+    ctx = Context(out=out, device=device, smoke=args.smoke, budget_s=args.budget_s - STARTUP_S,
+                  data_name="synthetic" if args.smoke or not cifar10_available() else "cifar10",
+                  started=time.perf_counter(), timed_steps=args.timed_steps, shrink=args.shrink)
+    if ctx.data_name == "synthetic" and not args.smoke:
+        print("WARNING: CIFAR-10 not found (no pickles, no pack under data/packed/): training on synthetic data")
+    return run_plan(ctx, args.only, Path(args.archive) if args.archive else None)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
