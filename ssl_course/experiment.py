@@ -110,6 +110,10 @@ def run_experiment(experiment: Experiment, out_dir: str | Path | None, resume: b
         "train_seconds_this_call": round(train_seconds, 2),
         "wall_time_seconds": round(history.seconds[-1] if history.seconds else train_seconds, 2),
         "hparams": method.hparams(),
+        # the optimiser actually used (name, peak lr, weight decay, momentum, Nesterov); by update name
+        # for methods with several optimisers
+        "optimizer": (next(iter(history.optimizers.values())) if len(history.optimizers) == 1
+                      else history.optimizers),
         "experiment": {k: v for k, v in asdict(experiment).items() if k != "progress"},
         "knn_bank": experiment.knn_bank_size or int(data.train_images.shape[0]),
         "train_size": int(data.train_images.shape[0]), "test_size": int(data.test_images.shape[0]),

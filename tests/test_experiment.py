@@ -17,6 +17,12 @@ def test_run_methods_trains_each_method_into_its_folder_and_resumes(tmp_path, mo
     assert folders["simclr"] == tmp_path / "99_simclr_synthetic_100_tiny"
     saved = json.loads((folders["simclr"] / "metrics.json").read_text())
     assert saved["hparams"]["temperature"] == 0.2 and saved["experiment"]["batch_size"] == 16
+    # the optimiser actually used: SimCLR's default at a peak lr scaled to the batch of 16
+    from ssl_course.methods import get_method_class
+    simclr = get_method_class("simclr")
+    assert saved["optimizer"]["name"] == simclr.default_optimizer
+    assert saved["optimizer"]["lr"] == simclr.default_lr * 16 / 256
+    assert saved["optimizer"]["weight_decay"] >= 0
     assert json.loads((folders["supervised"] / "metrics.json").read_text())["experiment"]["batch_size"] == 32
     printed = capsys.readouterr().out
     assert "supervised: test accuracy" in printed and "simclr: test accuracy" in printed

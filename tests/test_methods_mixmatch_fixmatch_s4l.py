@@ -1,6 +1,6 @@
 """MixMatch, FixMatch and S4L-Rotation: they learn on synthetic data, log what the notebook plots,
-keep MixUp's λ' >= 0.5, average weights correctly (EMA), resume exactly, never train on hidden
-labels, and run from the command line.
+keep MixUp's λ' >= 0.5, average weights correctly (EMA), never train on hidden labels, and run
+from the command line (exact resume: tests/test_methods_resume.py).
 
 Thresholds come from measurements on the course CPU (numbers in the comments), with a margin.
 """
@@ -23,7 +23,7 @@ from ssl_course.methods.base import Batch, StepInfo
 from ssl_course.methods.fixmatch import EmaCopy
 from ssl_course.methods.mixmatch import beta_sample
 from ssl_course.models import small_net
-from ssl_course.train import TrainConfig, fit, load_checkpoint
+from ssl_course.train import TrainConfig, fit
 
 CHANCE = 0.1
 
@@ -211,37 +211,6 @@ def test_s4l_classifies_upright_labelled_views_and_rotates_everything(bundle, mo
     monkeypatch.setattr(s4l_module, "s4l_loss", recording)
     _method("s4l", rotation_weight=0.5).training_step(_step_batch(bundle), INFO)
     assert shapes == {"classes": (8, 10), "rotations": (4 * 24, 4), "counts": [24] * 4, "weight": 0.5}
-
-
-# ------------------------------------------------------------------ resume ----------------------
-@pytest.mark.slow
-def test_fixmatch_resume_equals_uninterrupted_run(bundle, tmp_path):
-    config = dict(max_steps=6, batch_size=32, unlabeled_ratio=4, seed=3, log_every=2)
-    uninterrupted = _method("fixmatch", threshold=0.3)
-    fit(uninterrupted, bundle, _config(**config))
-
-    class Crash(RuntimeError):
-        pass
-
-    interrupted = _method("fixmatch", threshold=0.3)
-    original_step = interrupted.training_step
-
-    def crash_at_four(batch, info):
-        if info.step == 4:
-            raise Crash("simulated power cut")
-        return original_step(batch, info)
-
-    interrupted.training_step = crash_at_four
-    with pytest.raises(Crash):
-        fit(interrupted, bundle, _config(**config, out_dir=tmp_path, checkpoint_every=3))
-    assert load_checkpoint(tmp_path / "checkpoint.pt")["step"] == 3
-    resumed = _method("fixmatch", threshold=0.3)
-    history = fit(resumed, bundle, _config(**config, out_dir=tmp_path, checkpoint_every=3, resume=True))
-    assert history.step[-1] == 6
-    expected, actual = uninterrupted.state_dict(), resumed.state_dict()
-    assert expected.keys() == actual.keys()
-    for key in expected:
-        assert torch.equal(expected[key], actual[key]), f"{key} differs after resume"
 
 
 # ------------------------------------------------------------------ errors and CLI -------------

@@ -246,49 +246,6 @@ def test_featmatch_checkpoint_restores_prototypes_and_predictions(tiny_bundle):
         torch.testing.assert_close(fresh.predict(images), method.predict(images))
 
 
-# ------------------------------------------------------------------ resume -------------------------
-@pytest.mark.parametrize("name, hparams, batch_size, total, crash", [
-    ("paws", {"multicrop": 1, "support_per_class": 2}, 32, 6, 4),
-    # 300 images / batch 64 = 4 steps per epoch: the prototypes made at step 4 must come back
-    ("featmatch", {"prototypes_per_class": 2}, 64, 7, 6),
-])
-def test_resume_equals_uninterrupted_run(tmp_path, name, hparams, batch_size, total, crash):
-    from ssl_course.data import make_bundle
-
-    data = make_bundle("synthetic", num_labels=100, seed=0, train_subset=300, test_subset=100)
-
-    def config(**kwargs):
-        return _config(total, batch_size=batch_size, checkpoint_every=crash - 1, **kwargs)
-
-    def fresh():
-        torch.manual_seed(0)
-        return build_method(name, "tiny", data.num_classes, **hparams)
-
-    uninterrupted = fresh()
-    fit(uninterrupted, data, config())
-
-    class Crash(RuntimeError):
-        pass
-
-    interrupted = fresh()
-    original_step = interrupted.training_step
-
-    def crash_at(batch, info):
-        if info.step == crash:
-            raise Crash("simulated power cut")
-        return original_step(batch, info)
-
-    interrupted.training_step = crash_at
-    with pytest.raises(Crash):
-        fit(interrupted, data, config(out_dir=tmp_path))
-    resumed = fresh()
-    fit(resumed, data, config(out_dir=tmp_path, resume=True))
-    if name == "featmatch":
-        assert resumed.attention_active
-    for (key, expected), actual in zip(uninterrupted.state_dict().items(), resumed.state_dict().values()):
-        assert torch.equal(expected, actual), f"{name}: {key} differs after resume"
-
-
 # ------------------------------------------------------------------ mixed precision -----------------
 @pytest.mark.parametrize("name", ["paws", "featmatch"])
 def test_steps_and_predictions_work_under_bfloat16_autocast(tiny_bundle, name):

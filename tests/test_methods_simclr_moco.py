@@ -1,5 +1,5 @@
 """SimCLR and MoCo: they learn on synthetic data, MoCo's momentum / queue / split BN do what they
-claim, a MoCo run resumes exactly (queue included), and the CLI trains them."""
+claim, and the CLI trains them (resuming exactly, queue included: tests/test_methods_resume.py)."""
 from __future__ import annotations
 
 import json
@@ -14,7 +14,7 @@ from ssl_course.methods import build_method, method_names
 from ssl_course.methods.base import Batch, StepInfo
 from ssl_course.methods.moco import SplitBatchNorm, use_split_batch_norm
 from ssl_course.models import small_net
-from ssl_course.train import TrainConfig, fit, load_checkpoint
+from ssl_course.train import TrainConfig, fit
 
 
 def _moco(**hparams):
@@ -233,42 +233,6 @@ def test_moco_lowers_its_loss_and_beats_chance(tiny_bundle):
     assert _look_up_loss(moco, tiny_bundle.train_images) < before - 0.5
     assert _knn(moco, tiny_bundle) > 0.4   # chance is 0.1
     assert int(moco.queue_ptr) == 80 * 32 % 128
-
-
-def test_moco_resume_equals_uninterrupted_run(tiny_bundle, tmp_path):
-    def config(**overrides):
-        values = dict(max_steps=6, batch_size=16, seed=3, progress=False, monitor_every=0, log_every=2)
-        values.update(overrides)
-        return TrainConfig(**values)
-
-    uninterrupted = _moco()   # queue of 40 keys, batches of 16: the pointer wraps around mid-batch
-    fit(uninterrupted, tiny_bundle, config())
-
-    class Crash(RuntimeError):
-        pass
-
-    interrupted = _moco()
-    original_step = interrupted.training_step
-
-    def crash_at_four(batch, info):
-        if info.step == 4:
-            raise Crash("simulated power cut")
-        return original_step(batch, info)
-
-    interrupted.training_step = crash_at_four
-    with pytest.raises(Crash):
-        fit(interrupted, tiny_bundle, config(out_dir=tmp_path, checkpoint_every=3))
-    saved = load_checkpoint(tmp_path / "checkpoint.pt")
-    assert saved["step"] == 3 and int(saved["method"]["queue_ptr"]) == 3 * 16 % 40
-
-    resumed = _moco()
-    resumed.queue.zero_()     # the queue must come from the checkpoint, not from the seed
-    fit(resumed, tiny_bundle, config(out_dir=tmp_path, checkpoint_every=3, resume=True))
-    expected, actual = uninterrupted.state_dict(), resumed.state_dict()
-    assert expected.keys() == actual.keys()
-    for name, value in expected.items():
-        assert torch.equal(value, actual[name]), f"{name} differs after resume"
-    assert int(actual["queue_ptr"]) == 6 * 16 % 40
 
 
 @pytest.mark.slow

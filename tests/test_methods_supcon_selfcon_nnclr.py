@@ -13,7 +13,7 @@ from ssl_course.data.augment import contrastive_augment
 from ssl_course.losses import nnclr as nnclr_loss
 from ssl_course.methods import build_method
 from ssl_course.methods.base import Batch, StepInfo
-from ssl_course.train import TrainConfig, fit, load_checkpoint
+from ssl_course.train import TrainConfig, fit
 
 SMALL_NNCLR = dict(queue_size=256, proj_hidden_dim=128, pred_hidden_dim=128)
 CHANCE = 0.1  # ten balanced classes
@@ -163,35 +163,6 @@ def test_nnclr_looks_up_before_it_enqueues_view_one(tiny_bundle):
     assert int(method.queue_ptr) == 16
     assert torch.equal(method.queue_labels[:16], batch.unlabeled_true_labels)
     assert torch.equal(method.queue_index[:16], batch.unlabeled_index)
-
-
-def test_nnclr_resume_equals_uninterrupted_run(tiny_bundle, tmp_path):
-    def config(**overrides):
-        return _config(max_steps=6, batch_size=16, log_every=2, **overrides)
-
-    uninterrupted = _build("nnclr", **SMALL_NNCLR)
-    fit(uninterrupted, tiny_bundle, config())
-
-    class Crash(RuntimeError):
-        pass
-
-    interrupted = _build("nnclr", **SMALL_NNCLR)
-    original = interrupted.training_step
-
-    def crash_at_four(batch, info):
-        if info.step == 4:
-            raise Crash("simulated power cut")
-        return original(batch, info)
-
-    interrupted.training_step = crash_at_four
-    with pytest.raises(Crash):
-        fit(interrupted, tiny_bundle, config(out_dir=tmp_path, checkpoint_every=3))
-    assert load_checkpoint(tmp_path / "checkpoint.pt")["step"] == 3
-    resumed = _build("nnclr", **SMALL_NNCLR)
-    fit(resumed, tiny_bundle, config(out_dir=tmp_path, checkpoint_every=3, resume=True))
-    for (name, expected), actual in zip(uninterrupted.state_dict().items(), resumed.state_dict().values()):
-        assert torch.equal(expected, actual), f"{name} differs after resume"
-    assert int(resumed.queue_ptr) == 6 * 16 % 256
 
 
 @pytest.mark.parametrize("name, hparams, message", [
