@@ -20,5 +20,6 @@ for _info in sorted(_pkgutil.iter_modules(__path__), key=lambda info: info.name)
         __all__.append(_name)
 
 from ssl_course.losses._checks import skip_value_checks, value_checks_enabled  # noqa: E402
+from ssl_course.losses.adversarial import bigbigan_losses  # noqa: E402,F401  (explicit for readers and linters)
 
 __all__ += ["skip_value_checks", "value_checks_enabled"]
