@@ -5,6 +5,7 @@ from typing import Callable
 
 from torch import nn
 
+from .gan import Generator, JointDiscriminator, LatentHead
 from .heads import mlp_head
 from .multi_exit import MultiExitNet
 from .resnet import CifarResNet, resnet18_cifar
@@ -27,4 +28,4 @@ def build_backbone(name: str) -> nn.Module:
 
 
 __all__ = ["BACKBONES", "build_backbone", "mlp_head", "MultiExitNet", "CifarResNet", "resnet18_cifar",
-           "SmallNet", "small_net"]
+           "SmallNet", "small_net", "Generator", "JointDiscriminator", "LatentHead"]
