@@ -88,15 +88,18 @@ grid = torch.linspace(-12, 12, 200_001, dtype=torch.float64)
 step = grid[1] - grid[0]
 
 
-def gaussian(x, mean, std):
-    return torch.exp(-0.5 * ((x - mean) / std) ** 2) / (std * math.sqrt(2 * math.pi))
+def log_gaussian(x, mean, std):
+    return -0.5 * ((x - mean) / std) ** 2 - math.log(std * math.sqrt(2 * math.pi))
 
 
-p_data, p_g = gaussian(grid, 0.0, 1.0), gaussian(grid, 1.5, 0.7)
-d_star = p_data / (p_data + p_g)
-value = ((p_data * torch.log(d_star) + p_g * torch.log(1 - d_star)) * step).sum()
-m = (p_data + p_g) / 2
-js = 0.5 * ((p_data * torch.log(p_data / m)).nansum() + (p_g * torch.log(p_g / m)).nansum()) * step
+# Work with log-densities: far in the tails the densities underflow to 0 and D* to exactly 0 or 1.
+log_data, log_g = log_gaussian(grid, 0.0, 1.0), log_gaussian(grid, 1.5, 0.7)
+log_mix = torch.logaddexp(log_data, log_g)                 # log(p_data + p_g)
+p_data, p_g = log_data.exp(), log_g.exp()
+d_star = torch.exp(log_data - log_mix)
+value = ((p_data * (log_data - log_mix) + p_g * (log_g - log_mix)) * step).sum()     # log D*, log(1 - D*)
+log_m = log_mix - math.log(2)                              # m = (p_data + p_g) / 2
+js = 0.5 * ((p_data * (log_data - log_m)).sum() + (p_g * (log_g - log_m)).sum()) * step
 print(f"V(D*, G) = {value:.6f},  -log 4 + 2 JS = {-math.log(4) + 2 * js:.6f}")
 
 figure, axis = plt.subplots(figsize=(9, 4))
