@@ -36,7 +36,9 @@ def _batch(data, step: int) -> Batch:
 
 def _step(method, data, step: int) -> None:
     info = StepInfo(step=step, epoch=0, progress=step / 10, steps_per_epoch=10)
-    method.training_step(_batch(data, step), info).loss.backward()
+    batch = _batch(data, step)
+    for update in method.updates:                  # every update of the step, as the engine runs them
+        method.update_step(update, batch, info).loss.backward()
     method.after_optimizer_step(info)
 
 
