@@ -4,17 +4,24 @@ What it does for a method (and what a method therefore never has to write):
 
 1. device placement (cuda → mps → cpu), ``channels_last``, bf16/fp16 autocast and ``torch.compile``
    of the backbone on a GPU (falling back to eager if the compiler fails);
-2. index batches that are a pure function of ``(seed, epoch)`` and augmentation generators seeded
-   from ``(seed, step)``: a resumed run draws exactly the batches an uninterrupted one would;
-3. SGD (or AdamW / LARS-free SGD) with linear warm-up and cosine decay, driven by progress
-   through the budget (epochs, steps, or minutes);
+2. index batches that are a pure function of ``(seed, epoch)`` (:mod:`ssl_course.data.batches`)
+   and augmentation generators seeded from ``(seed, step)``: a resumed run draws exactly the
+   batches an uninterrupted one would;
+3. one optimiser per update of the method (SGD, Adam, AdamW or LARS, :mod:`ssl_course.optim`; most
+   methods have one update, a GAN has two), each with linear warm-up and cosine decay to its own
+   peak, driven by progress through the budget (epochs, steps, or minutes);
 4. a ``tqdm.auto`` progress bar, a history of loss / lr / logged scalars, periodic kNN monitoring;
 5. atomic checkpoints (temporary file + ``os.replace``) loaded with ``weights_only=True``;
 6. a clear error naming the step when the loss stops being finite.
+
+:func:`fit` reads as its steps: start or resume, then per step check the budget, set the learning
+rates, draw a batch, run one optimisation step (every update of the method), and flush logs /
+monitor / checkpoint when due.
 """
 from __future__ import annotations
 
 import contextlib
+import copy
 import dataclasses
 import json
 import math
@@ -31,12 +38,14 @@ from tqdm.auto import tqdm
 
 from ssl_course import distributed
 from ssl_course.config import pick_device
+from ssl_course.data.batches import index_stream
 from ssl_course.evaluate import evaluate_method
 from ssl_course.losses import skip_value_checks
-from ssl_course.methods.base import Batch, Method, StepInfo
+from ssl_course.methods.base import Batch, Method, OptimizerSpec, StepInfo, StepOutput
+from ssl_course.optim import OPTIMIZERS, OptimizerSettings, build_optimizer
 
 CHECKPOINT_NAME = "checkpoint.pt"
-CHECKPOINT_VERSION = 1
+CHECKPOINT_VERSION = 2   # 2: one optimiser state per update, by name
 
 
 @dataclass
@@ -53,10 +62,10 @@ class TrainConfig:
     max_minutes: float | None = None
     batch_size: int | None = None          # primary batch: labelled (supervised) or unlabelled/all
     unlabeled_ratio: int | None = None     # semi-supervised: unlabelled = ratio × labelled batch
-    optimizer: str | None = None           # "sgd" or "adamw"
+    optimizer: str | None = None           # "sgd", "adamw", "adam" or "lars"; for updates whose spec leaves it
     lr: float | None = None                # None: method.default_lr × batch_size / 256
     weight_decay: float | None = None
-    momentum: float = 0.9
+    momentum: float | None = None          # SGD / LARS momentum; None: method.default_momentum
     warmup_fraction: float = 0.05
     amp: bool = True                       # autocast on CUDA only
     channels_last: bool = True             # on CUDA only
@@ -86,8 +95,8 @@ class TrainConfig:
                 raise ValueError(f"{name} must be a positive int, got {value!r}")
         if self.lr is not None and not self.lr > 0:
             raise ValueError(f"lr must be > 0, got {self.lr}")
-        if self.optimizer is not None and self.optimizer not in ("sgd", "adamw"):
-            raise ValueError(f"unknown optimizer {self.optimizer!r}: choose 'sgd' or 'adamw'")
+        if self.optimizer is not None and self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"unknown optimizer {self.optimizer!r}: choose one of {list(OPTIMIZERS)}")
         if not 0 <= self.warmup_fraction < 1:
             raise ValueError(f"warmup_fraction must be in [0, 1), got {self.warmup_fraction}")
 
@@ -100,8 +109,9 @@ class History:
     epoch: list[float] = field(default_factory=list)
     seconds: list[float] = field(default_factory=list)
     loss: list[float] = field(default_factory=list)
-    lr: list[float] = field(default_factory=list)
+    lr: list[float] = field(default_factory=list)        # the first update's learning rate
     logs: dict[str, list[float]] = field(default_factory=dict)
+    optimizers: dict[str, dict[str, Any]] = field(default_factory=dict)   # settings used, by update name
     monitor_step: list[int] = field(default_factory=list)
     monitor_seconds: list[float] = field(default_factory=list)
     monitor_knn: list[float] = field(default_factory=list)
@@ -157,31 +167,7 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     return state
 
 
-# ---------------------------------------------------------------- batches ------------------------
-def _permutation(size: int, seed: int, stream: int, epoch: int) -> torch.Tensor:
-    generator = torch.Generator().manual_seed(((seed * 1_000_003 + stream) * 1_000_003 + epoch) % 2**63)
-    return torch.randperm(size, generator=generator)
-
-
-def _index_stream(pool: torch.Tensor, batch_size: int, seed: int, stream: int, start: int):
-    """Batches ``start, start+1, …`` of ``pool`` in a per-pass shuffled order, cycling forever."""
-    if pool.numel() == 0:
-        raise ValueError("cannot draw batches from an empty index pool")
-    batches_per_pass = max(1, pool.numel() // batch_size)
-    number, order, order_pass = start, None, -1
-    while True:
-        pass_index, offset = divmod(number, batches_per_pass)
-        if pool.numel() >= batch_size:
-            if pass_index != order_pass:  # one shuffle per pass, not per batch
-                order, order_pass = _permutation(pool.numel(), seed, stream, pass_index), pass_index
-            yield pool[order[offset * batch_size:(offset + 1) * batch_size]]
-        else:  # fewer images than a batch (e.g. 40 labels): sample with repetition
-            generator = torch.Generator().manual_seed(((seed * 7919 + stream) * 1_000_003 + number) % 2**63)
-            yield pool[torch.randint(pool.numel(), (batch_size,), generator=generator)]
-        number += 1
-
-
-# ---------------------------------------------------------------- schedule -----------------------
+# ---------------------------------------------------------------- schedule and optimisers -------
 def lr_at(progress: float, base_lr: float, warmup_fraction: float) -> float:
     """Linear warm-up over the first ``warmup_fraction`` of training, then cosine decay to 0."""
     progress = min(max(progress, 0.0), 1.0)
@@ -191,18 +177,97 @@ def lr_at(progress: float, base_lr: float, warmup_fraction: float) -> float:
     return base_lr * 0.5 * (1.0 + math.cos(math.pi * (progress - warmup_fraction) / span))
 
 
-def _build_optimizer(method: Method, name: str, lr: float, weight_decay: float, momentum: float):
-    decay, no_decay = [], []
-    for parameter in method.optimizer_parameters():
-        # Biases and normalisation scales are not weight-decayed (standard practice since ResNet).
-        (no_decay if parameter.ndim <= 1 else decay).append(parameter)
-    groups = [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-    if name == "adamw":
-        return torch.optim.AdamW(groups, lr=lr)
-    return torch.optim.SGD(groups, lr=lr, momentum=momentum, nesterov=True)
+def optimizer_settings(method: Method, spec: OptimizerSpec, config: TrainConfig, base_lr: float) -> OptimizerSettings:
+    """Resolve one :class:`OptimizerSpec`: its own value, else the run's config, else the method's default."""
+    def first(*values):
+        return next(value for value in values if value is not None)
+
+    return OptimizerSettings(
+        name=first(spec.optimizer, config.optimizer, method.default_optimizer),
+        lr=base_lr * spec.lr_multiplier,
+        weight_decay=first(spec.weight_decay, config.weight_decay, method.default_weight_decay),
+        momentum=first(spec.momentum, config.momentum, method.default_momentum),
+        nesterov=first(spec.nesterov, method.default_nesterov),
+        betas=tuple(spec.betas),
+        decay_biases_and_norms=first(spec.decay_biases_and_norms, method.default_decay_biases_and_norms))
 
 
-# ---------------------------------------------------------------- the loop -----------------------
+def _method_specs(method: Method) -> dict[str, OptimizerSpec]:
+    """The method's optimiser specs, one per update, checked against ``method.updates``."""
+    updates, specs = tuple(method.updates), method.optimizer_specs()
+    if not updates or len(set(updates)) != len(updates):
+        raise ValueError(f"{method.name}.updates must list distinct update names, got {updates!r}")
+    if set(specs) != set(updates):
+        raise ValueError(f"{method.name}.optimizer_specs() returns specs for {sorted(specs)} but its updates are "
+                         f"{list(updates)}: give exactly one OptimizerSpec per update")
+    return {update: specs[update] for update in updates}
+
+
+# ---------------------------------------------------------------- one run -----------------------
+@dataclass
+class _Run:
+    """Everything one call of :func:`fit` works with, set up by :func:`_start_or_resume`."""
+
+    method: Method
+    data: Any
+    config: TrainConfig
+    device: torch.device
+    batch_size: int
+    steps_per_epoch: int
+    total_steps: int | None
+    budget_seconds: float | None
+    warmup_fraction: float
+    parameters: dict[str, list[torch.nn.Parameter]]     # by update name
+    settings: dict[str, OptimizerSettings]
+    optimizers: dict[str, torch.optim.Optimizer]
+    scaler: Any
+    amp_dtype: torch.dtype | None
+    compiled: bool
+    record: dict[str, Any]                              # what must match for a resume
+    checkpoint_path: Path | None
+    history: History = field(default_factory=History)
+    step: int = 0
+    elapsed_before: float = 0.0
+    start_time: float = field(default_factory=time.perf_counter)
+    compiled_step_done: bool = False                     # a first compiled step worked: the compiler works here
+    streams: dict[str, Any] = field(default_factory=dict)
+    bar: Any = None
+    pending: "_PendingLogs | None" = None
+
+    def elapsed(self) -> float:
+        return self.elapsed_before + time.perf_counter() - self.start_time
+
+    @property
+    def epoch(self) -> int:
+        return self.step // self.steps_per_epoch
+
+    def lr(self, progress: float) -> float:
+        """The first update's learning rate (the one of single-optimiser methods), for the history."""
+        return lr_at(progress, self.settings[self.method.updates[0]].lr, self.warmup_fraction)
+
+
+class _PendingLogs:
+    """Loss and logged scalars summed on the device since the last flush (no host reads per step)."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.device = device
+        self.loss = torch.zeros((), device=device)
+        self.logs: dict[str, torch.Tensor] = {}
+        self.first_bad_step = torch.full((), -1, device=device, dtype=torch.long)
+        self.steps = 0
+
+    def add(self, step: int, loss: torch.Tensor, logs: dict[str, Any]) -> None:
+        loss = loss.detach().float()
+        # remember the first non-finite step without a host sync
+        self.first_bad_step = torch.where((self.first_bad_step < 0) & ~torch.isfinite(loss),
+                                          torch.full_like(self.first_bad_step, step), self.first_bad_step)
+        self.loss += loss
+        for name, value in logs.items():
+            value = torch.as_tensor(value, device=self.device).detach().float()
+            self.logs[name] = self.logs.get(name, torch.zeros((), device=self.device)) + value
+        self.steps += 1
+
+
 def fit(method: Method, data, config: TrainConfig) -> History:
     """Train ``method`` on ``data`` (a :class:`ssl_course.data.DataBundle`) within ``config``'s budget.
 
@@ -210,8 +275,28 @@ def fit(method: Method, data, config: TrainConfig) -> History:
     epoch and at the end) and ``history.json``. ``config.resume=True`` continues from the
     checkpoint in ``out_dir`` and gives the same weights as an uninterrupted run.
     """
+    run = _start_or_resume(method, data, config)
+    progress = _check_budget(run)
+    while progress < 1.0:
+        lr = _set_learning_rates(run, progress)
+        batch, info = _draw_batch(run, progress)
+        loss, logs = _optimisation_step(run, batch, info)
+        run.pending.add(run.step, loss, logs)
+        run.step += 1
+        run.bar.update(1)
+        _after_step(run, lr)
+        progress = _check_budget(run)
+    run.bar.close()
+    if run.pending.steps:
+        _flush_logs(run, run.lr(progress))
+    _save(run)
+    return run.history
+
+
+# ---------------------------------------------------------------- 1. start or resume ------------
+def _start_or_resume(method: Method, data, config: TrainConfig) -> _Run:
+    """Place data and method on the device, build the optimisers, and load the checkpoint to resume."""
     device = distributed.local_device() or pick_device(config.device)
-    main_process = distributed.is_main_process()
     data = data.to(device)
     method.to(device)
     on_cuda = device.type == "cuda"
@@ -219,236 +304,284 @@ def fit(method: Method, data, config: TrainConfig) -> History:
         _to_channels_last(method)
 
     batch_size = config.batch_size or method.default_batch_size
-    ratio = config.unlabeled_ratio or method.default_unlabeled_ratio
-    sources = method.data_sources
-    semi = "labeled" in sources and len(sources) > 1
-    labeled_batch = max(1, batch_size // ratio) if semi else batch_size
-    train_size = data.train_images.shape[0]
-    steps_per_epoch = max(1, train_size // batch_size)
+    steps_per_epoch = max(1, data.train_images.shape[0] // batch_size)
     total_steps = None
     if config.epochs is not None:
         total_steps = max(1, round(config.epochs * steps_per_epoch))
     if config.max_steps is not None:
         total_steps = min(total_steps or config.max_steps, config.max_steps)
-    budget_seconds = config.max_minutes * 60 if config.max_minutes is not None else None
 
-    compiled = _compile_backbone(method, config, on_cuda, total_steps)
-    compiled_step_done = False   # a first compiled step succeeded: the compiler works here
-    optimizer_name = config.optimizer or method.default_optimizer
+    specs = _method_specs(method)
     base_lr = config.lr or method.default_lr * batch_size / 256
-    weight_decay = config.weight_decay if config.weight_decay is not None else method.default_weight_decay
-    optimizer = _build_optimizer(method, optimizer_name, base_lr, weight_decay, config.momentum)
+    settings = {update: optimizer_settings(method, spec, config, base_lr) for update, spec in specs.items()}
     amp_dtype = None
     if on_cuda and config.amp:
         amp_dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16)
-
-    run_record = {"method": method.name, "batch_size": batch_size, "labeled_batch": labeled_batch,
-                  "seed": config.seed, "optimizer": optimizer_name, "lr": base_lr,
-                  "num_labels": int(data.labeled_idx.numel()), "train_size": train_size,
-                  "hparams": json.dumps(method.hparams(), sort_keys=True, default=str)}
-    history, step, elapsed_before = History(), 0, 0.0
     out_dir = Path(config.out_dir) if config.out_dir is not None else None
-    checkpoint_path = out_dir / CHECKPOINT_NAME if out_dir is not None else None
+    run = _Run(
+        method=method, data=data, config=config, device=device, batch_size=batch_size,
+        steps_per_epoch=steps_per_epoch, total_steps=total_steps,
+        budget_seconds=config.max_minutes * 60 if config.max_minutes is not None else None,
+        warmup_fraction=config.warmup_fraction,
+        parameters={update: list(spec.parameters) for update, spec in specs.items()}, settings=settings,
+        optimizers={update: build_optimizer(spec.parameters, settings[update]) for update, spec in specs.items()},
+        scaler=_grad_scaler(amp_dtype), amp_dtype=amp_dtype,
+        compiled=_compile_backbone(method, config, on_cuda, total_steps),
+        record=_run_record(method, data, config, batch_size, base_lr, settings),
+        checkpoint_path=out_dir / CHECKPOINT_NAME if out_dir is not None else None)
     if config.resume:
-        if checkpoint_path is None:
-            raise ValueError("resume=True needs out_dir (the folder holding checkpoint.pt)")
-        if checkpoint_path.exists():
-            state = load_checkpoint(checkpoint_path, map_location=device)
-            mismatched = {key: (state["run"].get(key), value) for key, value in run_record.items()
-                          if state["run"].get(key) != value}
-            if mismatched:
-                raise ValueError(f"checkpoint {checkpoint_path} belongs to a different run: {mismatched} "
-                                 "(saved, now). Train into a new out_dir or resume with the same settings.")
-            method.load_state_dict(state["method"])
-            optimizer.load_state_dict(state["optimizer"])
-            scaler.load_state_dict(state["scaler"])
-            step, elapsed_before = state["step"], state["elapsed"]
-            history = History.from_dict(json.loads(state["history"]))
+        _resume(run)
+    run.history.optimizers = {update: value.record() for update, value in settings.items()}
     distributed.broadcast_state(method)  # every process starts from rank 0's weights
-
-    def progress_of(current_step: int, elapsed: float) -> float:
-        fractions = []
-        if total_steps is not None:
-            fractions.append(current_step / total_steps)
-        if budget_seconds is not None:
-            fractions.append(elapsed / budget_seconds)
-        return max(fractions)
-
-    def save(current_step: int, elapsed: float) -> None:
-        distributed.broadcast_state(method)  # batch-norm statistics drift apart between processes
-        if checkpoint_path is None or not main_process:
-            return
-        save_checkpoint(checkpoint_path, {
-            "version": CHECKPOINT_VERSION, "run": run_record, "step": current_step, "elapsed": elapsed,
-            "method": method.state_dict(), "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict(),
-            "history": json.dumps(history.to_dict())})
-        (out_dir / "history.json").write_text(json.dumps(history.to_dict()))
-
-    pools = {"labeled": data.labeled_idx, "unlabeled": data.unlabeled_idx,
-             "all": torch.arange(train_size, device=data.labeled_idx.device)}
-    streams = {source: _index_stream(pools[source].cpu(), labeled_batch if source == "labeled" and semi
-                                     else batch_size, config.seed, number, step)
-               for number, source in enumerate(sources)}
-    monitor_every = steps_per_epoch if config.monitor_every is None else config.monitor_every
-
+    run.streams = _index_streams(run)
+    run.pending = _PendingLogs(device)
     method.train()
-    start_time = time.perf_counter()
-    loss_sum = torch.zeros((), device=device)
-    log_sums: dict[str, torch.Tensor] = {}
-    first_bad_step = torch.full((), -1, device=device, dtype=torch.long)
-    steps_since_log = 0
-    bar = tqdm(total=total_steps, initial=step, desc=method.name, disable=not (config.progress and main_process),
-               dynamic_ncols=True)
+    run.start_time = time.perf_counter()
+    run.bar = tqdm(total=total_steps, initial=run.step, desc=method.name, dynamic_ncols=True,
+                   disable=not (config.progress and distributed.is_main_process()))
+    return run
 
-    def elapsed_now() -> float:
-        return elapsed_before + time.perf_counter() - start_time
 
-    while True:
-        elapsed = elapsed_now()
-        if budget_seconds is not None and distributed.is_distributed():
-            # All processes must stop at the same step, so they all use rank 0's clock.
-            clock = torch.tensor([elapsed], dtype=torch.float64, device=device)
-            torch.distributed.broadcast(clock, src=0)
-            elapsed = clock.item()
-        progress = progress_of(step, elapsed)
-        if progress >= 1.0:
-            break
-        epoch = step // steps_per_epoch
-        lr = lr_at(progress, base_lr, config.warmup_fraction)
+def _grad_scaler(amp_dtype: torch.dtype | None):
+    """One loss scaler for every optimiser; it only scales under float16 autocast."""
+    return torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16)
+
+
+def _labeled_batch_size(method: Method, config: TrainConfig, batch_size: int) -> int:
+    sources = method.data_sources
+    if "labeled" in sources and len(sources) > 1:   # semi-supervised: a labelled batch beside the primary one
+        return max(1, batch_size // (config.unlabeled_ratio or method.default_unlabeled_ratio))
+    return batch_size
+
+
+def _run_record(method: Method, data, config: TrainConfig, batch_size: int, base_lr: float,
+                settings: dict[str, OptimizerSettings]) -> dict[str, Any]:
+    return {"method": method.name, "batch_size": batch_size,
+            "labeled_batch": _labeled_batch_size(method, config, batch_size),
+            "seed": config.seed, "lr": base_lr,
+            "optimizers": json.dumps({update: value.record() for update, value in settings.items()}, sort_keys=True),
+            "num_labels": int(data.labeled_idx.numel()), "train_size": int(data.train_images.shape[0]),
+            "hparams": json.dumps(method.hparams(), sort_keys=True, default=str)}
+
+
+def _resume(run: _Run) -> None:
+    """Continue from ``checkpoint.pt`` in ``out_dir`` if it exists (else start afresh)."""
+    if run.checkpoint_path is None:
+        raise ValueError("resume=True needs out_dir (the folder holding checkpoint.pt)")
+    if not run.checkpoint_path.exists():
+        return
+    state = load_checkpoint(run.checkpoint_path, map_location=run.device)
+    mismatched = {key: (state["run"].get(key), value) for key, value in run.record.items()
+                  if state["run"].get(key) != value}
+    if mismatched:
+        raise ValueError(f"checkpoint {run.checkpoint_path} belongs to a different run: {mismatched} "
+                         "(saved, now). Train into a new out_dir or resume with the same settings.")
+    run.method.load_state_dict(state["method"])
+    for update, optimizer in run.optimizers.items():
+        optimizer.load_state_dict(state["optimizers"][update])
+    run.scaler.load_state_dict(state["scaler"])
+    run.step, run.elapsed_before = state["step"], state["elapsed"]
+    run.history = History.from_dict(json.loads(state["history"]))
+
+
+def _index_streams(run: _Run) -> dict[str, Any]:
+    """One endless index stream per data source, continuing at the run's step."""
+    data, sources = run.data, run.method.data_sources
+    pools = {"labeled": data.labeled_idx, "unlabeled": data.unlabeled_idx,
+             "all": torch.arange(data.train_images.shape[0], device=data.labeled_idx.device)}
+    labeled_batch = _labeled_batch_size(run.method, run.config, run.batch_size)
+    return {source: index_stream(pools[source].cpu(), labeled_batch if source == "labeled" else run.batch_size,
+                                 run.config.seed, number, run.step)
+            for number, source in enumerate(sources)}
+
+
+# ---------------------------------------------------------------- 2. budget and schedule --------
+def _check_budget(run: _Run) -> float:
+    """Progress through the budget in [0, 1+]: the largest of steps and time used; 1 or more means stop."""
+    elapsed = run.elapsed()
+    if run.budget_seconds is not None and distributed.is_distributed():
+        # All processes must stop at the same step, so they all use rank 0's clock.
+        clock = torch.tensor([elapsed], dtype=torch.float64, device=run.device)
+        torch.distributed.broadcast(clock, src=0)
+        elapsed = clock.item()
+    fractions = []
+    if run.total_steps is not None:
+        fractions.append(run.step / run.total_steps)
+    if run.budget_seconds is not None:
+        fractions.append(elapsed / run.budget_seconds)
+    return max(fractions)
+
+
+def _set_learning_rates(run: _Run, progress: float) -> float:
+    """Every optimiser follows the same schedule shape, scaled to its own peak; returns the history's lr."""
+    for update, optimizer in run.optimizers.items():
+        lr = lr_at(progress, run.settings[update].lr, run.warmup_fraction)
         for group in optimizer.param_groups:
             group["lr"] = lr
-
-        # 1. gather this step's images on the device (indices are cheap CPU tensors). On CUDA the
-        # indices go through pinned memory: a copy from ordinary (pageable) memory would first
-        # wait for every queued kernel, i.e. synchronise the step.
-        index = {source: _to_device(distributed.local_slice(next(stream)), device)
-                 for source, stream in streams.items()}
-        labeled_index = index.get("labeled")
-        unlabeled_index = index.get("unlabeled", index.get("all"))
-        step_seed = config.seed * 1_000_003 + step
-
-        def generators() -> dict[str, torch.Generator]:
-            return {"generator": torch.Generator(device=device).manual_seed(
-                        (step_seed * 1_009 + distributed.rank()) % 2**63),
-                    "shared_generator": torch.Generator(device=device).manual_seed(
-                        (step_seed * 1_013 + 977) % 2**63)}
-        batch = Batch(
-            labeled_images=data.train_images[labeled_index] if labeled_index is not None else None,
-            labels=data.train_labels[labeled_index] if labeled_index is not None else None,
-            unlabeled_images=data.train_images[unlabeled_index] if unlabeled_index is not None else None,
-            unlabeled_index=unlabeled_index,
-            unlabeled_true_labels=data.train_labels[unlabeled_index] if unlabeled_index is not None else None,
-            **generators())
-        info = StepInfo(step=step, epoch=epoch, progress=progress, steps_per_epoch=steps_per_epoch)
-
-        # 2. the method's loss, under autocast on a GPU, and its gradients. torch.compile works
-        # lazily: a compiler failure shows up here, in the first step. Then the step is redone
-        # eagerly from the state it started from (a method may have written to its queues or
-        # memories before the failing call) with fresh generators, so the run is the one an
-        # eager run would have been.
-        before_first_compiled_step = _snapshot(method) if compiled and not compiled_step_done else None
-        try:
-            output = _loss_and_gradients(method, batch, info, optimizer, scaler, device, amp_dtype)
-            compiled_step_done = compiled_step_done or compiled
-        except Exception as error:
-            if not (compiled and _is_compiler_error(error)):
-                raise
-            compiled = _uncompile_backbone(method, error)
-            if before_first_compiled_step is not None:
-                method.load_state_dict(before_first_compiled_step)
-            output = _loss_and_gradients(method, dataclasses.replace(batch, **generators()), info,
-                                         optimizer, scaler, device, amp_dtype)
-        loss = output.loss
-
-        # 3. optimise; remember the first non-finite step without a host sync
-        distributed.average_gradients(method.optimizer_parameters())
-        scaler.step(optimizer)
-        scaler.update()
-        method.after_optimizer_step(info)
-        detached = loss.detach().float()
-        first_bad_step = torch.where((first_bad_step < 0) & ~torch.isfinite(detached),
-                                     torch.full_like(first_bad_step, step), first_bad_step)
-        loss_sum += detached
-        for name, value in output.logs.items():
-            value = torch.as_tensor(value, device=device).detach().float()
-            log_sums[name] = log_sums.get(name, torch.zeros((), device=device)) + value
-        steps_since_log += 1
-        step += 1
-        bar.update(1)
-
-        # 4. logging, monitoring, checkpoints (the only places that read values back to the host)
-        end_of_epoch = step % steps_per_epoch == 0
-        if steps_since_log >= config.log_every or end_of_epoch:
-            bad = int(first_bad_step.item())
-            if bad >= 0:
-                bar.close()
-                raise FloatingPointError(
-                    f"{method.name}: the loss became non-finite at step {bad} (epoch {bad // steps_per_epoch}). "
-                    f"Lower the learning rate (now {lr:.3g}), check the inputs, or disable AMP (amp=False). "
-                    "The last good checkpoint, if any, is untouched.")
-            history.step.append(step)
-            history.epoch.append(step / steps_per_epoch)
-            history.seconds.append(elapsed_now())
-            history.loss.append(loss_sum.item() / steps_since_log)
-            history.lr.append(lr)
-            for name, total in log_sums.items():
-                history.logs.setdefault(name, []).append(total.item() / steps_since_log)
-            bar.set_postfix(loss=f"{history.loss[-1]:.3f}", lr=f"{lr:.3g}")
-            loss_sum.zero_()
-            log_sums = {}
-            steps_since_log = 0
-        if monitor_every and step % monitor_every == 0:
-            distributed.broadcast_state(method)
-            if main_process:
-                _monitor(method, data, config, history, step, elapsed_now())
-                bar.set_postfix(loss=f"{history.loss[-1]:.3f}", knn=f"{history.monitor_knn[-1]:.3f}")
-        if end_of_epoch:
-            method.on_epoch_end(epoch, data)
-            if config.checkpoint_every is None:
-                save(step, elapsed_now())
-        if config.checkpoint_every and step % config.checkpoint_every == 0:
-            save(step, elapsed_now())
-    bar.close()
-    if steps_since_log:
-        bad = int(first_bad_step.item())
-        if bad >= 0:
-            raise FloatingPointError(f"{method.name}: the loss became non-finite at step {bad}.")
-        history.step.append(step)
-        history.epoch.append(step / steps_per_epoch)
-        history.seconds.append(elapsed_now())
-        history.loss.append(loss_sum.item() / steps_since_log)
-        history.lr.append(lr_at(progress_of(step, elapsed_now()), base_lr, config.warmup_fraction))
-        for name, total in log_sums.items():
-            history.logs.setdefault(name, []).append(total.item() / steps_since_log)
-    save(step, elapsed_now())
-    return history
+    return run.lr(progress)
 
 
-def _snapshot(method: Method) -> dict[str, torch.Tensor]:
-    """A copy of the method's weights and buffers (queues, memories), to undo a failed step."""
-    return {name: value.detach().clone() for name, value in method.state_dict().items()}
+# ---------------------------------------------------------------- 3. draw a batch ---------------
+def _draw_batch(run: _Run, progress: float) -> tuple[Batch, StepInfo]:
+    """This step's images on the device (indices are cheap CPU tensors), and where the run is."""
+    # On CUDA the indices go through pinned memory: a copy from ordinary (pageable) memory would
+    # first wait for every queued kernel, i.e. synchronise the step.
+    index = {source: _to_device(distributed.local_slice(next(stream)), run.device)
+             for source, stream in run.streams.items()}
+    labeled_index = index.get("labeled")
+    unlabeled_index = index.get("unlabeled", index.get("all"))
+    images, labels = run.data.train_images, run.data.train_labels
+    batch = Batch(
+        labeled_images=images[labeled_index] if labeled_index is not None else None,
+        labels=labels[labeled_index] if labeled_index is not None else None,
+        unlabeled_images=images[unlabeled_index] if unlabeled_index is not None else None,
+        unlabeled_index=unlabeled_index,
+        unlabeled_true_labels=labels[unlabeled_index] if unlabeled_index is not None else None,
+        **_generators(run))
+    info = StepInfo(step=run.step, epoch=run.epoch, progress=progress, steps_per_epoch=run.steps_per_epoch)
+    return batch, info
+
+
+def _generators(run: _Run) -> dict[str, torch.Generator]:
+    """Augmentation generators seeded from ``(seed, step)`` (and the process rank for ``generator``)."""
+    step_seed = run.config.seed * 1_000_003 + run.step
+    return {"generator": torch.Generator(device=run.device).manual_seed(
+                (step_seed * 1_009 + distributed.rank()) % 2**63),
+            "shared_generator": torch.Generator(device=run.device).manual_seed((step_seed * 1_013 + 977) % 2**63)}
+
+
+# ---------------------------------------------------------------- 4. one optimisation step ------
+def _optimisation_step(run: _Run, batch: Batch, info: StepInfo) -> tuple[torch.Tensor, dict[str, Any]]:
+    """Every update of one step, then the method's post-step hook; returns the summed loss and the logs.
+
+    ``torch.compile`` works lazily: a compiler failure shows up in the first step. Then the step is
+    redone eagerly from the state it started from (weights, buffers a method may have written
+    before the failing call, optimiser and scaler states) with fresh generators, so the run is the
+    one an eager run would have been.
+    """
+    before = _snapshot(run) if run.compiled and not run.compiled_step_done else None
+    try:
+        loss, logs = _run_updates(run, batch, info)
+        run.compiled_step_done = run.compiled_step_done or run.compiled
+    except Exception as error:
+        if not (run.compiled and _is_compiler_error(error)):
+            raise
+        run.compiled = _uncompile_backbone(run.method, error)
+        if before is not None:
+            _restore(run, before)
+        loss, logs = _run_updates(run, dataclasses.replace(batch, **_generators(run)), info)
+    run.method.after_optimizer_step(info)
+    return loss, logs
+
+
+def _run_updates(run: _Run, batch: Batch, info: StepInfo) -> tuple[torch.Tensor, dict[str, Any]]:
+    """For each update in order: clear every gradient, compute its loss, backpropagate, step its optimiser."""
+    total, logs = None, {}
+    for update in run.method.updates:
+        run.method.zero_grad(set_to_none=True)   # no gradient leaks from one update into the next
+        output = _update_loss(run, update, batch, info)
+        run.scaler.scale(output.loss).backward()
+        distributed.average_gradients(run.parameters[update])
+        run.scaler.step(run.optimizers[update])
+        loss = output.loss.detach().float()
+        total = loss if total is None else total + loss
+        logs.update(output.logs)
+    run.scaler.update()
+    return total, logs
+
+
+def _update_loss(run: _Run, update: str, batch: Batch, info: StepInfo) -> StepOutput:
+    # On a GPU, the losses' value checks (probabilities >= 0, labels in range) would each read
+    # values back to the host and stall the launch queue; the methods' own outputs need none.
+    value_checks = skip_value_checks() if run.device.type == "cuda" else contextlib.nullcontext()
+    with value_checks, torch.autocast(run.device.type, dtype=run.amp_dtype, enabled=run.amp_dtype is not None):
+        output = run.method.update_step(update, batch, info)
+    if output.loss.ndim != 0:
+        raise ValueError(f"{run.method.name}: update {update!r} must return a scalar loss, got shape "
+                         f"{tuple(output.loss.shape)}")
+    return output
+
+
+def _snapshot(run: _Run) -> dict[str, Any]:
+    """Copies of the method's weights and buffers (queues, memories), optimiser and scaler states."""
+    return {"method": {name: value.detach().clone() for name, value in run.method.state_dict().items()},
+            "optimizers": {update: copy.deepcopy(optimizer.state_dict())
+                           for update, optimizer in run.optimizers.items()},
+            "scaler": copy.deepcopy(run.scaler.state_dict())}
+
+
+def _restore(run: _Run, snapshot: dict[str, Any]) -> None:
+    run.method.load_state_dict(snapshot["method"])
+    for update, optimizer in run.optimizers.items():
+        optimizer.load_state_dict(snapshot["optimizers"][update])
+    run.scaler = _grad_scaler(run.amp_dtype)     # forgets which optimisers the failed attempt stepped
+    run.scaler.load_state_dict(snapshot["scaler"])
+
+
+# ---------------------------------------------------------------- 5. logs, monitor, checkpoints -
+def _after_step(run: _Run, lr: float) -> None:
+    """Flush logs, monitor, end the epoch and checkpoint when due: the only host reads of a step."""
+    end_of_epoch = run.step % run.steps_per_epoch == 0
+    if run.pending.steps >= run.config.log_every or end_of_epoch:
+        _flush_logs(run, lr)
+    monitor_every = run.steps_per_epoch if run.config.monitor_every is None else run.config.monitor_every
+    if monitor_every and run.step % monitor_every == 0:
+        _evaluate(run)
+    if end_of_epoch:
+        run.method.on_epoch_end(run.step // run.steps_per_epoch - 1, run.data)
+        if run.config.checkpoint_every is None:
+            _save(run)
+    if run.config.checkpoint_every and run.step % run.config.checkpoint_every == 0:
+        _save(run)
+
+
+def _flush_logs(run: _Run, lr: float) -> None:
+    """Append the averages since the last flush to the history; stop if a loss was not finite."""
+    pending, history = run.pending, run.history
+    bad = int(pending.first_bad_step.item())
+    if bad >= 0:
+        run.bar.close()
+        raise FloatingPointError(
+            f"{run.method.name}: the loss became non-finite at step {bad} (epoch {bad // run.steps_per_epoch}). "
+            f"Lower the learning rate (now {lr:.3g}), check the inputs, or disable AMP (amp=False). "
+            "The last good checkpoint, if any, is untouched.")
+    history.step.append(run.step)
+    history.epoch.append(run.step / run.steps_per_epoch)
+    history.seconds.append(run.elapsed())
+    history.loss.append(pending.loss.item() / pending.steps)
+    history.lr.append(lr)
+    for name, total in pending.logs.items():
+        history.logs.setdefault(name, []).append(total.item() / pending.steps)
+    run.bar.set_postfix(loss=f"{history.loss[-1]:.3f}", lr=f"{lr:.3g}")
+    run.pending = _PendingLogs(run.device)
+
+
+def _evaluate(run: _Run) -> None:
+    """The periodic kNN monitor (rank 0 evaluates, with every process's batch-norm statistics synced)."""
+    distributed.broadcast_state(run.method)
+    if distributed.is_main_process():
+        _monitor(run.method, run.data, run.config, run.history, run.step, run.elapsed())
+        run.bar.set_postfix(loss=f"{run.history.loss[-1]:.3f}", knn=f"{run.history.monitor_knn[-1]:.3f}")
+
+
+def _save(run: _Run) -> None:
+    """Checkpoint the method, every optimiser (by update name), the scaler and the history."""
+    distributed.broadcast_state(run.method)  # batch-norm statistics drift apart between processes
+    if run.checkpoint_path is None or not distributed.is_main_process():
+        return
+    history = json.dumps(run.history.to_dict())
+    save_checkpoint(run.checkpoint_path, {
+        "version": CHECKPOINT_VERSION, "run": run.record, "step": run.step, "elapsed": run.elapsed(),
+        "method": run.method.state_dict(),
+        "optimizers": {update: optimizer.state_dict() for update, optimizer in run.optimizers.items()},
+        "scaler": run.scaler.state_dict(), "history": history})
+    (run.checkpoint_path.parent / "history.json").write_text(history)
 
 
 def _to_device(indices: torch.Tensor, device: torch.device) -> torch.Tensor:
     if device.type == "cuda":
         return indices.pin_memory().to(device, non_blocking=True)
     return indices.to(device)
-
-
-def _loss_and_gradients(method: Method, batch: Batch, info: StepInfo, optimizer, scaler, device: torch.device,
-                        amp_dtype: torch.dtype | None):
-    # On a GPU, the losses' value checks (probabilities >= 0, labels in range) would each read
-    # values back to the host and stall the launch queue; the methods' own outputs need none.
-    value_checks = skip_value_checks() if device.type == "cuda" else contextlib.nullcontext()
-    with value_checks, torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
-        output = method.training_step(batch, info)
-    if output.loss.ndim != 0:
-        raise ValueError(f"{method.name}.training_step must return a scalar loss, got shape "
-                         f"{tuple(output.loss.shape)}")
-    optimizer.zero_grad(set_to_none=True)
-    scaler.scale(output.loss).backward()
-    return output
 
 
 #: ``compile=None`` compiles only runs at least this long (minutes, or steps without a time budget).

@@ -20,15 +20,14 @@ from ssl_course.data import (
     CIFAR10_CLASSES,
     SYNTHETIC_CLASSES,
     DataBundle,
-    SemiSupervisedBatches,
     balanced_subset,
     cifar10_available,
     class_balanced_batch,
     few_label_split,
+    index_stream,
     load_cifar10,
     load_dataset,
     make_bundle,
-    shuffled_batches,
     synthetic_dataset,
 )
 from ssl_course.data import cifar10 as cifar10_module
@@ -354,65 +353,47 @@ def test_make_bundle_cifar_smoke():
 # Batches
 # ---------------------------------------------------------------------------------------------
 
-def _ssl_batches(seed: int = 0, **kwargs) -> SemiSupervisedBatches:
+def test_index_stream_covers_each_pass_once_and_reshuffles_per_pass():
     labels = _cifar_like_labels()[:5000]
-    lab, unl = few_label_split(labels, 40, seed=0)
-    return SemiSupervisedBatches(lab, unl, labeled_batch_size=16, unlabeled_ratio=7, seed=seed, **kwargs)
+    _, unl = few_label_split(labels, 40, seed=0)
+    per_pass = len(unl) // 112
+    batches = list(itertools.islice(index_stream(unl, 112, seed=0, stream=1), 2 * per_pass))
+    assert all(b.shape == (112,) and b.dtype == torch.int64 for b in batches)
+    first, second = torch.cat(batches[:per_pass]), torch.cat(batches[per_pass:])
+    for one_pass in (first, second):
+        assert len(set(one_pass.tolist())) == len(one_pass)            # no repeats within a pass
+        assert set(one_pass.tolist()) <= set(unl.tolist())
+        assert len(unl) - len(one_pass) < 112                          # all but the skipped remainder
+    assert not torch.equal(first, second)                              # a fresh order every pass
 
 
-def test_semi_supervised_batches_ratio_and_coverage():
-    sampler = _ssl_batches()
-    unl_set = set(sampler.unlabeled_idx.tolist())
-    lab_set = set(sampler.labeled_idx.tolist())
-    assert sampler.steps_per_epoch == len(sampler.unlabeled_idx) // (16 * 7) == len(sampler)
-    batches = sampler.epoch_batches(0)
-    assert len(batches) == sampler.steps_per_epoch
-    for lab, unl in batches:
-        assert lab.shape == (16,) and unl.shape == (112,) and lab.dtype == unl.dtype == torch.int64
-    seen_unl = torch.cat([u for _, u in batches])
-    assert len(set(seen_unl.tolist())) == len(seen_unl)                  # no repeats within an epoch
-    assert set(seen_unl.tolist()) <= unl_set
-    assert len(unl_set) - len(seen_unl) < 112                            # all but the dropped remainder
-    seen_lab = torch.cat([lb for lb, _ in batches])
-    assert set(seen_lab.tolist()) == lab_set                             # labelled set cycled
-    counts = torch.bincount(seen_lab, minlength=int(seen_lab.max()) + 1)[sampler.labeled_idx]
-    assert counts.max() - counts.min() <= 1                              # cycled evenly
+def test_index_stream_is_a_function_of_seed_stream_and_start():
+    pool = torch.arange(100, 400)
+    endless = list(itertools.islice(index_stream(pool, 32, seed=5, stream=0), 20))
+    again = list(itertools.islice(index_stream(pool, 32, seed=5, stream=0), 20))
+    assert all(torch.equal(a, b) for a, b in zip(endless, again))
+    # a resumed run starts the stream at its step and sees exactly the batches it would have seen
+    resumed = list(itertools.islice(index_stream(pool, 32, seed=5, stream=0, start=13), 7))
+    assert all(torch.equal(a, b) for a, b in zip(endless[13:], resumed))
+    for other in (index_stream(pool, 32, seed=6, stream=0), index_stream(pool, 32, seed=5, stream=1)):
+        assert not torch.equal(next(other), endless[0])
 
 
-def test_semi_supervised_batches_deterministic_by_seed_and_epoch():
-    a, b = _ssl_batches(seed=5), _ssl_batches(seed=5)
-    for (la, ua), (lb, ub) in zip(a.epoch_batches(3), b.epoch_batches(3)):
-        assert torch.equal(la, lb) and torch.equal(ua, ub)
-    assert not torch.equal(a.epoch_batches(0)[0][1], a.epoch_batches(1)[0][1])
-    assert not torch.equal(a.epoch_batches(0)[0][1], _ssl_batches(seed=6).epoch_batches(0)[0][1])
-    # Resuming at (epoch 1, step 2) continues exactly where the endless iterator would be.
-    endless = list(itertools.islice(iter(a), a.steps_per_epoch + 4))
-    resumed = list(itertools.islice(a.iter_from(1, 2), 2))
-    for (l1, u1), (l2, u2) in zip(endless[a.steps_per_epoch + 2:], resumed):
-        assert torch.equal(l1, l2) and torch.equal(u1, u2)
+def test_index_stream_samples_with_repetition_when_the_pool_is_smaller_than_a_batch():
+    labels = _cifar_like_labels()[:5000]
+    lab, _ = few_label_split(labels, 40, seed=0)
+    batches = list(itertools.islice(index_stream(lab, 64, seed=0, stream=0), 5))
+    assert all(b.shape == (64,) and set(b.tolist()) <= set(lab.tolist()) for b in batches)
+    assert not torch.equal(batches[0], batches[1])
+    resumed = next(index_stream(lab, 64, seed=0, stream=0, start=3))
+    assert torch.equal(resumed, batches[3])
 
 
-def test_semi_supervised_batches_errors():
-    with pytest.raises(ValueError, match="smaller than one unlabelled batch"):
-        SemiSupervisedBatches(torch.arange(10), torch.arange(10, 50), labeled_batch_size=8, unlabeled_ratio=7)
-    with pytest.raises(ValueError, match="labeled_batch_size"):
-        SemiSupervisedBatches(torch.arange(10), torch.arange(10, 500), labeled_batch_size=0)
+def test_index_stream_errors():
     with pytest.raises(ValueError, match="empty"):
-        SemiSupervisedBatches(torch.arange(0), torch.arange(10, 500), labeled_batch_size=4)
-
-
-def test_shuffled_batches():
-    idx = torch.arange(100, 203)
-    batches = shuffled_batches(idx, 10, seed=1, epoch=2)
-    assert len(batches) == 10 and all(b.shape == (10,) for b in batches)
-    flat = torch.cat(batches)
-    assert len(set(flat.tolist())) == 100 and set(flat.tolist()) <= set(idx.tolist())
-    again = shuffled_batches(idx, 10, seed=1, epoch=2)
-    assert all(torch.equal(a, b) for a, b in zip(batches, again))
-    assert not torch.equal(flat, torch.cat(shuffled_batches(idx, 10, seed=1, epoch=3)))
-    full = shuffled_batches(idx, 10, seed=1, epoch=2, drop_last=False)
-    assert len(full) == 11 and len(full[-1]) == 3
-    assert torch.equal(torch.cat(full).sort().values, idx)
+        next(index_stream(torch.arange(0), 4, seed=0, stream=0))
+    with pytest.raises(ValueError, match="batch_size"):
+        next(index_stream(torch.arange(10), 0, seed=0, stream=0))
 
 
 def test_class_balanced_batch():

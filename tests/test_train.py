@@ -10,7 +10,7 @@ import torch
 from ssl_course.methods import build_method
 from ssl_course.methods.base import Method, StepOutput
 from ssl_course.models import small_net
-from ssl_course.train import TrainConfig, fit, load_checkpoint, lr_at, save_checkpoint
+from ssl_course.train import CHECKPOINT_VERSION, TrainConfig, fit, load_checkpoint, lr_at, save_checkpoint
 
 
 def _supervised():
@@ -76,7 +76,7 @@ class Arbitrary:  # unpickling an arbitrary class could run code: weights_only m
 
 
 def test_checkpoints_are_loaded_with_weights_only(tmp_path):
-    torch.save({"version": 1, "payload": Arbitrary()}, tmp_path / "evil.pt")
+    torch.save({"version": CHECKPOINT_VERSION, "payload": Arbitrary()}, tmp_path / "evil.pt")
     with pytest.raises(ValueError, match="corrupt"):
         load_checkpoint(tmp_path / "evil.pt")
     with pytest.raises(FileNotFoundError):
@@ -85,22 +85,22 @@ def test_checkpoints_are_loaded_with_weights_only(tmp_path):
 
 def test_save_checkpoint_is_atomic_and_leaves_no_temporary_files(tmp_path):
     path = tmp_path / "checkpoint.pt"
-    save_checkpoint(path, {"version": 1, "weights": torch.arange(3)})
-    save_checkpoint(path, {"version": 1, "weights": torch.arange(4)})
+    save_checkpoint(path, {"version": CHECKPOINT_VERSION, "weights": torch.arange(3)})
+    save_checkpoint(path, {"version": CHECKPOINT_VERSION, "weights": torch.arange(4)})
     assert torch.equal(load_checkpoint(path)["weights"], torch.arange(4))
     assert [p.name for p in tmp_path.iterdir()] == ["checkpoint.pt"]
 
 
 def test_failed_write_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
     path = tmp_path / "checkpoint.pt"
-    save_checkpoint(path, {"version": 1, "weights": torch.ones(2)})
+    save_checkpoint(path, {"version": CHECKPOINT_VERSION, "weights": torch.ones(2)})
 
     def broken_save(*args, **kwargs):
         raise OSError("disk full")
 
     monkeypatch.setattr(torch, "save", broken_save)
     with pytest.raises(OSError):
-        save_checkpoint(path, {"version": 1, "weights": torch.zeros(2)})
+        save_checkpoint(path, {"version": CHECKPOINT_VERSION, "weights": torch.zeros(2)})
     monkeypatch.undo()
     assert torch.equal(load_checkpoint(path)["weights"], torch.ones(2))
     assert [p.name for p in tmp_path.iterdir()] == ["checkpoint.pt"]

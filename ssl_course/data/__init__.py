@@ -27,7 +27,7 @@ from ssl_course.data.augment import (
     strong_augment,
     weak_augment,
 )
-from ssl_course.data.batches import SemiSupervisedBatches, class_balanced_batch, shuffled_batches
+from ssl_course.data.batches import class_balanced_batch, index_stream
 from ssl_course.data.cifar10 import CIFAR10_CLASSES, cifar10_available, class_names, load_cifar10
 from ssl_course.data.splits import few_label_split
 from ssl_course.data.synthetic import SYNTHETIC_CLASSES, synthetic_dataset
@@ -53,8 +53,7 @@ __all__ = [
     "multicrop_augment",
     "CIFAR10_MEAN",
     "CIFAR10_STD",
-    "SemiSupervisedBatches",
-    "shuffled_batches",
+    "index_stream",
     "class_balanced_batch",
 ]
 

@@ -11,7 +11,7 @@ from typing import Any
 
 from torch import nn
 
-from .base import Batch, Method, StepInfo, StepOutput
+from .base import Batch, Method, OptimizerSpec, StepInfo, StepOutput
 
 METHODS: dict[str, type[Method]] = {}
 
@@ -63,5 +63,5 @@ def build_method(name: str, backbone: nn.Module | str, num_classes: int, **hpara
     return cls(backbone, num_classes, **hparams)
 
 
-__all__ = ["Batch", "Method", "StepInfo", "StepOutput", "METHODS", "register", "method_names",
+__all__ = ["Batch", "Method", "OptimizerSpec", "StepInfo", "StepOutput", "METHODS", "register", "method_names",
            "get_method_class", "build_method"]

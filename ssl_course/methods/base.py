@@ -5,6 +5,12 @@ and knows which augmented views it needs. The engine (:func:`ssl_course.train.fi
 :class:`Batch` of raw ``uint8`` images that already sit on the device, and the method returns a
 loss. Everything that must survive a checkpoint (queues, pointers, prototypes) is registered as a
 buffer, so ``state_dict()`` captures it and a resumed run continues exactly.
+
+Most methods minimise one loss with one optimiser. A method with several players (a GAN's
+discriminator and generator) lists the updates of one training step in ``updates``, gives each its
+parameters and optimiser settings in :meth:`Method.optimizer_specs` (an :class:`OptimizerSpec` per
+update), and returns each update's loss from :meth:`Method.update_step`. The engine runs the
+updates in order, each with its own optimiser, and never needs to know which method it trains.
 """
 from __future__ import annotations
 
@@ -14,8 +20,39 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import torch
 from torch import nn
 
+from ssl_course.optim import OPTIMIZERS
+
 if TYPE_CHECKING:  # pragma: no cover
     from ssl_course.data import DataBundle
+
+
+@dataclass
+class OptimizerSpec:
+    """One optimiser of a method and its settings; ``None`` means "the method's default".
+
+    The engine resolves each field as: this spec's value, else the run's
+    :class:`~ssl_course.train.TrainConfig` value (optimizer, weight decay, momentum), else the
+    method's ``default_*`` class attribute.
+    """
+
+    parameters: list[nn.Parameter]
+    optimizer: str | None = None          # "sgd" | "adamw" | "adam" | "lars"; None: method.default_optimizer
+    lr_multiplier: float = 1.0            # peak lr = engine base lr (config.lr or method.default_lr * batch/256) * this
+    weight_decay: float | None = None     # None: config.weight_decay or method.default_weight_decay
+    momentum: float | None = None         # SGD/LARS momentum; None: method.default_momentum (0.9)
+    nesterov: bool | None = None          # None: method.default_nesterov
+    betas: tuple[float, float] = (0.9, 0.999)   # Adam/AdamW
+    decay_biases_and_norms: bool | None = None  # weight decay (and LARS adaptation) on 1-D params; None: method default
+
+    def __post_init__(self) -> None:
+        if self.optimizer is not None and self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"unknown optimizer {self.optimizer!r}: choose one of {list(OPTIMIZERS)}")
+        if not self.lr_multiplier > 0:
+            raise ValueError(f"lr_multiplier must be > 0, got {self.lr_multiplier}")
+        for name in ("weight_decay", "momentum"):
+            value = getattr(self, name)
+            if value is not None and value < 0:
+                raise ValueError(f"{name} must be >= 0, got {value}")
 
 
 @dataclass
@@ -65,6 +102,15 @@ class Method(nn.Module):
     """Base class. Subclasses set ``name`` and the ``default_*`` hyper-parameters, and implement
     :meth:`training_step`; the other hooks have sensible defaults.
 
+    Optimiser defaults (each overridable per update in :meth:`optimizer_specs`): ``default_optimizer``
+    (``"sgd"``, ``"adamw"``, ``"adam"`` or ``"lars"``), ``default_momentum``, ``default_nesterov``
+    and ``default_decay_biases_and_norms`` (``False``: biases and normalisation scales, the 1-D
+    parameters, get no weight decay and no LARS adaptation).
+
+    A method with several optimisers sets ``updates`` (e.g. ``("discriminator", "generator")``),
+    returns one :class:`OptimizerSpec` per update from :meth:`optimizer_specs`, and overrides
+    :meth:`update_step` instead of :meth:`training_step`.
+
     ``data_sources`` says what the engine must draw each step:
     ``("labeled",)`` supervised only, ``("all",)`` self-supervised on every training image,
     ``("labeled", "unlabeled")`` semi-supervised (labelled batch + ``unlabeled_ratio``× as many
@@ -77,6 +123,10 @@ class Method(nn.Module):
     default_optimizer: ClassVar[str] = "sgd"
     default_lr: ClassVar[float] = 0.05          # for a batch of 256; the engine scales linearly
     default_weight_decay: ClassVar[float] = 5e-4
+    default_momentum: ClassVar[float] = 0.9
+    default_nesterov: ClassVar[bool] = True
+    default_decay_biases_and_norms: ClassVar[bool] = False
+    updates: ClassVar[tuple[str, ...]] = ("main",)   # the updates of one training step, in order
     default_batch_size: ClassVar[int] = 256
     default_unlabeled_ratio: ClassVar[int] = 7
     has_classifier: ClassVar[bool] = False       # True when predict() returns logits
@@ -94,8 +144,25 @@ class Method(nn.Module):
     def training_step(self, batch: Batch, step: StepInfo) -> StepOutput:  # pragma: no cover
         raise NotImplementedError(f"{type(self).__name__} must implement training_step")
 
+    def update_step(self, update: str, batch: Batch, step: StepInfo) -> StepOutput:
+        """The loss of one update (a name in ``updates``); the engine steps that update's optimiser.
+
+        The default serves single-loss methods: update ``"main"`` is :meth:`training_step`. Every
+        update of a step sees the same ``batch`` (its generators continue where the previous
+        update left them) and the same ``step``.
+        """
+        if update != "main":
+            raise NotImplementedError(f"{type(self).__name__} lists update {update!r} in `updates` but does not "
+                                      "override update_step to compute its loss")
+        return self.training_step(batch, step)
+
+    def optimizer_specs(self) -> dict[str, OptimizerSpec]:
+        """One :class:`OptimizerSpec` per name in ``updates``: which parameters it moves, and how."""
+        return {"main": OptimizerSpec(self.optimizer_parameters())}
+
     def after_optimizer_step(self, step: StepInfo) -> None:
-        """Momentum encoders and queues update here, after the weights moved."""
+        """Momentum encoders and queues update here, after the weights moved (once per step, after
+        every update)."""
 
     def on_epoch_end(self, epoch: int, data: "DataBundle") -> None:
         """Per-epoch work, e.g. FeatMatch's k-means prototypes."""
