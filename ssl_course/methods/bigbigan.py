@@ -40,7 +40,7 @@ from ssl_course.losses.adversarial import bigbigan_losses
 from ssl_course.models.gan import Generator, JointDiscriminator, LatentHead, tanh_to_normalized
 
 from . import register
-from .base import Batch, Method, StepInfo, StepOutput
+from .base import Batch, Method, OptimizerSpec, StepInfo, StepOutput
 
 ADAM_BETAS = (0.0, 0.999)     # BigGAN (Brock et al. 2019, Appendix C), inherited by BigBiGAN
 PART_NAMES = ("s_x", "s_z", "s_xz")
@@ -140,9 +140,8 @@ class BigBiGAN(Method):
         return logs
 
     # --- optimisers ----------------------------------------------------------------------------
-    def optimizer_specs(self) -> dict[str, "OptimizerSpec"]:  # noqa: F821
+    def optimizer_specs(self) -> dict[str, OptimizerSpec]:
         """D on one Adam; E (backbone + latent head) and G together on the other, same lr."""
-        from .base import OptimizerSpec  # TEMPORARY until the multi-optimiser contract is merged
         encoder_generator = [*self.backbone.parameters(), *self.latent_head.parameters(),
                              *self.generator.parameters()]
         return {"discriminator": OptimizerSpec(list(self.discriminator.parameters()), optimizer="adam",
