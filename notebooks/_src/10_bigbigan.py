@@ -12,10 +12,12 @@
 #   the discriminator's scores, and its encoder's kNN / linear probe next to supervised training
 #   and SimCLR at the same budget.
 #
-# **Time budget**: about 20 minutes on a laptop GPU and about 60 minutes on a CPU, dominated by
-# three training runs of `BUDGET_EPOCHS` epochs (BigBiGAN, SimCLR, supervised). These are
-# estimates from the budgets (the CPU figure extrapolates the one-epoch `tiny` run recorded in
-# `benchmarks/RESULTS.md`), not measurements of your machine; lower `BUDGET_EPOCHS` to go faster.
+# **Time budget**: about 20 minutes on a laptop GPU (an estimate, not a measurement) and about
+# 60 minutes on a CPU, dominated by three training runs of `BUDGET_EPOCHS` epochs (BigBiGAN,
+# SimCLR, supervised). A BigBiGAN step is expensive on a CPU (two updates, each through the
+# encoder, the generator and the discriminator: we measured about 20 s per step of 128 images on
+# a busy two-core CPU), so on a CPU the notebook trains for a fifth of an epoch only, which is
+# enough to see the mechanics, not a representation. Lower `BUDGET_EPOCHS` to go faster.
 #
 # **Prerequisites**: `00` (data and the training engine), `01` (NCE: a classifier that tells data
 # from noise, the idea a GAN's discriminator builds on), `04` (SimCLR, the baseline we compare to).
@@ -204,7 +206,8 @@ check_bigbigan_encoder_generator_loss(my_encoder_generator_loss);
 # to watch the samples form.
 
 # %%
-BUDGET_EPOCHS = 2 if SMOKE else 15     # the same budget for BigBiGAN, SimCLR and the baseline
+# the same budget for BigBiGAN, SimCLR and the baseline; a fraction of an epoch on a CPU (see the header)
+BUDGET_EPOCHS = 2 if SMOKE else (15 if DEVICE.type == "cuda" else 0.2)
 
 method = build_method("bigbigan", BACKBONE, data.num_classes)
 fixed_z = torch.randn(16, method.z_dim, generator=torch.Generator().manual_seed(1)).to(DEVICE)
