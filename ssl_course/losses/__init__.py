@@ -9,6 +9,7 @@ public function of the modules below is listed here.
 from __future__ import annotations
 
 from ._checks import skip_value_checks, value_checks_enabled
+from .adversarial import bigbigan_losses
 from .contrastive import info_nce, nearest_neighbours, nnclr, nt_xent, selfcon, supcon, update_queue
 from .featmatch import consistency_ramp, featmatch_loss, featmatch_pseudo_labels
 from .pretext import cpc_info_nce, cpc_patch_grid, rotate_batch, rotation_loss
@@ -54,6 +55,8 @@ __all__ = [
     "featmatch_pseudo_labels",
     "featmatch_loss",
     "consistency_ramp",
+    # adversarial
+    "bigbigan_losses",
     # value-check switch (_checks)
     "skip_value_checks",
     "value_checks_enabled",

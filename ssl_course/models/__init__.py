@@ -6,6 +6,7 @@ from typing import Callable
 from torch import nn
 
 from .attention import PrototypeAttention
+from .gan import Generator, JointDiscriminator, LatentHead
 from .heads import mlp_head
 from .multi_exit import MultiExitNet
 from .resnet import CifarResNet, resnet18_cifar
@@ -29,4 +30,4 @@ def build_backbone(name: str) -> nn.Module:
 
 
 __all__ = ["BACKBONES", "build_backbone", "mlp_head", "MultiExitNet", "CifarResNet", "resnet18_cifar",
-           "SmallNet", "small_net", "StagedBackbone", "PrototypeAttention"]
+           "SmallNet", "small_net", "StagedBackbone", "PrototypeAttention", "Generator", "JointDiscriminator", "LatentHead"]

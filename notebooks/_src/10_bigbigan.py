@@ -1,0 +1,353 @@
+# %% [markdown]
+# # 10 · BiGAN → BigBiGAN: a representation from a generative game
+#
+# **What you will learn**
+# - the GAN game and its optimal discriminator, and why the generator then minimises a
+#   Jensen-Shannon divergence;
+# - BiGAN's joint discriminator on (image, latent) pairs, and why at the optimum the encoder and
+#   the generator invert each other;
+# - BigBiGAN's discriminator with three parts (F on the image, H on the latent, J on both) and its
+#   hinge losses, written with loops and checked against `ssl_course.losses.bigbigan_losses`;
+# - what a small BigBiGAN trained on CIFAR-10 does and does not learn: samples, reconstructions,
+#   the discriminator's scores, and its encoder's kNN / linear probe next to supervised training
+#   and SimCLR at the same budget.
+#
+# **Time budget**: about 20 minutes on a laptop GPU (an estimate, not a measurement) and about
+# 60 minutes on a CPU, dominated by three training runs of `BUDGET_EPOCHS` epochs (BigBiGAN,
+# SimCLR, supervised). A BigBiGAN step is expensive on a CPU (two updates, each through the
+# encoder, the generator and the discriminator: we measured about 20 s per step of 128 images on
+# a busy two-core CPU), so on a CPU the notebook trains for a fifth of an epoch only, which is
+# enough to see the mechanics, not a representation. Lower `BUDGET_EPOCHS` to go faster.
+#
+# **Prerequisites**: `00` (data and the training engine), `01` (NCE: a classifier that tells data
+# from noise, the idea a GAN's discriminator builds on), `04` (SimCLR, the baseline we compare to).
+
+# %% [markdown]
+# ## Set-up
+# `SMOKE` is true when the tests run this notebook (`SSL_COURSE_SMOKE=1`): the same cells run on
+# tiny data for a few steps. Leave it alone when you learn.
+
+# %%
+import math
+
+import matplotlib.pyplot as plt
+import torch
+
+from ssl_course import config
+from ssl_course.data import cifar10_available, make_bundle
+from ssl_course.data.augment import normalize
+from ssl_course.evaluate import extract_features
+from ssl_course.experiment import run_methods
+from ssl_course.losses import bigbigan_losses
+from ssl_course.methods import build_method
+from ssl_course.models.gan import normalized_to_unit
+from ssl_course.train import TrainConfig, fit
+from ssl_course.viz import image_grid, plot_tsne
+
+SMOKE = config.smoke()
+DEVICE = config.pick_device()
+config.seed_everything(0)
+if SMOKE and DEVICE.type == "cpu":
+    # The tests run several notebooks side by side; one thread each avoids the threads fighting
+    # over the cores. On your machine, keep PyTorch's default.
+    torch.set_num_threads(1)
+plt.rcParams.update({"font.size": 14, "axes.titlesize": 15, "axes.labelsize": 14, "legend.fontsize": 12})
+print(f"device: {DEVICE} · smoke mode: {SMOKE}")
+
+# %%
+DATA = "cifar10" if cifar10_available() else "synthetic"
+SUBSET = dict(train_subset=1000, test_subset=300) if SMOKE else {}
+NUM_LABELS = 100 if SMOKE else 250     # BigBiGAN never sees them; the probe and the baseline do
+BACKBONE = "tiny" if SMOKE else "small"
+data = make_bundle(DATA, num_labels=NUM_LABELS, seed=0, device=DEVICE, **SUBSET)
+print(data)
+
+# %% [markdown]
+# ## 1. The GAN game and its optimal discriminator
+# A generator $G$ turns noise $z \sim p_z$ into samples $G(z)$ with some density $p_g$; a
+# discriminator $D(x) \in (0, 1)$ says how likely $x$ is real. They play
+#
+# $$\min_G \max_D\; V(D, G) = \mathbb{E}_{x\sim p_{\text{data}}}[\log D(x)] + \mathbb{E}_{x\sim p_g}[\log(1 - D(x))].$$
+#
+# **The optimal discriminator.** For a fixed $G$, write $V$ as one integral,
+# $V = \int p_{\text{data}}(x)\log D(x) + p_g(x)\log(1-D(x))\,dx$, and maximise the integrand
+# point by point: $a\log y + b\log(1-y)$ is maximal at $y = a/(a+b)$ (set the derivative
+# $a/y - b/(1-y)$ to 0). Hence
+#
+# $$D^*(x) = \frac{p_{\text{data}}(x)}{p_{\text{data}}(x) + p_g(x)}.$$
+#
+# **What G then minimises.** Put $D^*$ back and let $m = (p_{\text{data}} + p_g)/2$:
+#
+# $$V(D^*, G) = \mathbb{E}_{p_{\text{data}}}\Big[\log\frac{p_{\text{data}}}{2m}\Big] + \mathbb{E}_{p_g}\Big[\log\frac{p_g}{2m}\Big]
+#   = -\log 4 + \mathrm{KL}(p_{\text{data}}\,\|\,m) + \mathrm{KL}(p_g\,\|\,m) = -\log 4 + 2\,\mathrm{JS}(p_{\text{data}}\,\|\,p_g).$$
+#
+# The Jensen-Shannon divergence is $\ge 0$ and is $0$ only when $p_g = p_{\text{data}}$: the
+# generator's best move is to reproduce the data distribution, and then $D^* = 1/2$ everywhere
+# (Goodfellow et al., 2014). Let us check the identity numerically on two 1-D Gaussians.
+
+# %%
+grid = torch.linspace(-12, 12, 200_001, dtype=torch.float64)
+step = grid[1] - grid[0]
+
+
+def log_gaussian(x, mean, std):
+    return -0.5 * ((x - mean) / std) ** 2 - math.log(std * math.sqrt(2 * math.pi))
+
+
+# Work with log-densities: far in the tails the densities underflow to 0 and D* to exactly 0 or 1.
+log_data, log_g = log_gaussian(grid, 0.0, 1.0), log_gaussian(grid, 1.5, 0.7)
+log_mix = torch.logaddexp(log_data, log_g)                 # log(p_data + p_g)
+p_data, p_g = log_data.exp(), log_g.exp()
+d_star = torch.exp(log_data - log_mix)
+value = ((p_data * (log_data - log_mix) + p_g * (log_g - log_mix)) * step).sum()     # log D*, log(1 - D*)
+log_m = log_mix - math.log(2)                              # m = (p_data + p_g) / 2
+js = 0.5 * ((p_data * (log_data - log_m)).sum() + (p_g * (log_g - log_m)).sum()) * step
+print(f"V(D*, G) = {value:.6f},  -log 4 + 2 JS = {-math.log(4) + 2 * js:.6f}")
+
+figure, axis = plt.subplots(figsize=(9, 4))
+axis.plot(grid, p_data, label="$p_{data}$")
+axis.plot(grid, p_g, label="$p_g$")
+axis.plot(grid, d_star, "k--", label="$D^*(x)$")
+axis.set(xlim=(-4, 5), xlabel="x", ylabel="density / probability", title="The optimal discriminator")
+axis.legend(loc="upper left")
+plt.show()
+
+# %% [markdown]
+# ## 2. BiGAN: a discriminator on pairs makes E and G inverse maps
+# A GAN has no way back from an image to its latent. BiGAN (Donahue, Krähenbühl and Darrell,
+# ICLR 2017) and ALI (Dumoulin et al., ICLR 2017) add an **encoder** $E: x \mapsto z$ and let the
+# discriminator look at **pairs**: real pairs $(x, E(x))$ with $x \sim p_{\text{data}}$, and
+# generated pairs $(G(z), z)$ with $z \sim p_z$. These are samples of two joint distributions,
+# $p_{EX}(x, z) = p_{\text{data}}(x)\,\delta(z - E(x))$ and $p_{GZ}(x, z) = p_z(z)\,\delta(x - G(z))$.
+#
+# The argument of section 1 carries over word for word with $(x, z)$ in place of $x$: the optimal
+# discriminator is $p_{EX}/(p_{EX} + p_{GZ})$, and $E$ and $G$ minimise
+# $\mathrm{JS}(p_{EX} \,\|\, p_{GZ})$, which is zero only when the two joint distributions are
+# equal. Now read what equality means. Every real pair lies on the graph of $E$ (the set
+# $\{(x, E(x))\}$), every generated pair on the graph of $G$ (the set $\{(G(z), z)\}$); equal
+# distributions put their mass on the same pairs, so (almost surely) a pair $(x, z)$ on one graph
+# is on the other: $z = E(x)$ and $x = G(z)$, i.e. $G(E(x)) = x$ and $E(G(z)) = z$. At the
+# optimum **E inverts G**, without any reconstruction loss: E must recover whatever G needs to
+# draw the image. That is why the encoder learns a representation.
+#
+# In practice nobody reaches the optimum: networks are finite and training stops early. Section 5
+# shows what that costs.
+
+# %% [markdown]
+# ## 3. BigBiGAN: three scores and hinge losses
+# BigBiGAN (Donahue and Simonyan, NeurIPS 2019) scales BiGAN up with BigGAN's networks and splits
+# the discriminator into three parts:
+# - $F(x)$, a conv net on the image, with a unary score $s_x = \theta_x^\top F(x)$: a plain GAN
+#   critic, which cares about sample quality;
+# - $H(z)$, an MLP on the latent, with a unary score $s_z = \theta_z^\top H(z)$: it tells the
+#   prior from the encoder's outputs, pushing $E(x)$ towards $p_z$;
+# - $J(F(x), H(z))$, an MLP on both, with the joint score $s_{xz} = \theta_{xz}^\top J$: the BiGAN
+#   term that ties each image to its latent.
+#
+# With the hinge $h(t) = \max(0, 1 - t)$ and $y = +1$ for real pairs, $y = -1$ for generated ones:
+#
+# $$\ell_D = h(y s_x) + h(y s_z) + h(y s_{xz}), \qquad \ell_{EG} = y\,(s_x + s_z + s_{xz}),$$
+#
+# each averaged over its batch. D minimises $\mathcal{L}_D$; E and G minimise $\mathcal{L}_{EG}$,
+# which is *not* hinged, so they keep getting a gradient even from pairs D is sure about.
+# A literal loop, one pair and one score at a time, checked against the library:
+
+# %%
+def bigbigan_losses_loop(real_scores, fake_scores):
+    d_loss = eg_loss = 0.0
+    for scores, y in ((real_scores, +1.0), (fake_scores, -1.0)):
+        batch = len(scores[0])
+        for i in range(batch):
+            for s in scores:                       # s_x, s_z, s_xz
+                d_loss = d_loss + max(0.0, 1.0 - y * float(s[i])) / batch
+                eg_loss = eg_loss + y * float(s[i]) / batch
+    return d_loss, eg_loss
+
+
+generator = torch.Generator().manual_seed(0)
+real_scores = tuple(0.5 + torch.randn(6, generator=generator, dtype=torch.float64) for _ in range(3))
+fake_scores = tuple(-0.5 + torch.randn(9, generator=generator, dtype=torch.float64) for _ in range(3))
+library = bigbigan_losses(real_scores, fake_scores)
+loop = bigbigan_losses_loop(real_scores, fake_scores)
+print(f"discriminator loss: library {library[0]:.6f} · loop {loop[0]:.6f}")
+print(f"encoder-generator loss: library {library[1]:.6f} · loop {loop[1]:.6f}")
+assert abs(library[0] - loop[0]) < 1e-10 and abs(library[1] - loop[1]) < 1e-10
+
+# %% [markdown]
+# ### Exercise 1: the two losses
+# Write both losses yourself, vectorised (no Python loop over the batch). The checkers run them on
+# six random inputs and, when they differ, name the usual mistake. Solutions:
+# `notebooks/solutions/bigbigan_solutions.py`.
+
+# %%
+from ssl_course.exercises import check_bigbigan_discriminator_loss, check_bigbigan_encoder_generator_loss
+
+
+def my_discriminator_loss(real_scores, fake_scores):
+    # TODO: hinge each of the three scores, sum the parts per pair, average each batch, add.
+    return torch.zeros(())
+
+
+def my_encoder_generator_loss(real_scores, fake_scores):
+    # TODO: mean summed score of the real pairs minus that of the generated pairs.
+    return torch.zeros(())
+
+
+check_bigbigan_discriminator_loss(my_discriminator_loss);
+check_bigbigan_encoder_generator_loss(my_encoder_generator_loss);
+
+# %% [markdown]
+# ## 4. Training a small BigBiGAN
+# `build_method("bigbigan", ...)` holds the encoder (the course backbone plus a head that outputs
+# the mean and standard deviation of a Gaussian over $z$), a small DCGAN-style generator and the
+# F/H/J discriminator (`ssl_course/models/gan.py`). Each training step has two updates with two
+# Adam optimisers, first D, then E and G together; `docs/RECIPES.md` lists every setting next to
+# the paper's. We keep a fixed set of latents and draw $G(z)$ from them at the end of each epoch,
+# to watch the samples form.
+
+# %%
+# the same budget for BigBiGAN, SimCLR and the baseline; a fraction of an epoch on a CPU (see the header)
+BUDGET_EPOCHS = 2 if SMOKE else (15 if DEVICE.type == "cuda" else 0.2)
+
+method = build_method("bigbigan", BACKBONE, data.num_classes)
+fixed_z = torch.randn(16, method.z_dim, generator=torch.Generator().manual_seed(1)).to(DEVICE)
+snapshots = []
+
+
+@torch.no_grad()
+def samples(z):
+    was_training = method.training
+    method.eval()
+    images = normalized_to_unit(method.generate(z)).cpu()
+    method.train(was_training)
+    return images
+
+
+def keep_samples(epoch, _data):
+    snapshots.append((epoch + 1, samples(fixed_z)))
+
+
+snapshots.append((0, samples(fixed_z.to(next(method.parameters()).device))))
+method.on_epoch_end = keep_samples          # the engine calls this hook after every epoch
+history = fit(method, data, TrainConfig(epochs=BUDGET_EPOCHS, device=str(DEVICE), seed=0,
+                                        monitor_every=0, log_every=5))
+
+# %% [markdown]
+# ### Samples $G(z)$ through training (the same 16 latents each time)
+
+# %%
+shown = snapshots if len(snapshots) <= 4 else [snapshots[i] for i in
+                                                 torch.linspace(0, len(snapshots) - 1, 4).round().long().tolist()]
+for epoch, images in shown:
+    image_grid(images, nrow=8, scale=1.0, suptitle=f"G(z) after {epoch} epoch(s)")
+    plt.show()
+
+# %% [markdown]
+# ### The discriminator's three scores over training
+# Each curve is a batch mean of one score on real pairs (solid) and generated pairs (dashed). A
+# healthy game keeps real above generated without the gap running away; D's accuracy on the
+# summed score should stay well below 1 (at 1, D has won and the gradients to E and G are
+# uninformative).
+
+# %%
+figure, axes = plt.subplots(1, 2, figsize=(15, 4.5))
+for part, colour in (("s_x", "C0"), ("s_z", "C1"), ("s_xz", "C2")):
+    axes[0].plot(history.step, history.logs[f"real_{part}"], color=colour, label=f"{part} real")
+    axes[0].plot(history.step, history.logs[f"fake_{part}"], color=colour, linestyle="--", label=f"{part} generated")
+axes[0].set(xlabel="step", ylabel="mean score", title="Discriminator scores")
+axes[0].legend(ncol=3, loc="best")
+axes[1].plot(history.step, history.logs["d_accuracy"], label="D accuracy (summed score)")
+axes[1].plot(history.step, history.logs["discriminator"], label="D loss")
+axes[1].plot(history.step, history.logs["encoder_generator"], label="E/G loss")
+axes[1].set(xlabel="step", title="Losses and D's accuracy")
+axes[1].legend(loc="best")
+plt.tight_layout()
+plt.show()
+
+# %% [markdown]
+# ### Reconstructions $G(E(x))$ next to $x$
+# Top row: test images; bottom row: the generator's drawing of the encoder's latent (its mean).
+
+# %%
+method.eval()
+test_images = data.test_images[:8]
+with torch.no_grad():
+    originals = normalize(test_images)
+    reconstructions = normalized_to_unit(method.reconstruct(originals)).cpu()
+image_grid(torch.cat([normalized_to_unit(originals).cpu(), reconstructions]), nrow=8, scale=1.2,
+           suptitle="x (top) and G(E(x)) (bottom)")
+plt.show()
+pixel_error = (reconstructions - normalized_to_unit(originals).cpu()).abs().mean().item()
+print(f"mean absolute pixel error of G(E(x)): {pixel_error:.3f} (pixels in [0, 1])")
+
+# %% [markdown]
+# ## 5. Where a small GAN falls short
+# **Reconstructions keep some semantics, not pixels.** Even BigBiGAN at ImageNet scale
+# reconstructs the *kind* of image (pose, colour layout, sometimes the class), not the image:
+# the game only asks the joint distributions to match, and a finite encoder-generator pair
+# settles for an approximate inverse. At our budget expect at best the rough colour layout of
+# each image above.
+#
+# **Mode collapse.** A generator can fool the discriminator with a few kinds of image. One
+# symptom: samples from many different latents look alike. We measure it by the mean distance
+# between pairs of samples from random latents, next to the same number for real images: a
+# ratio far below 1 means the generator covers less variety than the data.
+
+# %%
+with torch.no_grad():
+    z = torch.randn(256, method.z_dim, generator=torch.Generator().manual_seed(2)).to(DEVICE)
+    fake = normalized_to_unit(method.generate(z)).flatten(1).cpu()
+    real = normalized_to_unit(normalize(data.test_images[:256])).flatten(1).cpu()
+diversity = torch.pdist(fake).mean().item() / torch.pdist(real).mean().item()
+print(f"sample diversity (mean pairwise distance, generated / real): {diversity:.2f}")
+image_grid(fake[:16].view(-1, 3, 32, 32), nrow=8, scale=1.0, suptitle="16 random samples: how different are they?")
+plt.show()
+
+# %% [markdown]
+# ## 6. The encoder as a representation: kNN and linear probe
+# The same budget for BigBiGAN, SimCLR and supervised training on the labelled subset, with
+# `run_methods` (each run is saved and resumes from its folder). The encoder's features are the
+# pooled backbone output, the same features every method is evaluated on.
+
+# %%
+results, folders = run_methods(["supervised", "simclr", "bigbigan"], tag="10", data=DATA, labels=NUM_LABELS,
+                               backbone=BACKBONE, epochs=BUDGET_EPOCHS, device=str(DEVICE), monitor_every=0,
+                               **SUBSET)
+figure, axis = plt.subplots(figsize=(9, 4.5))
+names = list(results)
+for offset, (key, label) in enumerate((("knn_accuracy", "kNN"), ("linear_probe_accuracy", "linear probe"))):
+    values = [results[name].get(key, float("nan")) for name in names]
+    axis.bar([i + 0.4 * offset for i in range(len(names))], values, width=0.4, label=label)
+axis.set_xticks([i + 0.2 for i in range(len(names))], names)
+axis.set(ylabel="test accuracy", title=f"{BUDGET_EPOCHS} epochs each, {NUM_LABELS} labels")
+axis.legend(loc="upper right")
+plt.show()
+
+# %% [markdown]
+# ### t-SNE of the BigBiGAN encoder's test features
+
+# %%
+method.eval()
+features = extract_features(method.embed, data.test_images)
+figure, axis = plt.subplots(figsize=(8, 7))
+plot_tsne(features.cpu(), data.test_labels.cpu(), data.class_names, axis=axis, title="BigBiGAN encoder (t-SNE)",
+          max_points=300 if SMOKE else 2000)
+plt.show()
+
+# %% [markdown]
+# ## Read the results honestly
+# - At ImageNet scale BigBiGAN's encoder reached a linear probe close to the contrastive methods
+#   of its time; it needed very large networks, batch 2048 and hundreds of thousands of steps.
+#   At a laptop budget a GAN is still learning to draw, and its encoder usually trails SimCLR and
+#   may not beat the supervised baseline on few labels: compare the bars above.
+# - The representation comes from the generator's needs: E must keep what G needs to draw the
+#   image. A weak generator asks for little, so the encoder learns little; this is the main reason
+#   generative representation learning needs scale.
+#
+# ## Exercises
+# 1. (Section 3) Write both losses; the checkers above name the usual mistakes.
+# 2. Remove the unary scores: how would you change `bigbigan_losses` to give plain BiGAN's hinge
+#    losses (joint score only)? Which part of the discriminator would then be unused?
+# 3. Train with `z_dim=16` and with `z_dim=128` (`build_method("bigbigan", ..., z_dim=...)`) at a
+#    short budget, give each run its own folder (a different `tag` in `run_methods`), and compare the
+#    sample diversity ratio and the kNN accuracy.
