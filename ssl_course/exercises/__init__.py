@@ -8,6 +8,7 @@ A checker runs your function and the library's on several random inputs and prin
 """
 from __future__ import annotations
 
+from .adversarial import check_bigbigan_discriminator_loss, check_bigbigan_encoder_generator_loss
 from .contrastive import check_info_nce, check_nnclr_lookup, check_nt_xent, check_rotate_batch, check_supcon
 from .featmatch import check_attention_weights, check_featmatch_pseudo_labels, check_kmeans_step
 from .nce import check_cpc_info_nce, check_nce_loss, nce_loss_reference
@@ -21,6 +22,9 @@ from .semi_supervised import (
 )
 
 __all__ = [
+    # adversarial
+    "check_bigbigan_discriminator_loss",
+    "check_bigbigan_encoder_generator_loss",
     # contrastive
     "check_info_nce",
     "check_nt_xent",
