@@ -22,3 +22,11 @@ for _info in sorted(_pkgutil.iter_modules(__path__), key=lambda info: info.name)
 from ssl_course.losses._checks import skip_value_checks, value_checks_enabled  # noqa: E402
 
 __all__ += ["skip_value_checks", "value_checks_enabled"]
+
+# Explicit imports (the loop above already re-exports them; listed so a reader sees where they live).
+from ssl_course.losses.transformation import (  # noqa: E402,F401
+    aet_ensemble_loss,
+    aet_loss,
+    avt_gaussian_nll,
+    transformation_consistency_loss,
+)
