@@ -31,7 +31,7 @@ def test_identity_parameters_leave_images_unchanged(name, images):
 def test_parameters_are_seedable_bounded_and_per_image(name, images):
     a, pa = T.random_transformation(name, images, gen(3))
     b, pb = T.random_transformation(name, images, gen(3))
-    c, pc = T.random_transformation(name, images, gen(4))
+    _, pc = T.random_transformation(name, images, gen(4))
     assert torch.equal(a, b) and torch.equal(pa, pb)
     assert not torch.equal(pa, pc)
     assert pa.shape == (len(images), T.num_parameters(name))

@@ -67,16 +67,16 @@ from ssl_course.data.augment import (
 
 __all__ = [
     "FAMILIES",
-    "SPATIAL_FAMILIES",
     "NON_SPATIAL_FAMILIES",
+    "SPATIAL_FAMILIES",
     "TransformationFamily",
-    "num_parameters",
-    "identity_parameters",
-    "sample_parameters",
-    "apply_transformation",
-    "random_transformation",
     "affine_matrices",
+    "apply_transformation",
+    "identity_parameters",
+    "num_parameters",
     "projective_matrices",
+    "random_transformation",
+    "sample_parameters",
 ]
 
 # Official ranges (ops/argparser.py of maple-research-lab/EnAET): rotation ±180°, translation 20 %

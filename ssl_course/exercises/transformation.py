@@ -9,7 +9,8 @@ one of them matches the learner's output, names that mistake.
 """
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -44,14 +45,14 @@ AET_MISTAKES: list[tuple[str, Callable[[Tensor, Tensor], Tensor]]] = [
 KL_MISTAKES: list[tuple[str, Callable[[Tensor, Tensor], Tensor]]] = [
     ("your KL is the wrong way round: KL(p || q) instead of KL(q || p)",
      lambda z, q: (F.softmax(z, 1) * (F.log_softmax(z, 1) - torch.log(q))).sum(1).mean()),
-    ("you dropped the q·log q term: that is the cross-entropy H(q, p), which differs from the KL by the "
-     "entropy of q",
+    (("you dropped the q·log q term: that is the cross-entropy H(q, p), which differs from the KL by the "
+      "entropy of q"),
      lambda z, q: -(q * F.log_softmax(z, 1)).sum(1).mean()),
-    ("you averaged over classes as well ('mean' reduction) instead of summing over classes "
-     "('batchmean')",
+    (("you averaged over classes as well ('mean' reduction) instead of summing over classes "
+      "('batchmean')"),
      lambda z, q: (q * (torch.log(q) - F.log_softmax(z, 1))).mean()),
-    ("you used softmax probabilities where log-probabilities belong (F.kl_div expects log p as its "
-     "first argument)",
+    (("you used softmax probabilities where log-probabilities belong (F.kl_div expects log p as its "
+      "first argument)"),
      lambda z, q: F.kl_div(F.softmax(z, 1), q, reduction="batchmean")),
 ]
 
@@ -95,7 +96,7 @@ def _name_the_mistake(fn: Callable[..., Any], cases: list[_Case],
                    for out, case in zip(outputs, cases)):
                 print(f"  the mistake: {message}.")
                 return
-        except Exception:  # noqa: BLE001 - a shape the wrong version cannot take: not this mistake
+        except Exception:  # noqa: BLE001, S112 - a shape the wrong version cannot take: not this mistake
             continue
 
 

@@ -37,7 +37,7 @@ from ._checks import (
     value_checks_enabled,
 )
 
-__all__ = ["aet_loss", "aet_ensemble_loss", "transformation_consistency_loss", "avt_gaussian_nll"]
+__all__ = ["aet_ensemble_loss", "aet_loss", "avt_gaussian_nll", "transformation_consistency_loss"]
 
 
 def _check_pair(name_a: str, a: object, name_b: str, b: object, layout: str) -> None:
@@ -86,8 +86,9 @@ def aet_ensemble_loss(predicted: Sequence[Tensor], true: Sequence[Tensor],
     ``(total scalar, per-family losses [F] without the weights)``.
     """
     if not (isinstance(predicted, Sequence) and isinstance(true, Sequence) and isinstance(weights, Sequence)):
-        raise ValueError("predicted, true and weights must be sequences (lists or tuples) with one entry per "
-                         "transformation family; for a single family call aet_loss instead.")
+        raise ValueError(  # noqa: TRY004 - the course reports every bad input as ValueError
+            "predicted, true and weights must be sequences (lists or tuples) with one entry per "
+            "transformation family; for a single family call aet_loss instead.")
     if not (len(predicted) == len(true) == len(weights)) or len(predicted) == 0:
         raise ValueError(f"predicted, true and weights need one entry per family and the same length >= 1; "
                          f"got {len(predicted)}, {len(true)} and {len(weights)}.")

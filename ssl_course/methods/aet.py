@@ -39,7 +39,11 @@ import torch
 from torch import nn
 
 from ssl_course.data.augment import denormalize, normalize, weak_augment
-from ssl_course.data.transforms_params import FAMILIES, num_parameters, random_transformation
+from ssl_course.data.transforms_params import (
+    FAMILIES,
+    num_parameters,
+    random_transformation,
+)
 from ssl_course.losses.transformation import aet_ensemble_loss, aet_loss
 from ssl_course.models.heads import mlp_head
 

@@ -46,7 +46,10 @@ import torch
 from torch import nn
 
 from ssl_course.data.transforms_params import FAMILIES
-from ssl_course.losses.transformation import aet_ensemble_loss, transformation_consistency_loss
+from ssl_course.losses.transformation import (
+    aet_ensemble_loss,
+    transformation_consistency_loss,
+)
 
 from . import register
 from .aet import decoder_dict, parse_families, transformation_error, transformed_copies
