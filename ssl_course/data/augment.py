@@ -586,15 +586,26 @@ def _op_contrast(x: Tensor, level: Tensor) -> Tensor:
     return _adjust_contrast(x, 1 + 0.9 * level)
 
 
-def _op_sharpness(x: Tensor, level: Tensor) -> Tensor:
-    # PIL's "smooth" kernel; border pixels are kept as they are, as in PIL and torchvision.
-    # Kernel [[1,1,1],[1,5,1],[1,1,1]] / 13 = (3x3 box sum + 4 * centre) / 13, summed from shifted
-    # slices: a depthwise conv2d does the same but was 5x slower on a 1-thread CPU.
+def _smooth(x: Tensor) -> Tensor:
+    """PIL's "smooth" filter, the reference image of the sharpness op; borders are kept as they are.
+
+    Kernel [[1,1,1],[1,5,1],[1,1,1]] / 13 = (3x3 box sum + 4 * centre) / 13, summed from shifted
+    slices: a depthwise conv2d does the same but was 5x slower on a 1-thread CPU.
+    """
     columns = x[:, :, :-2] + x[:, :, 1:-1] + x[:, :, 2:]                      # [n, 3, H-2, W]
     box = columns[..., :-2] + columns[..., 1:-1] + columns[..., 2:]          # [n, 3, H-2, W-2]
     smooth = x.clone()
     smooth[:, :, 1:-1, 1:-1] = box.add_(x[:, :, 1:-1, 1:-1], alpha=4.0).div_(13.0)
-    return _blend(x, smooth, 1 + 0.9 * level)
+    return smooth
+
+
+def _adjust_sharpness(x: Tensor, factor: Tensor) -> Tensor:
+    # As PIL ImageEnhance.Sharpness and torchvision: blend with the smoothed image.
+    return _blend(x, _smooth(x), factor)
+
+
+def _op_sharpness(x: Tensor, level: Tensor) -> Tensor:
+    return _adjust_sharpness(x, 1 + 0.9 * level)
 
 
 def _op_posterize(x: Tensor, level: Tensor) -> Tensor:

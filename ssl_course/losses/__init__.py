@@ -13,6 +13,7 @@ from .adversarial import bigbigan_losses
 from .contrastive import info_nce, nearest_neighbours, nnclr, nt_xent, selfcon, supcon, update_queue
 from .featmatch import consistency_ramp, featmatch_loss, featmatch_pseudo_labels
 from .pretext import cpc_info_nce, cpc_patch_grid, rotate_batch, rotation_loss
+from .transformation import aet_ensemble_loss, aet_loss, avt_gaussian_nll, transformation_consistency_loss
 from .semi_supervised import (
     fixmatch_loss,
     me_max_regularizer,
@@ -57,6 +58,11 @@ __all__ = [
     "consistency_ramp",
     # adversarial
     "bigbigan_losses",
+    # transformation (AET / En-AET)
+    "aet_loss",
+    "aet_ensemble_loss",
+    "transformation_consistency_loss",
+    "avt_gaussian_nll",
     # value-check switch (_checks)
     "skip_value_checks",
     "value_checks_enabled",

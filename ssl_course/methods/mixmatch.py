@@ -108,6 +108,12 @@ class MixMatch(EmaEvaluation, Method):
         return self.classifier(self.backbone(images)).float()
 
     def training_step(self, batch: Batch, step: StepInfo) -> StepOutput:
+        output, _, _ = self.mixmatch_step(batch, step)
+        return output
+
+    def mixmatch_step(self, batch: Batch, step: StepInfo) -> tuple[StepOutput, torch.Tensor, torch.Tensor]:
+        """MixMatch's loss and logs, plus what En-AET builds on: the guessed labels ``q [B_u, C]``
+        and the first weak view of the unlabelled images ``[B_u, 3, H, W]`` (normalised)."""
         generator = batch.generator
         num_labeled = batch.labeled_images.shape[0]
         # 1. a weak view of each labelled image, with its one-hot label
@@ -137,4 +143,4 @@ class MixMatch(EmaEvaluation, Method):
         if batch.unlabeled_true_labels is not None:
             # MONITORING ONLY: how often the guessed label's arg-max is right; never in the loss.
             logs["guess_acc"] = (q.argmax(1) == batch.unlabeled_true_labels).float().mean()
-        return StepOutput(loss, logs)
+        return StepOutput(loss, logs), q, u[0]
