@@ -28,6 +28,9 @@ from ssl_course.data.augment import (
     weak_augment,
 )
 from ssl_course.data.batches import SemiSupervisedBatches, class_balanced_batch, shuffled_batches
+from ssl_course.data.color import ab_bin_centers, lab_to_rgb, rgb_to_lab
+from ssl_course.data.jigsaw import hamming_distances, jigsaw_permutations
+from ssl_course.data.patches import jigsaw_puzzles, relative_position_pairs
 from ssl_course.data.cifar10 import CIFAR10_CLASSES, cifar10_available, class_names, load_cifar10
 from ssl_course.data.splits import few_label_split
 from ssl_course.data.synthetic import SYNTHETIC_CLASSES, synthetic_dataset
@@ -56,6 +59,13 @@ __all__ = [
     "SemiSupervisedBatches",
     "shuffled_batches",
     "class_balanced_batch",
+    "rgb_to_lab",
+    "lab_to_rgb",
+    "ab_bin_centers",
+    "jigsaw_permutations",
+    "hamming_distances",
+    "jigsaw_puzzles",
+    "relative_position_pairs",
 ]
 
 #: Names accepted by :func:`load_dataset` and :func:`make_bundle`.

@@ -19,6 +19,16 @@ for _info in sorted(_pkgutil.iter_modules(__path__), key=lambda info: info.name)
         globals()[_name] = getattr(_module, _name)
         __all__.append(_name)
 
+# Explicit re-exports of the pretext-task losses (the loop above also finds them).
+from ssl_course.losses.pretext import (  # noqa: E402
+    annealed_mean,
+    class_rebalancing_weights,
+    colorization_l2_loss,
+    colorization_loss,
+    jigsaw_loss,
+    relative_position_loss,
+    soft_encode_ab,
+)
 from ssl_course.losses._checks import skip_value_checks, value_checks_enabled  # noqa: E402
 
 __all__ += ["skip_value_checks", "value_checks_enabled"]
