@@ -161,6 +161,16 @@ class Colorization(Method):
         accuracy = (output.detach().argmax(1) == targets.argmax(1)).float().mean()
         return StepOutput(loss, {"bin_acc": accuracy})
 
+    @torch.no_grad()
+    def pretext_loss(self, images: torch.Tensor) -> float:
+        """The task's loss on normalised ``images`` without augmentation or rebalancing (lower is better)."""
+        lab = rgb_to_lab(denormalize(images).clamp(0, 1))
+        output = self.decode(lab[:, :1])
+        target_ab = F.adaptive_avg_pool2d(lab[:, 1:], output.shape[-2:])
+        if self.loss_kind == "regression":
+            return colorization_l2_loss(output, target_ab / AB_SCALE).item()
+        return colorization_loss(output, soft_encode_ab(target_ab, self.centers, self.neighbours, self.sigma)).item()
+
     def hparams(self) -> dict:
         return dict(loss=self.loss_kind, rebalance_mix=self.rebalance_mix, bins=len(self.centers),
                     annealing_temperature=self.annealing_temperature, neighbours=self.neighbours, sigma=self.sigma)
