@@ -145,8 +145,8 @@ def test_colorization_loss_equals_the_loop_with_and_without_weights():
     targets = soft_encode_ab(_randn(2, 2, 3, 2) * 15, CENTERS)
     weights = class_rebalancing_weights(torch.tensor([5.0, 1, 1, 2, 9, 1], dtype=torch.float64))
     for w in (None, weights):
-        _check_gradients(lambda x, t: colorization_loss(x, t, w), lambda x, t: _colorization_loss_loop(x, t, w),
-                         logits, targets)
+        _check_gradients(lambda x, t, w=w: colorization_loss(x, t, w),
+                         lambda x, t, w=w: _colorization_loss_loop(x, t, w), logits, targets)
     # one-hot targets and no weights: the ordinary per-pixel cross-entropy
     hard = torch.nn.functional.one_hot(targets.argmax(1), 6).permute(0, 3, 1, 2).double()
     torch.testing.assert_close(colorization_loss(logits, hard),

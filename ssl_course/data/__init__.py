@@ -28,10 +28,10 @@ from ssl_course.data.augment import (
     weak_augment,
 )
 from ssl_course.data.batches import SemiSupervisedBatches, class_balanced_batch, shuffled_batches
+from ssl_course.data.cifar10 import CIFAR10_CLASSES, cifar10_available, class_names, load_cifar10
 from ssl_course.data.color import ab_bin_centers, lab_to_rgb, rgb_to_lab
 from ssl_course.data.jigsaw import hamming_distances, jigsaw_permutations
 from ssl_course.data.patches import jigsaw_puzzles, relative_position_pairs
-from ssl_course.data.cifar10 import CIFAR10_CLASSES, cifar10_available, class_names, load_cifar10
 from ssl_course.data.splits import few_label_split
 from ssl_course.data.synthetic import SYNTHETIC_CLASSES, synthetic_dataset
 
@@ -150,7 +150,7 @@ class DataBundle:
     class_names: tuple[str, ...]
     name: str
 
-    def to(self, device: torch.device | str) -> "DataBundle":
+    def to(self, device: torch.device | str) -> DataBundle:
         """A bundle with every tensor on ``device`` (the same object's tensors if already there)."""
         moved = {f.name: getattr(self, f.name).to(device) for f in fields(self)
                  if isinstance(getattr(self, f.name), torch.Tensor)}

@@ -20,7 +20,8 @@ for _info in sorted(_pkgutil.iter_modules(__path__), key=lambda info: info.name)
         __all__.append(_name)
 
 # Explicit re-exports of the pretext-task losses (the loop above also finds them).
-from ssl_course.losses.pretext import (  # noqa: E402
+from ssl_course.losses._checks import skip_value_checks, value_checks_enabled  # noqa: E402
+from ssl_course.losses.pretext import (  # noqa: E402, F401  (already in __all__ via the loop)
     annealed_mean,
     class_rebalancing_weights,
     colorization_l2_loss,
@@ -29,6 +30,5 @@ from ssl_course.losses.pretext import (  # noqa: E402
     relative_position_loss,
     soft_encode_ab,
 )
-from ssl_course.losses._checks import skip_value_checks, value_checks_enabled  # noqa: E402
 
 __all__ += ["skip_value_checks", "value_checks_enabled"]

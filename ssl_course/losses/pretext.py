@@ -25,8 +25,8 @@ from ._checks import (
     check_nonempty,
     check_same_device_dtype,
     check_same_shape,
-    check_tensor,
     check_temperature,
+    check_tensor,
     value_checks_enabled,
 )
 

@@ -67,7 +67,8 @@ class _Decoder(nn.Module):
 
     def __init__(self, top_channels: int, skip_channels: int, outputs: int) -> None:
         super().__init__()
-        self.reduce = nn.Sequential(nn.Conv2d(top_channels, skip_channels, 1, bias=False), nn.BatchNorm2d(skip_channels))
+        self.reduce = nn.Sequential(nn.Conv2d(top_channels, skip_channels, 1, bias=False),
+                                    nn.BatchNorm2d(skip_channels))
         self.mix = nn.Sequential(nn.Conv2d(skip_channels, skip_channels, 3, padding=1, bias=False),
                                  nn.BatchNorm2d(skip_channels), nn.ReLU(inplace=True))
         self.out = nn.Conv2d(skip_channels, outputs, 1)
