@@ -47,13 +47,11 @@ from ssl_course.data import (
     rgb_to_lab,
 )
 from ssl_course.data.augment import normalize
-from ssl_course.data.patches import NEIGHBOUR_OFFSETS
 from ssl_course.evaluate import evaluate_method, extract_features
 from ssl_course.exercises import check_colorization_loss, check_rotate_batch
 from ssl_course.losses import (
     annealed_mean,
     class_rebalancing_weights,
-    colorization_l2_loss,
     colorization_loss,
     jigsaw_loss,
     relative_position_loss,
