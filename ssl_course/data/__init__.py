@@ -30,7 +30,10 @@ from ssl_course.data.augment import (
 from ssl_course.data.batches import class_balanced_batch, index_stream
 from ssl_course.data.beta import beta_sample
 from ssl_course.data.cifar10 import CIFAR10_CLASSES, cifar10_available, class_names, load_cifar10
+from ssl_course.data.color import ab_bin_centers, lab_to_rgb, rgb_to_lab
+from ssl_course.data.jigsaw import hamming_distances, jigsaw_permutations
 from ssl_course.data.labeled_memory import LabeledMemory
+from ssl_course.data.patches import jigsaw_puzzles, relative_position_pairs
 from ssl_course.data.splits import evenly_spaced, few_label_split
 from ssl_course.data.synthetic import SYNTHETIC_CLASSES, synthetic_dataset
 
@@ -60,6 +63,13 @@ __all__ = [
     "class_balanced_batch",
     "beta_sample",
     "LabeledMemory",
+    "rgb_to_lab",
+    "lab_to_rgb",
+    "ab_bin_centers",
+    "jigsaw_permutations",
+    "hamming_distances",
+    "jigsaw_puzzles",
+    "relative_position_pairs",
 ]
 
 #: Names accepted by :func:`load_dataset` and :func:`make_bundle`.
@@ -144,7 +154,7 @@ class DataBundle:
     class_names: tuple[str, ...]
     name: str
 
-    def to(self, device: torch.device | str) -> "DataBundle":
+    def to(self, device: torch.device | str) -> DataBundle:
         """A bundle with every tensor on ``device`` (the same object's tensors if already there)."""
         moved = {f.name: getattr(self, f.name).to(device) for f in fields(self)
                  if isinstance(getattr(self, f.name), torch.Tensor)}

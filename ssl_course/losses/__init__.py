@@ -12,7 +12,19 @@ from ._checks import skip_value_checks, value_checks_enabled
 from .adversarial import bigbigan_losses
 from .contrastive import info_nce, nearest_neighbours, nnclr, nt_xent, selfcon, supcon, update_queue
 from .featmatch import consistency_ramp, featmatch_loss, featmatch_pseudo_labels
-from .pretext import cpc_info_nce, cpc_patch_grid, rotate_batch, rotation_loss
+from .pretext import (
+    annealed_mean,
+    class_rebalancing_weights,
+    colorization_l2_loss,
+    colorization_loss,
+    cpc_info_nce,
+    cpc_patch_grid,
+    jigsaw_loss,
+    relative_position_loss,
+    rotate_batch,
+    rotation_loss,
+    soft_encode_ab,
+)
 from .transformation import aet_ensemble_loss, aet_loss, avt_gaussian_nll, transformation_consistency_loss
 from .semi_supervised import (
     fixmatch_loss,
@@ -41,6 +53,13 @@ __all__ = [
     "rotation_loss",
     "cpc_info_nce",
     "cpc_patch_grid",
+    "relative_position_loss",
+    "jigsaw_loss",
+    "soft_encode_ab",
+    "class_rebalancing_weights",
+    "colorization_loss",
+    "annealed_mean",
+    "colorization_l2_loss",
     # semi_supervised
     "sharpen",
     "snn",

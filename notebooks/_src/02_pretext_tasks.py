@@ -1,0 +1,573 @@
+# %% [markdown]
+# # 02 · Pretext tasks: rotation, relative position, jigsaw puzzles and colorization
+#
+# **What you will learn**
+# - how a *pretext task* (a label the data gives for free) can teach a network features, through
+#   four classics: predicting a rotation (RotNet), the relative position of two patches
+#   (Doersch et al.), the order of shuffled tiles (jigsaw, Noroozi & Favaro) and the colours of a
+#   grey image (Zhang et al.);
+# - each task's loss, written with loops from its formula and checked against the library;
+# - the **shortcut** each task offers (a cue that solves the task without understanding the
+#   image) and how each paper closed it, shown by small experiments: chromatic aberration,
+#   touching tiles, ambiguous permutation sets, grey L2 colours;
+# - how the four compare on CIFAR-10 with few labels (kNN and linear probe) against a supervised
+#   baseline trained for the same number of epochs, and what their features look like (t-SNE).
+#
+# Contrastive Predictive Coding, which used to share this notebook, now has its own (03).
+#
+# **Time budget**: about 12 minutes on a laptop GPU and 15-20 minutes on a CPU, where the
+# notebook uses a 10 000-image subset and the `tiny` backbone. These are estimates from one-epoch
+# CPU runs of each method (1.5-2 minutes per method including evaluation, measured on a busy CPU,
+# `benchmarks/RESULTS.md`) plus the short shortcut experiments; the whole notebook has been timed
+# only in smoke mode (`SSL_COURSE_SMOKE=1`, a few minutes), not on a GPU. Lower `BUDGET_EPOCHS`
+# and `SHORT_STEPS` to go faster.
+#
+# **Prerequisites**: `00_setup_and_data` (data, engine, supervised baseline, kNN and linear probe).
+
+# %% [markdown]
+# ## Set-up
+
+# %%
+import dataclasses
+import time
+
+import matplotlib.pyplot as plt
+import torch
+import torch.nn.functional as F
+
+from ssl_course import config
+from ssl_course.data import (
+    ab_bin_centers,
+    cifar10_available,
+    hamming_distances,
+    jigsaw_permutations,
+    jigsaw_puzzles,
+    lab_to_rgb,
+    make_bundle,
+    relative_position_pairs,
+    rgb_to_lab,
+)
+from ssl_course.data.augment import normalize
+from ssl_course.evaluate import evaluate_method, extract_features
+from ssl_course.exercises import check_colorization_loss, check_rotate_batch
+from ssl_course.losses import (
+    annealed_mean,
+    class_rebalancing_weights,
+    colorization_loss,
+    jigsaw_loss,
+    relative_position_loss,
+    rotate_batch,
+    rotation_loss,
+    soft_encode_ab,
+)
+from ssl_course.methods import build_method
+from ssl_course.train import TrainConfig, fit
+from ssl_course.viz import image_grid, plot_tsne
+
+SMOKE = config.smoke()
+DEVICE = config.pick_device()
+config.seed_everything(0)
+NOTEBOOK_START = time.perf_counter()
+if DEVICE.type == "cpu":
+    # Small convolutions on a CPU run faster on one thread than on two that wait for each other.
+    torch.set_num_threads(1)
+plt.rcParams.update({"font.size": 12, "axes.titlesize": 13, "axes.labelsize": 12})
+
+DATA = "cifar10" if cifar10_available() else "synthetic"
+if SMOKE:
+    SUBSET = dict(train_subset=2000, test_subset=500)
+elif DEVICE.type == "cpu":
+    SUBSET = dict(train_subset=10_000, test_subset=2000)
+else:
+    SUBSET = {}
+BACKBONE = "small" if DEVICE.type == "cuda" and not SMOKE else "tiny"
+LABELS = 100 if SMOKE else 250
+data = make_bundle(DATA, num_labels=LABELS, seed=0, device=DEVICE, **SUBSET)
+print(f"device {DEVICE} · smoke {SMOKE} · {data} · backbone {BACKBONE}")
+
+
+def short_run(name, steps, batch_size=64, lr=None, images=None, **hparams):
+    """A short pretext run for the shortcut experiments: (method, pretext accuracy on held-out images)."""
+    torch.manual_seed(0)
+    method = build_method(name, BACKBONE, data.num_classes, **hparams)
+    bundle = data if images is None else images
+    fit(method, bundle, TrainConfig(max_steps=steps, batch_size=batch_size, lr=lr, seed=0, progress=False,
+                                    monitor_every=0))
+    method.eval()
+    held_out = normalize(bundle.test_images[:500])
+    measure = {"relative_position": "position_accuracy", "jigsaw": "jigsaw_accuracy"}[name]
+    return method, getattr(method, measure)(held_out)
+
+
+SHORT_STEPS = 15 if SMOKE else 150   # steps of each shortcut experiment (about 10-40 s each on a CPU)
+
+# %% [markdown]
+# ## Rotation: which way is up?
+# Each column below is one training image under the four rotations 0°, 90°, 180°, 270°. Nobody
+# labelled these images, yet the rotation *is* a label, and a perfect one. To say that the third
+# picture is upside down, a network must know what the right way up looks like for a horse, a
+# ship or a truck: sky above, wheels below, heads above legs. That is object knowledge, learned
+# without a single class label (Gidaris et al. 2018).
+
+# %%
+examples = data.train_images[torch.arange(0, len(data.train_images), len(data.train_images) // 8)[:8]]
+rotated, rotation_labels = rotate_batch(examples)
+image_grid(rotated, nrow=8, titles=[f"{90 * int(k)}°" for k in rotation_labels], scale=1.1,
+           suptitle="rotate_batch: the batch at 0°, then at 90°, 180°, 270° (label k = k·90°)")
+plt.show()
+
+# %% [markdown]
+# ## The rotation loss
+# With $\mathrm{rot}_k$ the counter-clockwise rotation by $k\cdot 90°$, $f_\theta$ the backbone,
+# $W \in \mathbb{R}^{4\times F}$ a linear head and a batch of $B$ images $x_1,\dots,x_B$:
+# $$\mathcal{L}_{\text{rot}} = -\frac{1}{4B}\sum_{i=1}^{B}\sum_{k=0}^{3}
+#   \log\operatorname{softmax}\big(W f_\theta(\mathrm{rot}_k(x_i))\big)_k$$
+# a four-way cross-entropy in which every image appears under all four rotations in the same batch
+# (the paper found that better than one random rotation per image).
+#
+# Below: one image and one rotation at a time, then the vectorised version, then the library's
+# `rotate_batch` + `rotation_loss`, on a random linear "network" in float64.
+
+# %%
+def rotation_loss_literal(images, network):
+    total, count = 0.0, 0
+    for image in images:
+        for k in range(4):
+            logits = network(torch.rot90(image, k, dims=(1, 2)).unsqueeze(0))[0]
+            total = total - torch.log_softmax(logits, dim=0)[k]
+            count += 1
+    return total / count
+
+
+def rotation_loss_vectorised(images, network):
+    rotated = torch.cat([torch.rot90(images, k, dims=(2, 3)) for k in range(4)])
+    labels = torch.arange(4).repeat_interleave(len(images))
+    return F.cross_entropy(network(rotated), labels)
+
+
+weights = torch.randn(4, 3 * 8 * 8, dtype=torch.float64, generator=torch.Generator().manual_seed(0)) * 0.1
+toy_network = lambda x: x.flatten(1) @ weights.T   # noqa: E731  (a linear "backbone + head")
+toy_images = torch.randn(5, 3, 8, 8, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+literal = rotation_loss_literal(toy_images, toy_network)
+torch.testing.assert_close(rotation_loss_vectorised(toy_images, toy_network), literal)
+library_images, library_labels = rotate_batch(toy_images)
+torch.testing.assert_close(rotation_loss(toy_network(library_images), library_labels), literal)
+print(f"literal == vectorised == rotate_batch + rotation_loss: {literal.item():.6f}")
+
+# %% [markdown]
+# One detail that breaks RotNet silently: **augment first, rotate second**. A horizontal flip
+# applied *after* a 90° rotation gives the same picture as a flipped image rotated by 270°, so the
+# label would depend on something the network cannot see. `ssl_course.methods.rotation` crops and
+# flips, then rotates.
+
+# %% [markdown]
+# ## Relative position: where does this patch go?
+# Doersch, Gupta and Efros (2015) cut a $3\times3$ grid of patches out of an image and show the
+# network the centre patch and one of its 8 neighbours. The label is the neighbour's position.
+# To say that a patch showing a wheel sits *below* a patch showing a car door, the network has to
+# recognise wheels and doors. Below: centre (left) and neighbour (right) with the label to predict.
+# On $32\times32$ images the course uses $8\times8$ patches, a 3-pixel gap and ±1 pixel of jitter
+# (`docs/RECIPES.md` lists the paper's values).
+
+# %%
+examples = data.train_images[:6]
+centre, neighbour, position = relative_position_pairs(examples, generator=torch.Generator(device=DEVICE).manual_seed(0))
+names = ["↖", "↑", "↗", "←", "→", "↙", "↓", "↘"]
+pairs = torch.stack([centre, neighbour], dim=1).flatten(0, 1)
+titles = [t for k in position.tolist() for t in ("centre", f"label {k} {names[k]}")]
+image_grid(pairs, nrow=6, titles=titles, scale=1.4, suptitle="relative_position_pairs: centre patch and its neighbour")
+plt.show()
+
+# %% [markdown]
+# **The loss.** With $f$ the trunk shared by both patches and $g$ the head that reads the two
+# features side by side ("late fusion"), for $M$ pairs $(x^c_m, x^n_m)$ with positions $y_m$:
+# $$\mathcal{L}_{\text{pos}} = -\frac{1}{M}\sum_{m=1}^{M}\log\operatorname{softmax}\big(g([f(x^c_m), f(x^n_m)])\big)_{y_m}$$
+# Below: the loop over pairs, and the library's `relative_position_loss`, on a random linear trunk.
+
+# %%
+gen = torch.Generator().manual_seed(0)
+trunk = torch.randn(3 * 8 * 8, 16, dtype=torch.float64, generator=gen) * 0.1
+head = torch.randn(32, 8, dtype=torch.float64, generator=gen) * 0.3
+toy_centres = torch.randn(6, 3, 8, 8, dtype=torch.float64, generator=gen)
+toy_neighbours = torch.randn(6, 3, 8, 8, dtype=torch.float64, generator=gen)
+toy_positions = torch.randint(8, (6,), generator=gen)
+
+
+def relative_position_loss_literal(centres, neighbours, positions):
+    total = 0.0
+    for centre_patch, neighbour_patch, y in zip(centres, neighbours, positions):
+        features = torch.cat([centre_patch.flatten() @ trunk, neighbour_patch.flatten() @ trunk])  # late fusion
+        logits = features @ head
+        total = total - torch.log_softmax(logits, dim=0)[y]
+    return total / len(centres)
+
+
+literal = relative_position_loss_literal(toy_centres, toy_neighbours, toy_positions)
+logits = torch.cat([toy_centres.flatten(1) @ trunk, toy_neighbours.flatten(1) @ trunk], dim=1) @ head
+torch.testing.assert_close(relative_position_loss(logits, toy_positions), literal)
+print(f"literal loop == relative_position_loss: {literal.item():.6f} (chance: log 8 = {torch.log(torch.tensor(8.)):.4f})")
+
+# %% [markdown]
+# **The shortcut: chromatic aberration.** Doersch et al. found their network solving the task
+# without looking at objects: camera lenses focus colours slightly differently, so the offset
+# between the green and the magenta channels changes across the frame and gives each patch's
+# position away. CIFAR-10's tiny images hardly show the effect, so we add an exaggerated one:
+# the red channel brightens from left to right and the blue channel from top to bottom. Then we
+# train twice for the same few steps: once as is, once with the paper's remedy, **colour
+# dropping** (each patch keeps one random channel; the other two become faint noise).
+
+# %%
+rows = torch.linspace(-40, 40, 32, device=DEVICE)
+
+
+def with_aberration(images):
+    shifted = images.float()
+    shifted[:, 0] += rows.view(1, 1, 32)          # red: left to right
+    shifted[:, 2] += rows.view(1, 32, 1)          # blue: top to bottom
+    return shifted.clamp(0, 255).to(torch.uint8)
+
+
+aberrated = dataclasses.replace(data, train_images=with_aberration(data.train_images),
+                                test_images=with_aberration(data.test_images))
+results = {}
+for color_drop in (False, True):
+    for name, bundle in (("original", data), ("with aberration", aberrated)):
+        _, results[(name, color_drop)] = short_run("relative_position", SHORT_STEPS, images=bundle, color_drop=color_drop)
+        print(f"{name:>16}, colour dropping {'on ' if color_drop else 'off'}: position accuracy {results[(name, color_drop)]:.3f}")
+
+# %% [markdown]
+# Without colour dropping, the aberrated images make the task much easier: the network reads the
+# colour gradient, not the objects. With colour dropping, a single channel no longer tells where
+# the patch is (every channel brightens in one direction only, and the network does not know which
+# channel it got), so the two data sets are nearly equally hard. Whatever the network learns there
+# must come from the image content. (In smoke mode the runs are too short for the gaps to show.)
+# The gap between patches and the jitter close another shortcut: lines and textures that continue
+# across a boundary.
+
+# %% [markdown]
+# ## Jigsaw puzzles: which permutation shuffled the tiles?
+# Noroozi and Favaro (2016) cut a $3\times3$ grid of tiles, shuffle them by one permutation of a
+# fixed set of $P = 100$, and the network, one shared trunk per tile, must name the permutation.
+# Tiles are cut at a random place inside their cell, which leaves random gaps between them.
+
+# %%
+PERMUTATIONS = jigsaw_permutations(100)
+tiles, puzzle_labels = jigsaw_puzzles(examples[:2], PERMUTATIONS.to(DEVICE), generator=torch.Generator(device=DEVICE).manual_seed(1))
+figure, axes = plt.subplots(1, 4, figsize=(12, 3.4))
+for row in range(2):
+    axes[2 * row].imshow(examples[row].permute(1, 2, 0).cpu().numpy())
+    axes[2 * row].set(title="image", xticks=[], yticks=[])
+    mosaic = torch.full((3, 3 * 9, 3 * 9), 255, dtype=torch.uint8)
+    for index, tile in enumerate(tiles[row].cpu()):
+        r, c = divmod(index, 3)
+        mosaic[:, 9 * r:9 * r + 8, 9 * c:9 * c + 8] = tile
+    axes[2 * row + 1].imshow(mosaic.permute(1, 2, 0).numpy())
+    axes[2 * row + 1].set(title=f"puzzle: permutation {int(puzzle_labels[row])}\n{PERMUTATIONS[int(puzzle_labels[row])].tolist()}",
+                          xticks=[], yticks=[])
+figure.tight_layout()
+plt.show()
+
+# %% [markdown]
+# **The loss.** With $t_{m,1..9}$ the tiles of puzzle $m$, $\pi_m$ its permutation (index $k_m$ in
+# the set), $f$ the shared trunk and $g$ the head on the 9 concatenated features:
+# $$\mathcal{L}_{\text{jig}} = -\frac{1}{M}\sum_{m=1}^{M}\log\operatorname{softmax}\big(g([f(t_{m,\pi_m(1)}),\dots,f(t_{m,\pi_m(9)})])\big)_{k_m}$$
+
+# %%
+tile_trunk = torch.randn(3 * 4 * 4, 5, dtype=torch.float64, generator=gen) * 0.2
+tile_head = torch.randn(9 * 5, 10, dtype=torch.float64, generator=gen) * 0.3
+toy_tiles = torch.randn(4, 9, 3, 4, 4, dtype=torch.float64, generator=gen)     # original order
+toy_perms = jigsaw_permutations(10)
+toy_labels = torch.randint(10, (4,), generator=gen)
+
+
+def jigsaw_loss_literal(original_tiles, labels):
+    total = 0.0
+    for tiles_m, k in zip(original_tiles, labels):
+        shuffled = [tiles_m[int(toy_perms[k, i])] for i in range(9)]          # position i shows tile perm[i]
+        features = torch.cat([tile.flatten() @ tile_trunk for tile in shuffled])
+        total = total - torch.log_softmax(features @ tile_head, dim=0)[k]
+    return total / len(original_tiles)
+
+
+shuffled = torch.stack([toy_tiles[m, toy_perms[k]] for m, k in enumerate(toy_labels.tolist())])
+library_logits = (shuffled.flatten(2) @ tile_trunk).flatten(1) @ tile_head
+torch.testing.assert_close(jigsaw_loss(library_logits, toy_labels), jigsaw_loss_literal(toy_tiles, toy_labels))
+print(f"literal loop == jigsaw_loss: {jigsaw_loss_literal(toy_tiles, toy_labels).item():.6f}")
+
+# %% [markdown]
+# **Why the Hamming distance matters.** Two permutations that differ in only two positions make
+# nearly the same puzzle: the network must tell them apart from a single swapped pair. The paper
+# picks the set greedily so that its members are far apart. Below: the pairwise Hamming distances
+# (positions where two permutations differ) of a random set, of the paper's greedy rule (largest
+# *mean* distance to the set so far), of the course's greedy rule (largest *minimum* distance) and of a
+# deliberately "near-identical" set (the closest permutations).
+
+# %%
+sets = {"random": torch.stack([torch.randperm(9, generator=torch.Generator().manual_seed(s)) for s in range(100)]),
+        "greedy, max mean (paper)": jigsaw_permutations(100, criterion="max_mean"),
+        "greedy, max min (course)": PERMUTATIONS,
+        "near-identical": jigsaw_permutations(100, criterion="min_mean")}
+figure, axis = plt.subplots(figsize=(8, 4))
+for name, perms in sets.items():
+    distances = hamming_distances(perms, perms)
+    off_diagonal = distances[~torch.eye(100, dtype=torch.bool)]
+    print(f"{name:>26}: minimum distance {int(off_diagonal.min())}, mean {off_diagonal.float().mean():.2f}")
+    axis.hist(off_diagonal.numpy(), bins=torch.arange(0.5, 10.5).numpy(), histtype="step", linewidth=2, label=name)
+axis.set(xlabel="Hamming distance between two permutations of the set", ylabel="pairs")
+axis.legend(fontsize=10, loc="upper left")
+plt.show()
+
+# %% [markdown]
+# Now train the same network for the same steps with the greedy set, with the near-identical set,
+# and with the greedy set but **no gaps** (tiles cut edge to edge, `tile_size=cell_size`), the
+# shortcut the paper closes: matching borders and lines that run across tiles.
+
+# %%
+jigsaw_runs = {"greedy set, gaps": {}, "near-identical set, gaps": dict(permutation_criterion="min_mean"),
+               "greedy set, no gaps": dict(tile_size=10)}
+for name, hparams in jigsaw_runs.items():
+    _, accuracy = short_run("jigsaw", SHORT_STEPS, **hparams)
+    print(f"{name:>26}: jigsaw accuracy on held-out images {accuracy:.3f} (chance 0.01)")
+
+# %% [markdown]
+# What to look for (after a real run, not in smoke mode): the near-identical set is the hardest
+# to solve, because its classes differ in tiny details, and it pushes the network towards
+# low-level cues. Without gaps, the accuracy is higher: the network matches tile borders, which is
+# exactly what we do *not* want it to learn.
+
+# %% [markdown]
+# ## Colorization: what colour was it?
+# Zhang, Isola and Efros (2016) convert images to CIE Lab: $L$ is the lightness, $a$ and $b$ the
+# colour. The network sees only $L$ and predicts $ab$. Knowing that grass is green and the sky blue
+# takes knowing grass and sky. `rgb_to_lab` gives the same numbers as scikit-image's `rgb2lab`.
+
+# %%
+def as_uint8(images01):
+    """RGB in [0, 1] -> uint8, the format image_grid shows as is (it takes float images as normalised)."""
+    return (images01.clamp(0, 1) * 255).round().to(torch.uint8)
+
+
+rgb = examples.float() / 255
+lab = rgb_to_lab(rgb)
+grey = lab_to_rgb(torch.cat([lab[:, :1], torch.zeros_like(lab[:, 1:])], 1))
+colour_only = lab_to_rgb(torch.cat([torch.full_like(lab[:, :1], 60.0), lab[:, 1:]], 1))
+image_grid(as_uint8(torch.cat([rgb, grey, colour_only])), nrow=6, scale=1.4,
+           titles=["RGB"] * 6 + ["L (input)"] * 6 + ["ab (target) at L = 60"] * 6,
+           suptitle="what the network sees (L) and what it must predict (ab)")
+plt.show()
+
+# %% [markdown]
+# **Regression averages colours into grey.** If a car can be red or blue, the L2 loss
+# $\tfrac12\lVert y - \hat y\rVert^2$ is minimised by the *mean* colour: a greyish purple. Zhang et
+# al. instead quantise the ab plane into $Q$ bins of side 10 (here $Q$ = `len(ab_bin_centers())`),
+# turn each true colour into a soft target $Z$ over its 5 nearest bins (Gaussian, $\sigma = 5$), and
+# train a classifier with a **class-rebalanced** cross-entropy (rare, saturated colours weigh more):
+# $$\mathcal{L}_{\text{col}} = -\frac{1}{BHW}\sum_{b,h,w} w_{q^*_{bhw}}\sum_{q=1}^{Q} Z_{bhw,q}\log\operatorname{softmax}(\ell_{bhw})_q,\qquad q^*_{bhw} = \arg\max_q Z_{bhw,q}$$
+# with $w \propto \big((1-\lambda)\tilde p + \lambda/Q\big)^{-1}$, $\tilde p$ the smoothed colour
+# frequencies, $\lambda = \tfrac12$. The colour is read out with the **annealed mean**: the mean of
+# $\operatorname{softmax}(\ell/T)$ with $T = 0.38$, between the grey mean ($T = 1$) and the patchy
+# mode ($T \to 0$).
+
+# %%
+centers = ab_bin_centers().double()
+toy_ab = torch.randn(2, 2, 3, 3, dtype=torch.float64, generator=gen) * 30
+toy_logits = torch.randn(2, len(centers), 3, 3, dtype=torch.float64, generator=gen)
+targets = soft_encode_ab(toy_ab, centers)
+weights = class_rebalancing_weights(targets.sum(dim=(0, 2, 3)) + 1.0, 0.5, centers)
+
+
+def colorization_loss_literal(logits, targets, weights):
+    total, pixels = 0.0, 0
+    for b in range(logits.shape[0]):
+        for h in range(logits.shape[2]):
+            for w in range(logits.shape[3]):
+                log_p = torch.log_softmax(logits[b, :, h, w], dim=0)
+                z = targets[b, :, h, w]
+                total = total - weights[z.argmax()] * (z * log_p).sum()
+                pixels += 1
+    return total / pixels
+
+
+torch.testing.assert_close(colorization_loss(toy_logits, targets, weights), colorization_loss_literal(toy_logits, targets, weights))
+print(f"Q = {len(centers)} bins; literal loop == colorization_loss: {colorization_loss_literal(toy_logits, targets, weights).item():.6f}")
+for temperature in (1.0, 0.38, 0.01):
+    chroma = annealed_mean(toy_logits, centers, temperature).norm(dim=1).mean()
+    print(f"annealed mean at T = {temperature:<4}: mean colourfulness |ab| = {chroma:.1f}")
+
+# %% [markdown]
+# **L2 against classification on the same images.** Both variants train the same trunk for the
+# same steps; we compare their colours on test images and their mean colourfulness $|ab|$.
+
+# %%
+COLOR_STEPS = 15 if SMOKE else 300
+colorizers = {}
+for loss in ("regression", "classification"):
+    torch.manual_seed(0)
+    colorizers[loss] = build_method("colorization", BACKBONE, data.num_classes, loss=loss)
+    fit(colorizers[loss], data, TrainConfig(max_steps=COLOR_STEPS, batch_size=64, lr=3e-3, seed=0, progress=False,
+                                            monitor_every=0))
+    colorizers[loss].eval()
+test_rgb = normalize(data.test_images[:6])
+rows_to_show = [data.test_images[:6].float() / 255]
+true_chroma = rgb_to_lab(rows_to_show[0])[:, 1:].norm(dim=1).mean()
+for loss, method in colorizers.items():
+    coloured = method.colorize(test_rgb)
+    rows_to_show.append(coloured)
+    print(f"{loss:>14}: mean |ab| of the predicted colours {rgb_to_lab(coloured)[:, 1:].norm(dim=1).mean():.1f} "
+          f"(true images: {true_chroma:.1f})")
+image_grid(as_uint8(torch.cat(rows_to_show)), nrow=6, scale=1.4, titles=["truth"] * 6 + ["L2"] * 6 + ["classification"] * 6,
+           suptitle="same L, two losses")
+plt.show()
+
+# %% [markdown]
+# With enough steps the L2 colours stay washed out (small $|ab|$) while the rebalanced classifier
+# dares to paint. The shortcut here is subtler: colours can often be guessed from low-level
+# cues (the sky is bright, the background smooth) without recognising the object, and an image
+# whose colours the network cannot guess simply contributes a grey answer.
+
+# %% [markdown]
+# ## Training on CIFAR-10 with few labels
+# The same engine, data and backbone for every method, and the same number of epochs. The pretext
+# methods never see a label; they are judged by a weighted kNN classifier (whose memory bank holds
+# *all* training labels) and by a linear probe fitted on the few labelled images. The supervised
+# baseline trains on those few labels for the same number of epochs over the labelled set, so its
+# test accuracy is the number to beat. Runs are saved under `runs/` and reloaded when the cell runs
+# again.
+
+# %%
+BUDGET_EPOCHS = 1.0    # per method; smoke mode trains 20 steps instead. CPU: ~1.5-2 min per pretext epoch (tiny, 10k images)
+METHODS = ("rotation", "relative_position", "jigsaw", "colorization", "supervised")
+BATCH_SIZE = 32 if SMOKE else None   # None: each method's default
+
+
+def train(name):
+    torch.manual_seed(0)
+    method = build_method(name, BACKBONE, data.num_classes)
+    out_dir = config.runs_dir() / f"02_{name}_{DATA}_{LABELS}_{BACKBONE}{'_smoke' if SMOKE else ''}"
+    settings = TrainConfig(max_steps=20 if SMOKE else None, epochs=None if SMOKE else BUDGET_EPOCHS,
+                           batch_size=BATCH_SIZE, monitor_every=0 if SMOKE else None, monitor_bank_size=2000,
+                           monitor_test_size=1000, out_dir=out_dir, resume=True, seed=0, progress=not SMOKE)
+    history = fit(method, data, settings)
+    metrics = evaluate_method(method, data, knn_bank_size=1000 if SMOKE else None)
+    print(f"{name:>18}: {history.step[-1]} steps in {history.seconds[-1]:.0f} s · kNN {metrics['knn_accuracy']:.3f} "
+          f"· linear probe on {LABELS} labels {metrics['linear_probe_accuracy']:.3f}"
+          + (f" · classifier {metrics['classifier_accuracy']:.3f}" if "classifier_accuracy" in metrics else ""))
+    return method, history, metrics
+
+
+runs = {name: train(name) for name in METHODS}
+
+# %% [markdown]
+# ## Evaluation and comparison
+# Every number below is read from the runs above. Two baselines: the supervised network's own
+# classifier, and a linear probe on its features fitted like the pretext methods' probes.
+
+# %%
+baseline = runs["supervised"][2]["test_accuracy"]
+baseline_probe = runs["supervised"][2]["linear_probe_accuracy"]
+print(f"{'method':>18} | {'kNN':>6} | {'probe':>6} | probe vs supervised test acc ({baseline:.3f}) / its probe ({baseline_probe:.3f})")
+for name, (_, _, metrics) in runs.items():
+    probe = metrics["linear_probe_accuracy"]
+    versus = "" if name == "supervised" else f"{probe - baseline:+.3f} / {probe - baseline_probe:+.3f}"
+    print(f"{name:>18} | {metrics['knn_accuracy']:>6.3f} | {probe:>6.3f} | {versus}")
+pretext = [n for n in METHODS if n != "supervised"]
+best = max(pretext, key=lambda n: runs[n][2]["linear_probe_accuracy"])
+print(f"best pretext task by linear probe here: {best} "
+      f"({'beats' if runs[best][2]['linear_probe_accuracy'] > baseline else 'does not beat'} the supervised classifier "
+      f"at this budget)")
+
+figure, axis = plt.subplots(figsize=(10, 4.5))
+positions = torch.arange(len(METHODS)).float()
+axis.bar(positions - 0.2, [runs[n][2]["knn_accuracy"] for n in METHODS], width=0.4, color="tab:gray", label="kNN")
+axis.bar(positions + 0.2, [runs[n][2]["linear_probe_accuracy"] for n in METHODS], width=0.4, color="tab:blue",
+         label="linear probe")
+axis.axhline(baseline, color="black", linestyle="--", label="supervised test accuracy")
+axis.axhline(1 / data.num_classes, color="tab:red", linestyle=":", label="chance")
+axis.set_xticks(positions.tolist(), [n.replace("_", "\n") for n in METHODS])
+axis.set(ylim=(0, 1), ylabel="test accuracy", title=f"{DATA}, {LABELS} labels, same epochs")
+axis.legend(fontsize=10, loc="upper right")
+figure.tight_layout()
+plt.show()
+
+# %% [markdown]
+# ### t-SNE of the test embeddings
+# The features each method hands to the kNN and the probe, squeezed to 2-D and coloured by the true class.
+
+# %%
+figure, axes = plt.subplots(1, len(METHODS), figsize=(5 * len(METHODS), 5))
+for axis, (name, (method, _, metrics)) in zip(axes, runs.items()):
+    method.eval()
+    features = extract_features(method.embed, data.test_images)
+    plot_tsne(features, data.test_labels, data.class_names, axis=axis, legend=name == "supervised",
+              title=f"{name} (kNN {metrics['knn_accuracy']:.2f})", max_points=300 if SMOKE else 2000)
+figure.tight_layout()
+plt.show()
+
+# %% [markdown]
+# ## Take-aways and pitfalls
+# - **A pretext task must be solvable, and solving it must need semantics.** Every task here has a
+#   cheap way out: orientation marks for rotation, chromatic aberration and continuing edges for
+#   relative position, touching borders for jigsaw, low-level colour statistics for colorization.
+#   Each paper's recipe (colour dropping, gaps and jitter, per-tile normalisation, far-apart
+#   permutations, rebalancing) exists to close one.
+# - **Patch tasks train on small inputs.** The relative-position and jigsaw trunks see 8-pixel
+#   patches and are evaluated on whole 32-pixel images: the filters transfer, the scale does not
+#   quite, one reason why these tasks do less well on tiny images than on the papers' large ones.
+# - **Which layer to evaluate.** The last layers specialise on the pretext task; the papers' best
+#   features come from the middle of the network. The course evaluates the pooled output for every
+#   method, which flatters no one.
+# - **Budgets.** A jigsaw step encodes 9 tiles per image, a relative-position step 2 patches: compare
+#   methods at equal epochs *and* look at the wall time each run printed.
+
+# %% [markdown]
+# ## Exercises
+# **1. Rotate a batch.** Return the batch under the four rotations, rotation-major (the whole batch at
+# 0°, then at 90°, …), and the labels `k` (`int64`). `torch.rot90(x, k, dims=(2, 3))` rotates
+# counter-clockwise.
+
+# %%
+def my_rotate_batch(x):
+    # YOUR CODE: four rotated copies concatenated on dim 0, and the matching labels
+    raise NotImplementedError("write rotate_batch")
+
+
+check_rotate_batch(my_rotate_batch);
+
+# %% [markdown]
+# **2. The rebalanced colorization loss.** `logits` and `targets` are `[B, Q, H, W]` (targets from
+# `soft_encode_ab`), `weights` is `[Q]`. Return the mean over pixels of
+# $w_{q^*}\cdot\big(-\sum_q Z_q \log\operatorname{softmax}(\ell)_q\big)$ with $q^*$ the most likely *true* bin.
+
+# %%
+def my_colorization_loss(logits, targets, weights):
+    # YOUR CODE
+    raise NotImplementedError("write the colorization loss")
+
+
+check_colorization_loss(my_colorization_loss);
+
+# %% [markdown]
+# **3. Break it on purpose.** Train `jigsaw` with `permutation_criterion="min_mean"` and with
+# `tile_size=10` (no gaps), and `relative_position` with `color_drop=False`, for the full budget
+# (`build_method("jigsaw", BACKBONE, 10, tile_size=10)` in `train`, and give the run its own folder
+# name). Compare pretext accuracy, kNN and probe with the default runs and explain what you see.
+#
+# **4. The annealing temperature.** Colorize the test images above with `annealing_temperature`
+# 1.0, 0.38 and 0.01 (set `colorizers["classification"].annealing_temperature`) and describe the
+# colours.
+#
+# Solutions to 1 and 2: `notebooks/solutions/pretext_solutions.py`.
+
+# %%
+print(f"notebook ran in {time.perf_counter() - NOTEBOOK_START:.0f} s")
+
+# %% [markdown]
+# ## References
+# - S. Gidaris, P. Singh, N. Komodakis, *Unsupervised Representation Learning by Predicting Image
+#   Rotations*, ICLR 2018.
+# - C. Doersch, A. Gupta, A. A. Efros, *Unsupervised Visual Representation Learning by Context
+#   Prediction*, ICCV 2015.
+# - M. Noroozi, P. Favaro, *Unsupervised Learning of Visual Representations by Solving Jigsaw
+#   Puzzles*, ECCV 2016.
+# - R. Zhang, P. Isola, A. A. Efros, *Colorful Image Colorization*, ECCV 2016.
+# - Recipes (paper values against the course's): `docs/RECIPES.md`.
