@@ -1,6 +1,6 @@
 """Loss functions of the course, one module per family, all re-exported here::
 
-    from ssl_course.losses import nt_xent, info_nce, supcon, paws, fixmatch_loss
+    from ssl_course.losses import nt_xent, info_nce, supcon, paws, fixmatch_loss, exemplar_loss
 
 Every function documents its formula (LaTeX), tensor shapes, the paper, and which official
 implementation's conventions it follows. ``tests/test_losses_package.py`` checks that every
@@ -11,6 +11,7 @@ from __future__ import annotations
 from ._checks import skip_value_checks, value_checks_enabled
 from .adversarial import bigbigan_losses
 from .contrastive import info_nce, nearest_neighbours, nnclr, nt_xent, selfcon, supcon, update_queue
+from .exemplar import batch_hard_triplet_loss, exemplar_loss, s4l_exemplar_loss
 from .featmatch import consistency_ramp, featmatch_loss, featmatch_pseudo_labels
 from .pretext import (
     annealed_mean,
@@ -25,7 +26,6 @@ from .pretext import (
     rotation_loss,
     soft_encode_ab,
 )
-from .transformation import aet_ensemble_loss, aet_loss, avt_gaussian_nll, transformation_consistency_loss
 from .semi_supervised import (
     fixmatch_loss,
     me_max_regularizer,
@@ -38,6 +38,7 @@ from .semi_supervised import (
     snn,
     soft_cross_entropy,
 )
+from .transformation import aet_ensemble_loss, aet_loss, avt_gaussian_nll, transformation_consistency_loss
 
 __all__ = [
     # contrastive
@@ -60,6 +61,10 @@ __all__ = [
     "colorization_loss",
     "annealed_mean",
     "colorization_l2_loss",
+    # exemplar (Exemplar, S4L-Exemplar)
+    "exemplar_loss",
+    "batch_hard_triplet_loss",
+    "s4l_exemplar_loss",
     # semi_supervised
     "sharpen",
     "snn",
