@@ -105,12 +105,13 @@ class AET(Method):
                  weights: Sequence[float] | None = None, hidden_dim: int = 256) -> None:
         super().__init__(backbone, num_classes)
         self.families = parse_families(families)
-        weights = tuple(float(w) for w in weights) if weights is not None else (1.0,) * len(self.families)
-        if len(weights) != len(self.families) or any(w < 0 for w in weights):
+        self.weights = weights   # as given (None: 1 for every family), so hparams() records the input
+        family_weights = tuple(float(w) for w in weights) if weights is not None else (1.0,) * len(self.families)
+        if len(family_weights) != len(self.families) or any(w < 0 for w in family_weights):
             raise ValueError(f"weights must give one number >= 0 per family {self.families}; got {weights}")
         if not isinstance(hidden_dim, int) or hidden_dim < 1:
             raise ValueError(f"hidden_dim must be a positive int, got {hidden_dim!r}")
-        self.weights, self.hidden_dim = weights, hidden_dim
+        self.family_weights, self.hidden_dim = family_weights, hidden_dim
         self.decoders = decoder_dict(backbone.feature_dim, self.families, hidden_dim)
 
     def training_step(self, batch: Batch, step: StepInfo) -> StepOutput:
@@ -123,7 +124,7 @@ class AET(Method):
         # 4. each family's decoder reads (z, z_k)
         predicted = [self.decoders[name](features[0], z_k) for name, z_k in zip(self.families, features[1:])]
         # 5. weighted sum of the families' mean squared errors
-        loss, per_family = aet_ensemble_loss(predicted, params, self.weights)
+        loss, per_family = aet_ensemble_loss(predicted, params, self.family_weights)
         logs = {f"aet_{name}": per_family[k].detach() for k, name in enumerate(self.families)}
         return StepOutput(loss, logs)
 
@@ -133,8 +134,6 @@ class AET(Method):
         transformations (``seed``) and no crop: a held-out measure of the pretext task."""
         return transformation_error(self.backbone, self.decoders, images, seed)
 
-    def hparams(self) -> dict[str, Any]:
-        return {"families": list(self.families), "weights": list(self.weights), "hidden_dim": self.hidden_dim}
 
 
 @torch.no_grad()

@@ -70,7 +70,7 @@ class BigBiGAN(Method):
                             ("discriminator_width", discriminator_width), ("hidden_dim", hidden_dim)):
             _check_positive_int(name, value)
         self.z_dim = z_dim
-        self._widths = (generator_width, discriminator_width, hidden_dim)
+        self.generator_width, self.discriminator_width, self.hidden_dim = generator_width, discriminator_width, hidden_dim
         self.latent_head = LatentHead(backbone.feature_dim, z_dim, hidden_dim)
         self.generator = Generator(z_dim, generator_width)
         self.discriminator = JointDiscriminator(z_dim, discriminator_width, hidden_dim)
@@ -149,7 +149,3 @@ class BigBiGAN(Method):
                 "encoder_generator": OptimizerSpec(encoder_generator, optimizer="adam",
                                                    betas=ADAM_BETAS, weight_decay=0.0)}
 
-    def hparams(self) -> dict[str, object]:
-        generator_width, discriminator_width, hidden_dim = self._widths
-        return {"z_dim": self.z_dim, "generator_width": generator_width,
-                "discriminator_width": discriminator_width, "hidden_dim": hidden_dim}

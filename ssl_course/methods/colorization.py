@@ -101,7 +101,7 @@ class Colorization(Method):
         if not 0.0 <= rebalance_mix <= 1.0 or annealing_temperature <= 0 or sigma <= 0 or neighbours < 1:
             raise ValueError("need 0 <= rebalance_mix <= 1, annealing_temperature > 0, sigma > 0, neighbours >= 1; "
                              f"got {rebalance_mix}, {annealing_temperature}, {sigma}, {neighbours}.")
-        self.loss_kind = loss
+        self.loss = loss
         self.rebalance_mix, self.annealing_temperature = float(rebalance_mix), float(annealing_temperature)
         self.neighbours, self.sigma = int(neighbours), float(sigma)
         self.register_buffer("centers", ab_bin_centers().clone(), persistent=False)    # [Q, 2], a constant
@@ -120,7 +120,7 @@ class Colorization(Method):
     def predict_ab(self, lightness: torch.Tensor) -> torch.Tensor:
         """L ``[B,1,H,W]`` → predicted ab ``[B,2,H,W]`` at full resolution (annealed mean for classification)."""
         output = self.decode(lightness)
-        ab = (annealed_mean(output, self.centers, self.annealing_temperature) if self.loss_kind == "classification"
+        ab = (annealed_mean(output, self.centers, self.annealing_temperature) if self.loss == "classification"
               else output * AB_SCALE)
         return F.interpolate(ab, size=lightness.shape[-2:], mode="bilinear", align_corners=False)
 
@@ -149,7 +149,7 @@ class Colorization(Method):
         # 3-4. trunk on L, decoder at 1/4 resolution
         output = self.decode(lightness)
         target_ab = F.adaptive_avg_pool2d(ab, output.shape[-2:])               # [B, 2, h, w]
-        if self.loss_kind == "regression":
+        if self.loss == "regression":
             loss = colorization_l2_loss(output, target_ab / AB_SCALE)
             error = (output.detach() * AB_SCALE - target_ab).pow(2).sum(1).mean().sqrt()
             return StepOutput(loss, {"ab_rmse": error})
@@ -168,10 +168,7 @@ class Colorization(Method):
         lab = rgb_to_lab(denormalize(images).clamp(0, 1))
         output = self.decode(lab[:, :1])
         target_ab = F.adaptive_avg_pool2d(lab[:, 1:], output.shape[-2:])
-        if self.loss_kind == "regression":
+        if self.loss == "regression":
             return colorization_l2_loss(output, target_ab / AB_SCALE).item()
         return colorization_loss(output, soft_encode_ab(target_ab, self.centers, self.neighbours, self.sigma)).item()
 
-    def hparams(self) -> dict:
-        return dict(loss=self.loss_kind, rebalance_mix=self.rebalance_mix, bins=len(self.centers),
-                    annealing_temperature=self.annealing_temperature, neighbours=self.neighbours, sigma=self.sigma)

@@ -117,7 +117,3 @@ class EnAET(MixMatch):
         """Mean squared parameter error per family on ``images`` (uint8); see :class:`~ssl_course.methods.aet.AET`."""
         return transformation_error(self.backbone, self.decoders, images, seed)
 
-    def hparams(self) -> dict[str, Any]:
-        return {**super().hparams(), "families": list(self.families), "aet_weight": self.aet_weight,
-                "kl_weight": self.kl_weight, "aet_rampup_fraction": self.aet_rampup_fraction,
-                "hidden_dim": self.hidden_dim}

@@ -92,5 +92,3 @@ class Exemplar(Method):
         views = contrastive_augment(images, generator=generator)
         return (self.exemplar_head(self.backbone(views)).argmax(1) == index.to(views.device)).float().mean().item()
 
-    def hparams(self) -> dict[str, Any]:
-        return {"num_exemplars": self.num_exemplars, "hidden_dim": self.hidden_dim}

@@ -75,6 +75,7 @@ class Jigsaw(Method):
         if hidden_dim < 1:
             raise ValueError(f"hidden_dim must be positive; got {hidden_dim}.")
         self.tile_size, self.cell_size, self.standardise = tile_size, cell_size, bool(standardise)
+        self.num_permutations, self.hidden_dim = num_permutations, hidden_dim
         self.permutation_criterion, self.permutation_seed = permutation_criterion, permutation_seed
         # A constant rebuilt from the hyper-parameters: a buffer so it follows .to(device), not saved.
         self.register_buffer("permutations", jigsaw_permutations(num_permutations, NUM_TILES, permutation_seed,
@@ -107,6 +108,3 @@ class Jigsaw(Method):
         logits, labels = self.puzzles(images, torch.Generator(device=images.device).manual_seed(seed))
         return (logits.argmax(1) == labels).float().mean().item()
 
-    def hparams(self) -> dict:
-        return dict(num_permutations=len(self.permutations), permutation_criterion=self.permutation_criterion,
-                    tile_size=self.tile_size, cell_size=self.cell_size, standardise=self.standardise)

@@ -82,6 +82,7 @@ class RelativePosition(Method):
             raise ValueError(f"hidden_dim must be positive; got {hidden_dim}.")
         self.patch_size, self.gap, self.jitter = patch_size, gap, jitter
         self.color_drop = bool(color_drop)
+        self.hidden_dim = hidden_dim
         # Late fusion: the two patch features meet only here (paper: fc6 per patch, then fc7, fc8).
         self.position_head = nn.Sequential(
             nn.Linear(2 * backbone.feature_dim, hidden_dim), nn.BatchNorm1d(hidden_dim), nn.ReLU(inplace=True),
@@ -115,5 +116,3 @@ class RelativePosition(Method):
         logits, labels = self.pairs(images, torch.Generator(device=images.device).manual_seed(seed))
         return (logits.argmax(1) == labels).float().mean().item()
 
-    def hparams(self) -> dict:
-        return dict(patch_size=self.patch_size, gap=self.gap, jitter=self.jitter, color_drop=self.color_drop)

@@ -84,5 +84,3 @@ class S4LExemplar(Method):
     def predict(self, images: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.backbone(images))
 
-    def hparams(self) -> dict[str, Any]:
-        return {"copies": self.copies, "embed_dim": self.embed_dim, "triplet_weight": self.triplet_weight}
