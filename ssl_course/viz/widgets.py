@@ -7,7 +7,8 @@ IPython, or without ipywidgets, it draws once with the default values.
 """
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 #: Slider labels such as "temperature" are shown whole instead of being cut to "temperat…".
 SLIDER_STYLE = {"description_width": "initial"}
