@@ -251,12 +251,14 @@ def test_notebook_runs_in_the_browser_and_its_sliders_redraw(name, browser, lab)
         unrun = [cell for cell in report if cell["count"] is None]
         assert not unrun, f"{name}: Run All left {len(unrun)} cells unexecuted, first: {unrun[0]}"
         if shots is not None:
-            for index, output in enumerate(page.locator(".jp-Cell-outputArea").all()):
-                if output.locator("img").count():
-                    output.scroll_into_view_if_needed()
-                    output.screenshot(path=str(shots / f"{name}_output_{index:02d}.png"))
+            for index, figure in enumerate(page.locator(".jp-Cell-outputArea img").all()):
+                figure.scroll_into_view_if_needed()
+                figure.screenshot(path=str(shots / f"{name}_figure_{index:02d}.png"))
         for label in NOTEBOOKS[name]:
             _check_slider_redraws(page, label, shots, name)
+        if shots is not None:  # the page as a learner sees it, at the first slider
+            _slider(page, NOTEBOOKS[name][0]).scroll_into_view_if_needed()
+            page.screenshot(path=str(shots / f"{name}_lab.png"))
     finally:
         context.close()
 

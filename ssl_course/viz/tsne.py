@@ -48,5 +48,5 @@ def plot_tsne(features, labels, class_names: Sequence[str] | None = None, title:
         axis.scatter(points[chosen, 0], points[chosen, 1], s=4, label=name, color=plt.cm.tab10(label % 10))
     axis.set(title=title, xticks=[], yticks=[])
     if legend:
-        axis.legend(markerscale=3, fontsize=7, loc="best")
+        axis.legend(markerscale=3, fontsize=9, loc="best")
     return axis
