@@ -188,7 +188,7 @@ print(f"∫ p_m(u) du of the learned, never explicitly normalised model: {area:.
 
 # %%
 losses, means, stds, cs = zip(*trace)
-figure, axes = plt.subplots(1, 3, figsize=(14, 3.8))
+figure, axes = plt.subplots(1, 3, figsize=(11.5, 3.8))  # no wider: Lab would shrink it
 axes[0].plot(losses)
 axes[0].set(xlabel="Adam step", ylabel="NCE loss", title="training")
 axes[1].plot(cs, label="learned c")
@@ -201,8 +201,8 @@ axes[2].plot(u.numpy(), data_dist.log_prob(u).exp().numpy(), color="black", labe
 axes[2].plot(u.numpy(), log_model(u, mean_hat, std_hat.log(), c_hat).exp().numpy(), "--", color="tab:red",
              label="exp(log p_m) learned by NCE")
 axes[2].plot(u.numpy(), noise_dist.log_prob(u).exp().numpy(), color="tab:orange", alpha=0.6, label="noise p_n")
-axes[2].set(xlabel="u", ylabel="density", title="densities", xlim=(-5, 6))
-axes[2].legend()
+axes[2].set(xlabel="u", ylabel="density", title="densities", xlim=(-5, 6), ylim=(0, 1.0))
+axes[2].legend(loc="upper left")  # above the noise curve, clear of the peak
 figure.tight_layout()
 plt.show()
 

@@ -327,6 +327,7 @@ axis.axhline(-math.log(data.num_classes), color="gray", linestyle="--", linewidt
 axis.set(xlabel="log point (one every few training steps)", ylabel="value",
          title="PAWS: the two loss terms and how often targets are right")
 axis.legend(loc="upper left", bbox_to_anchor=(1.02, 1))  # beside the curves, never over them
+axis.xaxis.get_major_locator().set_params(integer=True)
 plt.show()
 
 # %% [markdown]
