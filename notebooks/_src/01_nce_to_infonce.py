@@ -70,15 +70,15 @@ y_noise = NOISE_MEAN + NOISE_STD * torch.randn(NU * NUM_DATA, generator=generato
 
 u = torch.linspace(-7, 7, 400, dtype=torch.float64)
 posterior = data_dist.log_prob(u).exp() / (data_dist.log_prob(u).exp() + NU * noise_dist.log_prob(u).exp())
-figure, axis = plt.subplots(figsize=(8, 3))
+figure, axis = plt.subplots(figsize=(9, 3.8))
 axis.hist(y_noise.numpy(), bins=80, density=True, alpha=0.5, color="tab:orange", label=f"noise y ~ p_n ({NU}× as many)")
 axis.hist(x_data.numpy(), bins=60, density=True, alpha=0.6, color="tab:blue", label="data x ~ p_d")
 twin = axis.twinx()
 twin.plot(u.numpy(), posterior.numpy(), color="black", label="P(data | u), the best classifier")
 twin.set(ylim=(0, 1.05), ylabel="P(data | u)")
 axis.set(xlabel="u", ylabel="density", title="NCE: a classifier between data and noise")
-axis.legend(loc="upper left", fontsize=8)
-twin.legend(loc="upper right", fontsize=8)
+axis.legend(loc="upper left")
+twin.legend(loc="upper right")
 plt.show()
 
 # %% [markdown]
@@ -188,7 +188,7 @@ print(f"∫ p_m(u) du of the learned, never explicitly normalised model: {area:.
 
 # %%
 losses, means, stds, cs = zip(*trace)
-figure, axes = plt.subplots(1, 3, figsize=(13, 3))
+figure, axes = plt.subplots(1, 3, figsize=(11.5, 3.8))  # no wider: Lab would shrink it
 axes[0].plot(losses)
 axes[0].set(xlabel="Adam step", ylabel="NCE loss", title="training")
 axes[1].plot(cs, label="learned c")
@@ -196,13 +196,13 @@ axes[1].axhline(c_true, color="black", linestyle="--", label="true log-normalise
 axes[1].plot(means, label="learned μ")
 axes[1].axhline(TRUE_MEAN, color="gray", linestyle=":", label="true μ")
 axes[1].set(xlabel="Adam step", ylabel="parameter value", title="parameters")
-axes[1].legend(fontsize=8)
+axes[1].legend()
 axes[2].plot(u.numpy(), data_dist.log_prob(u).exp().numpy(), color="black", label="true p_d")
 axes[2].plot(u.numpy(), log_model(u, mean_hat, std_hat.log(), c_hat).exp().numpy(), "--", color="tab:red",
              label="exp(log p_m) learned by NCE")
 axes[2].plot(u.numpy(), noise_dist.log_prob(u).exp().numpy(), color="tab:orange", alpha=0.6, label="noise p_n")
-axes[2].set(xlabel="u", ylabel="density", title="densities", xlim=(-5, 6))
-axes[2].legend(fontsize=8)
+axes[2].set(xlabel="u", ylabel="density", title="densities", xlim=(-5, 6), ylim=(0, 1.0))
+axes[2].legend(loc="upper left")  # above the noise curve, clear of the peak
 figure.tight_layout()
 plt.show()
 
@@ -383,7 +383,7 @@ axis.axhline(TRUE_MI, color="black", label=f"true I(X;Y) = {TRUE_MI:.2f}")
 axis.set(xscale="log", xlabel="N = K + 1 candidates per query (batch size)", ylabel="nats",
          title="the InfoNCE bound on a Gaussian pair")
 axis.set_xticks(ns, [str(n) for n in ns])
-axis.legend(fontsize=8)
+axis.legend()
 plt.show()
 print(f"largest estimate: {max(estimates.values()):.3f} nats at N = {max(estimates, key=estimates.get)}; "
       f"every estimate ≤ log N: {all(estimates[n] <= math.log(n) + 1e-6 for n in ns)}")

@@ -78,13 +78,14 @@ def show_snn_regions(temperature):
     probabilities = snn(grid, toy_supports, toy_support_labels, temperature)          # [G, 3]
     confidence, predicted = probabilities.max(dim=1)
     picture = toy_colours[predicted.numpy()] * confidence.numpy()[:, None] + (1 - confidence.numpy()[:, None])
-    figure, axis = plt.subplots(figsize=(4.5, 4.5))
+    figure, axis = plt.subplots(figsize=(7, 4.5))
     axis.imshow(picture.reshape(161, 161, 3), origin="lower", extent=(-2, 2, -2, 2))
     for c in range(3):
         chosen = toy_support_classes == c
         axis.scatter(*toy_supports[chosen].T, color=toy_colours[c], edgecolor="black", s=60, label=f"support, class {c}")
-    axis.set(title=f"SNN prediction, τ = {temperature:.2f} (stronger colour = more confident)")
-    axis.legend(fontsize=7, loc="lower left")
+    axis.set(title=f"SNN prediction, τ = {temperature:.2f}\n(stronger colour = more confident)",
+             xlabel="embedding dimension 1", ylabel="embedding dimension 2")
+    axis.legend(loc="upper left", bbox_to_anchor=(1.02, 1))  # beside the plane, not over the regions
     plt.show()
 
 
@@ -319,13 +320,14 @@ for name in METHODS:
     plot_history(json.loads((run_dirs[name] / "history.json").read_text()), title=name)
 plt.show()
 paws_logs = json.loads((run_dirs["paws"] / "history.json").read_text())["logs"]
-figure, axis = plt.subplots(figsize=(6, 3))
+figure, axis = plt.subplots(figsize=(7, 3.5))
 for key in ("paws_xent", "me_max", "target_acc"):
     axis.plot(paws_logs[key], label=key)
 axis.axhline(-math.log(data.num_classes), color="gray", linestyle="--", linewidth=1, label="-log K")
 axis.set(xlabel="log point (one every few training steps)", ylabel="value",
          title="PAWS: the two loss terms and how often targets are right")
-axis.legend(fontsize=8)
+axis.legend(loc="upper left", bbox_to_anchor=(1.02, 1))  # beside the curves, never over them
+axis.xaxis.get_major_locator().set_params(integer=True)
 plt.show()
 
 # %% [markdown]

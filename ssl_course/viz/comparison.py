@@ -64,8 +64,9 @@ def plot_tsne_grid(out: str | Path, labels: int | None = None, class_names: Sequ
     for number, (axis, path) in enumerate(zip(axes.flat, paths)):
         saved = torch.load(path, weights_only=True)
         axis.axis("on")
+        # One colour key is enough (every panel uses the same colours), inside: below is the next row.
         plot_tsne(saved["features"], saved["labels"], class_names, title=path.parent.name.rsplit("_s", 1)[0],
-                  axis=axis, legend=number == 0)  # one colour key is enough: every panel uses the same colours
+                  axis=axis, legend=number == 0, legend_below=False)
     figure.tight_layout()
     figure.savefig(out / "tsne.png", dpi=120)
     return figure

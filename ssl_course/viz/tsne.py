@@ -31,8 +31,13 @@ def tsne_2d(features: torch.Tensor | np.ndarray, seed: int = 0, perplexity: floa
 
 
 def plot_tsne(features, labels, class_names: Sequence[str] | None = None, title: str = "t-SNE",
-              axis=None, seed: int = 0, max_points: int = 2000, legend: bool = True):
-    """Scatter the 2-D t-SNE of ``features`` coloured by ``labels``; at most ``max_points`` points."""
+              axis=None, seed: int = 0, max_points: int = 2000, legend: bool = True,
+              legend_below: bool = True):
+    """Scatter the 2-D t-SNE of ``features`` coloured by ``labels``; at most ``max_points`` points.
+
+    The colour key goes below the plot (``legend_below=True``), where it hides no point; in a grid of
+    panels, where below is the next row, ``legend_below=False`` puts it inside at the emptiest spot.
+    """
     labels = labels.cpu().numpy() if isinstance(labels, torch.Tensor) else np.asarray(labels)
     if len(labels) != len(features):
         raise ValueError(f"{len(features)} features but {len(labels)} labels")
@@ -48,5 +53,9 @@ def plot_tsne(features, labels, class_names: Sequence[str] | None = None, title:
         axis.scatter(points[chosen, 0], points[chosen, 1], s=4, label=name, color=plt.cm.tab10(label % 10))
     axis.set(title=title, xticks=[], yticks=[])
     if legend:
-        axis.legend(markerscale=3, fontsize=7, loc="best")
+        if legend_below:
+            axis.legend(markerscale=3, fontsize=9, loc="upper center", bbox_to_anchor=(0.5, -0.01), ncol=3,
+                        frameon=False)
+        else:
+            axis.legend(markerscale=3, fontsize=9, loc="best")
     return axis
