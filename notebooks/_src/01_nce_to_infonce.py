@@ -12,8 +12,8 @@
 #   $\log N$ however good the critic is.
 #
 # **Time budget**: everything here is a small 1-D to 6-D toy problem, so a GPU does not help and the
-# notebook runs on the CPU either way: under a minute on a laptop with or without a GPU (measured:
-# 18 s for the whole notebook on the course's shared 2-core CPU, plus reading time).
+# notebook runs on the CPU either way: under a minute of computing on a laptop with or without a
+# GPU, plus reading time.
 #
 # **Prerequisites**: notebook `00_setup_and_data` (the course's set-up), logistic regression and
 # the softmax cross-entropy, and what a probability density is.
@@ -22,8 +22,7 @@
 # ## Set-up
 # Every tensor in this notebook is tiny, so it runs on the CPU on purpose: moving a few thousand
 # numbers to a GPU costs more than computing with them. For the same reason PyTorch gets one
-# thread: on arrays this small, splitting work between threads costs more than it saves (on a
-# busy 2-core machine we measured 12 ms per NCE step with two threads, 0.7 ms with one).
+# thread: on arrays this small, splitting work between threads costs more than it saves.
 
 # %%
 import math

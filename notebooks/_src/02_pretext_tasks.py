@@ -17,10 +17,8 @@
 #
 # **Time budget**: about 12 minutes on a laptop GPU and 15-20 minutes on a CPU, where the
 # notebook uses a 10 000-image subset and the `tiny` backbone. These are estimates from one-epoch
-# CPU runs of each method (1.5-2 minutes per method including evaluation, measured on a busy CPU,
-# `benchmarks/RESULTS.md`) plus the short shortcut experiments; the whole notebook has been timed
-# only in smoke mode (`SSL_COURSE_SMOKE=1`, a few minutes), not on a GPU. Lower `BUDGET_EPOCHS`
-# and `SHORT_STEPS` to go faster.
+# CPU runs of each method (1.5-2 minutes per method including evaluation, `benchmarks/RESULTS.md`)
+# plus the short shortcut experiments. Lower `BUDGET_EPOCHS` and `SHORT_STEPS` to go faster.
 #
 # **Prerequisites**: `00_setup_and_data` (data, engine, supervised baseline, kNN and linear probe).
 

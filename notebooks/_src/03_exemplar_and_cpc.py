@@ -119,8 +119,8 @@ print(f"literal == F.cross_entropy == exemplar_loss: {literal.item():.6f}; chanc
 # 1. **Cost.** Every view is scored against all $N$ rows: $O(N)$ per view, 1.2 million rows on ImageNet.
 # 2. **Stale prototypes.** Row $w_j$ is updated only when image $j$ is in the batch, once per
 #    epoch; the network changes in between. This is why Exemplar needs many epochs before its
-#    features improve (the course's tests measured kNN *falling* after two epochs on the
-#    synthetic data while the exemplar loss fell).
+#    features improve (on the course's synthetic data, kNN accuracy can *fall* during the first
+#    two epochs while the exemplar loss falls).
 # 3. **Collisions.** Two near-identical images are different classes and are pushed apart.
 #
 # Instance discrimination (Wu et al. 2018) keeps the task and changes the parametrisation: the

@@ -333,7 +333,7 @@ BUDGET_EPOCHS = 10   # per method; smoke mode stops after 30 steps instead
 # Expected time of this cell (3 runs of 10 epochs; GPU: backbone small on 50 000 images), training only:
 #   laptop GPU ≈ 5 min: estimated from the FLOPs of each method's training step (counted with
 #   torch.utils.flop_counter) at an assumed 5 TFLOP/s sustained, not measured on a laptop;
-#   CPU ≈ 4 min: measured throughput on one thread of a server CPU, backbone tiny on the 10 000-image subset, estimated: small's time scaled by the counted FLOP ratio 0.043/0.683, times the
+#   CPU ≈ 4 min: measured throughput on one CPU thread, backbone tiny on the 10 000-image subset, estimated: small's time scaled by the counted FLOP ratio 0.043/0.683, times the
 #   epochs (benchmarks/RESULTS.md); more cores are faster. Fractions such as 0.5 work too.
 BATCH_SIZE = 32 if SMOKE else None                        # None: each method's default (256 / 128)
 HPARAMS = {

@@ -20,7 +20,7 @@
 # results whatever your hardware.
 #
 # **Prerequisites**: `00_setup_and_data` (the data bundle, the engine, the supervised baseline)
-# and `03_simclr` (views, projection heads, NT-Xent).
+# and `04_simclr_moco` (views, projection heads, NT-Xent).
 
 # %% [markdown]
 # ## Set-up
@@ -49,8 +49,8 @@ SMOKE = config.smoke()
 DEVICE = config.pick_device()
 config.seed_everything(0)
 if SMOKE and DEVICE.type == "cpu":
-    # The tests run several notebooks side by side on a small CPU; one thread each avoids the
-    # threads fighting over the cores. On your machine, keep PyTorch's default.
+    # Smoke mode is for quick checks: one thread keeps small convolutions from waiting on each
+    # other. Outside smoke mode PyTorch uses its default number of threads.
     torch.set_num_threads(1)
 print(f"device: {DEVICE} · smoke mode: {SMOKE}")
 
@@ -245,8 +245,8 @@ interactive_plot(show_anchor, temperature=(0.02, 1.0, 0.02, 0.1))
 
 # %% [markdown]
 # ## SelfCon: the positive comes from inside the network
-# SupCon needs two augmented views per image, so two forward passes. SelfCon (Bae et al., AAAI
-# 2023) attaches a small **sub-network** after an intermediate stage of the backbone. One
+# SupCon needs two augmented views per image, so two forward passes. SelfCon (Bae, Kim, Ko, Lee, Noh
+# and Yun, AAAI 2023) attaches a small **sub-network** after an intermediate stage of the backbone. One
 # forward pass of one view now ends in two exits: the backbone's final features $f$ and the
 # sub-network's features $g$. Each goes through its own projection head, and the pair
 # $(z^F_i, z^G_i)$ plays the role of the two views in SupCon ("SelfCon-S", single view):
@@ -258,6 +258,16 @@ interactive_plot(show_anchor, temperature=(0.02, 1.0, 0.02, 0.1))
 # with the same positives rule: the other exit of the same image and both exits of every image of
 # the same class. After training only the backbone's final exit is kept for evaluation; the
 # sub-network and both heads are thrown away.
+#
+# **Which normaliser.** The paper writes its loss with a factor $1/(|P_i||\Omega|)$ in front of the
+# double sum over the positive images $P_i$ and the exits $\Omega$: an average over the anchor's
+# positive pairs. The official code does not use that formula directly: it stacks the exits as
+# views and calls SupContrast's loss, which divides each anchor's sum by the number of positives
+# that anchor *actually has* (`mask.sum(1)`, the anchor itself excluded) and then averages over all
+# anchors, i.e. the $\frac{1}{|P(a)|}$ and $\frac{1}{A}$ of $\mathcal{L}^{sup}_{out}$ above. Both
+# are "mean over positive pairs"; the code's count is exact for every anchor whatever its class
+# frequency in the batch. `ssl_course.losses.selfcon` follows the code, so SelfCon is literally
+# `supcon` on the stacked exits (the test suite checks that identity).
 #
 # The network, drawn from the actual module:
 
@@ -356,7 +366,7 @@ BUDGET_EPOCHS = 10   # per method; smoke mode stops after 30 steps instead
 # Expected time of this cell (3 runs of 10 epochs, backbone small), training only:
 #   laptop GPU ≈ 5 min: estimated from the FLOPs of each method's training step (counted with
 #   torch.utils.flop_counter) at an assumed 5 TFLOP/s sustained, not measured on a laptop;
-#   CPU ≈ 4.6 h: measured throughput on one thread of a server CPU, times the
+#   CPU ≈ 4.6 h: measured throughput on one CPU thread, times the
 #   epochs (benchmarks/RESULTS.md); more cores are faster. Fractions such as 0.5 work too.
 BACKBONE = "tiny" if SMOKE else "small"
 METHODS = {"supervised": {}, "supcon": {}, "selfcon": {}}
@@ -483,7 +493,7 @@ check_supcon(my_supcon);
 # ## References
 # - P. Khosla, P. Teterwak, C. Wang, A. Sarna, Y. Tian, P. Isola, A. Maschinot, C. Liu and
 #   D. Krishnan, *Supervised Contrastive Learning*, NeurIPS 2020. Code: github.com/HobbitLong/SupContrast.
-# - S. Bae, S. Kim, J. Jeon, S. Kim, S.-Y. Kim, S. Choi and S.-Y. Yun, *Self-Contrastive Learning:
+# - S. Bae, S. Kim, J. Ko, G. Lee, S. Noh and S.-Y. Yun, *Self-Contrastive Learning:
 #   Single-viewed Supervised Contrastive Framework using Sub-network*, AAAI 2023.
 #   Code: github.com/raymin0223/self-contrastive-learning.
 # - T. Chen, S. Kornblith, M. Norouzi and G. Hinton, *A Simple Framework for Contrastive Learning

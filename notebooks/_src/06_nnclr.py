@@ -18,7 +18,7 @@
 # (fractions such as 0.5 work). The budget is in epochs, so your numbers match the reference
 # results whatever your hardware.
 #
-# **Prerequisites**: `03_simclr` (two views, projection heads, NT-Xent / InfoNCE). `00` for the
+# **Prerequisites**: `04_simclr_moco` (two views, projection heads, NT-Xent / InfoNCE); `00_setup_and_data` for the
 # data and the engine.
 
 # %% [markdown]
@@ -48,8 +48,8 @@ SMOKE = config.smoke()
 DEVICE = config.pick_device()
 config.seed_everything(0)
 if SMOKE and DEVICE.type == "cpu":
-    # The tests run several notebooks side by side on a small CPU; one thread each avoids the
-    # threads fighting over the cores. On your machine, keep PyTorch's default.
+    # Smoke mode is for quick checks: one thread keeps small convolutions from waiting on each
+    # other. Outside smoke mode PyTorch uses its default number of threads.
     torch.set_num_threads(1)
 print(f"device: {DEVICE} · smoke mode: {SMOKE}")
 
@@ -211,7 +211,7 @@ BUDGET_EPOCHS = 10   # the main run and the baseline; smoke mode stops after 30 
 # Expected time of this cell (one NNCLR run of 10 epochs, backbone small), training only:
 #   laptop GPU ≈ 2 min: estimated from the FLOPs of each method's training step (counted with
 #   torch.utils.flop_counter) at an assumed 5 TFLOP/s sustained, not measured on a laptop;
-#   CPU ≈ 2.5 h: measured throughput on one thread of a server CPU, times the
+#   CPU ≈ 2.5 h: measured throughput on one CPU thread, times the
 #   epochs (benchmarks/RESULTS.md); more cores are faster. Fractions such as 0.5 work too.
 BACKBONE = "tiny" if SMOKE else "small"
 # Smoke mode shrinks the heads and the queue to fit the tiny backbone and a few dozen steps.
@@ -368,7 +368,7 @@ SWEEP_EPOCHS = 2   # per queue size
 # Expected time of this cell (4 NNCLR runs of 2 epochs), training only:
 #   laptop GPU ≈ 2 min: estimated from the FLOPs of each method's training step (counted with
 #   torch.utils.flop_counter) at an assumed 5 TFLOP/s sustained, not measured on a laptop;
-#   CPU ≈ 2.0 h: measured throughput on one thread of a server CPU, times the
+#   CPU ≈ 2.0 h: measured throughput on one CPU thread, times the
 #   epochs (benchmarks/RESULTS.md); more cores are faster. Fractions such as 0.5 work too.
 QUEUE_SIZES = (32, 256) if SMOKE else (256, 1024, 4096, 16384)
 sweep = {}
