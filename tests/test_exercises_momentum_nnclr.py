@@ -67,3 +67,15 @@ def test_nnclr_checker_accepts_the_library_and_names_mistakes(capsys):
         raise NotImplementedError("your NNCLR loss here")
     assert not check_nnclr_loss(stub)
     assert "NotImplementedError" in capsys.readouterr().out
+
+
+def test_the_written_solutions_pass(capsys):
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parent.parent / "notebooks" / "solutions" / "contrastive_solutions.py"
+    spec = importlib.util.spec_from_file_location("contrastive_solutions_mn", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert check_momentum_update(module.momentum_update)
+    assert check_nnclr_loss(module.nnclr_loss)

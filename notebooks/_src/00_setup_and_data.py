@@ -242,7 +242,8 @@ print(f"kNN on raw pixels, bank of up to 10 000 training images: {pixel_accuracy
 #
 # ## Exercise
 # Change `num_labels` in the split cell to 4000 and check, with `torch.bincount`, that every class
-# gets 400 labels. What error do you get for 45 labels, and why?
+# gets 400 labels. What error do you get for 45 labels, and why? (Answer:
+# [`notebooks/solutions/ANSWERS.md`, section 00](solutions/ANSWERS.md#00-set-up-and-data).)
 #
 # ## References
 # - A. Krizhevsky, *Learning Multiple Layers of Features from Tiny Images*, 2009 (CIFAR-10).

@@ -185,6 +185,7 @@ if not figures:
 # ## Exercise
 # Run the comparison from a terminal with three seeds for two methods of your choice, point
 # `RESULTS` at it, and decide whether their difference is larger than the spread between seeds.
+# How to decide, and what to expect: [`notebooks/solutions/ANSWERS.md`, section 12](solutions/ANSWERS.md#12-compare).
 #
 # ## References
 # - Oliver et al., *Realistic Evaluation of Deep Semi-Supervised Learning Algorithms*, NeurIPS 2018
