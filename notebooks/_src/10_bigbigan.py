@@ -320,7 +320,7 @@ axis.set(xlabel="method", ylabel="test accuracy", title=f"{BUDGET_EPOCHS} epochs
 axis.legend(loc="upper right")
 plt.show()
 print("Published reference point: BigBiGAN's results are on ImageNet (linear probe of a large RevNet encoder "
-      "after hundreds of thousands of steps at batch 2048; Donahue and Simonyan 2019, Table 2), not on CIFAR-10, "
+      "after hundreds of thousands of steps at batch 2048; Donahue and Simonyan, NeurIPS 2019), not on CIFAR-10, "
       "so there is no published number for this setting; the SimCLR bar is the comparison that matters here.")
 
 # %% [markdown]
