@@ -13,7 +13,8 @@
 #
 # **Time budget**: five short trainings, each a few times a supervised run of the same budget;
 # the default budgets below (`BUDGET_EPOCHS`) keep the whole notebook to about 30-40 minutes on a
-# CPU with the tiny backbone (measured times: `benchmarks/RESULTS.md`, rows `aet`, `enaet`).
+# CPU with the tiny backbone (measured times: `benchmarks/RESULTS.md`, rows `aet`, `enaet`); not
+# yet measured on a laptop GPU, where it should take a few minutes.
 #
 # **Prerequisites**: `00_setup_and_data` (data, augmentations, the supervised baseline),
 # `02_pretext_tasks` (predicting a transformation: rotation) and `07_mixmatch_fixmatch_s4l`
