@@ -479,10 +479,18 @@ axis.axis("off")
 plt.show()
 
 # %% [markdown]
+# **Reading it honestly.** At this budget (ten SimCLR epochs on 10 000 images with a tiny network)
+# the pretraining buys little: the SimCLR probe is a few points above the *random* encoder's probe
+# everywhere, ahead of training from scratch only at 4 labels per class, and behind it from 25
+# labels per class on, because the from-scratch network trains every layer for the task. That is
+# the shape the figure takes when pretraining is short; the argument for self-supervision rests on
+# what happens when it is long. At scale the gap is large: the SimCLR paper (Table 7) fine-tunes a
+# ResNet-50 pretrained on ImageNet with 1 % of the labels to 48.3 % top-1, against 25.4 % for the
+# same network trained on those labels alone (10 % of the labels: 65.6 % against 56.4 %).
+#
 # To reproduce it (about half an hour on a laptop CPU, a few minutes on a GPU with `--device cuda`),
-# set `REPRODUCE = True`; the new figure and JSON go to `runs/label_efficiency/`. With a longer
-# pretraining (`--pretrain-epochs`) the probe's curve rises; the from-scratch curve needs more
-# labels for the same gain.
+# set `REPRODUCE = True`; the new figure and JSON go to `runs/label_efficiency/`. Try a longer
+# pretraining (`--pretrain-epochs 50`) and watch which curve moves.
 
 # %%
 REPRODUCE = False

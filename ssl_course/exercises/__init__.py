@@ -21,6 +21,7 @@ from .featmatch import check_attention_weights, check_featmatch_pseudo_labels, c
 from .momentum import check_momentum_update
 from .nce import check_cpc_info_nce, check_nce_loss, nce_loss_reference
 from .paws import check_paws_loss
+from .pretext import check_colorization_loss
 from .semi_supervised import (
     check_fixmatch_loss,
     check_fixmatch_mask,
@@ -29,6 +30,7 @@ from .semi_supervised import (
     check_sharpen,
     check_snn,
 )
+from .transformation import check_aet_loss, check_transformation_consistency
 
 __all__ = [
     # adversarial
@@ -43,6 +45,11 @@ __all__ = [
     "check_rotate_batch",
     # momentum
     "check_momentum_update",
+    # pretext
+    "check_colorization_loss",
+    # transformation
+    "check_aet_loss",
+    "check_transformation_consistency",
     # featmatch
     "check_featmatch_pseudo_labels",
     "check_attention_weights",
