@@ -47,3 +47,16 @@ def test_peer_speed_prints_the_ratio():
     out = _run("benchmarks/peer_speed.py", "--device", "cpu", "--backbone", "tiny", "--batch-size", "16",
                "--steps", "1", "--workers", "0", "--threads", "1")
     assert "| ratio |" in out and "ssl_course (batched on device)" in out
+
+
+def test_label_efficiency_writes_every_accuracy_and_the_figure(tmp_path):
+    import json
+
+    # --smoke uses the synthetic data set whether or not CIFAR-10 is there
+    _run("benchmarks/label_efficiency.py", "--smoke", "--threads", "1", "--out", str(tmp_path))
+    report = json.loads((tmp_path / "label_efficiency.json").read_text())
+    expected_keys = {f"{n}/{s}" for n in report["labels_per_class"] for s in range(report["seeds"])}
+    for curve in ("simclr_probe", "random_probe", "scratch"):
+        assert set(report[curve]) == expected_keys
+        assert all(0.0 <= value <= 1.0 for value in report[curve].values())
+    assert (tmp_path / "label_efficiency_cpu.png").stat().st_size > 0

@@ -12,8 +12,8 @@
 #   $\log N$ however good the critic is.
 #
 # **Time budget**: everything here is a small 1-D to 6-D toy problem, so a GPU does not help and the
-# notebook runs on the CPU either way: under a minute on a laptop with or without a GPU (measured:
-# 18 s for the whole notebook on the course's shared 2-core CPU, plus reading time).
+# notebook runs on the CPU either way: under a minute of computing on a laptop with or without a
+# GPU, plus reading time.
 #
 # **Prerequisites**: notebook `00_setup_and_data` (the course's set-up), logistic regression and
 # the softmax cross-entropy, and what a probability density is.
@@ -22,8 +22,7 @@
 # ## Set-up
 # Every tensor in this notebook is tiny, so it runs on the CPU on purpose: moving a few thousand
 # numbers to a GPU costs more than computing with them. For the same reason PyTorch gets one
-# thread: on arrays this small, splitting work between threads costs more than it saves (on a
-# busy 2-core machine we measured 12 ms per NCE step with two threads, 0.7 ms with one).
+# thread: on arrays this small, splitting work between threads costs more than it saves.
 
 # %%
 import math
@@ -37,7 +36,7 @@ from torch import nn
 from ssl_course import config
 from ssl_course.exercises import check_info_nce, check_nce_loss
 from ssl_course.losses import info_nce
-from ssl_course.viz import interactive_plot
+from ssl_course.viz import interactive_plot, small_multiples
 
 SMOKE = config.smoke()
 DEVICE = torch.device("cpu")   # toy problems: see above
@@ -288,25 +287,37 @@ print("literal loop == vectorised == ssl_course.losses.info_nce on 3 random inpu
 # Fix one query's cosine similarities to its positive (green) and to nine negatives. The softmax over
 # them is the classifier's belief; the loss is $-\log$ of the green bar. A small $\tau$ sharpens the
 # softmax so that the hardest negatives (the tall grey bars) dominate the gradient; a large $\tau$
-# spreads it over all of them. Move the slider (in smoke mode it draws once with $\tau = 0.2$).
+# spreads it over all of them. Move the slider (without a running kernel it draws once with
+# $\tau = 0.2$); the row of panels below it shows four temperatures side by side.
 
 # %%
 SIMILARITIES = torch.tensor([0.70, 0.82, 0.55, 0.40, 0.31, 0.20, 0.05, -0.10, -0.30, -0.55])  # [positive, 9 negatives]
 
 
-def show_softmax(temperature):
+def draw_softmax(axis, temperature):
     probabilities = torch.softmax(SIMILARITIES / temperature, dim=0)
+    colours = ["tab:green"] + ["tab:gray"] * (len(SIMILARITIES) - 1)
+    axis.bar(range(len(SIMILARITIES)), probabilities.numpy(), color=colours)
+    axis.set(title=f"τ = {temperature:.2f}: loss = {-probabilities[0].log().item():.3f}", ylim=(0, 1),
+             xticks=[], xlabel="candidates (green: positive)", ylabel="softmax probability")
+
+
+def show_softmax(temperature):
     figure, axes = plt.subplots(1, 2, figsize=(10, 2.8))
     colours = ["tab:green"] + ["tab:gray"] * (len(SIMILARITIES) - 1)
     axes[0].bar(range(len(SIMILARITIES)), SIMILARITIES.numpy(), color=colours)
-    axes[0].set(title="cosine similarities (green: positive)", xticks=[])
-    axes[1].bar(range(len(SIMILARITIES)), probabilities.numpy(), color=colours)
-    axes[1].set(title=f"softmax at τ = {temperature:.2f}: loss = {-probabilities[0].log().item():.3f}",
-                ylim=(0, 1), xticks=[])
+    axes[0].set(title="cosine similarities", xticks=[], xlabel="candidates (green: positive)",
+                ylabel="cosine similarity")
+    draw_softmax(axes[1], temperature)
+    figure.tight_layout()
     plt.show()
 
 
 interactive_plot(show_softmax, temperature=(0.02, 2.0, 0.01, 0.2))
+
+# %%
+small_multiples(draw_softmax, panel_size=(3.4, 2.8), temperature=[0.05, 0.2, 0.5, 2.0])
+plt.show()
 
 # %% [markdown]
 # One negative here is *more* similar to the query than the positive (a "hard negative", e.g. an
@@ -445,7 +456,8 @@ check_info_nce(my_info_nce);
 # recovered $c$ and to its spread? Then train the critic of the bound with $N = 4$ for ten times as many
 # steps: can the estimate ever pass $\log 4$? Why not?
 #
-# Solutions: `notebooks/solutions/nce_solutions.py`.
+# Solutions: `notebooks/solutions/nce_solutions.py`. What to expect in 3, and why:
+# [`notebooks/solutions/ANSWERS.md`, section 01](solutions/ANSWERS.md#01-from-nce-to-infonce).
 
 # %%
 print(f"notebook ran in {time.perf_counter() - NOTEBOOK_START:.0f} s")

@@ -17,10 +17,8 @@
 #
 # **Time budget**: about 12 minutes on a laptop GPU and 15-20 minutes on a CPU, where the
 # notebook uses a 10 000-image subset and the `tiny` backbone. These are estimates from one-epoch
-# CPU runs of each method (1.5-2 minutes per method including evaluation, measured on a busy CPU,
-# `benchmarks/RESULTS.md`) plus the short shortcut experiments; the whole notebook has been timed
-# only in smoke mode (`SSL_COURSE_SMOKE=1`, a few minutes), not on a GPU. Lower `BUDGET_EPOCHS`
-# and `SHORT_STEPS` to go faster.
+# CPU runs of each method (1.5-2 minutes per method including evaluation, `benchmarks/RESULTS.md`)
+# plus the short shortcut experiments. Lower `BUDGET_EPOCHS` and `SHORT_STEPS` to go faster.
 #
 # **Prerequisites**: `00_setup_and_data` (data, engine, supervised baseline, kNN and linear probe).
 
@@ -440,10 +438,12 @@ METHODS = ("rotation", "relative_position", "jigsaw", "colorization", "supervise
 BATCH_SIZE = 32 if SMOKE else None   # None: each method's default
 
 
-def train(name):
+def train(name, run_name=None, **hyperparameters):
+    """Train method `name` (with `hyperparameters` overriding its defaults) into runs/02_<run_name>_..."""
     torch.manual_seed(0)
-    method = build_method(name, BACKBONE, data.num_classes)
-    out_dir = config.runs_dir() / f"02_{name}_{DATA}_{LABELS}_{BACKBONE}{'_smoke' if SMOKE else ''}"
+    method = build_method(name, BACKBONE, data.num_classes, **hyperparameters)
+    run_name = run_name or name
+    out_dir = config.runs_dir() / f"02_{run_name}_{DATA}_{LABELS}_{BACKBONE}{'_smoke' if SMOKE else ''}"
     settings = TrainConfig(max_steps=20 if SMOKE else None, epochs=None if SMOKE else BUDGET_EPOCHS,
                            batch_size=BATCH_SIZE, monitor_every=0 if SMOKE else None, monitor_bank_size=2000,
                            monitor_test_size=1000, out_dir=out_dir, resume=True, seed=0, progress=not SMOKE)
@@ -548,15 +548,17 @@ check_colorization_loss(my_colorization_loss);
 
 # %% [markdown]
 # **3. Break it on purpose.** Train `jigsaw` with `permutation_criterion="min_mean"` and with
-# `tile_size=10` (no gaps), and `relative_position` with `color_drop=False`, for the full budget
-# (`build_method("jigsaw", BACKBONE, 10, tile_size=10)` in `train`, and give the run its own folder
-# name). Compare pretext accuracy, kNN and probe with the default runs and explain what you see.
+# `tile_size=10` (no gaps), and `relative_position` with `color_drop=False`, for the full budget:
+# `train("jigsaw", run_name="jigsaw_no_gaps", tile_size=10)` (the keyword arguments go to
+# `build_method`; `run_name` gives the run its own folder, so it does not reload the default run).
+# Compare pretext accuracy, kNN and probe with the default runs and explain what you see.
 #
 # **4. The annealing temperature.** Colorize the test images above with `annealing_temperature`
 # 1.0, 0.38 and 0.01 (set `colorizers["classification"].annealing_temperature`) and describe the
 # colours.
 #
-# Solutions to 1 and 2: `notebooks/solutions/pretext_solutions.py`.
+# Solutions to 1 and 2: `notebooks/solutions/pretext_solutions.py`. What to expect in 3 and 4, and
+# why: [`notebooks/solutions/ANSWERS.md`, section 02](solutions/ANSWERS.md#02-pretext-tasks).
 
 # %%
 print(f"notebook ran in {time.perf_counter() - NOTEBOOK_START:.0f} s")

@@ -119,8 +119,8 @@ print(f"literal == F.cross_entropy == exemplar_loss: {literal.item():.6f}; chanc
 # 1. **Cost.** Every view is scored against all $N$ rows: $O(N)$ per view, 1.2 million rows on ImageNet.
 # 2. **Stale prototypes.** Row $w_j$ is updated only when image $j$ is in the batch, once per
 #    epoch; the network changes in between. This is why Exemplar needs many epochs before its
-#    features improve (the course's tests measured kNN *falling* after two epochs on the
-#    synthetic data while the exemplar loss fell).
+#    features improve (on the course's synthetic data, kNN accuracy can *fall* during the first
+#    two epochs while the exemplar loss falls).
 # 3. **Collisions.** Two near-identical images are different classes and are pushed apart.
 #
 # Instance discrimination (Wu et al. 2018) keeps the task and changes the parametrisation: the
@@ -267,15 +267,19 @@ BATCH_SIZE = dict(exemplar=64, cpc=16, supervised=32) if SMOKE else dict(exempla
 HPARAMS = dict(exemplar=dict(num_exemplars=TRAIN_SIZE), cpc={}, supervised={})
 
 
-def train(name):
+def train(name, run_name=None, bundle=None, max_steps=None, **hyperparameters):
+    """Train `name` on `bundle` (default: `data`); `hyperparameters` override HPARAMS[name];
+    `run_name` gives the run its own folder under runs/ (otherwise a rerun reloads the default run)."""
     torch.manual_seed(0)
-    method = build_method(name, BACKBONE, data.num_classes, **HPARAMS[name])
-    out_dir = config.runs_dir() / f"03_{name}_{DATA}_{LABELS}_{BACKBONE}{'_smoke' if SMOKE else ''}"
-    settings = TrainConfig(epochs=BUDGET_EPOCHS, batch_size=BATCH_SIZE[name], monitor_every=0 if SMOKE else None,
-                           monitor_bank_size=2000, monitor_test_size=1000,
+    bundle = data if bundle is None else bundle
+    method = build_method(name, BACKBONE, bundle.num_classes, **(HPARAMS[name] | hyperparameters))
+    run_name = run_name or name
+    out_dir = config.runs_dir() / f"03_{run_name}_{DATA}_{LABELS}_{BACKBONE}{'_smoke' if SMOKE else ''}"
+    settings = TrainConfig(epochs=BUDGET_EPOCHS, max_steps=max_steps, batch_size=BATCH_SIZE[name],
+                           monitor_every=0 if SMOKE else None, monitor_bank_size=2000, monitor_test_size=1000,
                            out_dir=out_dir, resume=True, seed=0, progress=not SMOKE)
-    history = fit(method, data, settings)
-    metrics = evaluate_method(method, data, knn_bank_size=1000 if SMOKE else None)
+    history = fit(method, bundle, settings)
+    metrics = evaluate_method(method, bundle, knn_bank_size=1000 if SMOKE else None)
     print(f"{name:>10}: {history.step[-1]} steps in {history.seconds[-1]:.0f} s · kNN {metrics['knn_accuracy']:.3f} "
           f"· linear probe on {LABELS} labels {metrics['linear_probe_accuracy']:.3f}"
           + (f" · classifier {metrics['classifier_accuracy']:.3f}" if "classifier_accuracy" in metrics else ""))
@@ -385,16 +389,19 @@ check_cpc_info_nce(my_cpc_info_nce);
 
 # %% [markdown]
 # **2. Break it on purpose.** Train `cpc` with `min_offset=1` (predict the overlapping row too) and
-# with `layer_norm=False`, e.g. `HPARAMS["cpc"] = dict(min_offset=1)` before `train("cpc")` (give the
-# run another folder name). Compare the pretext accuracy, the kNN and the probe accuracy with the
-# default run, and explain what you see with the pitfalls above.
+# with `layer_norm=False`: `train("cpc", run_name="cpc_offset1", min_offset=1)` and
+# `train("cpc", run_name="cpc_no_layer_norm", layer_norm=False)` (the keyword arguments override
+# `HPARAMS["cpc"]`; `run_name` gives each run its own folder). Compare the pretext accuracy, the kNN
+# and the probe accuracy with the default run, and explain what you see with the pitfalls above.
 #
-# **3. Fewer surrogate classes.** Train `exemplar` on a 2000-image subset
-# (`make_bundle(..., train_subset=2000)`, `num_exemplars=2000`) for the same number of *steps* as
-# above. Each class is now seen five times as often: does the exemplar accuracy rise faster, and
-# do kNN and probe follow?
+# **3. Fewer surrogate classes.** Train `exemplar` on a 2000-image subset for the same number of
+# *steps* as above: `small = make_bundle(DATA, LABELS, device=DEVICE, train_subset=2000,
+# test_subset=1000)`, then `train("exemplar", run_name="exemplar_2000", bundle=small,
+# max_steps=runs["exemplar"][1].step[-1], num_exemplars=2000)`. Each class is now seen five times
+# as often: does the exemplar accuracy rise faster, and do kNN and probe follow?
 #
-# Solutions: `notebooks/solutions/nce_solutions.py` (exercise 1).
+# Solutions: `notebooks/solutions/nce_solutions.py` (exercise 1). What to expect in 2 and 3, and
+# why: [`notebooks/solutions/ANSWERS.md`, section 03](solutions/ANSWERS.md#03-exemplar-and-cpc).
 
 # %%
 print(f"notebook ran in {time.perf_counter() - NOTEBOOK_START:.0f} s")

@@ -18,7 +18,7 @@
 # (fractions such as 0.5 work). The budget is in epochs, so your numbers match the reference
 # results whatever your hardware.
 #
-# **Prerequisites**: `03_simclr` (two views, projection heads, NT-Xent / InfoNCE). `00` for the
+# **Prerequisites**: `04_simclr_moco` (two views, projection heads, NT-Xent / InfoNCE); `00_setup_and_data` for the
 # data and the engine.
 
 # %% [markdown]
@@ -42,14 +42,14 @@ from ssl_course.experiment import Experiment, run_experiment
 from ssl_course.losses import nearest_neighbours, nnclr, update_queue
 from ssl_course.methods import build_method
 from ssl_course.train import TrainConfig, fit, load_checkpoint
-from ssl_course.viz import image_grid, interactive_plot, plot_tsne
+from ssl_course.viz import image_grid, interactive_plot, plot_tsne, small_multiples
 
 SMOKE = config.smoke()
 DEVICE = config.pick_device()
 config.seed_everything(0)
 if SMOKE and DEVICE.type == "cpu":
-    # The tests run several notebooks side by side on a small CPU; one thread each avoids the
-    # threads fighting over the cores. On your machine, keep PyTorch's default.
+    # Smoke mode is for quick checks: one thread keeps small convolutions from waiting on each
+    # other. Outside smoke mode PyTorch uses its default number of threads.
     torch.set_num_threads(1)
 print(f"device: {DEVICE} · smoke mode: {SMOKE}")
 
@@ -121,6 +121,17 @@ plt.show()
 # - $\mathrm{NN}(z, Q) = \hat q_{j^*}$ with $j^* = \arg\max_j \hat z^\top \hat q_j$: the queue
 #   element with the highest cosine similarity ($\hat{\cdot}$ means L2-normalised);
 # - $\tau$: the temperature (0.1 in the paper).
+#
+# **Nearest by distance or by similarity?** The paper defines the neighbour as the support element
+# at the smallest Euclidean distance, $\arg\min_j \lVert z - q_j \rVert_2$; the code (solo-learn's
+# `find_nn`, and `ssl_course.losses.nearest_neighbours`) takes $\arg\max_j \hat z^\top \hat q_j$.
+# For unit vectors they are the same neighbour, in one line:
+# $\lVert \hat z - \hat q_j \rVert^2 = \lVert \hat z\rVert^2 + \lVert \hat q_j\rVert^2 - 2\hat z^\top
+# \hat q_j = 2 - 2\,\hat z^\top \hat q_j$, which falls exactly when the cosine similarity rises.
+# Our code uses the arg max of the cosine similarity because the queue already holds normalised
+# vectors (so one matrix product of `[N, D]` by `[D, Q]` finds every neighbour, no distances to
+# compute) and because it is the definition that does not depend on the vectors' lengths: on
+# *unnormalised* vectors the smallest Euclidean distance can pick a different row.
 #
 # $$
 # \mathcal{L}_{1\to 2} = -\frac{1}{N}\sum_{i=1}^{N}
@@ -211,7 +222,7 @@ BUDGET_EPOCHS = 10   # the main run and the baseline; smoke mode stops after 30 
 # Expected time of this cell (one NNCLR run of 10 epochs, backbone small), training only:
 #   laptop GPU ≈ 2 min: estimated from the FLOPs of each method's training step (counted with
 #   torch.utils.flop_counter) at an assumed 5 TFLOP/s sustained, not measured on a laptop;
-#   CPU ≈ 2.5 h: measured throughput on one thread of a server CPU, times the
+#   CPU ≈ 2.5 h: measured throughput on one CPU thread, times the
 #   epochs (benchmarks/RESULTS.md); more cores are faster. Fractions such as 0.5 work too.
 BACKBONE = "tiny" if SMOKE else "small"
 # Smoke mode shrinks the heads and the queue to fit the tiny backbone and a few dozen steps.
@@ -343,19 +354,28 @@ queue_size = method.queue_size
 recent_first = (method.queue_ptr - 1 - torch.arange(queue_size, device=DEVICE)) % queue_size
 
 
-def show_prefix(entries=queue_size):
+def draw_prefix(axis, entries=queue_size):
     entries = int(entries)
     rows = recent_first[:entries]
     similarity, nearest = (test_z @ method.queue[rows].T).max(dim=1)
     purity = (method.queue_labels[rows][nearest] == data.test_labels).float().mean()
-    figure, axis = plt.subplots(figsize=(6, 2.8))
     axis.hist(similarity.cpu().numpy(), bins=40, color="tab:purple")
-    axis.set(xlabel="cosine similarity to the nearest queue entry", ylabel="test images",
-             title=f"{entries} most recent entries: NN purity {purity:.2f}, mean similarity {similarity.mean():.2f}")
+    axis.set(xlabel="cosine similarity to nearest entry", ylabel="test images",
+             title=f"{entries} entries: purity {purity:.2f}, mean sim. {similarity.mean():.2f}")
+
+
+def show_prefix(entries=queue_size):
+    figure, axis = plt.subplots(figsize=(6, 2.8))
+    draw_prefix(axis, entries)
     plt.show()
 
 
 interactive_plot(show_prefix, entries=(8, queue_size, 8, queue_size))
+
+# %%
+prefix_sizes = sorted({max(8, queue_size // 64), max(8, queue_size // 8), queue_size})
+small_multiples(draw_prefix, panel_size=(4.6, 3.2), entries=prefix_sizes)
+plt.show()
 
 # %% [markdown]
 # ## The queue size, trained
@@ -368,7 +388,7 @@ SWEEP_EPOCHS = 2   # per queue size
 # Expected time of this cell (4 NNCLR runs of 2 epochs), training only:
 #   laptop GPU ≈ 2 min: estimated from the FLOPs of each method's training step (counted with
 #   torch.utils.flop_counter) at an assumed 5 TFLOP/s sustained, not measured on a laptop;
-#   CPU ≈ 2.0 h: measured throughput on one thread of a server CPU, times the
+#   CPU ≈ 2.0 h: measured throughput on one CPU thread, times the
 #   epochs (benchmarks/RESULTS.md); more cores are faster. Fractions such as 0.5 work too.
 QUEUE_SIZES = (32, 256) if SMOKE else (256, 1024, 4096, 16384)
 sweep = {}
@@ -411,6 +431,8 @@ baseline = run_experiment(Experiment(method="supervised", data=DATA, labels=NUM_
                           baseline_dir, resume=True)
 print(f"NNCLR linear probe {metrics['test_accuracy']:.3f} vs supervised baseline {baseline['test_accuracy']:.3f} "
       f"({NUM_LABELS} labels): difference {metrics['test_accuracy'] - baseline['test_accuracy']:+.3f}")
+print("For scale: the NNCLR paper reports 75.6 % ImageNet top-1 for a linear probe on a ResNet-50 "
+      "pretrained for 1000 epochs (abstract); it reports no few-label CIFAR-10 number.")
 
 supervised = build_method("supervised", BACKBONE, data.num_classes)
 supervised.load_state_dict(load_checkpoint(baseline_dir / "checkpoint.pt", map_location=DEVICE)["method"])
@@ -471,7 +493,27 @@ check_nnclr_lookup(my_nearest_neighbours);
 # Why can NN purity be high while the linear probe is still poor, and the other way round? Look at
 # the gallery above for a hint.
 #
-# Solution of 1: `notebooks/solutions/contrastive_solutions.py` (`nearest_neighbours`).
+# **4. The loss.** Write `my_nnclr_loss(z1, z2, queue, temperature)` without a predictor
+# (`p = z`): for each direction, the neighbour of one view scores all $N$ normalised embeddings of
+# the other view, the matching image is the correct class; return the mean of the two directions.
+# The checker compares with `ssl_course.losses.nnclr` and names the usual mistakes (one direction,
+# the neighbour contrasted with its own view, no neighbour at all, ...).
+#
+# Solutions of 1 and 4: `notebooks/solutions/contrastive_solutions.py` (`nearest_neighbours`,
+# `nnclr_loss`). What to expect in 2 and 3, and why:
+# [`notebooks/solutions/ANSWERS.md`, section 06](solutions/ANSWERS.md#06-nnclr).
+
+# %%
+from ssl_course.exercises import check_nnclr_loss
+
+
+def my_nnclr_loss(z1, z2, queue, temperature=0.1):
+    # YOUR CODE: nn1 = NN(z1, queue), nn2 = NN(z2, queue); logits nn1 @ normalised z2.T / temperature
+    # against arange(N), the same from nn2 to z1, then average the two cross-entropies
+    raise NotImplementedError("finish my_nnclr_loss")
+
+
+check_nnclr_loss(my_nnclr_loss);
 
 # %% [markdown]
 # ## References

@@ -12,15 +12,15 @@
 # - S4L: a self-supervised task (which way is up?) trained on all images next to the supervised one;
 # - how the three compare with the supervised baseline under the same labels and budget.
 #
-# **Time budget**: the trainings dominate: about 17 min on a laptop GPU
-# (estimated from the FLOPs counted per training step at an assumed 5 TFLOP/s) and about
-# 16.3 h on one CPU thread (measured throughput × epochs; more cores are faster). Each
-# training cell states its own figures next to its `BUDGET_EPOCHS`; lower it to go faster
-# (fractions such as 0.5 work). The budget is in epochs, so your numbers match the reference
-# results whatever your hardware.
+# **Time budget**: the trainings dominate: about 17 min on a laptop GPU (an estimate from the
+# FLOPs of a training step) and many hours on a CPU (the README lists measured times). Lower
+# `BUDGET_EPOCHS` to go faster (fractions such as 0.5 work). The budget is in epochs, so your
+# numbers match the reference results whatever your hardware.
 #
-# **Prerequisites**: `00_setup_and_data` (data pipeline, augmentations, the supervised baseline).
-# Softmax and cross-entropy should feel familiar.
+# **Prerequisites**: `00_setup_and_data` (data pipeline, augmentations, the supervised baseline)
+# and `02_pretext_tasks` (rotation prediction, which S4L reuses). Softmax and cross-entropy should
+# feel familiar. This notebook lays the semi-supervised foundations (consistency, pseudo-labels,
+# sharpening, MixUp) that `08_paws` and `09_featmatch` build on.
 
 # %% [markdown]
 # ## Set-up
@@ -29,6 +29,7 @@
 
 # %%
 import json
+import math
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -42,17 +43,15 @@ from ssl_course.data.augment import normalize
 from ssl_course.evaluate import extract_features
 from ssl_course.exercises import check_fixmatch_mask, check_mixup
 from ssl_course.experiment import run_methods
-from ssl_course.losses import fixmatch_loss, mixmatch_guess_labels, mixmatch_loss, mixup, rotate_batch, sharpen
+from ssl_course.losses import (fixmatch_loss, mixmatch_guess_labels, mixmatch_loss, mixup, rotate_batch, s4l_loss,
+                               sharpen)
 from ssl_course.methods import build_method
 from ssl_course.train import load_checkpoint
-from ssl_course.viz import image_grid, interactive_plot, plot_tsne, to_display
+from ssl_course.viz import image_grid, interactive_plot, plot_tsne, small_multiples, to_display
 
 SMOKE = config.smoke()
 DEVICE = config.pick_device()
 config.seed_everything(0)
-if SMOKE:
-    # The smoke test shares a small CPU with other jobs; tiny networks run faster on one thread there.
-    torch.set_num_threads(1)
 print(f"device: {DEVICE}; smoke mode: {SMOKE}")
 
 # %% [markdown]
@@ -324,14 +323,29 @@ def show_guess(T=0.5):
     guessed = mixmatch_guess_labels(example_logits, T=T)        # average, then sharpen
     torch.testing.assert_close(guessed, sharpen(average, T))
     panels = [("view 1", views[0]), ("view 2", views[1]), ("average", average[0]), (f"sharpened, T={T:.2f}", guessed[0])]
-    figure, axes = plt.subplots(1, 4, figsize=(14, 2.6), sharey=True)
+    figure, axes = plt.subplots(1, 4, figsize=(14, 2.8), sharey=True)
     for axis, (title, values) in zip(axes, panels):
         axis.bar(range(data.num_classes), values.numpy())
-        axis.set(title=f"{title} (max {values.max():.2f})", ylim=(0, 1), xticks=range(data.num_classes))
+        axis.set(title=f"{title} (max {values.max():.2f})", ylim=(0, 1), xticks=range(data.num_classes),
+                 xlabel="class", ylabel="probability")
     plt.show()
 
 
 interactive_plot(show_guess, T=(0.1, 2.0, 0.05, 0.5))
+
+# %% [markdown]
+# Without a kernel: the sharpened guess for four temperatures.
+
+# %%
+def draw_guess(axis, T):
+    guessed = mixmatch_guess_labels(example_logits, T=T)[0]
+    axis.bar(range(data.num_classes), guessed.numpy())
+    axis.set(title=f"T = {T}: max {guessed.max():.2f}", ylim=(0, 1), xticks=range(data.num_classes),
+             xlabel="class", ylabel="sharpened guess")
+
+
+small_multiples(draw_guess, T=(0.1, 0.5, 1.0, 2.0), title="MixMatch's guessed label, sharpened with temperature T")
+plt.show()
 
 # %% [markdown]
 # ## Rotation as an auxiliary task (S4L)
@@ -346,6 +360,51 @@ order = torch.arange(12).reshape(4, 3).T.reshape(-1)  # show image by image: 0°
 image_grid(rotated[order], nrow=4, titles=[f"{90 * int(r)}°" for r in rotation_labels[order]],
            suptitle="three training images under the four rotations (labels 0-3)")
 plt.show()
+
+# %% [markdown]
+# **S4L-Rotation's loss, with loops.** With class logits of the labelled images, rotation logits
+# of all $R$ rotated (labelled and unlabelled) images and a weight $w$:
+# $$\mathcal{L} = rac{1}{N_l}\sum_{i=1}^{N_l} -\log \operatorname{softmax}(f_c(x_i))_{y_i}
+#   + w\,rac{1}{R}\sum_{r=1}^{R} -\log \operatorname{softmax}(f_r(\operatorname{rot}_{a_r} x_r))_{a_r}.$$
+# One row at a time, in float64, against `ssl_course.losses.s4l_loss`:
+
+# %%
+def cross_entropy_loop(logits, targets):
+    total = 0.0
+    for row, target in zip(logits.tolist(), targets.tolist()):
+        log_normaliser = math.log(sum(math.exp(v) for v in row))
+        total += -(row[target] - log_normaliser)
+    return total / len(logits)
+
+
+def s4l_loss_loop(class_logits, labels, rotation_logits, rotation_labels, weight):
+    classification = cross_entropy_loop(class_logits, labels)
+    rotation = cross_entropy_loop(rotation_logits, rotation_labels)
+    return classification + weight * rotation, classification, rotation
+
+
+gen = torch.Generator().manual_seed(1)
+class_logits = torch.randn(6, 10, generator=gen, dtype=torch.float64)           # [N_l, C]
+class_labels = torch.randint(10, (6,), generator=gen)
+rotation_logits = torch.randn(4 * 9, 4, generator=gen, dtype=torch.float64)     # [R, 4]: 9 images × 4 angles
+rotation_targets = torch.arange(4).repeat_interleave(9)                         # rotation-major, like rotate_batch
+looped = s4l_loss_loop(class_logits, class_labels, rotation_logits, rotation_targets, 0.5)
+library = s4l_loss(class_logits, class_labels, rotation_logits, rotation_targets, rotation_weight=0.5)
+torch.testing.assert_close(torch.stack(library), torch.tensor(looped, dtype=torch.float64))
+# gradients too: the library's loss and the loop written with torch ops must agree
+for tensor in (class_logits, rotation_logits):
+    tensor.requires_grad_(True)
+library_total = s4l_loss(class_logits, class_labels, rotation_logits, rotation_targets, rotation_weight=0.5)[0]
+torch_loop_total = (torch.stack([-torch.log_softmax(r, 0)[t] for r, t in zip(class_logits, class_labels)]).mean()
+                    + 0.5 * torch.stack([-torch.log_softmax(r, 0)[t]
+                                         for r, t in zip(rotation_logits, rotation_targets)]).mean())
+grads_library = torch.autograd.grad(library_total, (class_logits, rotation_logits))
+grads_loop = torch.autograd.grad(torch_loop_total, (class_logits, rotation_logits))
+for a, b in zip(grads_library, grads_loop):
+    torch.testing.assert_close(a, b)
+print(f"S4L-Rotation loss, loop == library (values and gradients): total {looped[0]:.4f} = "
+      f"classification {looped[1]:.4f} + 0.5 × rotation {looped[2]:.4f} (chance level of the rotation term: log 4 = "
+      f"{math.log(4):.4f})")
 
 # %% [markdown]
 # ### S4L-Exemplar: the other self-supervised task of S4L
@@ -404,12 +463,9 @@ print(f"S4L-Exemplar loss, loop == library: {expected.item():.4f}")
 # Smoke mode uses the tiny backbone, 30 steps and small batches: its numbers mean nothing.
 
 # %%
-BUDGET_EPOCHS = 10   # per method; smoke mode uses a few steps instead
-# Expected time of this cell (4 runs of 10 epochs, backbone small), training only:
-#   laptop GPU ≈ 17 min: estimated from the FLOPs of each method's training step (counted with
-#   torch.utils.flop_counter) at an assumed 5 TFLOP/s sustained, not measured on a laptop;
-#   CPU ≈ 16.3 h: measured throughput on one thread of a server CPU, times the
-#   epochs (benchmarks/RESULTS.md); more cores are faster. Fractions such as 0.5 work too.
+BUDGET_EPOCHS = 10   # per method; smoke mode uses a few steps instead. Fractions such as 0.5 work too.
+# Expected time (4 runs of 10 epochs): about 17 min on a laptop GPU, an estimate from the FLOPs of
+# a training step; hours on a CPU (measured times: README and benchmarks/RESULTS.md).
 METHODS = ("supervised", "mixmatch", "fixmatch", "s4l")
 SMOKE_BATCH = {"supervised": 64, "mixmatch": 32, "fixmatch": 64, "s4l": 16}
 BACKBONE = "tiny" if SMOKE else "small"
@@ -430,6 +486,9 @@ plt.show()
 for name in METHODS[1:]:
     difference = results[name]["test_accuracy"] - baseline
     print(f"{name:>9} vs supervised: {difference:+.3f} ({'better' if difference > 0 else 'not better'} in this run)")
+print(f"your budget: {BUDGET_EPOCHS} epochs, backbone '{BACKBONE}', {NUM_LABELS} labels. Published, CIFAR-10, "
+      "250 labels, WRN-28-2: FixMatch 94.93 % after 2^20 training steps (Sohn et al. 2020, abstract and Table 2); "
+      "MixMatch about 89 % (11 % error; Berthelot et al. 2019, abstract).")
 
 # %% [markdown]
 # ## How many pseudo-labels pass, and how many are right?
@@ -526,7 +585,8 @@ plt.show()
 #   give rotated copies the same label fights the rotation head.
 #
 # ## Exercises
-# Solutions are in `notebooks/solutions/semi_supervised_solutions.py`; try first.
+# Solutions are in `notebooks/solutions/semi_supervised_solutions.py`; answers to the questions
+# in `notebooks/solutions/ANSWERS_07_11.md` (notebook 07); try first.
 #
 # **1. FixMatch's mask.** Write `my_fixmatch_mask(logits_weak, threshold)` returning a float
 # tensor `[N]` with 1.0 where the largest softmax probability of a row is at least `threshold`.

@@ -11,15 +11,16 @@
 # - whether refined features separate the classes better than raw ones, and how FeatMatch
 #   compares with the supervised baseline under the same budget (accuracy, per class, t-SNE).
 #
-# **Time budget**: the trainings dominate: about 3 min on a laptop GPU
-# (estimated from the FLOPs counted per training step at an assumed 5 TFLOP/s) and about
-# 3.4 h on one CPU thread (measured throughput × epochs; more cores are faster). Each
-# training cell states its own figures next to its `BUDGET_EPOCHS`; lower it to go faster
-# (fractions such as 0.5 work). The budget is in epochs, so your numbers match the reference
-# results whatever your hardware.
+# **Time budget**: the trainings dominate: about 3 min on a laptop GPU (an estimate from the
+# FLOPs of a training step) and hours on a CPU (the README lists measured times). Lower
+# `BUDGET_EPOCHS` to go faster (fractions such as 0.5 work). The budget is in epochs, so your
+# numbers match the reference results whatever your hardware.
 #
-# **Prerequisites**: `00_setup_and_data` (data, weak and strong augmentations, the baseline) and
-# `08_paws` (sharpening, soft targets, a classifier built from labelled examples).
+# **Prerequisites**: `00_setup_and_data` (data, weak and strong augmentations, the baseline),
+# `07_mixmatch_fixmatch_s4l` and `08_paws`. FeatMatch builds on 07: its loss is a weak/strong
+# consistency with pseudo-labels (FixMatch's views), sharpened (MixMatch's sharpening), on
+# MixUp-ed inputs (MixMatch's MixUp). From 08 it shares the idea of a classifier informed by
+# labelled examples, here as prototypes.
 
 # %% [markdown]
 # ## Set-up
@@ -43,7 +44,8 @@ from ssl_course.losses import consistency_ramp, featmatch_loss, featmatch_pseudo
 from ssl_course.methods import build_method
 from ssl_course.models import PrototypeAttention
 from ssl_course.train import load_checkpoint
-from ssl_course.viz import image_grid, interactive_plot, plot_history, plot_per_class_accuracy, plot_tsne
+from ssl_course.viz import (image_grid, interactive_plot, plot_history, plot_logs, plot_per_class_accuracy, plot_tsne,
+                            small_multiples)
 
 SMOKE = config.smoke()
 DEVICE = config.pick_device()
@@ -99,10 +101,20 @@ print(f"mean margin (distance to nearest other-class prototype minus nearest own
 # %% [markdown]
 # ## The formulas
 # **Prototypes.** For every class $c$, the features $X_c$ of its labelled images (and of unlabelled
-# images whose pseudo-label is $c$ with confidence above a threshold) are clustered by k-means
-# into $p$ centroids, minimising $\sum_{x \in X_c} \min_{j} \lVert x - \mu_{c,j} \rVert^2$. The
-# $P = Cp$ centroids, stacked, are the prototypes $\mathbf{P} \in \mathbb{R}^{P \times D}$; they are
-# recomputed now and then (every epoch here), not learned by gradient descent.
+# images whose pseudo-label is $c$ with confidence above a threshold) are clustered by **cosine
+# k-means** into $p$ clusters: k-means on the L2-normalised features $\hat x = x / \lVert x \rVert$,
+# minimising $\sum_{x \in X_c} \min_{j} \lVert \hat x - \mu_{c,j} \rVert^2$. For unit vectors
+# $\lVert \hat x - \hat \mu \rVert^2 = 2 - 2\cos(x, \mu)$, so the nearest centroid is the one with
+# the largest cosine similarity: the clusters group features by *direction*, not by length.
+# The prototype of a cluster is the mean of its **raw** (unnormalised) features. This is what
+# the official code does (`GT-RIPL/FeatMatch`, `train/featmatch.py`: scikit-learn `KMeans` on
+# normalised features, then the mean of the raw features of each cluster) and what
+# `ssl_course.cluster.extract_prototypes(..., metric="cosine")` does for the method; the
+# paper's text just says k-means. Why cosine? Backbone features after a ReLU differ a lot in
+# length (a confident, high-contrast image gives a long feature), and Euclidean k-means would
+# then split a class by feature length. The $P = Cp$ prototypes, stacked, are
+# $\mathbf{P} \in \mathbb{R}^{P \times D}$; they are recomputed now and then (every epoch here),
+# not learned by gradient descent.
 #
 # **Attention over prototypes** (`AugF`). For a backbone feature $f \in \mathbb{R}^D$ and each of
 # $H$ heads $h$ with head size $d = D / H$, a linear map $\phi^h_e$ embeds the feature and the
@@ -116,6 +128,15 @@ print(f"mean margin (distance to nearest other-class prototype minus nearest own
 # $w^h_j$ is how much head $h$ of the feature looks at prototype $j$; $a^h$ fuses the attended
 # prototype summary with the feature's own embedding; $\phi_r$ maps the heads back to $D$ and the
 # result is added to $f$ (a residual, so $g$ starts close to $f$).
+#
+# **The $1/\sqrt d$.** The paper's Eq. 1 writes the attention weights as a softmax of plain dot
+# products, without a scale; the official code divides by $\sqrt d$ (scaled dot-product
+# attention, as in Vaswani et al. 2017), and so does the course. The reason: for embeddings
+# with entries of unit variance, a dot product of two $d$-dimensional vectors has variance
+# about $d$, so without the scale the softmax over prototypes saturates (nearly one-hot weights,
+# vanishing gradients for the others) as soon as $d$ is large; dividing by $\sqrt d$ keeps the
+# scores of order one whatever the head size. We follow the code because the code produced the
+# published results (`docs/RECIPES.md`).
 #
 # **Loss.** One linear classifier $\operatorname{Clf}$ reads both $g$ and $f$. With the weak view
 # $u^w$ and the strong view $u^s$ of an unlabelled image, the pseudo-label is the sharpened
@@ -181,7 +202,9 @@ print(f"attention weights [N, heads, P] = {list(weights_library.shape)}, "
 # Then k-means, the pseudo-labels and the total loss. The library runs k-means++ seeding and
 # batched Lloyd iterations for all classes at once; a converged result must be a **fixed point**
 # of one literal Lloyd step (assign every point to its nearest centroid, move every centroid to
-# the mean of its points), class by class.
+# the mean of its points), class by class. The check uses the Euclidean metric, where the
+# prototypes are the centroids themselves; with `metric="cosine"` (the method's choice) the same
+# step runs on the normalised points, and the cell after the next shows what changes.
 
 # %%
 def lloyd_step_loop(points, centroids):
@@ -234,6 +257,33 @@ print(f"loops == library: prototypes are a Lloyd fixed point; pseudo-labels matc
       f"(ramp weights at 30 % of the ramp: λ_g = {lambda_g:.2f}, λ_f = {lambda_f:.2f})")
 
 # %% [markdown]
+# **Euclidean or cosine k-means?** Two clumps of one class that point in the same direction but
+# have different lengths (short and long features), plus one clump in another direction.
+# Euclidean k-means with two clusters separates the short from the long features; cosine
+# k-means separates the directions, and the prototypes (means of the raw features of each
+# cluster) follow.
+
+# %%
+gen = torch.Generator().manual_seed(2)
+direction_a, direction_b = torch.tensor([1.0, 0.2]), torch.tensor([0.1, 1.0])
+length_demo = torch.cat([0.8 * direction_a + 0.08 * torch.randn(40, 2, generator=gen),
+                         3.0 * direction_a + 0.25 * torch.randn(40, 2, generator=gen),
+                         1.5 * direction_b + 0.15 * torch.randn(40, 2, generator=gen)])
+length_demo_classes = torch.zeros(120, dtype=torch.long)
+figure, axes = plt.subplots(1, 2, figsize=(11, 4.8), sharex=True, sharey=True)
+for axis, metric in zip(axes, ("euclidean", "cosine")):
+    found, _ = extract_prototypes(length_demo, length_demo_classes, 1, 2, iters=50, metric=metric,
+                                  generator=torch.Generator().manual_seed(0))
+    points = F.normalize(length_demo, dim=1) if metric == "cosine" else length_demo
+    centres = F.normalize(found, dim=1) if metric == "cosine" else found
+    assignment = torch.cdist(points, centres).argmin(1)
+    axis.scatter(*length_demo.T, c=[colours[int(a)] for a in assignment], s=14)
+    axis.scatter(*found.T, marker="*", s=500, c=[colours[0], colours[1]], edgecolor="black")
+    axis.set(title=f"{metric} k-means, 2 prototypes (stars)", xlabel="feature 1", ylabel="feature 2", aspect="equal")
+plt.tight_layout()
+plt.show()
+
+# %% [markdown]
 # The consistency weights start at 0 and grow: early pseudo-labels are mostly wrong, and a
 # strong weight would teach the network its own mistakes. The official code uses a linear ramp
 # (the sigmoid-shaped ramp of Mean Teacher is commented out there).
@@ -268,12 +318,9 @@ DATA = "cifar10" if cifar10_available() else "synthetic"
 NUM_LABELS = 100 if SMOKE else 250
 SUBSET = dict(train_subset=2000, test_subset=500) if SMOKE else {}
 BACKBONE = "tiny" if SMOKE else "small"
-BUDGET_EPOCHS = 10   # per method; smoke mode uses a few steps instead
-# Expected time of this cell (featmatch and the baseline, 10 epochs each, backbone small), training only:
-#   laptop GPU ≈ 3 min: estimated from the FLOPs of each method's training step (counted with
-#   torch.utils.flop_counter) at an assumed 5 TFLOP/s sustained, not measured on a laptop;
-#   CPU ≈ 3.4 h: measured throughput on one thread of a server CPU, times the
-#   epochs (benchmarks/RESULTS.md); more cores are faster. Fractions such as 0.5 work too.
+BUDGET_EPOCHS = 10   # per method; smoke mode uses a few steps instead. Fractions such as 0.5 work too.
+# Expected time (featmatch and the baseline, 10 epochs each): about 3 min on a laptop GPU, an
+# estimate from the FLOPs of a training step; hours on a CPU (measured times: README, benchmarks/RESULTS.md).
 data = make_bundle(DATA, num_labels=NUM_LABELS, seed=0, device=DEVICE, **SUBSET)
 print(data)
 
@@ -287,12 +334,10 @@ results, run_dirs = run_methods(METHODS, "07", data=DATA, labels=NUM_LABELS, bac
 for name in METHODS:
     plot_history(json.loads((run_dirs[name] / "history.json").read_text()), title=name)
 plt.show()
-featmatch_logs = json.loads((run_dirs["featmatch"] / "history.json").read_text())["logs"]
-figure, axis = plt.subplots(figsize=(6, 3))
-for key in ("clf", "con_g", "con_f", "ramp", "attention", "pseudo_acc"):
-    axis.plot(featmatch_logs[key], label=key)
-axis.set(xlabel="log point (one every few training steps)", ylabel="value", title="FeatMatch: loss terms, ramp, attention on/off, pseudo-label accuracy")
-axis.legend(fontsize=8, ncol=2)
+plot_logs(json.loads((run_dirs["featmatch"] / "history.json").read_text()),
+          ("clf", "con_g", "con_f", "ramp", "attention", "pseudo_acc"),
+          title="FeatMatch: loss terms, ramp, attention on/off, pseudo-label accuracy",
+          reference_lines={"pseudo_acc": (1 / data.num_classes, "chance")})
 plt.show()
 
 # %% [markdown]
@@ -399,6 +444,29 @@ def show_attention(image_index):
 interactive_plot(show_attention, image_index=(0, len(shown) - 1, 1, 0))
 
 # %% [markdown]
+# Without a kernel: four of the images (one column each; top: attention over the prototypes,
+# bottom: class probabilities from raw and refined features).
+
+# %%
+def draw_attention_column(axes, image_index):
+    with torch.no_grad():
+        probs_raw = featmatch.classifier(raw_shown[image_index:image_index + 1]).softmax(1)[0].cpu()
+        probs_refined = featmatch.classifier(refined_shown[image_index:image_index + 1]).softmax(1)[0].cpu()
+    axes[0].bar(np.arange(heatmap.shape[1]), heatmap[image_index].numpy(), color=colours[prototype_classes.numpy() % 10])
+    axes[0].set(xlabel="prototype (colour = its class)", ylabel="attention",
+                title=f"image {image_index}: {data.class_names[int(data.test_labels[shown[image_index]])]}")
+    x = np.arange(data.num_classes)
+    axes[1].bar(x - 0.2, probs_raw.numpy(), width=0.4, label="raw f")
+    axes[1].bar(x + 0.2, probs_refined.numpy(), width=0.4, label="refined g")
+    axes[1].set(xticks=x, ylim=(0, 1), xlabel="class", ylabel="probability")
+    axes[1].legend(fontsize=8)
+
+
+small_multiples(draw_attention_column, axes_per_value=2, panel_size=(4.2, 3.0), sharey=False,
+                image_index=[int(i) for i in np.linspace(0, len(shown) - 1, 4)])
+plt.show()
+
+# %% [markdown]
 # ## Refined versus raw features
 # Does the refinement help? Three measurements on the same trained model: the classifier's test
 # accuracy on raw features $f$ versus refined features $g$; a weighted kNN on each kind of
@@ -455,6 +523,10 @@ gap = accuracy["featmatch"] - accuracy["supervised"]
 print(f"mean test accuracy: FeatMatch {accuracy['featmatch'].mean():.3f}, baseline {accuracy['supervised'].mean():.3f} "
       f"(difference {gap.mean():+.3f}); FeatMatch better on {int((gap > 0).sum())} of {data.num_classes} classes")
 print(f"steps in the budget: FeatMatch {results['featmatch']['steps']}, baseline {results['supervised']['steps']}")
+print(f"your budget: {BUDGET_EPOCHS} epochs, backbone '{BACKBONE}', {NUM_LABELS} labels. Published reference point "
+      "for the same label count: FixMatch 94.93 % at 250 CIFAR-10 labels after 2^20 steps (Sohn et al. 2020, "
+      "abstract and Table 2); FeatMatch's CIFAR-10 table (Kuo et al. 2020) uses a WRN-28-2 and about 183k "
+      "iterations (its official config).")
 
 # %%
 figure, axes = plt.subplots(1, 3, figsize=(16, 5))
@@ -491,7 +563,8 @@ plt.show()
 # ## Exercises
 # Each checker runs your function and a reference on six random inputs and prints ✓ or the first
 # input where they differ, with a hint; the stubs raise `NotImplementedError` until you fill them
-# in. Solutions: `notebooks/solutions/featmatch_solutions.py`.
+# in. Solutions: `notebooks/solutions/featmatch_solutions.py`; answers to the questions:
+# `notebooks/solutions/ANSWERS_07_11.md` (notebook 09).
 #
 # **Exercise 1.** FeatMatch's pseudo-labels: `my_pseudo_labels(logits, T)` returns the sharpened
 # softmax of `logits` (`[N, C]`), without gradient. Then show on paper that

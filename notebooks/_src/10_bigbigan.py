@@ -13,14 +13,15 @@
 #   and SimCLR at the same budget.
 #
 # **Time budget**: about 20 minutes on a laptop GPU (an estimate, not a measurement) and about
-# 60 minutes on a CPU, dominated by three training runs of `BUDGET_EPOCHS` epochs (BigBiGAN,
-# SimCLR, supervised). A BigBiGAN step is expensive on a CPU (two updates, each through the
-# encoder, the generator and the discriminator: we measured about 20 s per step of 128 images on
-# a busy two-core CPU), so on a CPU the notebook trains for a fifth of an epoch only, which is
-# enough to see the mechanics, not a representation. Lower `BUDGET_EPOCHS` to go faster.
+# an hour on a CPU, dominated by the training runs of `BUDGET_EPOCHS` epochs (BigBiGAN, SimCLR,
+# supervised). A BigBiGAN step is expensive (two updates, each through the encoder, the
+# generator and the discriminator), so on a CPU the notebook trains for a fifth of an epoch only,
+# which is enough to see the mechanics, not a representation (measured step times: README and
+# `benchmarks/RESULTS.md`). Lower `BUDGET_EPOCHS` to go faster.
 #
-# **Prerequisites**: `00` (data and the training engine), `01` (NCE: a classifier that tells data
-# from noise, the idea a GAN's discriminator builds on), `04` (SimCLR, the baseline we compare to).
+# **Prerequisites**: `00_setup_and_data` (data and the training engine), `01_nce_to_infonce`
+# (NCE: a classifier that tells data from noise, the idea a GAN's discriminator builds on),
+# `04_simclr_moco` (SimCLR, the baseline we compare to).
 
 # %% [markdown]
 # ## Set-up
@@ -47,10 +48,6 @@ from ssl_course.viz import image_grid, plot_tsne
 SMOKE = config.smoke()
 DEVICE = config.pick_device()
 config.seed_everything(0)
-if SMOKE and DEVICE.type == "cpu":
-    # The tests run several notebooks side by side; one thread each avoids the threads fighting
-    # over the cores. On your machine, keep PyTorch's default.
-    torch.set_num_threads(1)
 plt.rcParams.update({"font.size": 14, "axes.titlesize": 15, "axes.labelsize": 14, "legend.fontsize": 12})
 print(f"device: {DEVICE} · smoke mode: {SMOKE}")
 
@@ -259,7 +256,7 @@ axes[0].legend(ncol=3, loc="best")
 axes[1].plot(history.step, history.logs["d_accuracy"], label="D accuracy (summed score)")
 axes[1].plot(history.step, history.logs["discriminator"], label="D loss")
 axes[1].plot(history.step, history.logs["encoder_generator"], label="E/G loss")
-axes[1].set(xlabel="step", title="Losses and D's accuracy")
+axes[1].set(xlabel="step", ylabel="loss / accuracy", title="Losses and D's accuracy")
 axes[1].legend(loc="best")
 plt.tight_layout()
 plt.show()
@@ -319,9 +316,12 @@ for offset, (key, label) in enumerate((("knn_accuracy", "kNN"), ("linear_probe_a
     values = [results[name].get(key, float("nan")) for name in names]
     axis.bar([i + 0.4 * offset for i in range(len(names))], values, width=0.4, label=label)
 axis.set_xticks([i + 0.2 for i in range(len(names))], names)
-axis.set(ylabel="test accuracy", title=f"{BUDGET_EPOCHS} epochs each, {NUM_LABELS} labels")
+axis.set(xlabel="method", ylabel="test accuracy", title=f"{BUDGET_EPOCHS} epochs each, {NUM_LABELS} labels")
 axis.legend(loc="upper right")
 plt.show()
+print("Published reference point: BigBiGAN's results are on ImageNet (linear probe of a large RevNet encoder "
+      "after hundreds of thousands of steps at batch 2048; Donahue and Simonyan, NeurIPS 2019), not on CIFAR-10, "
+      "so there is no published number for this setting; the SimCLR bar is the comparison that matters here.")
 
 # %% [markdown]
 # ### t-SNE of the BigBiGAN encoder's test features
@@ -345,6 +345,8 @@ plt.show()
 #   generative representation learning needs scale.
 #
 # ## Exercises
+# Answers to the questions: `notebooks/solutions/ANSWERS_07_11.md` (notebook 10).
+#
 # 1. (Section 3) Write both losses; the checkers above name the usual mistakes.
 # 2. Remove the unary scores: how would you change `bigbigan_losses` to give plain BiGAN's hinge
 #    losses (joint score only)? Which part of the discriminator would then be unused?

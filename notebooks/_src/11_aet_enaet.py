@@ -11,14 +11,14 @@
 # - En-AET: MixMatch plus an ensemble of AET losses over spatial and colour transformations plus a
 #   KL consistency term, and what each part contributes in a short run (an ablation).
 #
-# **Time budget**: not yet measured on a laptop GPU (five short trainings; each is a few times
-# a supervised run of the same budget). On a CPU with the tiny backbone, one epoch over 10 000
-# CIFAR-10 images took the times in `benchmarks/RESULTS.md` (rows `aet`, `enaet`); the default
-# budgets below (`BUDGET_EPOCHS`) are chosen so that the whole notebook runs in about 30-40
-# minutes on a CPU. Smoke mode runs every cell in a couple of minutes.
+# **Time budget**: five short trainings, each a few times a supervised run of the same budget;
+# the default budgets below (`BUDGET_EPOCHS`) keep the whole notebook to about 30-40 minutes on a
+# CPU with the tiny backbone (measured times: `benchmarks/RESULTS.md`, rows `aet`, `enaet`); not
+# yet measured on a laptop GPU, where it should take a few minutes.
 #
-# **Prerequisites**: `00_setup_and_data` (data, augmentations, the supervised baseline) and
-# `07_mixmatch_fixmatch_s4l` (MixMatch's guessed labels, sharpening and MixUp).
+# **Prerequisites**: `00_setup_and_data` (data, augmentations, the supervised baseline),
+# `02_pretext_tasks` (predicting a transformation: rotation) and `07_mixmatch_fixmatch_s4l`
+# (MixMatch's guessed labels, sharpening and MixUp, which En-AET builds on).
 
 # %% [markdown]
 # ## Set-up
@@ -41,8 +41,6 @@ from ssl_course.viz import to_display
 SMOKE = config.smoke()
 DEVICE = config.pick_device()
 config.seed_everything(0)
-if SMOKE:
-    torch.set_num_threads(1)
 plt.rcParams.update({"font.size": 13})
 print(f"device: {DEVICE}; smoke mode: {SMOKE}")
 
@@ -154,7 +152,7 @@ for offset, metric in enumerate(metrics):
              width=0.4, label=metric.replace("_", " "))
 axis.set_xticks([i + 0.2 for i in range(len(names))], names)
 axis.axhline(1 / data.num_classes, color="r", linestyle=":", label="chance")
-axis.set(ylabel="accuracy", ylim=(0, 1), title=f"{DATA}, {NUM_LABELS} labels, {BUDGET_EPOCHS} epochs")
+axis.set(xlabel="method", ylabel="accuracy", ylim=(0, 1), title=f"{DATA}, {NUM_LABELS} labels, {BUDGET_EPOCHS} epochs")
 axis.legend(loc="upper left")
 plt.show()
 for metric in metrics:
@@ -223,7 +221,8 @@ figure, axis = plt.subplots(figsize=(8, 4))
 labels = list(ablation)
 axis.bar(labels, [ablation[label]["test_accuracy"] for label in labels], color=["0.6", "tab:blue", "tab:green"])
 axis.axhline(1 / data.num_classes, color="r", linestyle=":", label="chance")
-axis.set(ylabel="test accuracy", ylim=(0, 1), title=f"En-AET ablation: {DATA}, {NUM_LABELS} labels, {BUDGET_EPOCHS} epochs")
+axis.set(xlabel="variant", ylabel="test accuracy", ylim=(0, 1),
+         title=f"En-AET ablation: {DATA}, {NUM_LABELS} labels, {BUDGET_EPOCHS} epochs")
 axis.legend()
 plt.show()
 base = ablation["MixMatch alone"]["test_accuracy"]
@@ -251,7 +250,8 @@ for label in labels:
 # - En-AET's weights matter: the colour family gets 0.05, twenty times less than the projective one.
 #
 # ## Exercises
-# Solutions are in `notebooks/solutions/aet_enaet_solutions.py`; try first.
+# Solutions are in `notebooks/solutions/aet_enaet_solutions.py`; answers to the questions in
+# `notebooks/solutions/ANSWERS_07_11.md` (notebook 11); try first.
 #
 # **1. AET's loss.** Write `my_aet_loss(predicted, true)` for `[N, P]` tensors.
 

@@ -51,7 +51,7 @@ BUDGET_EPOCHS = 10   # per method: the default of `compare --epochs-per-method`;
 # Expected time of this cell (every method, 10 epochs each at 250 labels, backbone small), training only:
 #   laptop GPU ≈ 47 min: estimated from the FLOPs of each method's training step (counted with
 #   torch.utils.flop_counter) at an assumed 5 TFLOP/s sustained, not measured on a laptop;
-#   CPU ≈ 46.0 h: measured throughput on one thread of a server CPU, times the
+#   CPU ≈ 46.0 h: measured throughput on one CPU thread, times the
 #   epochs (benchmarks/RESULTS.md); more cores are faster. Fractions such as 0.5 work too.
 RESULTS = Path(os.environ.get("SSL_COURSE_COMPARE_DIR", config.runs_dir() / "compare_notebook"))
 DATA = "cifar10" if cifar10_available() else "synthetic"
@@ -174,10 +174,10 @@ if not figures:
 #   budget the ranking can change. Published numbers use hundreds of epochs.
 # - **Seeds.** With one seed, differences of a point or two are noise; use `--seeds 0 1 2` and
 #   compare the ± columns before believing an order.
-# - **Data.** The CIFAR-10 copy on the course machines was rebuilt from JPEG files (quality 75).
-#   Its README cites a report of about 2–3 points lower accuracy for supervised models trained on
-#   that copy; expect numbers somewhat below published ones. Every method here sees the same
-#   copy, so the comparison between them stays fair.
+# - **Data.** CIFAR-10 downloaded by `ssl_course` (or from the official page) is the original data.
+#   Some mirrors distribute a copy rebuilt from JPEG files; training on such a copy costs a couple
+#   of points of accuracy, so compare published numbers only with runs on the original. Every
+#   method here sees the same copy, so the comparison between them stays fair either way.
 # - **Protocols differ.** Self-supervised methods are scored by a linear probe on the few labels,
 #   semi-supervised ones by their own classifier; both are "test accuracy with N labels", but the
 #   first also shows how reusable the features are.
@@ -185,6 +185,7 @@ if not figures:
 # ## Exercise
 # Run the comparison from a terminal with three seeds for two methods of your choice, point
 # `RESULTS` at it, and decide whether their difference is larger than the spread between seeds.
+# How to decide, and what to expect: [`notebooks/solutions/ANSWERS.md`, section 12](solutions/ANSWERS.md#12-compare).
 #
 # ## References
 # - Oliver et al., *Realistic Evaluation of Deep Semi-Supervised Learning Algorithms*, NeurIPS 2018

@@ -83,3 +83,21 @@ def rotate_batch(x):
     rotated = [torch.rot90(x, k, dims=(2, 3)) for k in range(4)]
     labels = [torch.full((len(x),), k, dtype=torch.long, device=x.device) for k in range(4)]
     return torch.cat(rotated), torch.cat(labels)
+
+
+@torch.no_grad()
+def momentum_update(key_encoder, query_encoder, momentum=0.99):
+    """MoCo's key encoder update, in place: key <- m * key + (1 - m) * query, parameters only."""
+    for key, query in zip(key_encoder.parameters(), query_encoder.parameters()):
+        key.mul_(momentum).add_(query, alpha=1 - momentum)
+
+
+def nnclr_loss(z1, z2, queue, temperature=0.1):
+    """NNCLR without a predictor: the neighbour of each view is the anchor for the other view."""
+    targets = torch.arange(z1.shape[0])
+    nn1 = nearest_neighbours(z1, queue)  # [N, D], normalised
+    nn2 = nearest_neighbours(z2, queue)
+    z1, z2 = F.normalize(z1, dim=1), F.normalize(z2, dim=1)
+    loss_12 = F.cross_entropy(nn1 @ z2.T / temperature, targets)  # row i: NN(z1_i) against every z2
+    loss_21 = F.cross_entropy(nn2 @ z1.T / temperature, targets)
+    return 0.5 * (loss_12 + loss_21)

@@ -9,9 +9,18 @@ A checker runs your function and the library's on several random inputs and prin
 from __future__ import annotations
 
 from .adversarial import check_bigbigan_discriminator_loss, check_bigbigan_encoder_generator_loss
-from .contrastive import check_info_nce, check_nnclr_lookup, check_nt_xent, check_rotate_batch, check_supcon
+from .contrastive import (
+    check_info_nce,
+    check_nnclr_lookup,
+    check_nnclr_loss,
+    check_nt_xent,
+    check_rotate_batch,
+    check_supcon,
+)
 from .featmatch import check_attention_weights, check_featmatch_pseudo_labels, check_kmeans_step
+from .momentum import check_momentum_update
 from .nce import check_cpc_info_nce, check_nce_loss, nce_loss_reference
+from .paws import check_paws_loss
 from .pretext import check_colorization_loss
 from .semi_supervised import (
     check_fixmatch_loss,
@@ -32,7 +41,15 @@ __all__ = [
     "check_nt_xent",
     "check_supcon",
     "check_nnclr_lookup",
+    "check_nnclr_loss",
     "check_rotate_batch",
+    # momentum
+    "check_momentum_update",
+    # pretext
+    "check_colorization_loss",
+    # transformation
+    "check_aet_loss",
+    "check_transformation_consistency",
     # featmatch
     "check_featmatch_pseudo_labels",
     "check_attention_weights",
@@ -46,6 +63,8 @@ __all__ = [
     # transformation (AET / En-AET)
     "check_aet_loss",
     "check_transformation_consistency",
+    # paws
+    "check_paws_loss",
     # semi_supervised
     "check_sharpen",
     "check_snn",

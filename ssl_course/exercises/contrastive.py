@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ssl_course.losses.contrastive import info_nce, nearest_neighbours, nt_xent, supcon
+from ssl_course.losses.contrastive import info_nce, nearest_neighbours, nnclr, nt_xent, supcon
 from ssl_course.losses.pretext import rotate_batch
 
 from ._checking import (  # noqa: F401 - last_failed_input is part of this module's interface
@@ -46,6 +46,7 @@ __all__ = [
     "check_nt_xent",
     "check_supcon",
     "check_nnclr_lookup",
+    "check_nnclr_loss",
     "check_rotate_batch",
 ]
 
@@ -450,6 +451,88 @@ def _judge_tensor(result: Any, expected: Tensor, case: _Case, index: int,
         lines.append("    hint: " + (hint or "for each z, compute the cosine similarity with every queue "
                                                "row and take the row with the largest one."))
     return _Outcome(False, lines)
+
+
+# --------------------------------------------------------------------------------------------
+# NNCLR loss (no predictor)
+# --------------------------------------------------------------------------------------------
+_NNCLR_SETTINGS = [  # (N, D, Q, temperature, dtype)
+    (4, 8, 16, 0.1, torch.float64),
+    (6, 5, 12, 0.2, torch.float32),
+    (8, 16, 40, 0.5, torch.float64),
+    (3, 4, 9, 1.0, torch.float32),
+    (10, 12, 30, 0.07, torch.float64),
+    (5, 6, 20, 0.3, torch.float32),
+]
+
+
+def _nnclr_cases() -> list[_Case]:
+    gen = _generator(505)
+    cases = []
+    for n, d, q, tau, dtype in _NNCLR_SETTINGS:
+        z1 = _random_embeddings(n, d, dtype, gen)
+        z2 = (z1.double() + 0.6 * torch.randn(n, d, generator=gen, dtype=torch.float64)).to(dtype)
+        queue = _random_embeddings(q, d, dtype, gen)
+        desc = f"z1 {_shape(z1)}, z2 {_shape(z2)}, queue {_shape(queue)}, temperature={tau}, {_dtype_name(dtype)}"
+        cases.append(_Case((z1, z2, queue, tau), desc, dtype))
+    return cases
+
+
+def _nnclr_direction(anchor: Tensor, other: Tensor, tau: float, reduction: str = "mean") -> Tensor:
+    logits = anchor @ F.normalize(other, dim=1).T / tau
+    return _ce(logits, torch.arange(anchor.shape[0]), reduction)
+
+
+def _nnclr_variants() -> list[_Variant]:
+    def one_direction(z1, z2, queue, tau):
+        return _nnclr_direction(nearest_neighbours(z1, queue), z2, tau)
+
+    def summed_directions(z1, z2, queue, tau):
+        return 2 * nnclr(z1, z2, queue, tau)
+
+    def same_view(z1, z2, queue, tau):
+        return 0.5 * (_nnclr_direction(nearest_neighbours(z1, queue), z1, tau)
+                      + _nnclr_direction(nearest_neighbours(z2, queue), z2, tau))
+
+    def no_neighbour(z1, z2, queue, tau):
+        return 0.5 * (_nnclr_direction(F.normalize(z1, dim=1), z2, tau)
+                      + _nnclr_direction(F.normalize(z2, dim=1), z1, tau))
+
+    def euclidean_raw(z1, z2, queue, tau):
+        def raw(z):
+            return F.normalize(queue[torch.cdist(z, queue).argmin(1)], dim=1)
+        return 0.5 * (_nnclr_direction(raw(z1), z2, tau) + _nnclr_direction(raw(z2), z1, tau))
+
+    def no_tau(z1, z2, queue, tau):
+        return nnclr(z1, z2, queue, 1.0)
+
+    def unnormalised_other(z1, z2, queue, tau):
+        nn1, nn2 = nearest_neighbours(z1, queue), nearest_neighbours(z2, queue)
+        targets = torch.arange(z1.shape[0])
+        return 0.5 * (_ce(nn1 @ z2.T / tau, targets) + _ce(nn2 @ z1.T / tau, targets))
+
+    return [
+        _Variant(one_direction, "symmetrise: average the two directions, 0.5 * (L(NN(z1), z2) + L(NN(z2), z1))."),
+        _Variant(summed_directions, "average the two directions (0.5 * (...)), don't add them."),
+        _Variant(same_view, "the neighbour of view 1 is the positive for view 2 (and vice versa), "
+                            "not for view 1 itself."),
+        _Variant(no_neighbour, "you contrasted the views directly (SimCLR-style): replace z1 by its nearest "
+                               "queue row NN(z1, queue) as the anchor."),
+        _Variant(euclidean_raw, "find the neighbour by cosine similarity (normalise before comparing): on "
+                                "unnormalised vectors the smallest Euclidean distance picks another row."),
+        _Variant(no_tau, "divide the logits by the temperature."),
+        _Variant(unnormalised_other, "normalise the other view's embeddings too (F.normalize(z2, dim=1)) "
+                                     "so every logit is a cosine similarity divided by the temperature."),
+    ]
+
+
+def check_nnclr_loss(fn: Callable[..., Any]) -> bool:
+    """Check ``fn(z1, z2, queue, temperature)`` against :func:`nnclr` without a predictor."""
+    return _run_scalar_checks(
+        fn, _nnclr_cases(), nnclr, _nnclr_variants(),
+        "for N=1 and a queue of two rows, write NN(z1), then -log softmax over the candidates "
+        "[z2 of every image] and compare with your code term by term.",
+    )
 
 
 # --------------------------------------------------------------------------------------------

@@ -275,7 +275,7 @@ def selfcon(
     not change the value, because the loss averages over all anchors.
 
     References:
-        Bae, Kim, Jeon, Kim, Kim, Choi and Yun, "Self-Contrastive Learning: Single-viewed
+        Bae, Kim, Ko, Lee, Noh and Yun, "Self-Contrastive Learning: Single-viewed
         Supervised Contrastive Framework using Sub-network", AAAI 2023.
     """
     subnets = _check_selfcon_args(backbone_features, subnet_features)

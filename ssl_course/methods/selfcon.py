@@ -1,6 +1,6 @@
 """SelfCon-S: single-view supervised contrast between a network and its own sub-network.
 
-Bae, Kim, Jeon, Kim, Kim, Choi and Yun, "Self-Contrastive Learning: Single-viewed Supervised
+Bae, Kim, Ko, Lee, Noh and Yun, "Self-Contrastive Learning: Single-viewed Supervised
 Contrastive Framework using Sub-network", AAAI 2023 (code: raymin0223/self-contrastive-learning).
 
 Algorithm::

@@ -1,7 +1,7 @@
 """A backbone with an extra exit: the sub-network that SelfCon contrasts against the full network.
 
-SelfCon (Bae et al., AAAI 2023) attaches a small sub-network after an intermediate stage. Both
-exits end in a feature vector; their projections are treated as two "views" of the same image,
+SelfCon (Bae, Kim, Ko, Lee, Noh and Yun, AAAI 2023) attaches a small sub-network after an
+intermediate stage. Both exits end in a feature vector; their projections are treated as two "views" of the same image,
 so one forward pass gives a positive pair without a second augmentation.
 
 Shapes: ``[B,3,32,32]`` → ``(backbone_features [B, D], [exit_features [B, D]])``.

@@ -33,6 +33,41 @@ def plot_history(history, title: str | None = None, axes=None):
     return figure
 
 
+def plot_logs(history, keys: Sequence[str], title: str | None = None, reference_lines: dict | None = None,
+              ncols: int = 3):
+    """One small axis per logged quantity, each with its own y-scale, training step on x.
+
+    Loss terms of different sizes (a cross-entropy near 2, a regulariser near -2.3, an accuracy in
+    [0, 1]) drawn on one axis hide each other; here every key of ``history["logs"]`` gets its own
+    panel. ``reference_lines`` maps a key to ``(value, label)`` drawn as a dashed line (e.g. the
+    ME-MAX minimum ``-log K``). Returns the figure.
+    """
+    values = history if isinstance(history, dict) else history.to_dict()
+    missing = [key for key in keys if key not in values["logs"]]
+    if missing:
+        raise KeyError(f"keys {missing} are not in the history's logs; available: {sorted(values['logs'])}")
+    ncols = min(ncols, len(keys))
+    nrows = -(-len(keys) // ncols)
+    figure, axes = plt.subplots(nrows, ncols, figsize=(4.2 * ncols, 3.0 * nrows), squeeze=False)
+    for axis, key in zip(axes.flat, keys):
+        series = values["logs"][key]
+        # a key first logged later than the others has fewer points: they are the LAST log points
+        steps = values["step"][len(values["step"]) - len(series):] if len(values["step"]) >= len(series) \
+            else range(len(series))
+        axis.plot(list(steps), series)
+        if reference_lines and key in reference_lines:
+            level, label = reference_lines[key]
+            axis.axhline(level, color="gray", linestyle="--", linewidth=1, label=label)
+            axis.legend(fontsize=9)
+        axis.set(xlabel="training step", ylabel=key, title=key)
+    for axis in list(axes.flat)[len(keys):]:
+        axis.set_visible(False)
+    if title:
+        figure.suptitle(title)
+    figure.tight_layout()
+    return figure
+
+
 def to_display(images: torch.Tensor) -> np.ndarray:
     """``uint8 [N,3,H,W]`` or normalised float images → ``float [N,H,W,3]`` in [0, 1] for imshow."""
     if images.dtype == torch.uint8:
