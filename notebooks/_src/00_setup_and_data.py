@@ -6,7 +6,9 @@
 #   class-balanced few-label split, and augmentations that run batched on the device;
 # - what weak, contrastive and strong augmentations do to an image;
 # - how well plain supervised training does with 250 and with 4000 labels. Every later notebook
-#   tries to beat these numbers by also using the unlabelled images.
+#   tries to beat these numbers by also using the unlabelled images;
+# - the weighted kNN classifier that every training run reports, derived and written as a loop,
+#   and which labels its memory bank uses.
 #
 # **Time budget**: the two baseline trainings of `BUDGET_EPOCHS = 10` epochs dominate: about
 # 2 min on a laptop GPU (estimated) and about 2.4 h on one CPU thread (measured

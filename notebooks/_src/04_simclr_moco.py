@@ -8,6 +8,9 @@
 #   against `ssl_course.losses.nt_xent`, and what its temperature $\tau$ does;
 # - MoCo's answer to "SimCLR needs huge batches": a queue of keys from earlier batches and a
 #   slowly moving momentum copy of the encoder that produces them;
+# - the NT-Xent gradient, derived: who gets pushed, and how hard;
+# - a measured label-efficiency curve: a pretrained encoder's linear probe against training from
+#   scratch at 4 to 400 labels per class;
 # - how both compare with the supervised baseline of notebook 00 when all three get the same few
 #   labels and the same time budget, judged by a linear probe, a kNN monitor and a t-SNE.
 #
