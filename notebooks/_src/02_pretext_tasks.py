@@ -15,10 +15,11 @@
 #
 # Contrastive Predictive Coding, which used to share this notebook, now has its own (03).
 #
-# **Time budget**: about 12 minutes on a laptop GPU and 15-20 minutes on a CPU, where the
-# notebook uses a 10 000-image subset and the `tiny` backbone. These are estimates from one-epoch
-# CPU runs of each method (1.5-2 minutes per method including evaluation, `benchmarks/RESULTS.md`)
-# plus the short shortcut experiments. Lower `BUDGET_EPOCHS` and `SHORT_STEPS` to go faster.
+# **Time budget**: the training cell's `BUDGET_EPOCHS = 10` epochs per method dominate: about
+# 10 minutes on a laptop GPU (estimated from counted FLOPs, not measured on a laptop) and about
+# 35 minutes on one CPU thread, where the notebook uses a 10 000-image subset and the `tiny`
+# backbone (from measured one-epoch times, `benchmarks/RESULTS.md`), plus the short shortcut
+# experiments. Lower `BUDGET_EPOCHS` and `SHORT_STEPS` to go faster.
 #
 # **Prerequisites**: `00_setup_and_data` (data, engine, supervised baseline, kNN and linear probe).
 
@@ -433,7 +434,14 @@ plt.show()
 # again.
 
 # %%
-BUDGET_EPOCHS = 1.0    # per method; smoke mode trains 20 steps instead. CPU: ~1.5-2 min per pretext epoch (tiny, 10k images)
+BUDGET_EPOCHS = 10   # per method; smoke mode trains 20 steps instead
+# Expected time of this cell (5 methods x 10 epochs, training only):
+#   laptop GPU (`small` backbone, all of CIFAR-10) ~ 8 min: estimated from the counted FLOPs of each
+#   method's training step (benchmarks/gpu_day_flops.json, 4.7 GFLOP per image for the five) at an
+#   assumed 5 TFLOP/s, not measured on a laptop;
+#   CPU (`tiny` backbone, 10 000 images, one thread) ~ 30 min: measured one-epoch times (rotation 81 s,
+#   colorization 56 s, jigsaw 19 s, relative position 4 s; benchmarks/RESULTS.md) times 10.
+#   Fractions such as 0.5 work too.
 METHODS = ("rotation", "relative_position", "jigsaw", "colorization", "supervised")
 BATCH_SIZE = 32 if SMOKE else None   # None: each method's default
 

@@ -12,10 +12,11 @@
 # - how the pretext tasks of the course compare, with kNN and a linear probe on the few labels,
 #   against the supervised baseline and SimCLR at one budget.
 #
-# **Time budget** (estimates, not measured on a GPU): on a laptop GPU about 15 minutes (three
-# trainings of `BUDGET_EPOCHS` epochs with the `small` backbone, then the comparison); on a CPU
-# about 30-40 minutes with the `tiny` backbone on a 10 000-image subset (measured on a CPU for one
-# epoch of that subset: see `benchmarks/RESULTS.md`). Lower `BUDGET_EPOCHS` to go faster.
+# **Time budget** (estimates, not measured on a GPU): on a laptop GPU about 35 minutes (three
+# trainings of `BUDGET_EPOCHS = 10` epochs with the `small` backbone, then the comparison of eight
+# methods); on one CPU thread, with the `tiny` backbone on a 10 000-image subset, about an hour for
+# the three trainings and several hours for the comparison (from measured one-epoch times,
+# `benchmarks/RESULTS.md`). Lower `BUDGET_EPOCHS` (fractions work) to go faster.
 #
 # **Prerequisites**: `00_setup_and_data` (data, engine, baseline), `01_nce_to_infonce` (NCE and
 # InfoNCE) and `02_pretext_tasks` (rotation, the idea of a pretext task).
@@ -259,10 +260,14 @@ print(f"chance level for B=64 images and k=2: log(B·S) = log({64 * 35}) = {math
 # Runs are saved under `runs/` and reloaded when the cell runs again.
 
 # %%
-# Expected time (estimates, not measured on a GPU): laptop GPU, `small` backbone, all of CIFAR-10:
-# about 1-2 minutes per epoch per method; CPU, `tiny` backbone, 10 000 images: see
-# benchmarks/RESULTS.md (one epoch per method measured there). Smoke mode: a fraction of an epoch.
-BUDGET_EPOCHS = 0.5 if SMOKE else (5 if DEVICE.type == "cuda" else 1)
+BUDGET_EPOCHS = 10   # per method; smoke mode trains half an epoch of its tiny data instead
+# Expected time of this cell (3 methods x 10 epochs, training only):
+#   laptop GPU (`small` backbone, all of CIFAR-10) ~ 7 min: estimated from counted FLOPs
+#   (benchmarks/gpu_day_flops.json: exemplar 0.84, CPC 2.31, supervised 0.68 GFLOP per image) at an
+#   assumed 5 TFLOP/s, not measured on a laptop;
+#   CPU (`tiny` backbone, 10 000 images, one thread) ~ 1 h: Exemplar's measured 97 s per epoch
+#   (benchmarks/RESULTS.md) times 10, and CPC scaled from it by the FLOP ratio. Fractions work too.
+EPOCHS = 0.5 if SMOKE else BUDGET_EPOCHS
 BATCH_SIZE = dict(exemplar=64, cpc=16, supervised=32) if SMOKE else dict(exemplar=None, cpc=None, supervised=None)
 HPARAMS = dict(exemplar=dict(num_exemplars=TRAIN_SIZE), cpc={}, supervised={})
 
@@ -275,7 +280,7 @@ def train(name, run_name=None, bundle=None, max_steps=None, **hyperparameters):
     method = build_method(name, BACKBONE, bundle.num_classes, **(HPARAMS[name] | hyperparameters))
     run_name = run_name or name
     out_dir = config.runs_dir() / f"03_{run_name}_{DATA}_{LABELS}_{BACKBONE}{'_smoke' if SMOKE else ''}"
-    settings = TrainConfig(epochs=BUDGET_EPOCHS, max_steps=max_steps, batch_size=BATCH_SIZE[name],
+    settings = TrainConfig(epochs=EPOCHS, max_steps=max_steps, batch_size=BATCH_SIZE[name],
                            monitor_every=0 if SMOKE else None, monitor_bank_size=2000, monitor_test_size=1000,
                            out_dir=out_dir, resume=True, seed=0, progress=not SMOKE)
     history = fit(method, bundle, settings)
@@ -333,7 +338,11 @@ plt.show()
 # defaults were tuned for long runs; a difference of a point or two is noise.
 
 # %%
-BUDGET_EPOCHS = 0.25 if SMOKE else (5 if DEVICE.type == "cuda" else 1)   # same expected times as above, per method
+BUDGET_EPOCHS = 10   # per method; smoke mode: a quarter of an epoch of its tiny data
+# Expected time (8 methods x 10 epochs): laptop GPU ~ 25 min, estimated from the counted FLOPs at an
+# assumed 5 TFLOP/s; CPU (`tiny`, 10 000 images, one thread) several hours (the one-epoch times in
+# benchmarks/RESULTS.md times 10): lower the budget, e.g. to 1, for a first look on a CPU.
+EPOCHS = 0.25 if SMOKE else BUDGET_EPOCHS
 PRETEXT = ["rotation", "relative_position", "jigsaw", "colorization", "exemplar", "cpc", "simclr", "supervised"]
 available = set(method_names())
 for name in PRETEXT:
@@ -343,7 +352,7 @@ chosen = {name: (dict(num_exemplars=TRAIN_SIZE) if name == "exemplar" else {})
           for name in PRETEXT if name in available}
 smoke_batches = {name: 16 for name in chosen} if SMOKE else None
 comparison, _ = run_methods(chosen, tag="03cmp" + ("_smoke" if SMOKE else ""), batch_sizes=smoke_batches,
-                            data=DATA, labels=LABELS, backbone=BACKBONE, epochs=BUDGET_EPOCHS, seed=0,
+                            data=DATA, labels=LABELS, backbone=BACKBONE, epochs=EPOCHS, seed=0,
                             device=str(DEVICE), progress=not SMOKE, monitor_every=0,
                             knn_bank_size=1000 if SMOKE else None, **SUBSET)
 
@@ -355,7 +364,7 @@ axis.bar(positions + 0.2, [comparison[n].get("linear_probe_accuracy", float("nan
          label=f"linear probe ({LABELS} labels)")
 axis.axhline(1 / data.num_classes, color="tab:red", linestyle=":", label="chance")
 axis.set_xticks(positions.tolist(), names, rotation=30, fontsize=12)
-axis.set(ylim=(0, 1), ylabel="test accuracy", title=f"{DATA}, {BUDGET_EPOCHS} epoch(s) each, {BACKBONE} backbone")
+axis.set(ylim=(0, 1), ylabel="test accuracy", title=f"{DATA}, {EPOCHS:g} epoch(s) each, {BACKBONE} backbone")
 axis.legend(fontsize=11, loc="upper left", bbox_to_anchor=(1.0, 1.0))
 figure.tight_layout()
 plt.show()

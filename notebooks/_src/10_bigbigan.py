@@ -12,12 +12,12 @@
 #   the discriminator's scores, and its encoder's kNN / linear probe next to supervised training
 #   and SimCLR at the same budget.
 #
-# **Time budget**: about 20 minutes on a laptop GPU (an estimate, not a measurement) and about
-# an hour on a CPU, dominated by the training runs of `BUDGET_EPOCHS` epochs (BigBiGAN, SimCLR,
-# supervised). A BigBiGAN step is expensive (two updates, each through the encoder, the
-# generator and the discriminator), so on a CPU the notebook trains for a fifth of an epoch only,
-# which is enough to see the mechanics, not a representation (measured step times: README and
-# `benchmarks/RESULTS.md`). Lower `BUDGET_EPOCHS` to go faster.
+# **Time budget**: the training runs of `BUDGET_EPOCHS = 10` epochs (BigBiGAN, SimCLR, supervised)
+# dominate: about 10 minutes on a laptop GPU (estimated from counted FLOPs, not measured). A
+# BigBiGAN step is expensive (two updates, each through the encoder, the generator and the
+# discriminator): on a CPU an epoch takes about two hours (measured step time,
+# `benchmarks/RESULTS.md`), so set `BUDGET_EPOCHS = 0.2` there to see the mechanics, not a
+# representation.
 #
 # **Prerequisites**: `00_setup_and_data` (data and the training engine), `01_nce_to_infonce`
 # (NCE: a classifier that tells data from noise, the idea a GAN's discriminator builds on),
@@ -203,8 +203,13 @@ check_bigbigan_encoder_generator_loss(my_encoder_generator_loss);
 # to watch the samples form.
 
 # %%
-# the same budget for BigBiGAN, SimCLR and the baseline; a fraction of an epoch on a CPU (see the header)
-BUDGET_EPOCHS = 2 if SMOKE else (15 if DEVICE.type == "cuda" else 0.2)
+BUDGET_EPOCHS = 10   # the same budget for BigBiGAN, SimCLR and the baseline; smoke mode: 2 epochs of tiny data
+# Expected time of this cell and of the comparison below (10 epochs each, `small` backbone):
+#   laptop GPU ~ 7 min for the three methods: estimated from counted FLOPs (benchmarks/gpu_day_flops.json:
+#   BigBiGAN 2.0, SimCLR 1.4, supervised 0.7 GFLOP per image) at an assumed 5 TFLOP/s, not measured;
+#   CPU: a BigBiGAN step of 128 images took about 20 s on one thread (benchmarks/RESULTS.md), so an
+#   epoch takes about 2 h: on a CPU set BUDGET_EPOCHS = 0.2 to watch the mechanics, not to learn features.
+EPOCHS = 2 if SMOKE else BUDGET_EPOCHS
 
 method = build_method("bigbigan", BACKBONE, data.num_classes)
 fixed_z = torch.randn(16, method.z_dim, generator=torch.Generator().manual_seed(1)).to(DEVICE)
@@ -226,7 +231,7 @@ def keep_samples(epoch, _data):
 
 snapshots.append((0, samples(fixed_z.to(next(method.parameters()).device))))
 method.on_epoch_end = keep_samples          # the engine calls this hook after every epoch
-history = fit(method, data, TrainConfig(epochs=BUDGET_EPOCHS, device=str(DEVICE), seed=0,
+history = fit(method, data, TrainConfig(epochs=EPOCHS, device=str(DEVICE), seed=0,
                                         monitor_every=0, log_every=5))
 
 # %% [markdown]
@@ -308,7 +313,7 @@ plt.show()
 
 # %%
 results, folders = run_methods(["supervised", "simclr", "bigbigan"], tag="10", data=DATA, labels=NUM_LABELS,
-                               backbone=BACKBONE, epochs=BUDGET_EPOCHS, device=str(DEVICE), monitor_every=0,
+                               backbone=BACKBONE, epochs=EPOCHS, device=str(DEVICE), monitor_every=0,
                                **SUBSET)
 figure, axis = plt.subplots(figsize=(9, 4.5))
 names = list(results)
@@ -316,7 +321,7 @@ for offset, (key, label) in enumerate((("knn_accuracy", "kNN"), ("linear_probe_a
     values = [results[name].get(key, float("nan")) for name in names]
     axis.bar([i + 0.4 * offset for i in range(len(names))], values, width=0.4, label=label)
 axis.set_xticks([i + 0.2 for i in range(len(names))], names)
-axis.set(xlabel="method", ylabel="test accuracy", title=f"{BUDGET_EPOCHS} epochs each, {NUM_LABELS} labels")
+axis.set(xlabel="method", ylabel="test accuracy", title=f"{EPOCHS:g} epochs each, {NUM_LABELS} labels")
 axis.legend(loc="upper right")
 plt.show()
 print("Published reference point: BigBiGAN's results are on ImageNet (linear probe of a large RevNet encoder "

@@ -11,10 +11,11 @@
 # - En-AET: MixMatch plus an ensemble of AET losses over spatial and colour transformations plus a
 #   KL consistency term, and what each part contributes in a short run (an ablation).
 #
-# **Time budget**: five short trainings, each a few times a supervised run of the same budget;
-# the default budgets below (`BUDGET_EPOCHS`) keep the whole notebook to about 30-40 minutes on a
-# CPU with the tiny backbone (measured times: `benchmarks/RESULTS.md`, rows `aet`, `enaet`); not
-# yet measured on a laptop GPU, where it should take a few minutes.
+# **Time budget**: five trainings of `BUDGET_EPOCHS = 10` epochs with the `tiny` backbone on
+# 10 000 images, each a few times a supervised run of the same budget: about 15 minutes on a laptop
+# GPU (estimated from counted FLOPs, not measured) and about 3.5 hours on one CPU thread (from the
+# measured one-epoch times in `benchmarks/RESULTS.md`, rows `aet`, `enaet`); lower `BUDGET_EPOCHS`
+# (e.g. 1) for a first look on a CPU.
 #
 # **Prerequisites**: `00_setup_and_data` (data, augmentations, the supervised baseline),
 # `02_pretext_tasks` (predicting a transformation: rotation) and `07_mixmatch_fixmatch_s4l`
@@ -140,9 +141,14 @@ print(f"AVT NLL with σ² = 1/2: {float(nll):.4f} = 8 · AET loss + 4 log π")
 # epoch over 10 000 images; not yet measured on a GPU.
 
 # %%
-BUDGET_EPOCHS = 0.1 if SMOKE else 2.0      # per method; smoke mode shrinks it
+BUDGET_EPOCHS = 10   # per method; smoke mode trains a tenth of an epoch of its tiny data
+# Expected time (`tiny` backbone, 10 000 images): CPU, one thread ~ 30 min (measured one-epoch times:
+# AET 165 s, supervised 18 s, benchmarks/RESULTS.md, times 10); laptop GPU a few minutes (estimated:
+# AET counts 2.05 GFLOP per image with the `small` backbone, benchmarks/gpu_day_flops.json, at an
+# assumed 5 TFLOP/s; the `tiny` backbone costs less). Fractions such as 0.5 work too.
+EPOCHS = 0.1 if SMOKE else BUDGET_EPOCHS
 results, run_dirs = run_methods(("supervised", "aet"), "11", data=DATA, labels=NUM_LABELS, backbone=BACKBONE,
-                                epochs=BUDGET_EPOCHS, knn_bank_size=1000 if SMOKE else None, **SUBSET)
+                                epochs=EPOCHS, knn_bank_size=1000 if SMOKE else None, **SUBSET)
 
 # %%
 figure, axis = plt.subplots(figsize=(7, 4))
@@ -152,7 +158,7 @@ for offset, metric in enumerate(metrics):
              width=0.4, label=metric.replace("_", " "))
 axis.set_xticks([i + 0.2 for i in range(len(names))], names)
 axis.axhline(1 / data.num_classes, color="r", linestyle=":", label="chance")
-axis.set(xlabel="method", ylabel="accuracy", ylim=(0, 1), title=f"{DATA}, {NUM_LABELS} labels, {BUDGET_EPOCHS} epochs")
+axis.set(xlabel="method", ylabel="accuracy", ylim=(0, 1), title=f"{DATA}, {NUM_LABELS} labels, {EPOCHS:g} epochs")
 axis.legend(loc="upper left")
 plt.show()
 for metric in metrics:
@@ -205,14 +211,19 @@ plt.show()
 # and `mixmatch` rows of `benchmarks/RESULTS.md`; the first variant costs what MixMatch costs.
 
 # %%
-BUDGET_EPOCHS = 0.1 if SMOKE else 1.0      # per variant; smoke mode shrinks it
+BUDGET_EPOCHS = 10   # per variant; smoke mode trains a tenth of an epoch of its tiny data
+# Expected time (3 variants x 10 epochs, `tiny` backbone, 10 000 images): CPU, one thread ~ 3 h
+# (En-AET's measured 343 s per epoch, benchmarks/RESULTS.md, times 30; the MixMatch-only variant costs
+# about a sixth of that); laptop GPU ~ 10 min (estimated: En-AET counts 6.6 GFLOP per image with the
+# `small` backbone at an assumed 5 TFLOP/s). Lower it (e.g. 1) for a first look on a CPU.
+EPOCHS = 0.1 if SMOKE else BUDGET_EPOCHS
 VARIANTS = {"MixMatch alone": dict(aet_weight=0.0, kl_weight=0.0),
             "+ AET ensemble": dict(kl_weight=0.0),
             "+ AET + KL (En-AET)": dict()}
 ablation = {}
 for tag, (label, hparams) in zip(("11a", "11b", "11c"), VARIANTS.items()):
     runs, _ = run_methods({"enaet": hparams}, tag, data=DATA, labels=NUM_LABELS, backbone=BACKBONE,
-                          epochs=BUDGET_EPOCHS, batch_sizes={"enaet": 32} if SMOKE else None,
+                          epochs=EPOCHS, batch_sizes={"enaet": 32} if SMOKE else None,
                           knn_bank_size=1000 if SMOKE else None, **SUBSET)
     ablation[label] = runs["enaet"]
 
@@ -222,7 +233,7 @@ labels = list(ablation)
 axis.bar(labels, [ablation[label]["test_accuracy"] for label in labels], color=["0.6", "tab:blue", "tab:green"])
 axis.axhline(1 / data.num_classes, color="r", linestyle=":", label="chance")
 axis.set(xlabel="variant", ylabel="test accuracy", ylim=(0, 1),
-         title=f"En-AET ablation: {DATA}, {NUM_LABELS} labels, {BUDGET_EPOCHS} epochs")
+         title=f"En-AET ablation: {DATA}, {NUM_LABELS} labels, {EPOCHS:g} epochs")
 axis.legend()
 plt.show()
 base = ablation["MixMatch alone"]["test_accuracy"]
