@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 # Tests use both cores by default; override with `make test PYTEST_ARGS="-n 0"`.
 PYTEST_ARGS ?= -n 2
 
-.PHONY: lab test lint notebooks setup kernel clean-venv
+.PHONY: lab test lint notebooks badges setup kernel clean-venv
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +38,12 @@ notebooks: setup
 	  $(VENV)/bin/jupytext --quiet --update --to ipynb --update-metadata '$(KERNELSPEC)' \
 	    --output notebooks/$$(basename $$source .py).ipynb $$source || exit 1; \
 	done
+
+# Colab badges (README and notebooks) and the notebooks' Colab install line, from pyproject.toml's
+# [project.urls] Repository: change the URL there, then run `make badges`.
+badges: setup
+	$(PY) tools/course_links.py
+	$(MAKE) notebooks
 
 clean-venv:
 	rm -rf $(VENV)
