@@ -12,6 +12,7 @@ from .adversarial import check_bigbigan_discriminator_loss, check_bigbigan_encod
 from .contrastive import check_info_nce, check_nnclr_lookup, check_nt_xent, check_rotate_batch, check_supcon
 from .featmatch import check_attention_weights, check_featmatch_pseudo_labels, check_kmeans_step
 from .nce import check_cpc_info_nce, check_nce_loss, nce_loss_reference
+from .pretext import check_colorization_loss
 from .semi_supervised import (
     check_fixmatch_loss,
     check_fixmatch_mask,
@@ -20,6 +21,7 @@ from .semi_supervised import (
     check_sharpen,
     check_snn,
 )
+from .transformation import check_aet_loss, check_transformation_consistency
 
 __all__ = [
     # adversarial
@@ -39,6 +41,8 @@ __all__ = [
     "check_nce_loss",
     "check_cpc_info_nce",
     "nce_loss_reference",
+    # pretext
+    "check_colorization_loss",
     # semi_supervised
     "check_sharpen",
     "check_snn",
@@ -46,4 +50,7 @@ __all__ = [
     "check_mixup",
     "check_fixmatch_mask",
     "check_fixmatch_loss",
+    # transformation
+    "check_aet_loss",
+    "check_transformation_consistency",
 ]
