@@ -358,7 +358,7 @@ def train(name):
     torch.manual_seed(0)
     method = build_method(name, BACKBONE, data.num_classes, **HPARAMS[name])
     tag = "".join(f"_{key}{value}" for key, value in sorted(HPARAMS[name].items()))   # new settings, new folder
-    out_dir = config.runs_dir() / f"03_{name}_{DATA}_{LABELS}_{BACKBONE}{tag}{'_smoke' if SMOKE else ''}"
+    out_dir = config.runs_dir() / f"04_{name}_{DATA}_{LABELS}_{BACKBONE}{tag}{'_smoke' if SMOKE else ''}"
     settings = TrainConfig(max_steps=30 if SMOKE else None, epochs=BUDGET_EPOCHS,
                            batch_size=BATCH_SIZE, monitor_every=15 if SMOKE else None,
                            monitor_bank_size=500 if SMOKE else 10_000, monitor_test_size=500 if SMOKE else 2000,
