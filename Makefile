@@ -41,7 +41,8 @@ notebooks: setup
 
 # The course's web site in _build/site/html (Sphinx + MyST-NB, docs/site/conf.py): the README as landing
 # page, one executed page per notebook, the library reference. SITE_MODE says how the notebooks run:
-# smoke (tiny data, a few steps: every figure, no trained results; ~10 min on 2 cores) or full (the
+# smoke (tiny data, a few steps: every figure, no trained results; 12 min measured from scratch with
+# -j 2 on a busy 2-core machine, 6.4 min of CPU) or full (the
 # notebooks' own budgets). A presentation mode that loads reference runs will be one more value.
 # Executed notebooks are cached in _build/site_cache: a rebuild reruns only the notebooks that changed.
 SITE_MODE ?= smoke
