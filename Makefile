@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 # Tests use both cores by default; override with `make test PYTEST_ARGS="-n 0"`.
 PYTEST_ARGS ?= -n 2
 
-.PHONY: lab test lint notebooks setup kernel clean-venv
+.PHONY: lab test lint notebooks badges site setup kernel clean-venv
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +38,26 @@ notebooks: setup
 	  $(VENV)/bin/jupytext --quiet --update --to ipynb --update-metadata '$(KERNELSPEC)' \
 	    --output notebooks/$$(basename $$source .py).ipynb $$source || exit 1; \
 	done
+
+# The course's web site in _build/site/html (Sphinx + MyST-NB, docs/site/conf.py): the README as landing
+# page, one executed page per notebook, the library reference. SITE_MODE says how the notebooks run:
+# smoke (tiny data, a few steps: every figure, no trained results; 12 min measured from scratch with
+# -j 2 on a busy 2-core machine, 6.4 min of CPU) or full (the
+# notebooks' own budgets). A presentation mode that loads reference runs will be one more value.
+# Executed notebooks are cached in _build/site_cache: a rebuild reruns only the notebooks that changed.
+SITE_MODE ?= smoke
+SITE_JOBS ?= auto
+site: setup
+	rm -f _build/site/warnings.txt
+	SSL_COURSE_SITE_MODE=$(SITE_MODE) $(VENV)/bin/sphinx-build -b html -j $(SITE_JOBS) -q --keep-going \
+	  -w _build/site/warnings.txt -c docs/site -d _build/site/doctrees . _build/site/html
+	$(PY) tools/check_site.py _build/site
+
+# Colab badges (README and notebooks) and the notebooks' Colab install line, from pyproject.toml's
+# [project.urls] Repository: change the URL there, then run `make badges`.
+badges: setup
+	$(PY) tools/course_links.py
+	$(MAKE) notebooks
 
 clean-venv:
 	rm -rf $(VENV)

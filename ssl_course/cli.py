@@ -3,9 +3,12 @@
 
 Examples::
 
-    python -m ssl_course train --method supervised --data synthetic --labels 250 --epochs 5 --out runs/sup
-    python -m ssl_course train --method simclr --data cifar10 --labels 4000 --minutes 15 --out runs/simclr
-    python -m ssl_course compare --data cifar10 --labels 250 4000 --minutes-per-method 15 --out runs/compare
+    python -m ssl_course train --method fixmatch --labels 250 --minutes 5
+    python -m ssl_course train --method simclr --data synthetic --steps 200 --backbone tiny
+    python -m ssl_course compare --labels 250 4000 --minutes-per-method 15 --out runs/compare
+
+Expected failures (a bad name, a missing data set, a diverging loss, an ``--out`` that is a file)
+end with one ``error: ...`` line and exit status 2, never a traceback.
 
 An option whose destination is named like an :class:`~ssl_course.experiment.Experiment` field sets
 that field (see :func:`experiment_settings`); the others steer the command itself.
@@ -14,11 +17,24 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import datetime as _dt
 import json
+import os
 import sys
-from typing import Any, Sequence
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
 
+from ssl_course.config import RUNS_ENV
 from ssl_course.experiment import Experiment
+
+DESCRIPTION = "Train one method (train) or every method under one budget (compare) and write their metrics."
+#: One line per sub-command, shown by ``python -m ssl_course --help`` (the README's first examples).
+EXAMPLES = {
+    "train": ["python -m ssl_course train --method fixmatch --labels 250 --minutes 5",
+              "python -m ssl_course train --method simclr --data synthetic --steps 200 --backbone tiny"],
+    "compare": ["python -m ssl_course compare --labels 250 4000 --minutes-per-method 15 --out runs/compare"],
+}
 
 
 def _parse_hparam(text: str) -> tuple[str, Any]:
@@ -61,7 +77,9 @@ def _add_shared_options(parser: argparse.ArgumentParser) -> None:
     from ssl_course.data import DATASETS
     from ssl_course.models import BACKBONES
 
-    parser.add_argument("--data", default="synthetic", help=f"one of {list(DATASETS)} (default: synthetic)")
+    parser.add_argument("--data", default="cifar10",
+                        help=f"one of {list(DATASETS)} (default: cifar10, downloaded on first use; "
+                             "synthetic needs no download)")
     parser.add_argument("--backbone", default="small", help=f"one of {sorted(BACKBONES)} (default: small)")
     parser.add_argument("--batch-size", type=int, default=None)
     parser.add_argument("--lr", type=float, default=None, help="peak learning rate (default: the method's)")
@@ -77,7 +95,8 @@ def _add_shared_options(parser: argparse.ArgumentParser) -> None:
 def _add_train_parser(commands) -> None:
     from ssl_course.methods import method_names
 
-    train = commands.add_parser("train", help="train and evaluate one method")
+    train = commands.add_parser("train", help="train and evaluate one method", epilog=_examples("train"),
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     train.add_argument("--method", required=True, help=f"one of {method_names()}")
     train.add_argument("--labels", type=int, default=250, help="number of labelled training images")
     budget = train.add_argument_group("budget (at least one)")
@@ -85,7 +104,9 @@ def _add_train_parser(commands) -> None:
     budget.add_argument("--minutes", type=float, default=None)
     budget.add_argument("--steps", type=int, default=None)
     train.add_argument("--seed", type=int, default=0)
-    train.add_argument("--out", required=True, help="output folder (metrics.json, checkpoint.pt)")
+    train.add_argument("--out", default=None,
+                       help="output folder for metrics.json, history.json, checkpoint.pt "
+                            f"(default: runs/METHOD-LABELSlabels-DATE-TIME, under ${RUNS_ENV} if set)")
     train.add_argument("--resume", action="store_true", help="continue from --out/checkpoint.pt")
     train.add_argument("--hparam", dest="hparams", type=_parse_hparam, action="append", default=[],
                        help="method hyper-parameter key=value (repeatable)")
@@ -100,7 +121,8 @@ def _add_train_parser(commands) -> None:
 def _add_compare_parser(commands) -> None:
     from ssl_course.compare import DEFAULT_EPOCHS_PER_METHOD
 
-    compare = commands.add_parser("compare", help="train every method under the same budget and compare")
+    compare = commands.add_parser("compare", help="train every method under the same budget and compare",
+                                  epilog=_examples("compare"), formatter_class=argparse.RawDescriptionHelpFormatter)
     compare.add_argument("--labels", type=int, nargs="+", default=[250, 4000])
     compare.add_argument("--methods", nargs="+", default=None, help="default: every registered method")
     budget = compare.add_argument_group("budget per method")
@@ -115,21 +137,66 @@ def _add_compare_parser(commands) -> None:
     compare.set_defaults(handler=_compare)
 
 
+def _examples(*commands: str) -> str:
+    return "examples:\n" + "\n".join(f"  {line}" for name in commands for line in EXAMPLES[name])
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m ssl_course", description=__doc__.split("\n")[0])
-    commands = parser.add_subparsers(dest="command", required=True)
+    parser = argparse.ArgumentParser(prog="python -m ssl_course", description=DESCRIPTION,
+                                     epilog=_examples(*EXAMPLES), formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command", required=True, title="commands", metavar="{train,compare}")
     _add_train_parser(commands)
     _add_compare_parser(commands)
     return parser
 
 
+def default_out(method: str, labels: int, now: _dt.datetime | None = None) -> Path:
+    """``runs/fixmatch-250labels-20250131-142501``: a new, readable folder per run, under ``$SSL_COURSE_RUNS``
+    when that is set, else under ``runs/`` in the current folder."""
+    stamp = (now or _dt.datetime.now()).strftime("%Y%m%d-%H%M%S")
+    return Path(os.environ.get(RUNS_ENV, "").strip() or "runs").expanduser() / f"{method}-{labels}labels-{stamp}"
+
+
+def prepare_out(out: str | Path) -> Path:
+    """Create the output folder now, so that a bad ``--out`` fails before training rather than at the
+    first checkpoint."""
+    out = Path(out)
+    blocker = next((p for p in (out, *out.parents) if p.exists() and not p.is_dir()), None)
+    if blocker is not None:
+        raise ValueError(f"--out {out}: {blocker} is a file, not a folder. Choose another --out (a folder that "
+                         "does not exist yet, or one from an earlier run together with --resume).")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise ValueError(f"--out {out}: cannot create the folder ({error.strerror or error}). "
+                         "Choose a folder you can write to.") from error
+    return out
+
+
 def _train(args: argparse.Namespace) -> int:
     from ssl_course.experiment import run_experiment
 
-    metrics = run_experiment(Experiment(**experiment_settings(args)), args.out, resume=args.resume)
+    experiment = Experiment(**experiment_settings(args))
+    experiment.validate()  # bad names and budgets fail before any folder is made
+    if args.out is None:
+        if args.resume:
+            raise ValueError("--resume continues the run in --out: name that folder (it was printed when the run "
+                             "started), e.g. --out runs/fixmatch-250labels-20250131-142501")
+        args.out = default_out(args.method, args.labels)
+    out = prepare_out(args.out)
+    print(f"{args.method} with {args.labels} labels on {args.data}: writing to {out}", flush=True)
+    if args.data == "cifar10":
+        from ssl_course.config import data_root
+        from ssl_course.data import cifar10_available
+
+        if not cifar10_available():
+            print(f"CIFAR-10 is not in {data_root()} (set $SSL_COURSE_DATA to use a copy elsewhere): "
+                  "downloading the official archive (170 MB) there once", flush=True)
+    metrics = run_experiment(experiment, out, resume=args.resume)
     keys = [k for k in ("test_accuracy", "knn_accuracy", "linear_probe_accuracy", "wall_time_seconds")
             if k in metrics]
     print(json.dumps({k: metrics[k] for k in keys}))
+    print(f"done: metrics.json, history.json and checkpoint.pt are in {out}")
     return 0
 
 
@@ -156,6 +223,14 @@ def _compare(args: argparse.Namespace) -> int:
     return 1 if failed and len(failed) == len(rows) else 0
 
 
+def _hint(args: argparse.Namespace, error: Exception) -> str:
+    """A next step for the errors a newcomer meets first."""
+    if isinstance(error, FileNotFoundError) and getattr(args, "data", None) == "cifar10":
+        return ("\nNo CIFAR-10 on this machine and no download possible? Try the course on its synthetic data "
+                "set: add --data synthetic.")
+    return ""
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from ssl_course.distributed import init_from_environment
@@ -163,6 +238,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     init_from_environment()  # a no-op unless launched by torchrun with several processes
     try:
         return args.handler(args)
-    except (ValueError, FileNotFoundError) as error:
-        print(f"error: {error}", file=sys.stderr)
+    # Expected failures, each with a message that says how to fix it: bad names or budgets, a bad --out,
+    # missing data, a diverging loss (FloatingPointError from the engine).
+    except (ValueError, FileNotFoundError, FileExistsError, NotADirectoryError, FloatingPointError) as error:
+        print(f"error: {error}{_hint(args, error)}", file=sys.stderr)
         return 2

@@ -44,6 +44,7 @@ def test_cli_supervised_on_synthetic_beats_chance(tmp_path, capsys):
 ])
 def test_cli_bad_names_and_budgets(tmp_path, capsys, args, message):
     code = main(["train", *args, "--out", str(tmp_path / "x"), "--no-progress",
+                 *([] if "--data" in args else ["--data", "synthetic"]),
                  *([] if "--epochs" in args else ["--steps", "1"])])
     assert code == 2
     assert message in capsys.readouterr().err
@@ -88,3 +89,97 @@ def test_cli_trains_on_the_real_cifar10_subset(tmp_path):
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["data"] == "cifar10" and metrics["test_size"] == 1000
     assert 0.18 < metrics["test_accuracy"] < 1.0, metrics  # measured 0.27-0.29 over seeds 0-2; chance is 0.1
+
+
+# What a newcomer types: defaults, --help, and expected failures as one message with a non-zero exit.
+
+TINY = ["--data", "synthetic", "--backbone", "tiny", "--labels", "100", "--train-subset", "200",
+        "--test-subset", "100", "--batch-size", "32", "--no-progress"]
+
+
+def _never_trains(*args, **kwargs):
+    raise AssertionError("training started although the command should have been refused first")
+
+
+def test_top_level_help_lists_the_commands_with_examples():
+    result = subprocess.run([sys.executable, "-m", "ssl_course", "--help"], capture_output=True, text=True)
+    assert result.returncode == 0
+    for command in ("train", "compare"):
+        assert command in result.stdout
+    assert "python -m ssl_course train --method fixmatch --labels 250 --minutes 5" in result.stdout
+    assert "python -m ssl_course compare" in result.stdout
+
+
+def test_data_defaults_to_cifar10_and_out_is_optional():
+    args = build_parser().parse_args(["train", "--method", "fixmatch", "--labels", "250", "--minutes", "5"])
+    assert args.data == "cifar10" and args.out is None
+
+
+def test_default_out_is_a_readable_folder_under_runs(monkeypatch):
+    import datetime
+
+    from ssl_course.cli import default_out
+
+    monkeypatch.delenv("SSL_COURSE_RUNS", raising=False)
+    out = default_out("fixmatch", 250, now=datetime.datetime(2025, 1, 31, 14, 25, 1))
+    assert out.as_posix() == "runs/fixmatch-250labels-20250131-142501"
+    monkeypatch.setenv("SSL_COURSE_RUNS", "/somewhere/runs")
+    assert default_out("simclr", 40).parent.as_posix() == "/somewhere/runs"
+
+
+def test_train_without_out_writes_under_runs_and_says_where(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("SSL_COURSE_RUNS", raising=False)
+    assert main(["train", "--method", "supervised", "--steps", "2", *TINY]) == 0
+    printed = capsys.readouterr().out.splitlines()
+    runs = list((tmp_path / "runs").iterdir())
+    assert len(runs) == 1 and runs[0].name.startswith("supervised-100labels-")
+    assert (runs[0] / "metrics.json").is_file()
+    folder = f"runs/{runs[0].name}"
+    assert folder in printed[0], printed  # at the start ...
+    assert folder in printed[-1], printed  # ... and at the end
+
+
+def test_resume_needs_out(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr("ssl_course.experiment.run_experiment", _never_trains)
+    assert main(["train", "--method", "supervised", "--steps", "2", "--resume", *TINY]) == 2
+    assert "--resume continues the run in --out" in capsys.readouterr().err
+    assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.parametrize("where", ["the file itself", "a folder inside the file"])
+def test_out_naming_a_file_fails_before_training(tmp_path, monkeypatch, capsys, where):
+    existing = tmp_path / "notes.txt"
+    existing.write_text("not a folder")
+    out = existing if where == "the file itself" else existing / "run"
+    monkeypatch.setattr("ssl_course.experiment.run_experiment", _never_trains)
+    assert main(["train", "--method", "supervised", "--steps", "2", *TINY, "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert f"{existing} is a file, not a folder" in err and "Traceback" not in err
+    assert existing.read_text() == "not a folder"
+
+
+def test_missing_cifar10_offline_points_to_synthetic(tmp_path, monkeypatch, capsys):
+    import ssl_course.data.cifar10 as cifar10
+
+    def offline(root):
+        raise OSError("no network")
+
+    monkeypatch.setenv("SSL_COURSE_DATA", str(tmp_path / "empty"))
+    monkeypatch.setattr(cifar10, "_download", offline)
+    cifar10.clear_cache()
+    code = main(["train", "--method", "fixmatch", "--labels", "250", "--minutes", "5", "--out", str(tmp_path / "o")])
+    captured = capsys.readouterr()
+    assert code == 2
+    assert "downloading the official archive" in captured.out
+    assert "CIFAR-10 training files not found" in captured.err and "add --data synthetic" in captured.err
+
+
+def test_diverging_learning_rate_is_one_message_not_a_traceback(tmp_path):
+    """As a user sees it: a real process, a real divergence, stderr holds the engine's advice and no traceback."""
+    result = subprocess.run([sys.executable, "-m", "ssl_course", "train", "--method", "supervised", "--steps", "5",
+                             "--lr", "1e30", *TINY, "--out", str(tmp_path / "lr")], capture_output=True, text=True)
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    assert "the loss became non-finite" in result.stderr and "Lower the learning rate" in result.stderr

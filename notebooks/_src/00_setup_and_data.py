@@ -1,6 +1,8 @@
 # %% [markdown]
 # # 00 · Set-up, CIFAR-10 with few labels, and the baseline to beat
 #
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/ssl-course/ssl_course/blob/main/notebooks/00_setup_and_data.ipynb)
+#
 # **What you will learn**
 # - how the course's data pipeline works: CIFAR-10 as one `uint8` tensor on the device, a
 #   class-balanced few-label split, and augmentations that run batched on the device;
@@ -23,6 +25,15 @@
 # tiny data for a few steps. Leave it alone when you learn.
 
 # %%
+import sys
+
+if "google.colab" in sys.modules:  # in Colab: install the course, fetch CIFAR-10 (once, a few minutes)
+    import subprocess
+    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps",
+                    "ssl_course @ git+https://github.com/ssl-course/ssl_course"], check=True)
+    from ssl_course.colab import colab_setup
+    colab_setup()
+
 import platform
 
 import matplotlib.pyplot as plt

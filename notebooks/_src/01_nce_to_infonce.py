@@ -1,6 +1,8 @@
 # %% [markdown]
 # # 01 · From noise-contrastive estimation to InfoNCE
 #
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/ssl-course/ssl_course/blob/main/notebooks/01_nce_to_infonce.ipynb)
+#
 # **What you will learn**
 # - how noise-contrastive estimation (NCE) fits an *unnormalised* model by logistic regression
 #   against samples from a known noise distribution, and why it recovers the normalising constant
@@ -25,6 +27,15 @@
 # thread: on arrays this small, splitting work between threads costs more than it saves.
 
 # %%
+import sys
+
+if "google.colab" in sys.modules:  # in Colab: install the course, fetch CIFAR-10 (once, a few minutes)
+    import subprocess
+    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps",
+                    "ssl_course @ git+https://github.com/ssl-course/ssl_course"], check=True)
+    from ssl_course.colab import colab_setup
+    colab_setup()
+
 import math
 import time
 

@@ -1,6 +1,8 @@
 # %% [markdown]
 # # 02 · Pretext tasks: rotation, relative position, jigsaw puzzles and colorization
 #
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/ssl-course/ssl_course/blob/main/notebooks/02_pretext_tasks.ipynb)
+#
 # **What you will learn**
 # - how a *pretext task* (a label the data gives for free) can teach a network features, through
 #   four classics: predicting a rotation (RotNet), the relative position of two patches
@@ -27,6 +29,15 @@
 # ## Set-up
 
 # %%
+import sys
+
+if "google.colab" in sys.modules:  # in Colab: install the course, fetch CIFAR-10 (once, a few minutes)
+    import subprocess
+    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps",
+                    "ssl_course @ git+https://github.com/ssl-course/ssl_course"], check=True)
+    from ssl_course.colab import colab_setup
+    colab_setup()
+
 import dataclasses
 import time
 

@@ -1,6 +1,8 @@
 # %% [markdown]
 # # 03 · From pretext tasks to instance discrimination: Exemplar and CPC
 #
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/ssl-course/ssl_course/blob/main/notebooks/03_exemplar_and_cpc.ipynb)
+#
 # **What you will learn**
 # - Exemplar-CNN (Dosovitskiy et al. 2014): every training image is its own class, and heavily
 #   distorted copies of it must be recognised as that class;
@@ -25,6 +27,15 @@
 # ## Set-up
 
 # %%
+import sys
+
+if "google.colab" in sys.modules:  # in Colab: install the course, fetch CIFAR-10 (once, a few minutes)
+    import subprocess
+    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps",
+                    "ssl_course @ git+https://github.com/ssl-course/ssl_course"], check=True)
+    from ssl_course.colab import colab_setup
+    colab_setup()
+
 import math
 import time
 

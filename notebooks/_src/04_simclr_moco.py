@@ -1,6 +1,8 @@
 # %% [markdown]
 # # 04 · SimCLR and MoCo: contrastive learning from two views of every image
 #
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/ssl-course/ssl_course/blob/main/notebooks/04_simclr_moco.ipynb)
+#
 # **What you will learn**
 # - the idea both methods share: two random views of the same image should map to nearby
 #   embeddings, views of different images to distant ones, and no label is needed for that;
@@ -30,6 +32,15 @@
 # tiny data for a few steps. Leave it alone when you learn.
 
 # %%
+import sys
+
+if "google.colab" in sys.modules:  # in Colab: install the course, fetch CIFAR-10 (once, a few minutes)
+    import subprocess
+    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps",
+                    "ssl_course @ git+https://github.com/ssl-course/ssl_course"], check=True)
+    from ssl_course.colab import colab_setup
+    colab_setup()
+
 import math
 
 import matplotlib.pyplot as plt
@@ -393,7 +404,7 @@ def train(name):
     torch.manual_seed(0)
     method = build_method(name, BACKBONE, data.num_classes, **HPARAMS[name])
     tag = "".join(f"_{key}{value}" for key, value in sorted(HPARAMS[name].items()))   # new settings, new folder
-    out_dir = config.runs_dir() / f"03_{name}_{DATA}_{LABELS}_{BACKBONE}{tag}{'_smoke' if SMOKE else ''}"
+    out_dir = config.runs_dir() / f"04_{name}_{DATA}_{LABELS}_{BACKBONE}{tag}{'_smoke' if SMOKE else ''}"
     settings = TrainConfig(max_steps=30 if SMOKE else None, epochs=BUDGET_EPOCHS,
                            batch_size=BATCH_SIZE, monitor_every=15 if SMOKE else None,
                            monitor_bank_size=500 if SMOKE else 10_000, monitor_test_size=500 if SMOKE else 2000,

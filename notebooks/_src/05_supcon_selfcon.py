@@ -1,6 +1,8 @@
 # %% [markdown]
 # # 05 · Supervised contrastive learning: SupCon and SelfCon
 #
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/ssl-course/ssl_course/blob/main/notebooks/05_supcon_selfcon.ipynb)
+#
 # **What you will learn**
 # - how labels change a contrastive loss: with SupCon every image of the same class becomes a
 #   positive, not only the other view of the same image;
@@ -28,6 +30,15 @@
 # tiny data for a few steps. Leave it alone when you learn.
 
 # %%
+import sys
+
+if "google.colab" in sys.modules:  # in Colab: install the course, fetch CIFAR-10 (once, a few minutes)
+    import subprocess
+    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps",
+                    "ssl_course @ git+https://github.com/ssl-course/ssl_course"], check=True)
+    from ssl_course.colab import colab_setup
+    colab_setup()
+
 import math
 
 import matplotlib.pyplot as plt

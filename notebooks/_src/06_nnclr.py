@@ -1,6 +1,8 @@
 # %% [markdown]
 # # 06 · NNCLR: nearest neighbours as positives
 #
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/ssl-course/ssl_course/blob/main/notebooks/06_nnclr.ipynb)
+#
 # **What you will learn**
 # - why NNCLR replaces "the other view of the same image" by "the nearest neighbour of this view
 #   in a queue of past embeddings", and what that buys: positives that are *different images*,
@@ -27,6 +29,15 @@
 # tiny data for a few steps. Leave it alone when you learn.
 
 # %%
+import sys
+
+if "google.colab" in sys.modules:  # in Colab: install the course, fetch CIFAR-10 (once, a few minutes)
+    import subprocess
+    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps",
+                    "ssl_course @ git+https://github.com/ssl-course/ssl_course"], check=True)
+    from ssl_course.colab import colab_setup
+    colab_setup()
+
 import json
 import math
 

@@ -1,6 +1,8 @@
 # %% [markdown]
 # # 07 · MixMatch, FixMatch and S4L: three ways to learn from unlabelled images
 #
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/ssl-course/ssl_course/blob/main/notebooks/07_mixmatch_fixmatch_s4l.ipynb)
+#
 # **What you will learn**
 # - why predictions on unlabelled data help at all: the decision boundary should not cut through
 #   dense regions (entropy minimisation, consistency), shown on a 2-D toy problem;
@@ -28,6 +30,15 @@
 # a small subset for a few steps.
 
 # %%
+import sys
+
+if "google.colab" in sys.modules:  # in Colab: install the course, fetch CIFAR-10 (once, a few minutes)
+    import subprocess
+    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps",
+                    "ssl_course @ git+https://github.com/ssl-course/ssl_course"], check=True)
+    from ssl_course.colab import colab_setup
+    colab_setup()
+
 import json
 import math
 

@@ -1,6 +1,8 @@
 # %% [markdown]
 # # 08 · PAWS: classify unlabelled views with a labelled support set
 #
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/ssl-course/ssl_course/blob/main/notebooks/08_paws.ipynb)
+#
 # **What you will learn**
 # - the soft nearest-neighbour (SNN) classifier: a prediction that is a similarity-weighted
 #   vote of a few labelled *support* embeddings, with no classifier weights at all;
@@ -31,6 +33,15 @@
 # ## Set-up
 
 # %%
+import sys
+
+if "google.colab" in sys.modules:  # in Colab: install the course, fetch CIFAR-10 (once, a few minutes)
+    import subprocess
+    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps",
+                    "ssl_course @ git+https://github.com/ssl-course/ssl_course"], check=True)
+    from ssl_course.colab import colab_setup
+    colab_setup()
+
 import json
 import math
 

@@ -1,6 +1,8 @@
 # %% [markdown]
 # # 09 · FeatMatch: augmenting features with class prototypes
 #
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/ssl-course/ssl_course/blob/main/notebooks/09_featmatch.ipynb)
+#
 # **What you will learn**
 # - how FeatMatch summarises each class by a few **prototypes**: per-class k-means centroids of
 #   the features of labelled images and of confidently pseudo-labelled unlabelled images;
@@ -26,6 +28,15 @@
 # ## Set-up
 
 # %%
+import sys
+
+if "google.colab" in sys.modules:  # in Colab: install the course, fetch CIFAR-10 (once, a few minutes)
+    import subprocess
+    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps",
+                    "ssl_course @ git+https://github.com/ssl-course/ssl_course"], check=True)
+    from ssl_course.colab import colab_setup
+    colab_setup()
+
 import json
 import math
 

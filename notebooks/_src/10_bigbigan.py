@@ -1,6 +1,8 @@
 # %% [markdown]
 # # 10 · BiGAN → BigBiGAN: a representation from a generative game
 #
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/ssl-course/ssl_course/blob/main/notebooks/10_bigbigan.ipynb)
+#
 # **What you will learn**
 # - the GAN game and its optimal discriminator, and why the generator then minimises a
 #   Jensen-Shannon divergence;
@@ -29,6 +31,15 @@
 # tiny data for a few steps. Leave it alone when you learn.
 
 # %%
+import sys
+
+if "google.colab" in sys.modules:  # in Colab: install the course, fetch CIFAR-10 (once, a few minutes)
+    import subprocess
+    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps",
+                    "ssl_course @ git+https://github.com/ssl-course/ssl_course"], check=True)
+    from ssl_course.colab import colab_setup
+    colab_setup()
+
 import math
 
 import matplotlib.pyplot as plt

@@ -1,6 +1,8 @@
 # %% [markdown]
 # # 11 · AET, AVT and En-AET: learning by predicting the transformation
 #
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/ssl-course/ssl_course/blob/main/notebooks/11_aet_enaet.ipynb)
+#
 # **What you will learn**
 # - AET's idea: transform an image with random parameters $\theta$ and ask a decoder to recover
 #   $\theta$ from the representations of the image and of its transformed copy;
@@ -25,6 +27,15 @@
 # ## Set-up
 
 # %%
+import sys
+
+if "google.colab" in sys.modules:  # in Colab: install the course, fetch CIFAR-10 (once, a few minutes)
+    import subprocess
+    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps",
+                    "ssl_course @ git+https://github.com/ssl-course/ssl_course"], check=True)
+    from ssl_course.colab import colab_setup
+    colab_setup()
+
 import matplotlib.pyplot as plt
 import torch
 

@@ -1,6 +1,8 @@
 # %% [markdown]
 # # 12 · All methods under one budget
 #
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/ssl-course/ssl_course/blob/main/notebooks/12_compare.ipynb)
+#
 # **What you will learn**
 # - how to compare representation-learning and semi-supervised methods fairly: the same backbone,
 #   the same few-label split, the same budget in epochs, several seeds;
@@ -16,6 +18,15 @@
 # **Prerequisites**: notebooks 00 to 11 (you should know what every method does before ranking them).
 
 # %%
+import sys
+
+if "google.colab" in sys.modules:  # in Colab: install the course, fetch CIFAR-10 (once, a few minutes)
+    import subprocess
+    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps",
+                    "ssl_course @ git+https://github.com/ssl-course/ssl_course"], check=True)
+    from ssl_course.colab import colab_setup
+    colab_setup()
+
 import csv
 import json
 import os

@@ -72,4 +72,7 @@ __all__ = [
     "check_mixup",
     "check_fixmatch_mask",
     "check_fixmatch_loss",
+    # transformation
+    "check_aet_loss",
+    "check_transformation_consistency",
 ]
