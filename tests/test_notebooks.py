@@ -2,18 +2,27 @@
 
 Smoke mode (``SSL_COURSE_SMOKE=1``) shrinks data and training inside the notebooks themselves, so
 the same cells run here as on a learner's laptop; CIFAR-10 is used when ``SSL_COURSE_DATA``
-points at it, synthetic data otherwise.
+points at it, synthetic data otherwise. Each smoke-mode run happens under the kernel environment of
+the web site and is stored in the site's notebook cache (``tools/site_cache.py``), so ``make site``
+shows these runs instead of executing every notebook a second time.
 """
 from __future__ import annotations
 
 import json
 import os
 import re
+import sys
+import time
+import warnings
 from pathlib import Path
 
 import pytest
 
-NOTEBOOK_DIR = Path(__file__).resolve().parent.parent / "notebooks"
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tools"))
+import site_cache  # noqa: E402
+
+NOTEBOOK_DIR = ROOT / "notebooks"
 NOTEBOOKS = sorted(NOTEBOOK_DIR.glob("*.ipynb"))
 
 
@@ -43,19 +52,25 @@ def test_notebook_opens_with_goals_budget_and_prerequisites(path):
 @pytest.mark.slow
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
 def test_notebook_runs_in_smoke_mode(path, monkeypatch, tmp_path):
-    nbformat = pytest.importorskip("nbformat")
+    """Runs under the site's kernel environment, then stores the run in the site's cache: `make site` shows it."""
+    pytest.importorskip("nbformat")
     nbclient = pytest.importorskip("nbclient")
-    monkeypatch.setenv("SSL_COURSE_SMOKE", "1")
-    monkeypatch.setenv("MPLBACKEND", "Agg")
+    for key, value in site_cache.kernel_env("smoke").items():
+        monkeypatch.setenv(key, value)
     monkeypatch.setenv("SSL_COURSE_RUNS", str(tmp_path / "runs"))
-    monkeypatch.setenv("TQDM_DISABLE", "1")
-    monkeypatch.setenv("OMP_WAIT_POLICY", "PASSIVE")
     if os.environ.get("PYTEST_XDIST_WORKER"):  # one core per parallel kernel
         monkeypatch.setenv("OMP_NUM_THREADS", "1")
-    notebook = nbformat.read(path, as_version=4)
-    client = nbclient.NotebookClient(notebook, timeout=900, kernel_name="python3",
+    notebook = site_cache.read_as_site(path)
+    # record_timing=False: timings would land in the cells' metadata, which the cache's hash covers
+    client = nbclient.NotebookClient(notebook, timeout=900, kernel_name="python3", record_timing=False,
                                      resources={"metadata": {"path": str(NOTEBOOK_DIR)}})
+    start = time.perf_counter()
     client.execute()
+    try:
+        site_cache.store_executed(path, notebook, time.perf_counter() - start)
+    except Exception as error:  # noqa: BLE001 - the site then executes this notebook itself
+        warnings.warn(f"{path.name} ran but could not be stored in the site's cache ({error!r}): "
+                      "`make site` will execute it again", stacklevel=1)
 
 
 SOURCE_DIR = NOTEBOOK_DIR / "_src"
@@ -79,4 +94,5 @@ def test_notebook_is_built_from_its_source(source):
     cells = [(cell["cell_type"], "".join(cell["source"])) for cell in stored["cells"]]
     assert cells == [(cell.cell_type, cell.source) for cell in expected.cells], (
         f"{target.name} is out of date with {source.relative_to(NOTEBOOK_DIR.parent)}: run `make notebooks`")
-    assert stored["metadata"].get("kernelspec", {}).get("name") == "ssl-course", f"{target.name}: kernel is not ssl-course"
+    kernel = stored["metadata"].get("kernelspec", {}).get("name")
+    assert kernel == "ssl-course", f"{target.name}: kernel is {kernel!r}, not ssl-course"

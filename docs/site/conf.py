@@ -1,9 +1,10 @@
 """Sphinx configuration of the course's web site (``make site``): Sphinx + MyST-NB + the Jupyter Book theme.
 
 The source folder is the repository root, so that the README (the landing page) and the notebooks
-keep the links they have on GitHub; ``include_patterns`` picks the pages. Every notebook page is
-executed while the site builds, in the mode named by ``$SSL_COURSE_SITE_MODE`` (the Makefile's
-``SITE_MODE``):
+keep the links they have on GitHub; ``include_patterns`` picks the pages. Every notebook page shows
+an execution of its current code, in the mode named by ``$SSL_COURSE_SITE_MODE`` (the Makefile's
+``SITE_MODE``): taken from the cache (``tools/site_cache.py``: the notebook tests store their smoke-mode
+runs there) when it holds one, else executed while the site builds.
 
 * ``smoke`` (today's default): ``SSL_COURSE_SMOKE=1``, tiny data and a few steps, so the pages show
   every figure but not trained results;
@@ -21,17 +22,19 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))  # autodoc imports this checkout's ssl_course
+sys.path.insert(0, str(ROOT / "tools"))
+
+import site_cache  # noqa: E402
 
 import ssl_course  # noqa: E402
 
-#: Environment each mode gives the notebooks' kernels (they inherit the builder's environment).
-SITE_MODES = {"smoke": {"SSL_COURSE_SMOKE": "1"}, "full": {}}
+#: Environment each mode gives the notebooks' kernels (they inherit the builder's environment);
+#: tests/test_notebooks.py runs the notebooks under the same one and fills the smoke-mode cache.
+SITE_MODES = site_cache.MODE_ENV
 MODE = os.environ.get("SSL_COURSE_SITE_MODE", "smoke")
 if MODE not in SITE_MODES:
     raise ValueError(f"SSL_COURSE_SITE_MODE={MODE!r}: choose one of {sorted(SITE_MODES)}")
-os.environ.update(SITE_MODES[MODE])
-os.environ.setdefault("TQDM_DISABLE", "1")  # progress bars would be frozen widgets on a static page
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # parallel kernels: idle threads sleep
+os.environ.update(site_cache.kernel_env(MODE, dict(os.environ)))
 # The notebooks' own training runs go to a scratch folder, not the learner's runs/.
 os.environ.setdefault("SSL_COURSE_RUNS", tempfile.mkdtemp(prefix="ssl_course_site_runs_"))
 
@@ -51,12 +54,13 @@ exclude_patterns = ["_build", ".venv", "**/.ipynb_checkpoints"]
 # --- MyST (Markdown) and MyST-NB (notebooks)
 myst_enable_extensions = ["dollarmath", "amsmath"]  # the notebooks write formulas as $...$ and $$...$$
 myst_heading_anchors = 3  # the README's links to its own sections (#data)
-nb_execution_mode = os.environ.get("SSL_COURSE_SITE_EXECUTION", "cache")  # cache: rerun only changed notebooks
-nb_execution_cache_path = str(ROOT / "_build" / "site_cache" / MODE)
+# cache: rerun only changed notebooks; `make test` already stored each notebook's smoke-mode run there
+nb_execution_mode = os.environ.get("SSL_COURSE_SITE_EXECUTION", "cache")
+nb_execution_cache_path = str(site_cache.cache_dir(MODE))
 nb_execution_timeout = 1800
 nb_execution_raise_on_error = True  # a cell that fails breaks the build: no page shows a traceback
 nb_execution_show_tb = True
-nb_kernel_rgx_aliases = {".*": "python3"}  # the notebooks name the "ssl-course" kernel; any Python 3 kernel will do
+nb_kernel_rgx_aliases = site_cache.KERNEL_ALIASES  # the notebooks name the "ssl-course" kernel; any Python 3 will do
 nb_merge_streams = True
 
 # --- the library reference, from the docstrings (reST with :math: and .. math::)
