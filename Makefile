@@ -45,6 +45,9 @@ notebooks: setup
 # -j 2 on a busy 2-core machine, 6.4 min of CPU) or full (the
 # notebooks' own budgets). A presentation mode that loads reference runs will be one more value.
 # Executed notebooks are cached in _build/site_cache: a rebuild reruns only the notebooks that changed.
+# `make test` fills the smoke cache with the notebook tests' runs (tools/site_cache.py), so after it the
+# site executes no notebook whose code is unchanged (two notebooks measured: 8 s built from the cache,
+# 57 s executing them).
 SITE_MODE ?= smoke
 SITE_JOBS ?= auto
 site: setup
