@@ -29,14 +29,14 @@ import argparse
 import json
 import os
 import platform
-import shutil
 import sys
 import tarfile
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))   # a bare machine: PYTHONPATH=. or nothing, no pip install -e

@@ -24,11 +24,11 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from ssl_course.config import pick_device                      # noqa: E402
-from ssl_course.data import cifar10_available, load_dataset    # noqa: E402
-from ssl_course.data.augment import contrastive_augment       # noqa: E402
-from ssl_course.losses import nt_xent                          # noqa: E402
-from ssl_course.models import build_backbone, mlp_head         # noqa: E402
+from ssl_course.config import pick_device  # noqa: E402
+from ssl_course.data import cifar10_available, load_dataset  # noqa: E402
+from ssl_course.data.augment import contrastive_augment  # noqa: E402
+from ssl_course.losses import nt_xent  # noqa: E402
+from ssl_course.models import build_backbone, mlp_head  # noqa: E402
 
 
 def _autocast(device: torch.device):

@@ -36,8 +36,8 @@ import torch
 # Allow running from a checkout without installing the package.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from ssl_course.data import augment as A                       # noqa: E402
-from ssl_course.data import cifar10_available, load_dataset    # noqa: E402
+from ssl_course.data import augment as A  # noqa: E402
+from ssl_course.data import cifar10_available, load_dataset  # noqa: E402
 
 PIPELINES = ("weak", "contrastive", "strong")
 

@@ -25,9 +25,10 @@ import csv
 import json
 import math
 import traceback
+from collections.abc import Sequence
 from dataclasses import fields
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import torch
 from tqdm.auto import tqdm

@@ -15,7 +15,7 @@ Protocols (and why):
 """
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch import nn

@@ -122,7 +122,7 @@ class History:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> "History":
+    def from_dict(cls, values: dict[str, Any]) -> History:
         return cls(**values)
 
 
@@ -233,7 +233,7 @@ class _Run:
     compiled_step_done: bool = False                     # a first compiled step worked: the compiler works here
     streams: dict[str, Any] = field(default_factory=dict)
     bar: Any = None
-    pending: "_PendingLogs | None" = None
+    pending: _PendingLogs | None = None
 
     def elapsed(self) -> float:
         return self.elapsed_before + time.perf_counter() - self.start_time

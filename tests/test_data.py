@@ -16,8 +16,8 @@ import pytest
 import torch
 
 from ssl_course.data import (
-    DATASETS,
     CIFAR10_CLASSES,
+    DATASETS,
     SYNTHETIC_CLASSES,
     DataBundle,
     balanced_subset,

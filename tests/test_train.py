@@ -2,8 +2,6 @@
 torch.compile with its eager fallback."""
 from __future__ import annotations
 
-import math
-
 import pytest
 import torch
 

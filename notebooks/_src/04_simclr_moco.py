@@ -44,7 +44,6 @@ if "google.colab" in sys.modules:  # in Colab: install the course, fetch CIFAR-1
 import math
 
 import matplotlib.pyplot as plt
-import numpy as np
 import torch
 import torch.nn.functional as F
 

@@ -39,7 +39,6 @@ if "google.colab" in sys.modules:  # in Colab: install the course, fetch CIFAR-1
     from ssl_course.colab import colab_setup
     colab_setup()
 
-import math
 
 import matplotlib.pyplot as plt
 import torch

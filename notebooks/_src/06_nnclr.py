@@ -38,7 +38,6 @@ if "google.colab" in sys.modules:  # in Colab: install the course, fetch CIFAR-1
     from ssl_course.colab import colab_setup
     colab_setup()
 
-import json
 import math
 
 import matplotlib.pyplot as plt

@@ -54,8 +54,15 @@ from ssl_course.data.augment import normalize
 from ssl_course.evaluate import extract_features
 from ssl_course.exercises import check_fixmatch_mask, check_mixup
 from ssl_course.experiment import run_methods
-from ssl_course.losses import (fixmatch_loss, mixmatch_guess_labels, mixmatch_loss, mixup, rotate_batch, s4l_loss,
-                               sharpen)
+from ssl_course.losses import (
+    fixmatch_loss,
+    mixmatch_guess_labels,
+    mixmatch_loss,
+    mixup,
+    rotate_batch,
+    s4l_loss,
+    sharpen,
+)
 from ssl_course.methods import build_method
 from ssl_course.train import load_checkpoint
 from ssl_course.viz import image_grid, interactive_plot, plot_tsne, small_multiples, to_display

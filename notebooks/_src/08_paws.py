@@ -50,17 +50,24 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+from tqdm.auto import tqdm
 
 from ssl_course import config
 from ssl_course.data import cifar10_available, make_bundle
 from ssl_course.evaluate import extract_features, knn_predict, per_class_accuracy
-from ssl_course.experiment import run_methods
 from ssl_course.exercises import check_me_max, check_paws_loss, check_sharpen, check_snn
+from ssl_course.experiment import run_methods
 from ssl_course.losses import me_max_regularizer, paws, sharpen, snn
 from ssl_course.methods import build_method
 from ssl_course.train import load_checkpoint
-from ssl_course.viz import interactive_plot, plot_history, plot_logs, plot_per_class_accuracy, plot_tsne, small_multiples
-from tqdm.auto import tqdm
+from ssl_course.viz import (
+    interactive_plot,
+    plot_history,
+    plot_logs,
+    plot_per_class_accuracy,
+    plot_tsne,
+    small_multiples,
+)
 
 SMOKE = config.smoke()
 DEVICE = config.pick_device()

@@ -49,14 +49,21 @@ from ssl_course import config
 from ssl_course.cluster import extract_prototypes
 from ssl_course.data import cifar10_available, make_bundle
 from ssl_course.evaluate import classifier_accuracy, extract_features, knn_accuracy, per_class_accuracy
-from ssl_course.experiment import run_methods
 from ssl_course.exercises import check_attention_weights, check_featmatch_pseudo_labels, check_kmeans_step
+from ssl_course.experiment import run_methods
 from ssl_course.losses import consistency_ramp, featmatch_loss, featmatch_pseudo_labels, soft_cross_entropy
 from ssl_course.methods import build_method
 from ssl_course.models import PrototypeAttention
 from ssl_course.train import load_checkpoint
-from ssl_course.viz import (image_grid, interactive_plot, plot_history, plot_logs, plot_per_class_accuracy, plot_tsne,
-                            small_multiples)
+from ssl_course.viz import (
+    image_grid,
+    interactive_plot,
+    plot_history,
+    plot_logs,
+    plot_per_class_accuracy,
+    plot_tsne,
+    small_multiples,
+)
 
 SMOKE = config.smoke()
 DEVICE = config.pick_device()

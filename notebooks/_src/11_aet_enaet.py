@@ -45,7 +45,7 @@ from ssl_course.data.augment import normalize
 from ssl_course.data.transforms_params import FAMILIES, random_transformation
 from ssl_course.exercises import check_aet_loss, check_transformation_consistency
 from ssl_course.experiment import run_methods
-from ssl_course.losses import aet_loss, avt_gaussian_nll, transformation_consistency_loss
+from ssl_course.losses import aet_loss, avt_gaussian_nll
 from ssl_course.methods import build_method
 from ssl_course.train import load_checkpoint
 from ssl_course.viz import to_display

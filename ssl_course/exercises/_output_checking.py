@@ -8,8 +8,9 @@ first difference (which output, which entry, both values) followed by the exerci
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import torch
 from torch import Tensor

@@ -24,20 +24,20 @@ from ssl_course.losses.contrastive import info_nce, nearest_neighbours, nnclr, n
 from ssl_course.losses.pretext import rotate_batch
 
 from ._checking import (  # noqa: F401 - last_failed_input is part of this module's interface
-    _TOLERANCE,
-    _Case,
     _NUM_CASES,
-    _Outcome,
-    _Variant,
+    _TOLERANCE,
     _call,
+    _Case,
     _close,
     _dtype_name,
     _format_value,
     _generator,
     _matching_hint,
+    _Outcome,
     _report,
     _run_scalar_checks,
     _shape,
+    _Variant,
     last_failed_input,
 )
 

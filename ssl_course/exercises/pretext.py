@@ -5,7 +5,6 @@ from collections.abc import Callable
 from typing import Any
 
 import torch
-from torch import Tensor
 
 from ssl_course.exercises._checking import _NUM_CASES, _Case, _generator, _run_scalar_checks, _Variant
 from ssl_course.losses.pretext import class_rebalancing_weights, colorization_loss, soft_encode_ab

@@ -28,7 +28,7 @@ Papers and official code whose conventions are reproduced:
 """
 from __future__ import annotations
 
-from typing import Sequence, Union
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -308,7 +308,7 @@ def paws(
 # MixMatch
 # ----------------------------------------------------------------------------------------
 def mixmatch_guess_labels(
-    logits_per_augmentation: Union[Tensor, Sequence[Tensor]],
+    logits_per_augmentation: Tensor | Sequence[Tensor],
     T: float = 0.5,
 ) -> Tensor:
     r"""MixMatch label guessing: average the predictions over K augmentations, then sharpen.
@@ -342,7 +342,7 @@ def mixup(
     p1: Tensor,
     x2: Tensor,
     p2: Tensor,
-    lam: Union[float, Tensor],
+    lam: float | Tensor,
 ) -> tuple[Tensor, Tensor]:
     r"""MixMatch's MixUp variant: convex combination that stays closer to the first input.
 

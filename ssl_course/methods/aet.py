@@ -33,7 +33,6 @@ Conventions and simplifications (see ``docs/RECIPES.md``, section ``aet``):
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 import torch
 from torch import nn

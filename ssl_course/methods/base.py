@@ -165,10 +165,10 @@ class Method(nn.Module):
         """Momentum encoders and queues update here, after the weights moved (once per step, after
         every update)."""
 
-    def on_epoch_end(self, epoch: int, data: "DataBundle") -> None:
+    def on_epoch_end(self, epoch: int, data: DataBundle) -> None:
         """Per-epoch work, e.g. FeatMatch's k-means prototypes."""
 
-    def prepare_evaluation(self, data: "DataBundle") -> None:
+    def prepare_evaluation(self, data: DataBundle) -> None:
         """Called before evaluation, e.g. PAWS embeds its labelled support set here."""
 
     def optimizer_parameters(self) -> list[nn.Parameter]:

@@ -40,7 +40,6 @@ Simplifications (also in ``docs/RECIPES.md``, section ``enaet``):
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 import torch
 from torch import nn

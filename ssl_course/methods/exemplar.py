@@ -34,8 +34,6 @@ Evaluation uses the pooled backbone features; the classifier is thrown away.
 """
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 from torch import nn
 

@@ -32,7 +32,7 @@ course has them because the unlabelled pool is carved out of a labelled data set
 from __future__ import annotations
 
 import copy
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import nn
@@ -78,7 +78,7 @@ class EmaCopy(nn.Module):
         self.copies.requires_grad_(False)
         self.copies.eval()
 
-    def train(self, mode: bool = True) -> "EmaCopy":
+    def train(self, mode: bool = True) -> EmaCopy:
         # The average is only ever evaluated: batch norm must use its stored statistics.
         return super().train(False)
 

@@ -24,8 +24,6 @@ grayscale (the official code uses Inception crops, HSV noise and flips), and the
 """
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 from torch import nn
 

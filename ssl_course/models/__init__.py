@@ -1,7 +1,7 @@
 """Backbones and heads. Every backbone maps normalised ``[B,3,32,32]`` images to ``[B, feature_dim]``."""
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from torch import nn
 

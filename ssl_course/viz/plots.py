@@ -1,7 +1,7 @@
 """Plots the notebooks share: training history, image grids, per-class accuracy, bar charts."""
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np

@@ -1,7 +1,7 @@
 """t-SNE of learned embeddings, coloured by class (scikit-learn's TSNE)."""
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
