@@ -259,8 +259,8 @@ def evaluate_method(method, data, knn: bool = True, probe: bool = True, classifi
                 continue
             prefix = "val_" if split == "val" else ""
             scores: dict[str, float] = {}
-            if knn or probe:
-                queries = features(images, f"features: {split}")
+            queries, logits = _features_and_logits(method, images, knn or probe, classifier and method.has_classifier,
+                                                   batch_size, progress, split)
             if knn:
                 scores["knn_accuracy"] = knn_accuracy(labeled, labeled_labels, queries, labels,
                                                       data.num_classes, k, temperature)
@@ -269,9 +269,7 @@ def evaluate_method(method, data, knn: bool = True, probe: bool = True, classifi
                                                                      data.num_classes, k, temperature)
             if head is not None:
                 scores["linear_probe_accuracy"] = head.accuracy(queries, labels)
-            if classifier and method.has_classifier:
-                logits = extract_features(method.predict, images, batch_size, progress=progress,
-                                          desc=f"classifier: {split}")
+            if logits is not None:
                 scores["classifier_accuracy"] = (logits.argmax(1) == labels.to(logits.device)).float().mean().item()
             headline = scores.get("classifier_accuracy", scores.get("linear_probe_accuracy"))
             if headline is not None:
@@ -280,6 +278,27 @@ def evaluate_method(method, data, knn: bool = True, probe: bool = True, classifi
         return results
     finally:
         method.train(was_training)
+
+
+@torch.no_grad()
+def _features_and_logits(method, images: torch.Tensor, want_features: bool, want_logits: bool, batch_size: int,
+                         progress: bool, split: str) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    """Embeddings ``[N, D]`` and/or class logits ``[N, C]`` of ``images`` in one pass over them
+    (:meth:`Method.embed_and_predict`: one backbone forward per batch for most classifiers)."""
+    if not want_logits:
+        return (extract_features(method.embed, images, batch_size, progress=progress, desc=f"features: {split}")
+                if want_features else None), None
+    if not want_features:
+        return None, extract_features(method.predict, images, batch_size, progress=progress,
+                                      desc=f"classifier: {split}")
+    features, logits = [], []
+    starts = range(0, images.shape[0], batch_size)
+    for start in tqdm(starts, desc=f"features and classifier: {split}", leave=False, disable=not progress):
+        with _autocast(images.device):
+            embedded, predicted = method.embed_and_predict(normalize(images[start:start + batch_size]))
+        features.append(embedded.float())
+        logits.append(predicted.float())
+    return torch.cat(features), torch.cat(logits)
 
 
 def _metric_name(prefix: str, name: str) -> str:
