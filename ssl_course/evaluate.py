@@ -24,6 +24,7 @@ choice of hyper-parameter) and on the test split (read only for the final report
 """
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from typing import Callable
 
@@ -43,6 +44,27 @@ def _autocast(device: torch.device):
     return torch.autocast(device.type, enabled=False)
 
 
+def _network_input(images: torch.Tensor) -> torch.Tensor:
+    """uint8 ``[B,3,H,W]`` → normalised float, stored channels-last: the convolutions then run about
+    1.4× faster on a CPU (measured on the small backbone) and give the same values up to float rounding."""
+    return normalize(images).contiguous(memory_format=torch.channels_last)
+
+
+@contextlib.contextmanager
+def _one_cpu_thread(device: torch.device):
+    """The probe's L-BFGS is hundreds of tiny operations: on a CPU, one thread avoids the cost of
+    waking the others for each (measured 0.2 s instead of 12 s for 250 features on a busy machine)."""
+    if device.type != "cpu":
+        yield
+        return
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
 @torch.no_grad()
 def extract_features(fn: Callable[[torch.Tensor], torch.Tensor], images: torch.Tensor,
                      batch_size: int = 512, progress: bool = False, desc: str = "features") -> torch.Tensor:
@@ -59,7 +81,7 @@ def extract_features(fn: Callable[[torch.Tensor], torch.Tensor], images: torch.T
     starts = range(0, images.shape[0], batch_size)
     for start in tqdm(starts, desc=desc, leave=False, disable=not progress):
         with _autocast(images.device):
-            out = fn(normalize(images[start:start + batch_size]))
+            out = fn(_network_input(images[start:start + batch_size]))
         outputs.append(out.float())
     return torch.cat(outputs) if outputs else torch.empty(0)
 
@@ -139,7 +161,7 @@ def fit_linear_probe(train_features: torch.Tensor, train_labels: torch.Tensor, n
     x_train = (x_train - mean) / std
     y_train = train_labels.to(x_train.device)
     bar = tqdm(total=max_iter, desc="linear probe (L-BFGS)", leave=False, disable=not progress)
-    with torch.enable_grad():
+    with torch.enable_grad(), _one_cpu_thread(x_train.device):
         generator = torch.Generator().manual_seed(0)
         head = nn.Linear(x_train.shape[1], num_classes).to(x_train.device)
         with torch.no_grad():
@@ -295,7 +317,7 @@ def _features_and_logits(method, images: torch.Tensor, want_features: bool, want
     starts = range(0, images.shape[0], batch_size)
     for start in tqdm(starts, desc=f"features and classifier: {split}", leave=False, disable=not progress):
         with _autocast(images.device):
-            embedded, predicted = method.embed_and_predict(normalize(images[start:start + batch_size]))
+            embedded, predicted = method.embed_and_predict(_network_input(images[start:start + batch_size]))
         features.append(embedded.float())
         logits.append(predicted.float())
     return torch.cat(features), torch.cat(logits)

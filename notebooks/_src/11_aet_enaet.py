@@ -144,11 +144,11 @@ print(f"AVT NLL with σ² = 1/2: {float(nll):.4f} = 8 · AET loss + 4 log π")
 # %%
 BUDGET_EPOCHS = 0.1 if SMOKE else 2.0      # per method; smoke mode shrinks it
 results, run_dirs = run_methods(("supervised", "aet"), "11", data=DATA, labels=NUM_LABELS, backbone=BACKBONE,
-                                epochs=BUDGET_EPOCHS, knn_bank_size=1000 if SMOKE else None, **SUBSET)
+                                epochs=BUDGET_EPOCHS, knn_bank=1000 if SMOKE else "all", **SUBSET)
 
 # %%
 figure, axis = plt.subplots(figsize=(7, 4))
-names, metrics = ("supervised", "aet"), ("knn_accuracy", "linear_probe_accuracy")
+names, metrics = ("supervised", "aet"), ("knn_all_labels_accuracy", "linear_probe_accuracy")
 for offset, metric in enumerate(metrics):
     axis.bar([i + 0.4 * offset for i in range(len(names))], [results[n].get(metric, float("nan")) for n in names],
              width=0.4, label=metric.replace("_", " "))
@@ -215,7 +215,7 @@ ablation = {}
 for tag, (label, hparams) in zip(("11a", "11b", "11c"), VARIANTS.items()):
     runs, _ = run_methods({"enaet": hparams}, tag, data=DATA, labels=NUM_LABELS, backbone=BACKBONE,
                           epochs=BUDGET_EPOCHS, batch_sizes={"enaet": 32} if SMOKE else None,
-                          knn_bank_size=1000 if SMOKE else None, **SUBSET)
+                          **SUBSET)
     ablation[label] = runs["enaet"]
 
 # %%
