@@ -70,9 +70,10 @@ def test_incompatible_results_folder_is_refused(tmp_path):
 
 def test_results_folder_with_another_budget_is_refused(tmp_path):
     settings = {**SMALL, "epochs_per_method": 5}
-    (tmp_path / "compare.json").write_text(json.dumps({"format_version": FORMAT_VERSION, "data": "synthetic", "backbone": "tiny",
-                                                       "minutes_per_method": None, "epochs_per_method": 5,
-                                                       "train_subset": 600, "test_subset": 200}))
+    (tmp_path / "compare.json").write_text(json.dumps({"format_version": FORMAT_VERSION, "data": "synthetic",
+                                                       "backbone": "tiny", "minutes_per_method": None,
+                                                       "epochs_per_method": 5, "train_subset": 600,
+                                                       "test_subset": 200}))
     with pytest.raises(ValueError, match="other settings"):
         run_comparison(tmp_path, methods=["supervised"], **SMALL)
     del settings

@@ -1,7 +1,7 @@
 """Figures of a comparison folder written by :func:`ssl_course.compare.run_comparison`.
 
-``plot_curves`` draws every method's kNN monitor (on the validation split) against wall time; ``plot_tsne_grid`` draws one
-t-SNE panel per method on the same test images. Both read seed 0's runs in ``out/runs/``.
+``plot_curves`` draws every method's kNN monitor (on the validation split) against wall time;
+``plot_tsne_grid`` draws one t-SNE panel per method on the same test images. Both read seed 0's runs in ``out/runs/``.
 """
 from __future__ import annotations
 
