@@ -63,7 +63,7 @@ BACKBONE = "small"
 #: large matrix products). Replaced by the measured images/s as soon as ``throughput`` has run.
 ASSUMED_TFLOPS = 60.0
 STARTUP_S = 25            # python + CUDA start, decoding the pack
-EVAL_S = 12               # per training run: kNN over 50k images, linear probe, embedding sample
+EVAL_S = 12               # per training run: validation + test features, kNN and probe on the labels, embedding sample
 FLOPS_FILE = ROOT / "benchmarks" / "gpu_day_flops.json"
 TRAIN_SIZE = 50_000
 
@@ -273,11 +273,13 @@ def train_cell(ctx: Context, method: str, labels: int) -> dict[str, Any]:
     if history["epoch"]:
         planned_steps = round(history["step"][-1] / history["epoch"][-1] * BUDGET_EPOCHS)
     finished = metrics["steps"] >= (planned_steps or 0)
-    print(f"  {method}@{labels}: test accuracy {metrics['test_accuracy']:.3f}, {metrics['steps']} steps in "
+    print(f"  {method}@{labels}: validation accuracy {metrics.get('val_accuracy', float('nan')):.3f}, test accuracy "
+          f"{metrics['test_accuracy']:.3f}, {metrics['steps']} steps in "
           f"{metrics['wall_time_seconds']:.0f} s{'' if finished else ' (CUT SHORT by the time left)'}", flush=True)
     return {"run": str(run_dir.relative_to(ctx.out)), "epochs": BUDGET_EPOCHS, "full_budget": finished,
-            **{key: metrics.get(key) for key in ("test_accuracy", "knn_accuracy", "linear_probe_accuracy",
-                                                 "steps", "wall_time_seconds", "device")}}
+            **{key: metrics.get(key) for key in ("val_accuracy", "test_accuracy", "val_knn_accuracy", "knn_accuracy",
+                                                 "linear_probe_accuracy", "steps", "wall_time_seconds",
+                                                 "eval_seconds", "device")}}
 
 
 # ------------------------------------------------------------------ the plan ----------------------------

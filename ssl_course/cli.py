@@ -72,8 +72,18 @@ def experiment_settings(args: argparse.Namespace) -> dict[str, Any]:
     return settings
 
 
+def knn_bank_choice(value: str) -> str | int:
+    """``--knn-bank labeled|all|N`` -> ``"labeled"``, ``"all"`` or the int ``N``."""
+    from ssl_course.evaluate import check_knn_bank
+
+    try:
+        return check_knn_bank(int(value) if value.isdigit() else value)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from error
+
+
 def _add_shared_options(parser: argparse.ArgumentParser) -> None:
-    """Options that ``train`` and ``compare`` share: data, network, optimisation and device."""
+    """Options that ``train`` and ``compare`` share: data, network, evaluation and device."""
     from ssl_course.data import DATASETS
     from ssl_course.models import BACKBONES
 
@@ -86,6 +96,13 @@ def _add_shared_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default=None, help="cuda, mps or cpu (default: the best available)")
     parser.add_argument("--train-subset", type=int, default=None, help="use only this many training images")
     parser.add_argument("--test-subset", type=int, default=None, help="use only this many test images")
+    parser.add_argument("--val-size", type=int, default=None,
+                        help="class-balanced validation images held out of the training set, for the kNN monitor "
+                             "and val_* metrics (default: 5000 of CIFAR-10, a tenth of a smaller set; 0: none)")
+    parser.add_argument("--knn-bank", type=knn_bank_choice, default="labeled",
+                        help="kNN evaluation bank: 'labeled' (default; knn_accuracy uses only the labelled images), "
+                             "'all' (also knn_all_labels_accuracy with every training image and its label; slow on "
+                             "a CPU) or N (the same with N evenly spaced training images)")
     parser.add_argument("--no-progress", dest="progress", action="store_false", help="hide the progress bar")
     parser.add_argument("--compile", choices=["auto", "on", "off"], default="auto",
                         help="torch.compile the backbone (auto: on CUDA for runs of >= 10 min and >= 2000 steps; "
@@ -112,8 +129,6 @@ def _add_train_parser(commands) -> None:
                        help="method hyper-parameter key=value (repeatable)")
     train.add_argument("--monitor-every", type=int, default=None,
                        help="steps between kNN monitor checks (default: once per epoch; 0: never)")
-    train.add_argument("--knn-bank", dest="knn_bank_size", type=int, default=None,
-                       help="training images in the final kNN bank (default: all; fewer is faster on a CPU)")
     _add_shared_options(train)
     train.set_defaults(handler=_train)
 
@@ -193,8 +208,8 @@ def _train(args: argparse.Namespace) -> int:
             print(f"CIFAR-10 is not in {data_root()} (set $SSL_COURSE_DATA to use a copy elsewhere): "
                   "downloading the official archive (170 MB) there once", flush=True)
     metrics = run_experiment(experiment, out, resume=args.resume)
-    keys = [k for k in ("test_accuracy", "knn_accuracy", "linear_probe_accuracy", "wall_time_seconds")
-            if k in metrics]
+    keys = [k for k in ("val_accuracy", "test_accuracy", "knn_accuracy", "knn_all_labels_accuracy",
+                        "linear_probe_accuracy", "wall_time_seconds", "eval_seconds") if k in metrics]
     print(json.dumps({k: metrics[k] for k in keys}))
     print(f"done: metrics.json, history.json and checkpoint.pt are in {out}")
     return 0

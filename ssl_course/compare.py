@@ -36,11 +36,14 @@ from tqdm.auto import tqdm
 from ssl_course.data.splits import evenly_spaced
 from ssl_course.experiment import METRICS_NAME, Experiment, check_budget, load_trained, run_experiment
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2   # 2: validation split, knn_accuracy on the labelled bank
 SETTINGS_NAME = "compare.json"
 TSNE_FEATURES_NAME = "tsne_features.pt"
-CSV_COLUMNS = ("method", "labels", "seed", "status", "test_accuracy", "knn_accuracy", "linear_probe_accuracy",
-               "wall_time_seconds", "steps", "device", "error")
+#: metrics.json keys copied into results.csv (validation beside test; see ssl_course.evaluate for each one)
+METRIC_COLUMNS = ("val_accuracy", "test_accuracy", "val_knn_accuracy", "knn_accuracy",
+                  "val_knn_all_labels_accuracy", "knn_all_labels_accuracy", "val_linear_probe_accuracy",
+                  "linear_probe_accuracy", "wall_time_seconds", "eval_seconds", "steps", "device")
+CSV_COLUMNS = ("method", "labels", "seed", "status", *METRIC_COLUMNS, "error")
 TSNE_IMAGES = 1000
 #: Experiment fields that run_comparison sets for each run itself (or that make no sense for every method).
 NOT_SHARED = ("method", "labels", "seed", "epochs", "minutes", "steps", "hparams", "progress")
@@ -148,8 +151,8 @@ def _run_one(run_dir: Path, experiment: Experiment) -> dict[str, Any]:
 def _row(experiment: Experiment, status: str, metrics: dict[str, Any], error: str = "") -> dict[str, Any]:
     row = {column: "" for column in CSV_COLUMNS}
     row.update(method=experiment.method, labels=experiment.labels, seed=experiment.seed, status=status, error=error)
-    for key in ("test_accuracy", "knn_accuracy", "linear_probe_accuracy", "wall_time_seconds", "steps", "device"):
-        if key in metrics:
+    for key in METRIC_COLUMNS:
+        if metrics.get(key) is not None:
             row[key] = metrics[key]
     return row
 
@@ -187,19 +190,21 @@ def _mean_std(values: list[float]) -> str:
 
 
 def markdown_table(rows: list[dict[str, Any]]) -> str:
-    """Mean ± sample std over seeds (in %), one row per method, one column group per label count."""
+    """Mean ± sample std over seeds (in %), one row per method, one column group per label count:
+    validation and test accuracy, validation and test kNN accuracy (labelled images as the bank)."""
     labels = sorted({int(r["labels"]) for r in rows})
     methods = list(dict.fromkeys(r["method"] for r in rows))
-    header = "| method | " + " | ".join(f"test acc @{n} | kNN @{n} | seeds @{n}" for n in labels) + " |"
-    lines = [header, "|" + "---|" * (1 + 3 * len(labels))]
+    header = "| method | " + " | ".join(f"val acc @{n} | test acc @{n} | val kNN @{n} | kNN @{n} | seeds @{n}"
+                                       for n in labels) + " |"
+    lines = [header, "|" + "---|" * (1 + 5 * len(labels))]
     for method in methods:
         cells = []
         for n in labels:
             chosen = [r for r in rows if r["method"] == method and int(r["labels"]) == n]
             ok = [r for r in chosen if r["status"] == "ok"]
-            test = [float(r["test_accuracy"]) for r in ok if r["test_accuracy"] != ""]
-            knn = [float(r["knn_accuracy"]) for r in ok if r["knn_accuracy"] != ""]
             failed = len(chosen) - len(ok)
-            cells += [_mean_std(test), _mean_std(knn), f"{len(ok)}" + (f" ({failed} failed)" if failed else "")]
+            cells += [_mean_std([float(r[key]) for r in ok if r.get(key, "") != ""])
+                      for key in ("val_accuracy", "test_accuracy", "val_knn_accuracy", "knn_accuracy")]
+            cells.append(f"{len(ok)}" + (f" ({failed} failed)" if failed else ""))
         lines.append(f"| {method} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"

@@ -4,7 +4,7 @@ Shared by ``python -m ssl_course train``, the comparison and the notebooks (:fun
 so all of them record the same fields.
 Output folder layout::
 
-    out/metrics.json     method, labels, seed, device, wall time, test / kNN / probe accuracy
+    out/metrics.json     method, labels, seed, device, wall time, validation and test accuracy / kNN / probe
     out/checkpoint.pt    the engine's atomic checkpoint (resumable)
     out/history.json     loss, lr and kNN monitor over training
 """
@@ -51,7 +51,10 @@ class Experiment:
     hparams: dict[str, Any] = field(default_factory=dict)
     progress: bool = True
     monitor_every: int | None = None       # steps between kNN checks (None: once per epoch, 0: never)
-    knn_bank_size: int | None = None       # None: the whole training set is the kNN bank
+    knn_bank: str | int = "labeled"        # kNN bank: "labeled" (knn_accuracy only), "all" or a size (also
+                                           # knn_all_labels_accuracy, on every / that many training images)
+    val_size: int | None = None            # validation images held out (None: 5,000 of CIFAR-10, a tenth of
+                                           # smaller sets; 0: none)
     compile: bool | None = None            # torch.compile the backbone (None: CUDA, long runs)
 
     def validate(self) -> None:
@@ -65,6 +68,11 @@ class Experiment:
         if self.backbone not in BACKBONES:
             raise ValueError(f"unknown backbone {self.backbone!r}: choose one of {sorted(BACKBONES)}")
         check_budget(epochs=self.epochs, minutes=self.minutes, steps=self.steps)
+        from ssl_course.evaluate import check_knn_bank
+
+        check_knn_bank(self.knn_bank)
+        if self.val_size is not None and (not isinstance(self.val_size, int) or self.val_size < 0):
+            raise ValueError(f"--val-size must be an int >= 0 (validation images; 0 for none), got {self.val_size!r}")
 
 
 def check_budget(**limits: float | None) -> None:
@@ -83,13 +91,10 @@ def check_budget(**limits: float | None) -> None:
 
 def run_experiment(experiment: Experiment, out_dir: str | Path | None, resume: bool = False) -> dict[str, Any]:
     """Train and evaluate ``experiment``; write ``metrics.json`` into ``out_dir``; return the metrics."""
-    from ssl_course.data import make_bundle
-
     experiment.validate()
     seed_everything(experiment.seed)
     device = distributed.local_device() or pick_device(experiment.device)
-    data = make_bundle(experiment.data, num_labels=experiment.labels, seed=experiment.seed, device=device,
-                       train_subset=experiment.train_subset, test_subset=experiment.test_subset)
+    data = _bundle(experiment, device)
     method = build_method(experiment.method, experiment.backbone, data.num_classes, **experiment.hparams)
     config = TrainConfig(epochs=experiment.epochs, max_minutes=experiment.minutes, max_steps=experiment.steps,
                          batch_size=experiment.batch_size, lr=experiment.lr, seed=experiment.seed,
@@ -100,7 +105,9 @@ def run_experiment(experiment: Experiment, out_dir: str | Path | None, resume: b
     train_seconds = time.perf_counter() - start
     if not distributed.is_main_process():  # rank 0 evaluates and writes for everybody
         return {"method": experiment.method, "rank": distributed.rank()}
-    metrics = evaluate_method(method, data, knn_bank_size=experiment.knn_bank_size)
+    start = time.perf_counter()
+    metrics = evaluate_method(method, data, knn_bank=experiment.knn_bank, progress=experiment.progress)
+    eval_seconds = time.perf_counter() - start
     history.final = dict(metrics)
     record: dict[str, Any] = {
         "method": experiment.method, "data": experiment.data, "labels": experiment.labels,
@@ -108,6 +115,7 @@ def run_experiment(experiment: Experiment, out_dir: str | Path | None, resume: b
         "budget": {"epochs": experiment.epochs, "minutes": experiment.minutes, "steps": experiment.steps},
         "steps": history.step[-1] if history.step else 0,
         "train_seconds_this_call": round(train_seconds, 2),
+        "eval_seconds": round(eval_seconds, 2),
         "wall_time_seconds": round(history.seconds[-1] if history.seconds else train_seconds, 2),
         "hparams": method.hparams(),
         # the optimiser actually used (name, peak lr, weight decay, momentum, Nesterov); by update name
@@ -115,8 +123,10 @@ def run_experiment(experiment: Experiment, out_dir: str | Path | None, resume: b
         "optimizer": (next(iter(history.optimizers.values())) if len(history.optimizers) == 1
                       else history.optimizers),
         "experiment": {k: v for k, v in asdict(experiment).items() if k != "progress"},
-        "knn_bank": experiment.knn_bank_size or int(data.train_images.shape[0]),
-        "train_size": int(data.train_images.shape[0]), "test_size": int(data.test_images.shape[0]),
+        # knn_accuracy's bank is the labelled images; knn_all_labels_accuracy's (if any) this many training images
+        "knn_bank": experiment.knn_bank, "knn_bank_size": _all_labels_bank_size(experiment.knn_bank, data),
+        "train_size": int(data.train_images.shape[0]), "val_size": data.val_size,
+        "test_size": int(data.test_images.shape[0]),
         "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "versions": {"ssl_course": ssl_course.__version__, "torch": torch.__version__,
                      "python": platform.python_version()},
@@ -157,10 +167,28 @@ def run_methods(methods: Sequence[str] | Mapping[str, Mapping[str, Any]], tag: s
         folders[name] = runs_dir() / f"{tag}_{name}_{experiment.data}_{experiment.labels}_{experiment.backbone}"
         results[name] = run_experiment(experiment, folders[name], resume=True)
         scores = ", ".join(f"{label} {results[name][key]:.3f}" for key, label in (
-            ("test_accuracy", "test accuracy"), ("linear_probe_accuracy", "linear probe"), ("knn_accuracy", "kNN"))
+            ("val_accuracy", "validation accuracy"), ("test_accuracy", "test accuracy"),
+            ("linear_probe_accuracy", "linear probe"), ("knn_accuracy", "kNN (labelled bank)"),
+            ("knn_all_labels_accuracy", "kNN (all labels)"))
             if key in results[name])
         print(f"{name:>10}: {scores}, {results[name]['steps']} steps in {results[name]['wall_time_seconds']:.0f} s")
     return results, folders
+
+
+def _bundle(experiment: Experiment, device: torch.device | str):
+    from ssl_course.data import make_bundle
+
+    return make_bundle(experiment.data, num_labels=experiment.labels, seed=experiment.seed, device=device,
+                       train_subset=experiment.train_subset, test_subset=experiment.test_subset,
+                       val_size=experiment.val_size)
+
+
+def _all_labels_bank_size(knn_bank: str | int, data) -> int | None:
+    """Images in knn_all_labels_accuracy's bank (None when it is not computed)."""
+    if knn_bank == "labeled":
+        return None
+    train_size = int(data.train_images.shape[0])
+    return train_size if knn_bank == "all" else min(int(knn_bank), train_size)
 
 
 def _device_name(device: torch.device) -> str:
@@ -174,7 +202,6 @@ def load_trained(run_dir: str | Path, device: str | torch.device | None = None):
 
     Returns ``(method, data)`` with the method in eval mode, on ``device`` (default: the best one).
     """
-    from ssl_course.data import make_bundle
     from ssl_course.train import CHECKPOINT_NAME, load_checkpoint
 
     run_dir = Path(run_dir)
@@ -182,10 +209,12 @@ def load_trained(run_dir: str | Path, device: str | torch.device | None = None):
     if not metrics_path.is_file():
         raise FileNotFoundError(f"no {METRICS_NAME} in {run_dir}: train it first with run_experiment or the CLI")
     saved = json.loads(metrics_path.read_text())["experiment"]
+    if "knn_bank_size" in saved:    # folders written before the validation split: an all-labels bank size
+        saved["knn_bank"] = saved.pop("knn_bank_size") or "all"
+        saved.setdefault("val_size", 0)   # they trained on every training image
     experiment = Experiment(**{**saved, "progress": False})
     device = pick_device(device)
-    data = make_bundle(experiment.data, num_labels=experiment.labels, seed=experiment.seed, device=device,
-                       train_subset=experiment.train_subset, test_subset=experiment.test_subset)
+    data = _bundle(experiment, device)
     method = build_method(experiment.method, experiment.backbone, data.num_classes, **experiment.hparams)
     method.load_state_dict(load_checkpoint(run_dir / CHECKPOINT_NAME, map_location=device)["method"])
     return method.to(device).eval(), data

@@ -10,7 +10,8 @@ What it does for a method (and what a method therefore never has to write):
 3. one optimiser per update of the method (SGD, Adam, AdamW or LARS, :mod:`ssl_course.optim`; most
    methods have one update, a GAN has two), each with linear warm-up and cosine decay to its own
    peak, driven by progress through the budget (epochs, steps, or minutes);
-4. a ``tqdm.auto`` progress bar, a history of loss / lr / logged scalars, periodic kNN monitoring;
+4. a ``tqdm.auto`` progress bar, a history of loss / lr / logged scalars, periodic kNN monitoring
+   on the validation split (none when the bundle has no validation split; never the test set);
 5. atomic checkpoints (temporary file + ``os.replace``) loaded with ``weights_only=True``;
 6. a clear error naming the step when the loss stops being finite.
 
@@ -73,8 +74,8 @@ class TrainConfig:
     compile: bool | None = None            # torch.compile the backbone; None: on CUDA, for long runs
     compile_backend: Any = "inductor"      # torch.compile's backend ("eager" only traces: for tests)
     monitor_every: int | None = None       # steps between kNN checks; None: once per epoch; 0: never
-    monitor_bank_size: int = 10_000
-    monitor_test_size: int = 2_000
+    monitor_bank_size: int = 10_000        # training images (with their labels) in the monitor's kNN bank
+    monitor_val_size: int = 2_000          # validation images the monitor classifies (never test images)
     log_every: int = 10
     checkpoint_every: int | None = None    # steps; None: at every epoch end (when out_dir is set)
     out_dir: str | Path | None = None
@@ -115,7 +116,7 @@ class History:
     optimizers: dict[str, dict[str, Any]] = field(default_factory=dict)   # settings used, by update name
     monitor_step: list[int] = field(default_factory=list)
     monitor_seconds: list[float] = field(default_factory=list)
-    monitor_knn: list[float] = field(default_factory=list)
+    monitor_knn: list[float] = field(default_factory=list)   # kNN accuracy on the validation subset
     final: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -526,7 +527,7 @@ def _after_step(run: _Run, lr: float) -> None:
     if run.pending.steps >= run.config.log_every or end_of_epoch:
         _flush_logs(run, lr)
     monitor_every = run.steps_per_epoch if run.config.monitor_every is None else run.config.monitor_every
-    if monitor_every and run.step % monitor_every == 0:
+    if monitor_every and run.step % monitor_every == 0 and run.data.val_size:
         _evaluate(run)
     if end_of_epoch:
         run.method.on_epoch_end(run.step // run.steps_per_epoch - 1, run.data)
@@ -562,7 +563,7 @@ def _evaluate(run: _Run) -> None:
     distributed.broadcast_state(run.method)
     if distributed.is_main_process():
         _monitor(run.method, run.data, run.config, run.history, run.step, run.elapsed())
-        run.bar.set_postfix(loss=f"{run.history.loss[-1]:.3f}", knn=f"{run.history.monitor_knn[-1]:.3f}")
+        run.bar.set_postfix(loss=f"{run.history.loss[-1]:.3f}", val_knn=f"{run.history.monitor_knn[-1]:.3f}")
 
 
 def _save(run: _Run) -> None:
@@ -645,12 +646,13 @@ def _to_channels_last(module: torch.nn.Module) -> None:
 
 
 def _monitor(method: Method, data, config: TrainConfig, history: History, step: int, seconds: float) -> None:
-    """kNN accuracy on a fixed subset of the test set, with a fixed subset of the training set as bank."""
-    test_count = min(config.monitor_test_size, data.test_images.shape[0])
-    index = evenly_spaced(data.test_images.shape[0], test_count, device=data.test_images.device)
-    subset = dataclasses.replace(data, test_images=data.test_images[index], test_labels=data.test_labels[index])
+    """kNN accuracy on a fixed subset of the *validation* split (the test set stays unread until the
+    final metrics), with a fixed subset of the training images and their labels as the bank."""
+    val_count = min(config.monitor_val_size, data.val_size)
+    index = evenly_spaced(data.val_size, val_count, device=data.val_images.device)
+    subset = dataclasses.replace(data, val_images=data.val_images[index], val_labels=data.val_labels[index])
     metrics = evaluate_method(method, subset, knn=True, probe=False, classifier=False,
-                              knn_bank_size=config.monitor_bank_size)
+                              knn_bank=config.monitor_bank_size, splits=("val",))
     history.monitor_step.append(step)
     history.monitor_seconds.append(seconds)
-    history.monitor_knn.append(metrics["knn_accuracy"])
+    history.monitor_knn.append(metrics["val_knn_all_labels_accuracy"])

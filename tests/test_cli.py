@@ -21,10 +21,12 @@ def test_cli_supervised_on_synthetic_beats_chance(tmp_path, capsys):
                  "--out", str(out), "--no-progress"])
     assert code == 0
     metrics = json.loads((out / "metrics.json").read_text())
-    for key in ("method", "labels", "seed", "device", "wall_time_seconds", "test_accuracy", "knn_accuracy"):
+    for key in ("method", "labels", "seed", "device", "wall_time_seconds", "test_accuracy", "knn_accuracy",
+                "val_accuracy", "val_knn_accuracy", "eval_seconds"):
         assert key in metrics
     assert metrics["method"] == "supervised" and metrics["labels"] == 500
-    assert metrics["test_accuracy"] > 0.5, metrics  # chance is 0.1
+    assert metrics["val_size"] == 200 and metrics["train_size"] == 1800 and metrics["knn_bank"] == "labeled"
+    assert metrics["test_accuracy"] > 0.5 and metrics["val_accuracy"] > 0.5, metrics  # chance is 0.1
     assert (out / "checkpoint.pt").is_file()
 
     from ssl_course.evaluate import classifier_accuracy
@@ -57,12 +59,36 @@ def test_cli_needs_a_budget(tmp_path, capsys):
 
 def test_train_options_set_every_experiment_field():
     args = build_parser().parse_args(["train", "--method", "supervised", "--steps", "3", "--out", "x", "--no-progress",
-                                      "--hparam", "label_smoothing=0.1", "--knn-bank", "50", "--compile", "off"])
+                                      "--hparam", "label_smoothing=0.1", "--knn-bank", "50", "--compile", "off",
+                                      "--val-size", "0"])
     settings = experiment_settings(args)
     assert set(settings) == {field.name for field in fields(Experiment)}
     experiment = Experiment(**settings)
-    assert experiment.hparams == {"label_smoothing": 0.1} and experiment.knn_bank_size == 50
+    assert experiment.hparams == {"label_smoothing": 0.1} and experiment.knn_bank == 50 and experiment.val_size == 0
     assert experiment.compile is False and experiment.progress is False and experiment.steps == 3
+
+
+@pytest.mark.parametrize("value, expected", [("labeled", "labeled"), ("all", "all"), ("2000", 2000)])
+def test_knn_bank_option(value, expected):
+    args = build_parser().parse_args(["train", "--method", "supervised", "--steps", "1", "--out", "x",
+                                      "--knn-bank", value])
+    assert experiment_settings(args)["knn_bank"] == expected
+    defaults = build_parser().parse_args(["train", "--method", "supervised", "--steps", "1", "--out", "x"])
+    assert experiment_settings(defaults)["knn_bank"] == "labeled" and experiment_settings(defaults)["val_size"] is None
+
+
+@pytest.mark.parametrize("value", ["everything", "0", "-5"])
+def test_bad_knn_bank_is_refused_with_the_choices(value, capsys):
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["train", "--method", "supervised", "--steps", "1", "--out", "x",
+                                   "--knn-bank", value])
+    assert "'labeled'" in capsys.readouterr().err
+
+
+def test_cli_rejects_a_negative_val_size(tmp_path, capsys):
+    assert main(["train", "--method", "supervised", "--steps", "1", "--val-size", "-10",
+                 "--out", str(tmp_path), "--no-progress"]) == 2
+    assert "--val-size must be an int >= 0" in capsys.readouterr().err
 
 
 def test_compare_options_are_settings_every_run_shares():
@@ -71,6 +97,7 @@ def test_compare_options_are_settings_every_run_shares():
     settings = experiment_settings(args)
     assert set(settings) - {"labels", "progress"} <= set(shared_settings())  # the two are run_comparison's own
     assert settings["labels"] == [40, 250] and settings["batch_size"] == 32 and settings["compile"] is None
+    assert settings["val_size"] is None and settings["knn_bank"] == "labeled"
 
 
 def test_module_entry_point_shows_help():

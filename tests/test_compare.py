@@ -7,7 +7,7 @@ import json
 import pytest
 
 from ssl_course.cli import main
-from ssl_course.compare import DEFAULT_EPOCHS_PER_METHOD, markdown_table, run_comparison
+from ssl_course.compare import DEFAULT_EPOCHS_PER_METHOD, FORMAT_VERSION, markdown_table, run_comparison
 from ssl_course.methods import METHODS
 from ssl_course.methods.base import Method
 from ssl_course.viz import plot_curves, plot_tsne_grid
@@ -44,7 +44,12 @@ def test_comparison_records_crashes_writes_reports_and_resumes(tmp_path, crashin
     with (out / "results.csv").open() as stream:
         saved = list(csv.DictReader(stream))
     assert {row["method"] for row in saved} == {"supervised", crashing_method}
-    assert "supervised" in (out / "results.md").read_text()
+    ok = next(row for row in saved if row["method"] == "supervised")
+    for key in ("val_accuracy", "test_accuracy", "val_knn_accuracy", "knn_accuracy"):   # validation beside test
+        assert 0.0 <= float(ok[key]) <= 1.0, key
+    assert ok["knn_all_labels_accuracy"] == ""                                         # not asked for
+    report = (out / "results.md").read_text()
+    assert "supervised" in report and "val acc @50" in report and "test acc @50" in report
     assert (out / "runs" / "supervised_50_s0" / "tsne_features.pt").is_file()
     plot_curves(out)
     plot_tsne_grid(out)
@@ -65,9 +70,10 @@ def test_incompatible_results_folder_is_refused(tmp_path):
 
 def test_results_folder_with_another_budget_is_refused(tmp_path):
     settings = {**SMALL, "epochs_per_method": 5}
-    (tmp_path / "compare.json").write_text(json.dumps({"format_version": 1, "data": "synthetic", "backbone": "tiny",
-                                                       "minutes_per_method": None, "epochs_per_method": 5,
-                                                       "train_subset": 600, "test_subset": 200}))
+    (tmp_path / "compare.json").write_text(json.dumps({"format_version": FORMAT_VERSION, "data": "synthetic",
+                                                       "backbone": "tiny", "minutes_per_method": None,
+                                                       "epochs_per_method": 5, "train_subset": 600,
+                                                       "test_subset": 200}))
     with pytest.raises(ValueError, match="other settings"):
         run_comparison(tmp_path, methods=["supervised"], **SMALL)
     del settings
@@ -103,3 +109,4 @@ def test_markdown_table_reports_mean_and_std_over_seeds():
     rows.append({"method": "m", "labels": 250, "seed": 2, "status": "failed", "test_accuracy": "", "knn_accuracy": ""})
     table = markdown_table(rows)
     assert "60.0 ± 14.1" in table and "2 (1 failed)" in table
+    assert table.splitlines()[2].count("—") == 3          # no validation accuracy, no kNN at all

@@ -23,12 +23,14 @@ from ssl_course.data import (
     balanced_subset,
     cifar10_available,
     class_balanced_batch,
+    default_val_size,
     few_label_split,
     index_stream,
     load_cifar10,
     load_dataset,
     make_bundle,
     synthetic_dataset,
+    validation_split,
 )
 from ssl_course.data import cifar10 as cifar10_module
 
@@ -318,12 +320,16 @@ def test_load_dataset_names():
 def test_make_bundle_synthetic_subsets_and_to():
     data = make_bundle("synthetic", num_labels=40, seed=0, train_subset=1000, test_subset=200)
     assert isinstance(data, DataBundle) and data.name == "synthetic"
-    assert data.train_images.shape == (1000, 3, 32, 32) and data.test_images.shape == (200, 3, 32, 32)
-    assert torch.bincount(data.train_labels).tolist() == [100] * 10
+    # the default validation split: a tenth of the (subset of the) training set, class-balanced
+    assert data.val_images.shape == (100, 3, 32, 32) and data.val_size == 100
+    assert data.train_images.shape == (900, 3, 32, 32) and data.test_images.shape == (200, 3, 32, 32)
+    assert torch.bincount(data.train_labels).tolist() == [90] * 10
+    assert torch.bincount(data.val_labels).tolist() == [10] * 10
     assert torch.bincount(data.test_labels).tolist() == [20] * 10
     assert data.num_classes == 10 and data.class_names == SYNTHETIC_CLASSES and data.num_labels == 40
     assert torch.bincount(data.train_labels[data.labeled_idx]).tolist() == [4] * 10
-    assert len(data.labeled_idx) + len(data.unlabeled_idx) == 1000
+    # the unlabelled pool is every training image, the labelled ones included (FixMatch's convention)
+    assert torch.equal(data.unlabeled_idx, torch.arange(900))
     again = make_bundle("synthetic", num_labels=40, seed=1, train_subset=1000, test_subset=200)
     assert torch.equal(again.train_images, data.train_images)           # subset independent of seed
     assert not torch.equal(again.labeled_idx, data.labeled_idx)         # split depends on seed
@@ -331,6 +337,50 @@ def test_make_bundle_synthetic_subsets_and_to():
     assert moved.device == torch.device("cpu") and "labeled=40" in repr(moved)
     with pytest.raises(ValueError, match="class-balanced subset of 1001"):
         make_bundle("synthetic", num_labels=40, train_subset=1001)
+
+
+def _image_keys(images: torch.Tensor) -> set[bytes]:
+    return {bytes(image.flatten().tolist()) for image in images}
+
+
+def test_validation_split_is_balanced_disjoint_and_deterministic():
+    labels = _cifar_like_labels()
+    train_idx, val_idx = validation_split(labels, 500, seed=3)
+    assert torch.bincount(labels[val_idx]).tolist() == [50] * 10
+    assert len(set(train_idx.tolist()) & set(val_idx.tolist())) == 0
+    assert sorted(train_idx.tolist() + val_idx.tolist()) == list(range(len(labels)))
+    again_train, again_val = validation_split(labels, 500, seed=3)
+    assert torch.equal(again_val, val_idx) and torch.equal(again_train, train_idx)
+    assert not torch.equal(validation_split(labels, 500, seed=4)[1], val_idx)
+    none_train, none_val = validation_split(labels, 0)
+    assert none_val.numel() == 0 and torch.equal(none_train, torch.arange(len(labels)))
+    with pytest.raises(ValueError, match="validation split of 55 images.*multiple"):
+        validation_split(labels, 55)
+    with pytest.raises(ValueError, match="val_size must be an int >= 0"):
+        validation_split(labels, -10)
+    assert default_val_size(50_000, 10) == 5_000 and default_val_size(2000, 10) == 200
+    assert default_val_size(155, 10) == 10
+
+
+def test_make_bundle_validation_images_are_in_no_training_pool():
+    data = make_bundle("synthetic", num_labels=40, seed=0, train_subset=1000, test_subset=200, val_size=200)
+    assert data.val_size == 200 and torch.bincount(data.val_labels).tolist() == [20] * 10
+    val_keys = _image_keys(data.val_images)
+    assert len(val_keys) == 200                                       # synthetic images are distinct
+    # the labelled, unlabelled and "all" pools all index train_images, which holds no validation image
+    assert not val_keys & _image_keys(data.train_images)
+    assert data.unlabeled_idx.max() < len(data.train_images) and data.labeled_idx.max() < len(data.train_images)
+    # the validation split does not depend on the label seed; the labels do
+    other_seed = make_bundle("synthetic", num_labels=40, seed=1, train_subset=1000, test_subset=200, val_size=200)
+    assert torch.equal(other_seed.val_images, data.val_images)
+    assert not torch.equal(other_seed.labeled_idx, data.labeled_idx)
+    # val_size=0: no validation split, every image of the subset is a training image
+    none = make_bundle("synthetic", num_labels=40, seed=0, train_subset=1000, test_subset=200, val_size=0)
+    assert none.val_size == 0 and none.val_images.shape == (0, 3, 32, 32) and len(none.train_images) == 1000
+    with pytest.raises(ValueError, match="validation split of 1000 images"):
+        make_bundle("synthetic", num_labels=40, train_subset=1000, val_size=1000)
+    with pytest.raises(ValueError, match="validation split of 95 images"):
+        make_bundle("synthetic", num_labels=40, train_subset=1000, val_size=95)
 
 
 def test_balanced_subset_deterministic():
@@ -344,7 +394,8 @@ def test_balanced_subset_deterministic():
 @needs_cifar
 def test_make_bundle_cifar_smoke():
     data = make_bundle("cifar10", num_labels=250, train_subset=2000, test_subset=500)
-    assert data.train_images.shape == (2000, 3, 32, 32) and data.test_images.shape == (500, 3, 32, 32)
+    assert data.train_images.shape == (1800, 3, 32, 32) and data.test_images.shape == (500, 3, 32, 32)
+    assert data.val_images.shape == (200, 3, 32, 32)
     assert data.class_names == CIFAR10_CLASSES and data.num_classes == 10
     assert torch.bincount(data.train_labels[data.labeled_idx]).tolist() == [25] * 10
 

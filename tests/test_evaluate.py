@@ -55,3 +55,34 @@ def test_linear_probe_separates_linearly_separable_data():
 def test_per_class_accuracy():
     accuracy = per_class_accuracy(torch.tensor([0, 1, 1, 2]), torch.tensor([0, 1, 2, 2]), 3)
     assert accuracy.tolist() == [1.0, 1.0, 0.5]
+
+
+# ------------------------------------------------------------------ evaluate_method -------------
+def test_evaluate_method_reports_each_split_and_bank(tiny_bundle):
+    from ssl_course.evaluate import evaluate_method, extract_features
+    from ssl_course.methods import build_method
+
+    torch.manual_seed(0)
+    method = build_method("supervised", "tiny", tiny_bundle.num_classes).eval()
+    results = evaluate_method(method, tiny_bundle, knn_bank=300)
+    # the few-label kNN: the labelled images are the bank, here recomputed by hand on both splits
+    labeled = extract_features(method.embed, tiny_bundle.train_images[tiny_bundle.labeled_idx])
+    labeled_labels = tiny_bundle.train_labels[tiny_bundle.labeled_idx]
+    for prefix, images, labels in (("", tiny_bundle.test_images, tiny_bundle.test_labels),
+                                   ("val_", tiny_bundle.val_images, tiny_bundle.val_labels)):
+        queries = extract_features(method.embed, images)
+        assert results[prefix + "knn_accuracy"] == pytest.approx(
+            knn_accuracy(labeled, labeled_labels, queries, labels, 10), abs=1e-6)
+        bank = tiny_bundle.train_images[:: len(tiny_bundle.train_images) // 300][:300]
+        bank_labels = tiny_bundle.train_labels[:: len(tiny_bundle.train_images) // 300][:300]
+        assert results[prefix + "knn_all_labels_accuracy"] == pytest.approx(
+            knn_accuracy(extract_features(method.embed, bank), bank_labels, queries, labels, 10), abs=1e-6)
+        logits = extract_features(method.predict, images)       # the one-pass path gives the same logits
+        assert results[prefix + "classifier_accuracy"] == pytest.approx(
+            (logits.argmax(1) == labels).float().mean().item(), abs=1e-6)
+    assert results["test_accuracy"] == results["classifier_accuracy"]
+    assert results["val_accuracy"] == results["val_classifier_accuracy"]
+    default = evaluate_method(method, tiny_bundle, probe=False, classifier=False, splits=("test",))
+    assert set(default) == {"knn_accuracy"}                    # the labelled bank only, by default
+    with pytest.raises(ValueError, match="'labeled'.*'all'"):
+        evaluate_method(method, tiny_bundle, knn_bank="everything")

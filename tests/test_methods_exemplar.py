@@ -50,7 +50,9 @@ def test_exemplar_learns_its_surrogate_task():
     Measured (CPU, one thread, 80 steps of 32 at lr 0.1, seeds 0/1/2): surrogate accuracy
     0.008/0.000/0.017 -> 0.108/0.050/0.067 (chance 1/120 = 0.008); the margin is half the smallest gain.
     """
-    data = make_bundle("synthetic", num_labels=50, seed=0, device="cpu", train_subset=120, test_subset=100)
+    # val_size=0: all 120 images are exemplars, as when the test was calibrated
+    data = make_bundle("synthetic", num_labels=50, seed=0, device="cpu", train_subset=120, test_subset=100,
+                       val_size=0)
     torch.manual_seed(0)
     method = build_method("exemplar", "tiny", 10, num_exemplars=120)
     index = torch.arange(120)

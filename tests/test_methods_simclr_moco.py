@@ -191,7 +191,8 @@ def _train(method, bundle, **overrides):
 def _knn(method, bundle):
     from ssl_course.evaluate import evaluate_method
 
-    return evaluate_method(method, bundle, probe=False, classifier=False)["knn_accuracy"]
+    return evaluate_method(method, bundle, probe=False, classifier=False, knn_bank="all",
+                           splits=("test",))["knn_all_labels_accuracy"]
 
 
 @pytest.mark.slow

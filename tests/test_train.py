@@ -2,9 +2,13 @@
 torch.compile with its eager fallback."""
 from __future__ import annotations
 
+import dataclasses
+import math
+
 import pytest
 import torch
 
+from ssl_course.data import normalize
 from ssl_course.methods import build_method
 from ssl_course.methods.base import Method, StepOutput
 from ssl_course.models import small_net
@@ -131,9 +135,40 @@ def test_time_budget_stops_training(tiny_bundle):
 
 def test_monitor_records_knn_accuracy(tiny_bundle):
     history = fit(_supervised(), tiny_bundle, _config(max_steps=4, monitor_every=2, monitor_bank_size=300,
-                                                     monitor_test_size=100))
+                                                     monitor_val_size=100))
     assert history.monitor_step == [2, 4]
     assert all(0.0 <= value <= 1.0 for value in history.monitor_knn)
+
+
+def test_monitor_reads_validation_images_and_never_test_images(tiny_bundle):
+    # Every test image is one flat grey value, which no training or validation image is: a spy on
+    # the network's input sees whether the monitor ever feeds it a test image.
+    poisoned = dataclasses.replace(tiny_bundle, test_images=torch.full_like(tiny_bundle.test_images, 7))
+    test_input = normalize(poisoned.test_images[:1])
+    seen = {"test": 0, "batches": 0, "rows": 0}
+    method = _supervised()
+    embed = method.embed
+
+    def spy(images):
+        seen["batches"] += 1
+        seen["rows"] += images.shape[0]
+        seen["test"] += int((images == test_input).flatten(1).all(1).sum())
+        return embed(images)
+
+    method.embed = spy
+    history = fit(method, poisoned, _config(max_steps=4, monitor_every=2, monitor_bank_size=300,
+                                            monitor_val_size=60))
+    assert history.monitor_step == [2, 4] and seen["batches"] > 0
+    assert seen["test"] == 0
+    # twice: the all-labels bank, the labelled images (the labelled-bank kNN) and the validation subset
+    assert seen["rows"] == 2 * (300 + poisoned.num_labels + 60)
+
+
+def test_monitor_is_off_without_a_validation_split(tiny_bundle):
+    empty = tiny_bundle.val_images[:0]
+    no_val = dataclasses.replace(tiny_bundle, val_images=empty, val_labels=tiny_bundle.val_labels[:0])
+    history = fit(_supervised(), no_val, _config(max_steps=4, monitor_every=2))
+    assert history.monitor_step == [] and history.step[-1] == 4
 
 
 def test_warmup_then_cosine_schedule():

@@ -465,10 +465,10 @@ def train(name, run_name=None, **hyperparameters):
     out_dir = config.runs_dir() / f"02_{run_name}_{DATA}_{LABELS}_{BACKBONE}{'_smoke' if SMOKE else ''}"
     settings = TrainConfig(max_steps=20 if SMOKE else None, epochs=None if SMOKE else BUDGET_EPOCHS,
                            batch_size=BATCH_SIZE, monitor_every=0 if SMOKE else None, monitor_bank_size=2000,
-                           monitor_test_size=1000, out_dir=out_dir, resume=True, seed=0, progress=not SMOKE)
+                           monitor_val_size=1000, out_dir=out_dir, resume=True, seed=0, progress=not SMOKE)
     history = fit(method, data, settings)
-    metrics = evaluate_method(method, data, knn_bank_size=1000 if SMOKE else None)
-    print(f"{name:>18}: {history.step[-1]} steps in {history.seconds[-1]:.0f} s · kNN {metrics['knn_accuracy']:.3f} "
+    metrics = evaluate_method(method, data, knn_bank=1000 if SMOKE else "all")
+    print(f"{name:>18}: {history.step[-1]} steps in {history.seconds[-1]:.0f} s · kNN {metrics['knn_all_labels_accuracy']:.3f} "
           f"· linear probe on {LABELS} labels {metrics['linear_probe_accuracy']:.3f}"
           + (f" · classifier {metrics['classifier_accuracy']:.3f}" if "classifier_accuracy" in metrics else ""))
     return method, history, metrics
@@ -488,7 +488,7 @@ print(f"{'method':>18} | {'kNN':>6} | {'probe':>6} | probe vs supervised test ac
 for name, (_, _, metrics) in runs.items():
     probe = metrics["linear_probe_accuracy"]
     versus = "" if name == "supervised" else f"{probe - baseline:+.3f} / {probe - baseline_probe:+.3f}"
-    print(f"{name:>18} | {metrics['knn_accuracy']:>6.3f} | {probe:>6.3f} | {versus}")
+    print(f"{name:>18} | {metrics['knn_all_labels_accuracy']:>6.3f} | {probe:>6.3f} | {versus}")
 pretext = [n for n in METHODS if n != "supervised"]
 best = max(pretext, key=lambda n: runs[n][2]["linear_probe_accuracy"])
 print(f"best pretext task by linear probe here: {best} "
@@ -497,7 +497,7 @@ print(f"best pretext task by linear probe here: {best} "
 
 figure, axis = plt.subplots(figsize=(10, 4.5))
 positions = torch.arange(len(METHODS)).float()
-axis.bar(positions - 0.2, [runs[n][2]["knn_accuracy"] for n in METHODS], width=0.4, color="tab:gray", label="kNN")
+axis.bar(positions - 0.2, [runs[n][2]["knn_all_labels_accuracy"] for n in METHODS], width=0.4, color="tab:gray", label="kNN")
 axis.bar(positions + 0.2, [runs[n][2]["linear_probe_accuracy"] for n in METHODS], width=0.4, color="tab:blue",
          label="linear probe")
 axis.axhline(baseline, color="black", linestyle="--", label="supervised test accuracy")
@@ -518,7 +518,7 @@ for axis, (name, (method, _, metrics)) in zip(axes, runs.items()):
     method.eval()
     features = extract_features(method.embed, data.test_images)
     plot_tsne(features, data.test_labels, data.class_names, axis=axis, legend=name == "supervised",
-              title=f"{name} (kNN {metrics['knn_accuracy']:.2f})", max_points=300 if SMOKE else 2000)
+              title=f"{name} (kNN {metrics['knn_all_labels_accuracy']:.2f})", max_points=300 if SMOKE else 2000)
 figure.tight_layout()
 plt.show()
 

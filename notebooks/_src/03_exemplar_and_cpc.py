@@ -292,11 +292,11 @@ def train(name, run_name=None, bundle=None, max_steps=None, **hyperparameters):
     run_name = run_name or name
     out_dir = config.runs_dir() / f"03_{run_name}_{DATA}_{LABELS}_{BACKBONE}{'_smoke' if SMOKE else ''}"
     settings = TrainConfig(epochs=EPOCHS, max_steps=max_steps, batch_size=BATCH_SIZE[name],
-                           monitor_every=0 if SMOKE else None, monitor_bank_size=2000, monitor_test_size=1000,
+                           monitor_every=0 if SMOKE else None, monitor_bank_size=2000, monitor_val_size=1000,
                            out_dir=out_dir, resume=True, seed=0, progress=not SMOKE)
     history = fit(method, bundle, settings)
-    metrics = evaluate_method(method, bundle, knn_bank_size=1000 if SMOKE else None)
-    print(f"{name:>10}: {history.step[-1]} steps in {history.seconds[-1]:.0f} s · kNN {metrics['knn_accuracy']:.3f} "
+    metrics = evaluate_method(method, bundle, knn_bank=1000 if SMOKE else "all")
+    print(f"{name:>10}: {history.step[-1]} steps in {history.seconds[-1]:.0f} s · kNN {metrics['knn_all_labels_accuracy']:.3f} "
           f"· linear probe on {LABELS} labels {metrics['linear_probe_accuracy']:.3f}"
           + (f" · classifier {metrics['classifier_accuracy']:.3f}" if "classifier_accuracy" in metrics else ""))
     return method, history, metrics
@@ -330,14 +330,14 @@ print(f"{'method':>10} | {'kNN':>6} | {'probe':>6} | probe vs supervised test ac
 for name, (_, _, metrics) in runs.items():
     probe = metrics["linear_probe_accuracy"]
     versus = "" if name == "supervised" else f"{probe - baseline:+.3f} / {probe - baseline_probe:+.3f}"
-    print(f"{name:>10} | {metrics['knn_accuracy']:>6.3f} | {probe:>6.3f} | {versus}")
+    print(f"{name:>10} | {metrics['knn_all_labels_accuracy']:>6.3f} | {probe:>6.3f} | {versus}")
 
 figure, axes = plt.subplots(1, 3, figsize=(15, 5))
 for axis, (name, (method, _, metrics)) in zip(axes, runs.items()):
     method.eval()
     features = extract_features(method.embed, data.test_images)
     plot_tsne(features, data.test_labels, data.class_names, axis=axis, legend=name == "supervised",
-              title=f"{name} (kNN {metrics['knn_accuracy']:.2f})", max_points=300 if SMOKE else 2000)
+              title=f"{name} (kNN {metrics['knn_all_labels_accuracy']:.2f})", max_points=300 if SMOKE else 2000)
 figure.tight_layout()
 plt.show()
 
@@ -365,12 +365,12 @@ smoke_batches = {name: 16 for name in chosen} if SMOKE else None
 comparison, _ = run_methods(chosen, tag="03cmp" + ("_smoke" if SMOKE else ""), batch_sizes=smoke_batches,
                             data=DATA, labels=LABELS, backbone=BACKBONE, epochs=EPOCHS, seed=0,
                             device=str(DEVICE), progress=not SMOKE, monitor_every=0,
-                            knn_bank_size=1000 if SMOKE else None, **SUBSET)
+                            knn_bank=1000 if SMOKE else "all", **SUBSET)
 
 figure, axis = plt.subplots(figsize=(10, 4.5))
 names = list(comparison)
 positions = torch.arange(len(names)).float()
-axis.bar(positions - 0.2, [comparison[n].get("knn_accuracy", float("nan")) for n in names], 0.4, label="kNN")
+axis.bar(positions - 0.2, [comparison[n].get("knn_all_labels_accuracy", float("nan")) for n in names], 0.4, label="kNN")
 axis.bar(positions + 0.2, [comparison[n].get("linear_probe_accuracy", float("nan")) for n in names], 0.4,
          label=f"linear probe ({LABELS} labels)")
 axis.axhline(1 / data.num_classes, color="tab:red", linestyle=":", label="chance")

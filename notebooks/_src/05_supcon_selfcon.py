@@ -391,7 +391,7 @@ BACKBONE = "tiny" if SMOKE else "small"
 METHODS = {"supervised": {}, "supcon": {}, "selfcon": {}}
 results, run_dirs = run_methods(METHODS, "04", data=DATA, labels=NUM_LABELS, backbone=BACKBONE,
                                 epochs=BUDGET_EPOCHS, steps=30 if SMOKE else None,
-                                batch_size=32 if SMOKE else None, progress=not SMOKE, **SUBSET)
+                                batch_size=32 if SMOKE else None, progress=not SMOKE, knn_bank="all", **SUBSET)
 
 # %%
 import json
@@ -409,7 +409,7 @@ plt.show()
 # %%
 names = list(METHODS)
 test_acc = [results[n]["test_accuracy"] for n in names]
-knn_acc = [results[n]["knn_accuracy"] for n in names]
+knn_acc = [results[n]["knn_all_labels_accuracy"] for n in names]
 figure, axis = plt.subplots(figsize=(6, 3))
 x = torch.arange(len(names)).numpy()
 axis.bar(x - 0.2, test_acc, width=0.4, label="test accuracy")

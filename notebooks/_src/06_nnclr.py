@@ -243,7 +243,7 @@ ON_GPU = DEVICE.type == "cuda"
 # A CPU fits far fewer steps in its budget: snapshot and monitor (on smaller subsets) more often.
 EARLY_STEP = 6 if SMOKE else (100 if ON_GPU else 20)
 MONITOR = dict(monitor_every=10 if SMOKE else (200 if ON_GPU else 25),
-               monitor_bank_size=10_000 if ON_GPU else 2_000, monitor_test_size=2_000 if ON_GPU else 1_000)
+               monitor_bank_size=10_000 if ON_GPU else 2_000, monitor_val_size=2_000 if ON_GPU else 1_000)
 
 run_dir = config.runs_dir() / f"06_nnclr_{DATA}_{BACKBONE}"
 snapshot_path = run_dir / f"state_at_step_{EARLY_STEP}.pt"
@@ -264,9 +264,9 @@ train_config = TrainConfig(epochs=BUDGET_EPOCHS, max_steps=STEPS, batch_size=BAT
                            log_every=5 if SMOKE else 10, out_dir=run_dir, resume=True, progress=not SMOKE,
                            **MONITOR)
 history = fit(method, data, train_config)
-metrics = evaluate_method(method, data)
+metrics = evaluate_method(method, data, knn_bank="all")
 print(f"NNCLR: {history.step[-1]} steps in {history.seconds[-1]:.0f} s; linear probe {metrics['test_accuracy']:.3f}, "
-      f"kNN {metrics['knn_accuracy']:.3f}; final NN purity {history.logs['nn_purity'][-1]:.3f} "
+      f"kNN {metrics['knn_all_labels_accuracy']:.3f}; final NN purity {history.logs['nn_purity'][-1]:.3f} "
       f"(chance {1 / data.num_classes:.2f})")
 
 # %% [markdown]
@@ -409,8 +409,8 @@ for size in QUEUE_SIZES:
                                batch_size=BATCH, monitor_every=0, progress=not SMOKE, resume=True,
                                out_dir=config.runs_dir() / f"06_nnclr_queue{size}_{DATA}_{BACKBONE}")
     run_history = fit(run, data, sweep_config)
-    run_metrics = evaluate_method(run, data, knn_bank_size=10_000)
-    sweep[size] = dict(purity=run_history.logs["nn_purity"][-1], knn=run_metrics["knn_accuracy"],
+    run_metrics = evaluate_method(run, data, knn_bank=10_000)
+    sweep[size] = dict(purity=run_history.logs["nn_purity"][-1], knn=run_metrics["knn_all_labels_accuracy"],
                        probe=run_metrics["linear_probe_accuracy"], steps=run_history.step[-1])
     print(f"queue {size:>6}: {sweep[size]['steps']} steps, final NN purity {sweep[size]['purity']:.3f}, "
           f"kNN {sweep[size]['knn']:.3f}, linear probe {sweep[size]['probe']:.3f}")

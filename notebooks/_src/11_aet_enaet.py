@@ -159,11 +159,11 @@ BUDGET_EPOCHS = 10   # per method; smoke mode trains a tenth of an epoch of its 
 # assumed 5 TFLOP/s; the `tiny` backbone costs less). Fractions such as 0.5 work too.
 EPOCHS = 0.1 if SMOKE else BUDGET_EPOCHS
 results, run_dirs = run_methods(("supervised", "aet"), "11", data=DATA, labels=NUM_LABELS, backbone=BACKBONE,
-                                epochs=EPOCHS, knn_bank_size=1000 if SMOKE else None, **SUBSET)
+                                epochs=EPOCHS, knn_bank=1000 if SMOKE else "all", **SUBSET)
 
 # %%
 figure, axis = plt.subplots(figsize=(7, 4))
-names, metrics = ("supervised", "aet"), ("knn_accuracy", "linear_probe_accuracy")
+names, metrics = ("supervised", "aet"), ("knn_all_labels_accuracy", "linear_probe_accuracy")
 for offset, metric in enumerate(metrics):
     axis.bar([i + 0.4 * offset for i in range(len(names))], [results[n].get(metric, float("nan")) for n in names],
              width=0.4, label=metric.replace("_", " "))
@@ -235,7 +235,7 @@ ablation = {}
 for tag, (label, hparams) in zip(("11a", "11b", "11c"), VARIANTS.items()):
     runs, _ = run_methods({"enaet": hparams}, tag, data=DATA, labels=NUM_LABELS, backbone=BACKBONE,
                           epochs=EPOCHS, batch_sizes={"enaet": 32} if SMOKE else None,
-                          knn_bank_size=1000 if SMOKE else None, **SUBSET)
+                          **SUBSET)
     ablation[label] = runs["enaet"]
 
 # %%

@@ -85,9 +85,12 @@ print(f"{len(rows)} runs from {RESULTS}: data={comparison_settings['data']}, bac
 # %% [markdown]
 # ## The table
 # Test accuracy is the number that counts: each method's own classifier, or a linear probe trained
-# on the labelled images only for methods without one. kNN accuracy uses *all* training labels as
-# its memory bank: it measures how well the features separate classes, not what a few-label
-# learner can do. With several seeds the cells show mean ± sample standard deviation.
+# on the labelled images only for methods without one. Validation accuracy is the same number on
+# the validation split held out of the training images: choose settings by it, never by the test
+# column. kNN accuracy uses only the *labelled* images as its memory bank (what a few-label learner
+# can do with the features); `compare --knn-bank all` adds, in `results.csv`, the kNN with *all*
+# training labels, which measures how well the features separate classes. With several seeds the
+# cells show mean ± sample standard deviation.
 
 # %%
 display(Markdown(markdown_table(rows)))

@@ -34,7 +34,13 @@ from ssl_course.data.color import ab_bin_centers, lab_to_rgb, rgb_to_lab
 from ssl_course.data.jigsaw import hamming_distances, jigsaw_permutations
 from ssl_course.data.labeled_memory import LabeledMemory
 from ssl_course.data.patches import jigsaw_puzzles, relative_position_pairs
-from ssl_course.data.splits import evenly_spaced, few_label_split
+from ssl_course.data.splits import (
+    DEFAULT_VAL_SIZE,
+    default_val_size,
+    evenly_spaced,
+    few_label_split,
+    validation_split,
+)
 from ssl_course.data.synthetic import SYNTHETIC_CLASSES, synthetic_dataset
 
 __all__ = [
@@ -50,6 +56,10 @@ __all__ = [
     "synthetic_dataset",
     "SYNTHETIC_CLASSES",
     "few_label_split",
+    "validation_split",
+    "default_val_size",
+    "DEFAULT_VAL_SIZE",
+    "VALIDATION_SEED",
     "evenly_spaced",
     "normalize",
     "denormalize",
@@ -84,6 +94,9 @@ _SYNTHETIC_CACHE: dict[tuple[int, bool, int], tuple[torch.Tensor, torch.Tensor]]
 # Subsets are drawn with their own fixed seed, so changing the split seed changes which images
 # are labelled but not which images the experiment uses.
 _SUBSET_SEED = 12345
+#: Seed of the validation split: fixed, so every run seed (and every method) is validated on the
+#: same images, as every run is tested on the same test set.
+VALIDATION_SEED = 2024
 
 
 def _check_name(name: str) -> str:
@@ -139,13 +152,24 @@ class DataBundle:
     """Everything a training run needs about its data, kept on one device.
 
     Images are uint8 ``[N, 3, 32, 32]`` (augmentation converts them per batch); labels int64
-    ``[N]``. ``labeled_idx`` / ``unlabeled_idx`` index ``train_images`` (sorted, disjoint).
-    The training labels of unlabelled images are kept for evaluation (kNN monitor, pseudo-label
-    accuracy); methods must only read ``train_labels[labeled_idx]``.
+    ``[N]``. Three disjoint sets of images:
+
+    * ``train_images`` / ``train_labels``: what training may use. ``labeled_idx`` (sorted) indexes
+      the few labelled images; ``unlabeled_idx`` is *every* training image, the labelled ones
+      included, as in FixMatch's and MixMatch's official code (so ``"unlabeled"`` and ``"all"``
+      data sources draw from the same pool). The labels of the other images are kept for
+      evaluation only (kNN banks, pseudo-label accuracy); methods must only read
+      ``train_labels[labeled_idx]``.
+    * ``val_images`` / ``val_labels``: the class-balanced validation split held out of the training
+      set (may be empty). The kNN monitor and the choice of hyper-parameters read it; no method
+      trains on it.
+    * ``test_images`` / ``test_labels``: read only for the final metrics.
     """
 
     train_images: torch.Tensor
     train_labels: torch.Tensor
+    val_images: torch.Tensor
+    val_labels: torch.Tensor
     test_images: torch.Tensor
     test_labels: torch.Tensor
     labeled_idx: torch.Tensor
@@ -168,27 +192,39 @@ class DataBundle:
     def num_labels(self) -> int:
         return len(self.labeled_idx)
 
+    @property
+    def val_size(self) -> int:
+        return int(self.val_images.shape[0])
+
     def __repr__(self) -> str:
         # The default dataclass repr would print every pixel.
         return (f"DataBundle(name={self.name!r}, train={tuple(self.train_images.shape)}, "
-                f"test={tuple(self.test_images.shape)}, labeled={len(self.labeled_idx)}, "
+                f"val={tuple(self.val_images.shape)}, test={tuple(self.test_images.shape)}, "
+                f"labeled={len(self.labeled_idx)}, "
                 f"unlabeled={len(self.unlabeled_idx)}, num_classes={self.num_classes}, device={self.device})")
 
 
 def make_bundle(name: str, num_labels: int, seed: int = 0, device: torch.device | str = "cpu",
                 root: str | Path | None = None, train_subset: int | None = None,
-                test_subset: int | None = None, download: bool = True) -> DataBundle:
-    """Load a dataset, optionally shrink it, split off ``num_labels`` labels, move it to ``device``.
+                test_subset: int | None = None, download: bool = True,
+                val_size: int | None = None) -> DataBundle:
+    """Load a dataset, optionally shrink it, hold out a validation split, split off ``num_labels``
+    labels, move it to ``device``.
 
     Args:
         name: one of :data:`DATASETS`.
-        num_labels: labelled training images (class-balanced, a multiple of the class count).
-        seed: seed of the few-label split.
+        num_labels: labelled training images (class-balanced, a multiple of the class count), drawn
+            from the images left after the validation split.
+        seed: seed of the few-label split (the validation split has its own fixed seed,
+            :data:`VALIDATION_SEED`, so it is the same for every run seed).
         device: where the tensors of the bundle live.
         root: CIFAR-10 folder (default ``config.data_root()``).
         train_subset, test_subset: keep a class-balanced deterministic subset of this many
             images (smoke runs); ``None`` keeps everything. The subset does not depend on ``seed``.
         download: allow downloading CIFAR-10 when it is missing.
+        val_size: class-balanced validation images held out of the (subset of the) training set;
+            ``None``: :func:`default_val_size` (5,000 of CIFAR-10's 50,000, a tenth of smaller sets);
+            0: no validation split.
     """
     _check_name(name)
     train_images, train_labels = load_dataset(name, train=True, root=root, download=download)
@@ -200,8 +236,15 @@ def make_bundle(name: str, num_labels: int, seed: int = 0, device: torch.device 
     if test_subset is not None:
         keep = balanced_subset(test_labels, test_subset, num_classes=num_classes)
         test_images, test_labels = test_images[keep], test_labels[keep]
-    labeled_idx, unlabeled_idx = few_label_split(train_labels, num_labels, seed=seed, num_classes=num_classes)
-    bundle = DataBundle(train_images=train_images, train_labels=train_labels, test_images=test_images,
+    if val_size is None:
+        val_size = default_val_size(len(train_labels), num_classes)
+    keep, held_out = validation_split(train_labels, val_size, seed=VALIDATION_SEED, num_classes=num_classes)
+    val_images, val_labels = train_images[held_out], train_labels[held_out]
+    train_images, train_labels = train_images[keep], train_labels[keep]
+    labeled_idx, _ = few_label_split(train_labels, num_labels, seed=seed, num_classes=num_classes)
+    unlabeled_idx = torch.arange(len(train_labels))   # every training image, the labelled ones included
+    bundle = DataBundle(train_images=train_images, train_labels=train_labels, val_images=val_images,
+                        val_labels=val_labels, test_images=test_images,
                         test_labels=test_labels, labeled_idx=labeled_idx, unlabeled_idx=unlabeled_idx,
                         num_classes=num_classes, class_names=dataset_class_names(name, root), name=name)
     return bundle.to(device)

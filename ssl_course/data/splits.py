@@ -14,7 +14,11 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-__all__ = ["few_label_split", "check_labels_1d", "evenly_spaced"]
+__all__ = ["few_label_split", "validation_split", "default_val_size", "check_labels_1d", "evenly_spaced"]
+
+#: Validation images held out of a full training set (CIFAR-10: 5,000 of 50,000, as in Oliver et al.
+#: 2018, "Realistic evaluation of deep semi-supervised learning algorithms"); smaller sets hold out a tenth.
+DEFAULT_VAL_SIZE = 5_000
 
 _INT_DTYPES = (torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64)
 
@@ -92,6 +96,46 @@ def few_label_split(labels: torch.Tensor | np.ndarray | Sequence[int], num_label
     is_labeled[labeled] = True
     unlabeled = (~is_labeled).nonzero(as_tuple=True)[0]
     return labeled.to(device), unlabeled.to(device)
+
+
+def default_val_size(train_size: int, num_classes: int) -> int:
+    """The validation size used when none is given: a tenth of the training images, at most
+    :data:`DEFAULT_VAL_SIZE` (5,000 of CIFAR-10's 50,000), rounded down to a multiple of ``num_classes``."""
+    size = min(DEFAULT_VAL_SIZE, train_size // 10)
+    return size - size % num_classes
+
+
+def validation_split(labels: torch.Tensor | np.ndarray | Sequence[int], val_size: int, seed: int = 0,
+                     num_classes: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Hold out a class-balanced validation split of the training set.
+
+    Args:
+        labels: int ``[N]`` class ids of the training set.
+        val_size: validation images, a multiple of ``num_classes`` (the same number per class); 0 for none.
+        seed: the same ``(labels, val_size, seed)`` always gives the same split.
+        num_classes: default ``labels.max() + 1``.
+
+    Returns:
+        ``(train_idx, val_idx)``: sorted int64 tensors on ``labels``' device, disjoint, together
+        covering ``0..N-1``. Labelled and unlabelled images are then drawn from ``train_idx`` only, so
+        that the validation images are never trained on.
+    """
+    if not isinstance(val_size, (int, np.integer)) or isinstance(val_size, bool) or val_size < 0:
+        raise ValueError(f"val_size must be an int >= 0 (validation images; 0 for none), got {val_size!r}")
+    device = labels.device if isinstance(labels, torch.Tensor) else torch.device("cpu")
+    cpu_labels = check_labels_1d(labels)
+    if val_size == 0:
+        return (torch.arange(len(cpu_labels), device=device),
+                torch.empty(0, dtype=torch.int64, device=device))
+    try:
+        val_idx, train_idx = few_label_split(cpu_labels, int(val_size), seed=seed, num_classes=num_classes)
+    except ValueError as err:
+        raise ValueError(f"cannot hold out a class-balanced validation split of {val_size} images "
+                         f"(--val-size): {err}".replace("num_labels", "val_size")) from err
+    if train_idx.numel() == 0:
+        raise ValueError(f"cannot hold out a validation split of {val_size} images: it leaves no training "
+                         f"image out of {len(cpu_labels)}; use a smaller --val-size")
+    return train_idx.to(device), val_idx.to(device)
 
 
 def evenly_spaced(total: int, count: int, device: torch.device | str | None = None) -> torch.Tensor:

@@ -184,6 +184,11 @@ class Method(nn.Module):
         """Class logits ``[B,C]`` when the method trains a classifier, else ``None``."""
         return None
 
+    def embed_and_predict(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """``(embed(images), predict(images))``. Evaluation calls this once per batch; a method whose
+        classifier sits on its embedding overrides it to run the backbone once instead of twice."""
+        return self.embed(images), self.predict(images)
+
     # --- hyper-parameters: read from the constructor, so the record cannot drift from it ----------
     @classmethod
     def hyperparameter_names(cls) -> tuple[str, ...]:

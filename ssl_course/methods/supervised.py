@@ -44,3 +44,7 @@ class Supervised(Method):
 
     def predict(self, images: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.backbone(images))
+
+    def embed_and_predict(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        features = self.backbone(images)   # the embedding is the backbone's output: one pass for both
+        return features, self.classifier(features)

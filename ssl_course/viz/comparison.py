@@ -1,7 +1,7 @@
 """Figures of a comparison folder written by :func:`ssl_course.compare.run_comparison`.
 
-``plot_curves`` draws every method's kNN monitor against wall time; ``plot_tsne_grid`` draws one
-t-SNE panel per method on the same test images. Both read seed 0's runs in ``out/runs/``.
+``plot_curves`` draws every method's kNN monitor (on the validation split) against wall time;
+``plot_tsne_grid`` draws one t-SNE panel per method on the same test images. Both read seed 0's runs in ``out/runs/``.
 """
 from __future__ import annotations
 
@@ -35,12 +35,14 @@ def plot_curves(out: str | Path):
         if values:
             line, = axis.plot(times, values, marker=".", label=name)
             color = line.get_color()
-        if "test_accuracy" in final and history["seconds"]:
+        # the lines are validation numbers, so are the stars (test only for a run without a validation split)
+        accuracy = final.get("val_accuracy", final.get("test_accuracy"))
+        if accuracy is not None and history["seconds"]:
             # Runs shorter than one monitor interval have no line: their star carries the label.
-            axis.scatter([history["seconds"][-1] / 60], [final["test_accuracy"]], marker="*", s=80,
+            axis.scatter([history["seconds"][-1] / 60], [accuracy], marker="*", s=80,
                          color=color, label=None if values else name)
-    axis.set(xlabel="wall time (minutes)", ylabel="accuracy", ylim=(0, 1),
-             title="kNN monitor (lines) and final test accuracy (stars)")
+    axis.set(xlabel="wall time (minutes)", ylabel="validation accuracy", ylim=(0, 1),
+             title="kNN monitor (lines) and final accuracy (stars)")
     if axis.get_legend_handles_labels()[0]:
         axis.legend(fontsize=7, ncol=2)
     figure.tight_layout()

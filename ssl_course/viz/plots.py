@@ -26,7 +26,7 @@ def plot_history(history, title: str | None = None, axes=None):
     axes[1].set(xlabel="step", ylabel="learning rate", title="schedule")
     if monitored:
         axes[2].plot(values["monitor_step"], values["monitor_knn"], marker="o", color="tab:green")
-        axes[2].set(xlabel="step", ylabel="kNN accuracy", title="kNN monitor", ylim=(0, 1))
+        axes[2].set(xlabel="step", ylabel="validation kNN accuracy", title="kNN monitor", ylim=(0, 1))
     if title:
         figure.suptitle(title)
     figure.tight_layout()
