@@ -3,7 +3,6 @@ torch.compile with its eager fallback."""
 from __future__ import annotations
 
 import dataclasses
-import math
 
 import pytest
 import torch
