@@ -155,7 +155,8 @@ def time_method(name: str, ctx: Context, data, steps: int, compile: bool = False
         history = fit(method, data, settings(warm + steps))
         # history.seconds[i] is the time at the end of step history.step[i]: skip the warm-up steps.
         first = history.step.index(warm)
-        seconds, timed, clock = history.seconds[-1] - history.seconds[first], history.step[-1] - history.step[first], "wall"
+        seconds = history.seconds[-1] - history.seconds[first]
+        timed, clock = history.step[-1] - history.step[first], "wall"
     total = time.perf_counter() - start
     images_per_s = timed * batch / seconds
     return {"batch": batch, "unlabeled_ratio": ratio, "timed_steps": timed, "clock": clock,
@@ -187,7 +188,8 @@ def step_augment_share(ctx: Context) -> dict[str, Any]:
     labels = torch.randint(0, 10, (batch,), device=ctx.device)
     generator = torch.Generator(device=ctx.device).manual_seed(0)
     torch.manual_seed(0)
-    model = torch.nn.Sequential(build_backbone("tiny" if ctx.smoke else BACKBONE), torch.nn.LazyLinear(10)).to(ctx.device)
+    backbone = build_backbone("tiny" if ctx.smoke else BACKBONE)
+    model = torch.nn.Sequential(backbone, torch.nn.LazyLinear(10)).to(ctx.device)
     cuda = ctx.device.type == "cuda"
     if cuda:
         model = model.to(memory_format=torch.channels_last)
@@ -369,11 +371,12 @@ def write_report(out: Path) -> str:
         if record["step"] == "throughput" and "methods" in result:
             lines += ["", f"backbone {result['backbone']}", "", "| method | images/s | s per epoch | GFLOP per image |",
                       "|---|---|---|---|"]
-            lines += [f"| {m} | {r['images_per_s']:,.0f} | {r['seconds_per_epoch']:.1f} | {r.get('gflop_per_image', '')} |"
+            lines += [f"| {m} | {r['images_per_s']:,.0f} | {r['seconds_per_epoch']:.1f} "
+                      f"| {r.get('gflop_per_image', '')} |"
                       for m, r in result["methods"].items()]
         else:
-            lines += ["", "```", json.dumps(result if record["status"] == "ok" else record.get("error"), indent=1)[:3000],
-                      "```"]
+            shown = result if record["status"] == "ok" else record.get("error")
+            lines += ["", "```", json.dumps(shown, indent=1)[:3000], "```"]
         lines.append("")
     text = "\n".join(lines)
     (out / "report.md").write_text(text)
@@ -433,7 +436,8 @@ def run_plan(ctx: Context, only: list[str] | None, archive: Path | None) -> int:
                 record.update(status="ok", result=step.run(ctx))
             except Exception as error:   # one broken step must not cost the others their GPU time
                 failures += 1
-                record.update(status="failed", error=f"{type(error).__name__}: {error}", traceback=traceback.format_exc())
+                record.update(status="failed", error=f"{type(error).__name__}: {error}",
+                              traceback=traceback.format_exc())
                 print(f"  FAILED: {record['error']}", flush=True)
             record["seconds"] = round(time.perf_counter() - start, 1)
             if record["status"] == "ok":

@@ -71,7 +71,9 @@ def _check_settings(out: Path, settings: dict[str, Any]) -> None:
         try:
             saved = json.loads(path.read_text())
         except json.JSONDecodeError as error:
-            raise ValueError(f"{path} is not valid JSON ({error}); move the folder away or pick another --out") from error
+            raise ValueError(
+                f"{path} is not valid JSON ({error}); move the folder away or pick another --out"
+            ) from error
         if saved.get("format_version") != FORMAT_VERSION:
             raise ValueError(f"{out} holds results from an incompatible version (format "
                              f"{saved.get('format_version')!r}, this is {FORMAT_VERSION}); use a new --out folder")

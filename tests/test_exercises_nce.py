@@ -47,8 +47,8 @@ def test_checkers_are_reexported():
 def test_nce_reference_equals_a_literal_loop():
     generator = torch.Generator().manual_seed(0)
     n, m = 5, 15
-    lmd, lnd = torch.randn(n, generator=generator, dtype=torch.float64), torch.randn(n, generator=generator, dtype=torch.float64)
-    lmn, lnn = torch.randn(m, generator=generator, dtype=torch.float64), torch.randn(m, generator=generator, dtype=torch.float64)
+    lmd, lnd = (torch.randn(n, generator=generator, dtype=torch.float64) for _ in range(2))
+    lmn, lnn = (torch.randn(m, generator=generator, dtype=torch.float64) for _ in range(2))
     nu = m / n
     total = 0.0
     for i in range(n):  # h(u) = p_m / (p_m + nu p_n)

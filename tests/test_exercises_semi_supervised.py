@@ -155,7 +155,8 @@ WRONG_VARIANTS = [
     ("check_mixup", mixup_inputs_only, "mix the labels with the same λ'"),
     ("check_fixmatch_mask", mask_on_logits, "apply softmax"),
     ("check_fixmatch_mask", mask_wrong_shape, "one 0/1 value per sample"),
-    ("check_fixmatch_loss", fixmatch_mean_over_confident, "average over all unlabelled samples, not just the confident ones"),
+    ("check_fixmatch_loss", fixmatch_mean_over_confident,
+     "average over all unlabelled samples, not just the confident ones"),
     ("check_fixmatch_loss", fixmatch_no_mask, "average over all unlabelled samples"),
     ("check_fixmatch_loss", fixmatch_weak_logits_in_ce, "uses the STRONG logits"),
 ]

@@ -96,7 +96,7 @@ def test_attention_matches_loop_values_and_gradients(device, dtype):
     (refined_loop * projection).sum().backward()
     assert_close(f_ours.grad, f_loop.grad, dtype)
     assert_close(p_ours.grad, p_loop.grad, dtype)
-    for (name, ours), (_, reference) in zip(module.named_parameters(), reference_module.named_parameters()):
+    for ours, reference in zip(module.parameters(), reference_module.parameters()):
         assert_close(ours.grad, reference.grad, dtype)
 
 
@@ -225,7 +225,8 @@ def test_prototypes_small_classes_repeat_their_points():
     g = torch.Generator().manual_seed(6)
     features = torch.randn(9, 4, generator=g, dtype=torch.float64)
     labels = torch.tensor([0, 1, 0, 0, 0, 2, 2, 0, 2])  # class 1 has 1 sample, class 2 has 3
-    prototypes, prototype_labels = extract_prototypes(features, labels, 3, 3, generator=torch.Generator().manual_seed(0))
+    generator = torch.Generator().manual_seed(0)
+    prototypes, prototype_labels = extract_prototypes(features, labels, 3, 3, generator=generator)
     assert prototypes.shape == (9, 4)
     # Class 1 (one sample): that sample three times.
     for row in prototypes[prototype_labels == 1]:

@@ -261,7 +261,8 @@ def test_me_max_minimum_is_minus_log_k_at_uniform_mean():
     classes = 5
     # One-hot predictions cycling through the classes: the mean is uniform.
     uniform_mean = F.one_hot(torch.arange(3 * classes) % classes, classes).double()
-    torch.testing.assert_close(me_max_regularizer(uniform_mean, 0.25), torch.tensor(-math.log(classes), dtype=torch.float64))
+    minimum = torch.tensor(-math.log(classes), dtype=torch.float64)
+    torch.testing.assert_close(me_max_regularizer(uniform_mean, 0.25), minimum)
     # Any other batch is above the minimum; a collapsed batch reaches the maximum 0.
     for seed in range(5):
         probs = random_probabilities(8, classes, make_generator(seed))
@@ -596,7 +597,6 @@ def test_fixmatch_matches_loop(device, dtype, threshold):
     logits_weak = torch.randn(8, 5, generator=g, dtype=torch.float64)
     logits_weak[::2, 1] += 8.0  # even rows confident, odd rows not
     logits_strong = torch.randn(8, 5, generator=g, dtype=torch.float64)
-    to = dict(device=device, dtype=dtype)
     weak_ours = leaf(logits_weak, device, dtype)
     strong_ours = leaf(logits_strong, device, dtype)
     loss, mask, pseudo = fixmatch_loss(weak_ours, strong_ours, threshold)

@@ -128,7 +128,9 @@ def test_aet_loss_falls_when_a_regressor_is_trained():
     first = aet_loss(decoder(torch.cat([z, z_t], 1)), theta).item()
     for _ in range(200):
         loss = aet_loss(decoder(torch.cat([z, z_t], 1)), theta)
-        optimiser.zero_grad(); loss.backward(); optimiser.step()
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
     assert loss.item() < 0.1 * first
 
 

@@ -32,7 +32,9 @@ def test_environment_yml_matches_pyproject():
         f"only in pyproject.toml: {sorted(set(pyproject) - set(environment))}; "
         f"only in environment.yml: {sorted(set(environment) - set(pyproject))}")
     for name, requirement in pyproject.items():
-        assert environment[name] == requirement, f"{name}: pyproject says {requirement}, environment.yml says {environment[name]}"
+        assert environment[name] == requirement, (
+            f"{name}: pyproject says {requirement}, environment.yml says {environment[name]}"
+        )
 
 
 def test_no_exact_torch_pins():

@@ -67,8 +67,10 @@ def _homography_numpy(params: np.ndarray) -> np.ndarray:
     displaced = corners + T._CORNER_BOUND * params.reshape(4, 2)
     rows, rhs = [], []
     for (u, v), (x, y) in zip(displaced, corners):
-        rows.append([u, v, 1, 0, 0, 0, -x * u, -x * v]); rhs.append(x)
-        rows.append([0, 0, 0, u, v, 1, -y * u, -y * v]); rhs.append(y)
+        rows.append([u, v, 1, 0, 0, 0, -x * u, -x * v])
+        rhs.append(x)
+        rows.append([0, 0, 0, u, v, 1, -y * u, -y * v])
+        rhs.append(y)
     g = np.linalg.solve(np.array(rows), np.array(rhs))
     return np.append(g, 1.0).reshape(3, 3)
 

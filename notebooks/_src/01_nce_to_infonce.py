@@ -174,7 +174,7 @@ def fit_nce(x, y, noise, steps, lr=0.05, record=False):
     c = torch.zeros((), dtype=torch.float64, requires_grad=True)
     optimizer = torch.optim.Adam([mean, log_std, c], lr=lr)
     trace = []
-    for step in range(steps):
+    for _ in range(steps):
         loss = nce_loss_vectorised(x, y, mean, log_std, c, noise)
         optimizer.zero_grad()
         loss.backward()
@@ -384,7 +384,7 @@ for n in BATCH_SIZES:
     critic = SeparableCritic(DIM)
     optimizer = torch.optim.Adam(critic.parameters(), lr=3e-3)
     gen = torch.Generator().manual_seed(n)
-    for step in range(CRITIC_STEPS):
+    for _ in range(CRITIC_STEPS):
         x, y = correlated_pairs(n, gen)
         loss = infonce_from_scores(critic(x, y))
         optimizer.zero_grad()
@@ -444,7 +444,7 @@ print(f"largest estimate: {max(estimates.values()):.3f} nats at N = {max(estimat
 def my_nce_loss(log_model_data, log_noise_data, log_model_noise, log_noise_noise):
     nu = len(log_model_noise) / len(log_model_data)
     # YOUR CODE: the logits G - log(nu) for data and noise, then the loss divided by N
-    raise NotImplementedError("write the binary NCE loss")
+    raise NotImplementedError(f"write the binary NCE loss (here nu = M/N = {nu:g})")
 
 
 check_nce_loss(my_nce_loss);

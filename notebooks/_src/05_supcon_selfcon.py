@@ -497,7 +497,7 @@ def my_supcon(features, labels=None, temperature=0.07, base_temperature=0.07):
         labels = torch.arange(n, device=features.device)
     z = features.transpose(0, 1).reshape(v * n, d)
     # YOUR CODE: logits, self mask, log-probabilities, positives mask, mean over positives, scale, mean
-    raise NotImplementedError("finish my_supcon")
+    raise NotImplementedError(f"finish my_supcon (z is [V*N, D] = {list(z.shape)})")
 
 
 check_supcon(my_supcon);

@@ -392,7 +392,7 @@ reference = {"largest_share": (1 / 3, "balanced: 1/3"), "prediction_entropy": (m
 titles = {"largest_share": "largest class share of p̄ (class collapse ↑)",
           "prediction_entropy": "entropy of one prediction (collapse ↑)", "accuracy": "SNN accuracy on the toy points"}
 for axis, key in zip(axes, ("largest_share", "prediction_entropy", "accuracy")):
-    for position, (name, measured) in enumerate(final.items()):
+    for position, measured in enumerate(final.values()):
         axis.bar(position, measured[key].mean(), color="lightgray", edgecolor="black")
         axis.scatter(np.full(len(measured[key]), position) + np.linspace(-0.2, 0.2, len(measured[key])),
                      measured[key], color="tab:blue", zorder=3, s=40)

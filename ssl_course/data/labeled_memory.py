@@ -127,6 +127,7 @@ class LabeledMemory(nn.Module):
         key = 2.0 * slot_class.double() + torch.where(filled, noise.double(), torch.full_like(noise, 1.5).double())
         order = torch.argsort(key)
         within = torch.arange(per_class, device=device)
-        positions = (torch.arange(self.num_classes, device=device) * capacity)[:, None] + within[None, :] % count[:, None]
+        starts = torch.arange(self.num_classes, device=device) * capacity  # first slot of each class
+        positions = starts[:, None] + within[None, :] % count[:, None]
         classes = torch.arange(self.num_classes, device=device).repeat_interleave(per_class)
         return self.images[order[positions.flatten()]], classes

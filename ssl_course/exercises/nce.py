@@ -73,15 +73,15 @@ _NCE_SETTINGS = [  # (N, nu, dtype)
 
 def _nce_cases() -> list[_Case]:
     gen = _generator(606)
+
+    def draw(count: int, centre: float, dtype: torch.dtype) -> Tensor:
+        return (centre + 1.5 * torch.randn(count, generator=gen, dtype=torch.float64)).to(dtype)
+
     cases = []
     for n, nu, dtype in _NCE_SETTINGS:
         m = n * nu
-
-        def draw(count: int, centre: float) -> Tensor:
-            return (centre + 1.5 * torch.randn(count, generator=gen, dtype=torch.float64)).to(dtype)
-
         # the model likes the data a little more than the noise does, so G is informative
-        args = (draw(n, -1.0), draw(n, -2.0), draw(m, -2.5), draw(m, -1.5))
+        args = (draw(n, -1.0, dtype), draw(n, -2.0, dtype), draw(m, -2.5, dtype), draw(m, -1.5, dtype))
         desc = (f"log_model_data {_shape(args[0])}, log_noise_data {_shape(args[1])}, log_model_noise "
                 f"{_shape(args[2])}, log_noise_noise {_shape(args[3])} (nu={nu}), {_dtype_name(dtype)}")
         cases.append(_Case(args, desc, dtype))

@@ -75,7 +75,9 @@ FIXMATCH_LOSS_HINT = (
 _DTYPES = (torch.float32, torch.float64)
 
 
-def _random_probabilities(rows: int, classes: int, scale: float, generator: torch.Generator, dtype: torch.dtype) -> Tensor:
+def _random_probabilities(
+    rows: int, classes: int, scale: float, generator: torch.Generator, dtype: torch.dtype
+) -> Tensor:
     logits = torch.randn(rows, classes, generator=generator, dtype=torch.float64) * scale
     return torch.softmax(logits, dim=1).to(dtype)
 
@@ -115,7 +117,8 @@ def _snn_cases() -> list[_Case]:
             labels = labels * 0.9 + 0.1 / classes
         cases.append(_Case(
             description=(f"query [{num_queries}, {dim}], support_embeddings [{num_supports}, {dim}], "
-                         f"support_labels [{num_supports}, {classes}] ({_dtype_name(dtype)}), temperature={temperature}"),
+                         f"support_labels [{num_supports}, {classes}] ({_dtype_name(dtype)}), "
+                         f"temperature={temperature}"),
             args=(query, supports, labels, temperature),
             expected=snn(query, supports, labels, temperature),
             row_inputs={"query": query},
@@ -203,8 +206,8 @@ def _fixmatch_loss_cases() -> list[_Case]:
         weak, strong = _fixmatch_logits(rows, classes, generator, dtype)
         loss, mask, _ = fixmatch_loss(weak, strong, threshold)
         cases.append(_Case(
-            description=(f"logits_weak, logits_strong [{rows}, {classes}] ({_dtype_name(dtype)}), threshold={threshold} "
-                         f"({int(mask.sum())} of {rows} samples are confident)"),
+            description=(f"logits_weak, logits_strong [{rows}, {classes}] ({_dtype_name(dtype)}), "
+                         f"threshold={threshold} ({int(mask.sum())} of {rows} samples are confident)"),
             args=(weak, strong, threshold),
             expected=loss,
             row_inputs={"logits_weak": weak, "logits_strong": strong},

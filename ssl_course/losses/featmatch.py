@@ -120,7 +120,8 @@ def featmatch_loss(
     r"""FeatMatch total loss: supervised term plus two consistency terms.
 
     .. math::
-        \mathcal{L} = \mathcal{L}_{\text{clf}} + \lambda_g \mathcal{L}_{\text{con-g}} + \lambda_f \mathcal{L}_{\text{con-f}}
+        \mathcal{L} = \mathcal{L}_{\text{clf}}
+            + \lambda_g \mathcal{L}_{\text{con-g}} + \lambda_f \mathcal{L}_{\text{con-f}}
 
     * :math:`\mathcal{L}_{\text{clf}}`: cross-entropy of labelled images (official: on the
       refined prediction ``logits_xg`` of the mixed labelled batch);

@@ -74,7 +74,8 @@ def aet_ensemble_loss(predicted: Sequence[Tensor], true: Sequence[Tensor],
     r"""En-AET's ensemble: a weighted sum of one AET loss per transformation family.
 
     .. math::
-        \mathcal{L}_{\mathrm{ens}} = \sum_{k=1}^{F} w_k\,\mathcal{L}_{\mathrm{AET}}\big(\hat\theta^{(k)}, \theta^{(k)}\big)
+        \mathcal{L}_{\mathrm{ens}}
+            = \sum_{k=1}^{F} w_k\,\mathcal{L}_{\mathrm{AET}}\big(\hat\theta^{(k)}, \theta^{(k)}\big)
 
     Each family has its own parameter count ``P_k`` and its own decoder. The official weights
     (``ops/argparser.py``, ``max_lambda`` … ``max_lambda4``) are 1.0 (projective), 0.75 (affine),

@@ -30,4 +30,5 @@ def build_backbone(name: str) -> nn.Module:
 
 
 __all__ = ["BACKBONES", "build_backbone", "mlp_head", "MultiExitNet", "CifarResNet", "resnet18_cifar",
-           "SmallNet", "small_net", "StagedBackbone", "PrototypeAttention", "Generator", "JointDiscriminator", "LatentHead"]
+           "SmallNet", "small_net", "StagedBackbone", "PrototypeAttention", "Generator", "JointDiscriminator",
+           "LatentHead"]

@@ -12,7 +12,8 @@ def mlp_head(in_dim: int, hidden_dim: int, out_dim: int, num_layers: int = 2,
     (``last_batch_norm=True``); prediction heads (NNCLR, BYOL-style) use 2 layers.
     ``num_layers=1`` gives a plain linear map.
     """
-    for name, value in (("in_dim", in_dim), ("hidden_dim", hidden_dim), ("out_dim", out_dim), ("num_layers", num_layers)):
+    sizes = {"in_dim": in_dim, "hidden_dim": hidden_dim, "out_dim": out_dim, "num_layers": num_layers}
+    for name, value in sizes.items():
         if not isinstance(value, int) or value < 1:
             raise ValueError(f"{name} must be a positive int, got {value!r}")
     layers: list[nn.Module] = []

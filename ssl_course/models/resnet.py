@@ -49,7 +49,8 @@ class CifarResNet(StagedBackbone):
         stages, in_channels = [], widths[0]
         for index, (num_blocks, width) in enumerate(zip(blocks_per_stage, widths)):
             stride = 1 if index == 0 else 2
-            layers = [BasicBlock(in_channels, width, stride)] + [BasicBlock(width, width) for _ in range(num_blocks - 1)]
+            layers = [BasicBlock(in_channels, width, stride)]
+            layers += [BasicBlock(width, width) for _ in range(num_blocks - 1)]
             stages.append(nn.Sequential(*layers))
             in_channels = width
         self.stages = nn.ModuleList(stages)

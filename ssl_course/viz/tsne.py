@@ -43,7 +43,8 @@ def plot_tsne(features, labels, class_names: Sequence[str] | None = None, title:
         raise ValueError(f"{len(features)} features but {len(labels)} labels")
     if len(labels) > max_points:
         keep = np.random.default_rng(seed).choice(len(labels), max_points, replace=False)
-        features, labels = features[torch.as_tensor(keep)] if isinstance(features, torch.Tensor) else features[keep], labels[keep]
+        features = features[torch.as_tensor(keep)] if isinstance(features, torch.Tensor) else features[keep]
+        labels = labels[keep]
     points = tsne_2d(features, seed=seed)
     if axis is None:
         _, axis = plt.subplots(figsize=(5, 5))
