@@ -22,10 +22,12 @@ How this file maps the official CIFAR-10 recipe onto the course's engine
   optional 4×-bottleneck prediction head (``use_pred_head``: off in the CIFAR-10 config, on for
   ImageNet). Anchors (views and supports that receive gradients) are the prediction-head outputs
   when there is one, else the projections; targets are the projections, detached
-  (``target_support_embeddings`` in :func:`ssl_course.losses.paws`). One official quirk is *not*
-  copied: with the wide ResNet and no prediction head, ``suncet``'s ``_forward_backbone`` returns
-  the pre-projection backbone features as "before head", so there the targets live in another
-  space than the anchors. Here both live in the projection space.
+  (``target_support_embeddings`` in :func:`ssl_course.losses.paws`). As in the official code:
+  ``suncet``'s encoder applies ``fc`` (the projection head) inside ``_forward_backbone`` and only
+  the prediction head in ``_forward_head``, so ``h`` ("before head") is the projection and,
+  without a prediction head, ``z = h`` (as the comment above ``encoder(imgs,
+  return_before_head=True)`` in ``src/paws_train.py`` says). Targets are projections, never
+  pre-projection backbone features.
 * **Support batch.** The engine draws a labelled batch each step, but not a class-balanced one,
   and the method never sees the whole labelled set before training starts. So the method keeps
   a small **labelled memory** (registered buffers, hence in checkpoints): up to
@@ -48,13 +50,15 @@ How this file maps the official CIFAR-10 recipe onto the course's engine
   (``target_views = cat([view2, view1])`` in ``paws_train.py``).
 * **Loss in float32** (the official code disables autocast for the loss): the SNN softmax with
   ``τ = 0.1`` is too sharp for bfloat16.
-* **Optimiser.** The official run uses LARS with lr 3.2 (``cifar10_train.yaml``, unlabelled batch
-  256), 10 warm-up epochs and 600 epochs in total; the course engine has no LARS, so plain SGD + Nesterov with a smaller
-  learning rate is used here (``default_lr``), with the official weight decay. Too large a
-  learning rate collapses every embedding onto one point: the SNN prediction is then uniform for
-  every view and ``paws_xent + me_max`` sits at 0 (``log K - log K``). ``default_lr`` is the
-  largest rate that did not collapse in short runs on the synthetic data (``benchmarks/RESULTS.md``,
-  "Notes moved out of docstrings").
+* **Optimiser.** As the official run (``cifar10_train.yaml``, ``src/utils.py``'s
+  ``init_opt`` and ``WarmupCosineSchedule``): LARS, momentum 0.9, no Nesterov, weight decay 1e-6,
+  biases and batch-norm parameters excluded from decay and adaptation (``LARS_exclude``), peak lr
+  3.2 at an unlabelled batch of 256 (``default_lr``, scaled linearly by the engine), the warm-up
+  starting at 0.8 (``default_start_lr_fraction`` = 1/4 of the peak) and the cosine ending at 0.032
+  (``default_final_lr_fraction`` = 1/100). The warm-up length is the engine's (5 % of the budget;
+  official: 10 of 600 epochs). Too large a learning rate collapses every embedding onto one point:
+  the SNN prediction is then uniform for every view and ``paws_xent + me_max`` sits at 0
+  (``log K - log K``).
 
 Evaluation
 ----------
@@ -126,8 +130,11 @@ class PAWS(Method):
 
     name = "paws"
     data_sources = ("labeled", "unlabeled")
-    default_optimizer = "sgd"
-    default_lr = 0.25
+    default_optimizer = "lars"          # official: LARS, momentum 0.9, no Nesterov
+    default_nesterov = False
+    default_lr = 3.2                    # official peak lr at an unlabelled batch of 256
+    default_start_lr_fraction = 0.25    # official start_lr 0.8 = 3.2 / 4
+    default_final_lr_fraction = 0.01    # official final_lr 0.032 = 3.2 / 100
     default_weight_decay = 1e-6
     default_batch_size = 256
     default_unlabeled_ratio = 1
