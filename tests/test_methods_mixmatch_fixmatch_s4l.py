@@ -197,20 +197,42 @@ def test_hidden_labels_are_only_logged_never_trained_on(bundle, name):
 
 
 # ------------------------------------------------------------------ S4L -------------------------
-def test_s4l_classifies_upright_labelled_views_and_rotates_everything(bundle, monkeypatch):
+@pytest.mark.parametrize("classify_rotations, class_rows", [(True, 4 * 8), (False, 8)])
+def test_s4l_classifies_labelled_views_and_rotates_everything(bundle, monkeypatch, classify_rotations, class_rows):
     from ssl_course.methods import s4l as s4l_module
 
-    shapes = {}
+    seen = {}
     original = s4l_module.s4l_loss
 
     def recording(class_logits, labels, rotation_logits, rotation_labels, weight):
-        shapes.update(classes=tuple(class_logits.shape), rotations=tuple(rotation_logits.shape),
-                      counts=torch.bincount(rotation_labels, minlength=4).tolist(), weight=weight)
+        seen.update(classes=tuple(class_logits.shape), rotations=tuple(rotation_logits.shape),
+                    counts=torch.bincount(rotation_labels, minlength=4).tolist(), weight=weight, labels=labels)
         return original(class_logits, labels, rotation_logits, rotation_labels, weight)
 
     monkeypatch.setattr(s4l_module, "s4l_loss", recording)
-    _method("s4l", rotation_weight=0.5).training_step(_step_batch(bundle), INFO)
-    assert shapes == {"classes": (8, 10), "rotations": (4 * 24, 4), "counts": [24] * 4, "weight": 0.5}
+    method = _method("s4l", rotation_weight=0.5, classify_rotations=classify_rotations)
+    batch = _step_batch(bundle)
+    method.training_step(batch, INFO)
+    labels = seen.pop("labels")
+    assert seen == {"classes": (class_rows, 10), "rotations": (4 * 24, 4), "counts": [24] * 4, "weight": 0.5}
+    # the official code repeats each label over its rotated copies
+    assert torch.equal(labels, batch.labels.repeat(class_rows // 8))
+
+
+def test_s4l_class_rows_are_the_labelled_images_under_each_rotation(bundle):
+    """The class logits of rotation block k are the classifier's outputs on the labelled images
+    turned by k·90° (the same forward pass, eval-mode BN so that rows do not depend on the batch)."""
+    method = _method("s4l").eval()
+    batch = _step_batch(bundle)
+    captured = {}
+    method.classifier.register_forward_hook(lambda module, inputs, output: captured.update(x=inputs[0]))
+    generator_state = batch.generator.get_state()
+    method.training_step(batch, INFO)
+    batch.generator.set_state(generator_state)
+    from ssl_course.data.augment import weak_augment
+    views = weak_augment(batch.labeled_images, generator=batch.generator)
+    expected = torch.cat([method.backbone(torch.rot90(views, k, dims=(2, 3))) for k in range(4)])
+    torch.testing.assert_close(captured["x"], expected, rtol=1e-4, atol=1e-4)
 
 
 # ------------------------------------------------------------------ errors and CLI -------------
