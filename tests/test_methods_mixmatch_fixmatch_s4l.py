@@ -235,6 +235,29 @@ def test_s4l_class_rows_are_the_labelled_images_under_each_rotation(bundle):
     torch.testing.assert_close(captured["x"], expected, rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.parametrize("name", ["fixmatch", "mixmatch"])
+def test_bn_momentum_reaches_every_batch_norm_and_the_ema_copy(name):
+    default = _method(name)
+    official = _method(name, bn_momentum=0.001)
+    norms = [m for m in official.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    assert norms and all(m.momentum == 0.001 for m in norms)          # live backbone and its EMA copy
+    assert all(m.momentum == 0.1 for m in default.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm))
+    assert official.hparams()["bn_momentum"] == 0.001
+    with pytest.raises(ValueError, match="bn_momentum"):
+        _method(name, bn_momentum=0.0)
+
+
+def test_fixmatch_strong_view_is_randaugment_mc(bundle, monkeypatch):
+    from ssl_course.methods import fixmatch as fixmatch_module
+
+    calls = []
+    original = fixmatch_module.fixmatch_augment
+    monkeypatch.setattr(fixmatch_module, "fixmatch_augment",
+                        lambda images, generator: calls.append(images.shape) or original(images, generator))
+    _method("fixmatch").training_step(_step_batch(bundle), INFO)
+    assert calls == [(16, 3, 32, 32)]
+
+
 # ------------------------------------------------------------------ errors and CLI -------------
 @pytest.mark.parametrize("name, hparams", [
     ("fixmatch", {"threshold": 1.5}), ("fixmatch", {"ema_decay": 1.0}), ("fixmatch", {"lambda_u": -1}),

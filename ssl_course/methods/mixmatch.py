@@ -40,6 +40,9 @@ Conventions and deliberate differences (say them when you compare numbers):
   engine's is warm-up + cosine.
 * Evaluation uses an exponential moving average of the weights (decay 0.999), as the official
   code reports; see :class:`ssl_course.methods.fixmatch.EmaCopy` (``ema_decay=0`` disables it).
+  ``bn_momentum=0.001`` gives the live model's batch norms the official momentum (TensorFlow's
+  decay 0.999 in ``google-research/mixmatch``; 0.001 in the PyTorch ports); the default ``None``
+  keeps PyTorch's 0.1, for the reason given in :mod:`ssl_course.methods.fixmatch`.
 """
 from __future__ import annotations
 
@@ -53,7 +56,7 @@ from ssl_course.losses import mixmatch_guess_labels, mixmatch_loss, mixup
 
 from . import register
 from .base import Batch, Method, StepInfo, StepOutput
-from .fixmatch import EmaCopy, EmaEvaluation
+from .fixmatch import EmaCopy, EmaEvaluation, set_batch_norm_momentum
 
 
 @register
@@ -71,7 +74,7 @@ class MixMatch(EmaEvaluation, Method):
 
     def __init__(self, backbone: nn.Module, num_classes: int, T: float = 0.5, K: int = 2, alpha: float = 0.75,
                  lambda_u: float = 75.0, rampup_fraction: float = 1 / 16, rampup_images: int = 1024 * 1024,
-                 ema_decay: float = 0.999) -> None:
+                 ema_decay: float = 0.999, bn_momentum: float | None = None) -> None:
         super().__init__(backbone, num_classes)
         if not T > 0:
             raise ValueError(f"T must be > 0, got {T}")
@@ -92,6 +95,8 @@ class MixMatch(EmaEvaluation, Method):
         self.lambda_u, self.rampup_fraction = float(lambda_u), float(rampup_fraction)
         self.rampup_images = rampup_images
         self.ema_decay = float(ema_decay)
+        self.bn_momentum = bn_momentum
+        set_batch_norm_momentum([self.backbone], bn_momentum)
         self.ema = EmaCopy([self.backbone, self.classifier], ema_decay) if ema_decay > 0 else None
 
     def lambda_u_at(self, progress: float, images_seen: int | None = None) -> float:
