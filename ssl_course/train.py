@@ -314,6 +314,7 @@ def _start_or_resume(method: Method, data, config: TrainConfig) -> _Run:
     device = distributed.local_device() or pick_device(config.device)
     data = data.to(device)
     method.to(device)
+    method.on_fit_start(data)
     on_cuda = device.type == "cuda"
     if on_cuda and config.channels_last:
         _to_channels_last(method)

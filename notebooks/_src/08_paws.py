@@ -282,11 +282,11 @@ for title, snapshots in toy_runs.items():
 #
 # | | official CIFAR-10 | here |
 # |---|---|---|
-# | support batch | 64 images × 10 classes × 2 views, class-balanced | `support_per_class = 8` × 10 × 2, drawn with `class_balanced_batch` from a labelled memory the method fills from the engine's labelled batches |
+# | support batch | 64 images × 10 classes × 2 views, class-balanced | 64 per class when the labels allow, else the fewest labels of any class (`support_per_class=None`), × 10 × 2, drawn with `class_balanced_batch` from a labelled memory the method fills from the engine's labelled batches |
 # | unlabelled views | 2 global (crop scale 0.75–1) + 6 small 18×18 crops (0.3–0.75) | the same (smoke mode: 2 small crops) |
 # | heads | 3-layer projection head to 128-d, no prediction head | the same |
 # | τ, T, label smoothing, ME-MAX | 0.1, 0.25, 0.1, on | the same |
-# | optimiser | LARS, lr 3.2, 600 epochs | SGD + Nesterov, warm-up + cosine, a time budget |
+# | optimiser | LARS, lr 3.2, 600 epochs | LARS, peak 3.2 per 256, start 1/4 and end 1/100 of the peak, a time budget |
 #
 # At test time there is no classifier head: the method embeds all labelled training images
 # and predicts with the SNN against them (`test_accuracy` below). The engine also fits a

@@ -176,10 +176,16 @@ class Method(nn.Module):
         """Momentum encoders and queues update here, after the weights moved (once per step, after
         every update)."""
 
-    def on_epoch_end(self, epoch: int, data: "DataBundle") -> None:
+    def on_fit_start(self, data: DataBundle) -> None:
+        """Called by :func:`~ssl_course.train.fit` before the first step (and again on a resume),
+        with the data on the training device: settings that depend on the data, e.g. PAWS's support
+        images per class, which the labelled images per class bound. Must not create parameters
+        or change hyper-parameters (the run record and the optimisers are built from them)."""
+
+    def on_epoch_end(self, epoch: int, data: DataBundle) -> None:
         """Per-epoch work, e.g. FeatMatch's k-means prototypes."""
 
-    def prepare_evaluation(self, data: "DataBundle") -> None:
+    def prepare_evaluation(self, data: DataBundle) -> None:
         """Called before evaluation, e.g. PAWS embeds its labelled support set here."""
 
     def optimizer_parameters(self) -> list[nn.Parameter]:
