@@ -47,3 +47,31 @@ def test_peer_speed_prints_the_ratio():
     out = _run("benchmarks/peer_speed.py", "--device", "cpu", "--backbone", "tiny", "--batch-size", "16",
                "--steps", "1", "--workers", "0", "--threads", "1")
     assert "| ratio |" in out and "ssl_course (batched on device)" in out
+
+
+def test_recheck_defaults_holds_the_validation_split_out_of_training():
+    """The re-check script's validation images are neither labelled, unlabelled nor trained on."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        from recheck_defaults import validation_bundle
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+    from ssl_course.data import make_bundle
+
+    full = make_bundle("synthetic", num_labels=50, seed=0, train_subset=600, test_subset=100)
+    data = validation_bundle(50, 600, val_per_class=8, dataset="synthetic")
+    assert len(data.test_labels) == 80 and torch_bincount(data.test_labels) == [8] * 10
+    assert len(data.train_labels) == len(full.train_labels) - 80
+    train_rows = {bytes(image.numpy()) for image in data.train_images}
+    assert not any(bytes(image.numpy()) in train_rows for image in data.test_images)
+    # the labelled images are the same ones, re-indexed; labelled and unlabelled stay disjoint
+    assert [bytes(i.numpy()) for i in data.train_images[data.labeled_idx]] == \
+        [bytes(i.numpy()) for i in full.train_images[full.labeled_idx]]
+    assert not set(data.labeled_idx.tolist()) & set(data.unlabeled_idx.tolist())
+    assert len(data.unlabeled_idx) == len(full.unlabeled_idx) - 80
+
+
+def torch_bincount(labels) -> list[int]:
+    import torch
+
+    return torch.bincount(labels, minlength=10).tolist()

@@ -134,10 +134,13 @@ def test_mixmatch_lambda_u_ramps_linearly(bundle):
     assert method.lambda_u_at(0.125) == pytest.approx(37.5)
     assert method.lambda_u_at(0.25) == method.lambda_u_at(0.9) == 75.0
     assert _method("mixmatch", rampup_fraction=0.0).lambda_u_at(0.0) == 75.0
-    # the absolute ramp (official: 1024 × 1024 labelled images) holds λ_u down in short runs
+    # the absolute ramp (official: 1024 × 1024 labelled images) holds λ_u down in short runs, but
+    # never below a ramp over the whole budget: the target is reached by the last step
     short = _method("mixmatch", lambda_u=75.0, rampup_fraction=0.25, rampup_images=1000)
-    assert short.lambda_u_at(0.9, images_seen=100) == pytest.approx(7.5)
-    assert short.lambda_u_at(0.1, images_seen=5000) == pytest.approx(30.0)
+    assert short.lambda_u_at(0.5, images_seen=100) == pytest.approx(37.5)     # budget-long ramp
+    assert short.lambda_u_at(0.5, images_seen=800) == pytest.approx(60.0)     # absolute ramp
+    assert short.lambda_u_at(1.0, images_seen=100) == 75.0
+    assert short.lambda_u_at(0.1, images_seen=5000) == pytest.approx(30.0)    # proportional ramp
     assert short.lambda_u_at(0.9, images_seen=5000) == 75.0
 
 
