@@ -121,10 +121,15 @@ class OptimizerSettings:
     nesterov: bool
     betas: tuple[float, float] = (0.9, 0.999)
     decay_biases_and_norms: bool = False
+    start_lr_fraction: float = 0.0     # the schedule's first lr, as a fraction of ``lr``
+    final_lr_fraction: float = 0.0     # the schedule's last lr, as a fraction of ``lr``
 
     def __post_init__(self) -> None:
         if self.name not in OPTIMIZERS:
             raise ValueError(f"unknown optimizer {self.name!r}: choose one of {list(OPTIMIZERS)}")
+        for name in ("start_lr_fraction", "final_lr_fraction"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
 
     def record(self) -> dict:
         """JSON-ready settings (what ``metrics.json`` reports under ``"optimizer"``)."""
@@ -134,6 +139,9 @@ class OptimizerSettings:
             del values["momentum"], values["nesterov"]
         else:
             del values["betas"]
+        for name in ("start_lr_fraction", "final_lr_fraction"):   # recorded only when the shape is not the usual one
+            if not values[name]:
+                del values[name]
         return values
 
 

@@ -170,13 +170,25 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
 
 
 # ---------------------------------------------------------------- schedule and optimisers -------
-def lr_at(progress: float, base_lr: float, warmup_fraction: float) -> float:
-    """Linear warm-up over the first ``warmup_fraction`` of training, then cosine decay to 0."""
+def lr_at(progress: float, base_lr: float, warmup_fraction: float, start_fraction: float = 0.0,
+          final_fraction: float = 0.0) -> float:
+    """Linear warm-up over the first ``warmup_fraction`` of training from ``start_fraction`` × ``base_lr``
+    to ``base_lr``, then cosine decay to ``final_fraction`` × ``base_lr`` (both 0: from 0 to 0).
+
+    The fractions give PAWS's official shape (suncet ``WarmupCosineSchedule``: ``start_lr`` →
+    ``lr`` → ``final_lr``) without any method-specific code here.
+    """
     progress = min(max(progress, 0.0), 1.0)
+    start, final = start_fraction * base_lr, final_fraction * base_lr
     if warmup_fraction > 0 and progress < warmup_fraction:
-        return base_lr * progress / warmup_fraction
+        return start + (base_lr - start) * progress / warmup_fraction
     span = 1.0 - warmup_fraction
-    return base_lr * 0.5 * (1.0 + math.cos(math.pi * (progress - warmup_fraction) / span))
+    return final + (base_lr - final) * 0.5 * (1.0 + math.cos(math.pi * (progress - warmup_fraction) / span))
+
+
+def _scheduled_lr(progress: float, settings: OptimizerSettings, warmup_fraction: float) -> float:
+    """One optimiser's learning rate at ``progress``: :func:`lr_at` with its peak and shape."""
+    return lr_at(progress, settings.lr, warmup_fraction, settings.start_lr_fraction, settings.final_lr_fraction)
 
 
 def optimizer_settings(method: Method, spec: OptimizerSpec, config: TrainConfig, base_lr: float) -> OptimizerSettings:
@@ -191,7 +203,9 @@ def optimizer_settings(method: Method, spec: OptimizerSpec, config: TrainConfig,
         momentum=first(spec.momentum, config.momentum, method.default_momentum),
         nesterov=first(spec.nesterov, method.default_nesterov),
         betas=tuple(spec.betas),
-        decay_biases_and_norms=first(spec.decay_biases_and_norms, method.default_decay_biases_and_norms))
+        decay_biases_and_norms=first(spec.decay_biases_and_norms, method.default_decay_biases_and_norms),
+        start_lr_fraction=first(spec.start_lr_fraction, method.default_start_lr_fraction),
+        final_lr_fraction=first(spec.final_lr_fraction, method.default_final_lr_fraction))
 
 
 def _method_specs(method: Method) -> dict[str, OptimizerSpec]:
@@ -245,7 +259,7 @@ class _Run:
 
     def lr(self, progress: float) -> float:
         """The first update's learning rate (the one of single-optimiser methods), for the history."""
-        return lr_at(progress, self.settings[self.method.updates[0]].lr, self.warmup_fraction)
+        return _scheduled_lr(progress, self.settings[self.method.updates[0]], self.warmup_fraction)
 
 
 class _PendingLogs:
@@ -301,6 +315,7 @@ def _start_or_resume(method: Method, data, config: TrainConfig) -> _Run:
     device = distributed.local_device() or pick_device(config.device)
     data = data.to(device)
     method.to(device)
+    method.on_fit_start(data)
     on_cuda = device.type == "cuda"
     if on_cuda and config.channels_last:
         _to_channels_last(method)
@@ -417,7 +432,7 @@ def _check_budget(run: _Run) -> float:
 def _set_learning_rates(run: _Run, progress: float) -> float:
     """Every optimiser follows the same schedule shape, scaled to its own peak; returns the history's lr."""
     for update, optimizer in run.optimizers.items():
-        lr = lr_at(progress, run.settings[update].lr, run.warmup_fraction)
+        lr = _scheduled_lr(progress, run.settings[update], run.warmup_fraction)
         for group in optimizer.param_groups:
             group["lr"] = lr
     return run.lr(progress)

@@ -348,3 +348,92 @@ def test_gpu_style_selection_gives_the_same_images(name, images, monkeypatch):
     picked = PIPELINES[name](batch, gen(5))
     assert torch.allclose(gathered, picked, atol=1e-5)
 
+
+
+# ---------------------------------------------------------------------------------------------
+# FixMatch's RandAugmentMC (kekmodel/FixMatch-pytorch dataset/randaugment.py)
+# ---------------------------------------------------------------------------------------------
+
+def _pil_randaugment_mc(image, op_ids, levels, applied, signs, cutout_draw, size=16):
+    """One image through the reference's PIL calls, with the given draws (an independent oracle:
+    PIL.ImageOps / ImageEnhance / Image.transform, as ``fixmatch_augment_pool`` calls them)."""
+    import PIL.ImageDraw
+    import PIL.ImageEnhance
+    import PIL.ImageOps
+    from PIL import Image
+
+    img = Image.fromarray(image.permute(1, 2, 0).numpy())
+    for op_id, v, use, sign in zip(op_ids, levels, applied, signs):
+        if not use:
+            continue
+        v, s = int(v), float(sign)
+        name = list(A.FIXMATCH_OPS)[op_id]
+        factor = v * 0.9 / 10 + 0.05
+        if name == "autocontrast":
+            img = PIL.ImageOps.autocontrast(img)
+        elif name in ("brightness", "color", "contrast", "sharpness"):
+            enhancer = {"brightness": PIL.ImageEnhance.Brightness, "color": PIL.ImageEnhance.Color,
+                        "contrast": PIL.ImageEnhance.Contrast, "sharpness": PIL.ImageEnhance.Sharpness}[name]
+            img = enhancer(img).enhance(factor)
+        elif name == "equalize":
+            img = PIL.ImageOps.equalize(img)
+        elif name == "posterize":
+            img = PIL.ImageOps.posterize(img, int(v * 4 / 10) + 4)
+        elif name == "rotate":
+            img = img.rotate(s * int(v * 30 / 10))
+        elif name == "solarize":
+            img = PIL.ImageOps.solarize(img, 256 - int(v * 256 / 10))
+        elif name in ("shear_x", "shear_y"):
+            k = s * v * 0.3 / 10
+            img = img.transform(img.size, Image.AFFINE, (1, k, 0, 0, 1, 0) if name == "shear_x" else (1, 0, 0, k, 1, 0))
+        elif name in ("translate_x", "translate_y"):
+            t = int(s * v * 0.3 / 10 * 32)
+            matrix = (1, 0, t, 0, 1, 0) if name == "translate_x" else (1, 0, 0, 0, 1, t)
+            img = img.transform(img.size, Image.AFFINE, matrix)
+    w, h = img.size
+    y0, x0 = (int(max(0, float(c) * n - size / 2)) for c, n in zip(cutout_draw, (h, w)))
+    img = img.copy()
+    PIL.ImageDraw.Draw(img).rectangle((x0, y0, min(w, x0 + size), min(h, y0 + size)), (127, 127, 127))
+    return torch.from_numpy(__import__("numpy").asarray(img).copy()).permute(2, 0, 1).float() / 255
+
+
+def test_fixmatch_augment_equals_the_reference_pil_ops_image_by_image():
+    """RandAugmentMC batched on tensors = the reference's PIL ops applied per image from the same
+    draws. PIL rounds to 8 bits after every op (we do not) and picks nearest pixels with floor
+    where grid_sample rounds, so a few pixels may differ; the rest agree within 2/255."""
+    x8 = synthetic_dataset(num_per_class=8, seed=2)[0][:64]
+    got = pixels(A.fixmatch_augment(x8, gen(11), pad=0, flip=False))
+    g = gen(11)
+    torch.rand((64, 3), generator=g)                                  # the (unused) crop/flip draws
+    op_ids, levels, applied, signs = A.fixmatch_randaugment_draws(64, 2, g, torch.device("cpu"))
+    cutout_draws = torch.rand((64, 2), generator=g)
+    want = torch.stack([_pil_randaugment_mc(x8[i], op_ids[i].tolist(), levels[i], applied[i], signs[i],
+                                            cutout_draws[i]) for i in range(64)])
+    assert set(op_ids.flatten().tolist()) == set(range(14)) and applied.any() and not applied.all()
+    assert set(levels.flatten().long().tolist()) == set(range(1, 10))  # randint(1, 10): 1..9
+    close = (got - want).abs() <= 2 / 255 + 1e-6
+    assert close.float().mean() > 0.99, close.float().mean()
+    per_image = close.float().mean(dim=(1, 2, 3))
+    assert per_image.min() > 0.9, per_image
+
+
+def test_fixmatch_cutout_is_the_reference_rectangle():
+    holes = A.cutout_abs(torch.zeros(64, 3, 32, 32), gen(0), size=16, fill=1.0)[:, 0]
+    sides = {(int(h.any(1).sum()), int(h.any(0).sum())) for h in holes}
+    assert (17, 17) in sides                                         # PIL's rectangle includes both ends
+    assert all(8 <= r <= 17 and 8 <= c <= 17 for r, c in sides)
+
+
+def test_fixmatch_augment_contract_and_selection_paths(images, monkeypatch):
+    a = A.fixmatch_augment(images, gen(3))
+    assert a.shape == images.shape and a.dtype == torch.float32
+    assert torch.equal(a, A.fixmatch_augment(images, gen(3)))
+    assert not torch.equal(a, A.fixmatch_augment(images, gen(4)))
+    same = images[:1].expand(8, -1, -1, -1).contiguous()
+    assert len({tuple(o.flatten()[::7].tolist()) for o in A.fixmatch_augment(same, gen(0))}) >= 6
+    batch = images.repeat(4, 1, 1, 1)
+    gathered = A.fixmatch_augment(batch, gen(5))
+    monkeypatch.setattr(A, "_gather_selected", lambda device: False)
+    assert torch.allclose(gathered, A.fixmatch_augment(batch, gen(5)), atol=1e-5)
+    with pytest.raises(ValueError, match="num_ops"):
+        A.fixmatch_augment(images, gen(0), num_ops=-1)

@@ -134,10 +134,13 @@ def test_mixmatch_lambda_u_ramps_linearly(bundle):
     assert method.lambda_u_at(0.125) == pytest.approx(37.5)
     assert method.lambda_u_at(0.25) == method.lambda_u_at(0.9) == 75.0
     assert _method("mixmatch", rampup_fraction=0.0).lambda_u_at(0.0) == 75.0
-    # the absolute ramp (official: 1024 × 1024 labelled images) holds λ_u down in short runs
+    # the absolute ramp (official: 1024 × 1024 labelled images) holds λ_u down in short runs, but
+    # never below a ramp over the whole budget: the target is reached by the last step
     short = _method("mixmatch", lambda_u=75.0, rampup_fraction=0.25, rampup_images=1000)
-    assert short.lambda_u_at(0.9, images_seen=100) == pytest.approx(7.5)
-    assert short.lambda_u_at(0.1, images_seen=5000) == pytest.approx(30.0)
+    assert short.lambda_u_at(0.5, images_seen=100) == pytest.approx(37.5)     # budget-long ramp
+    assert short.lambda_u_at(0.5, images_seen=800) == pytest.approx(60.0)     # absolute ramp
+    assert short.lambda_u_at(1.0, images_seen=100) == 75.0
+    assert short.lambda_u_at(0.1, images_seen=5000) == pytest.approx(30.0)    # proportional ramp
     assert short.lambda_u_at(0.9, images_seen=5000) == 75.0
 
 
@@ -197,20 +200,65 @@ def test_hidden_labels_are_only_logged_never_trained_on(bundle, name):
 
 
 # ------------------------------------------------------------------ S4L -------------------------
-def test_s4l_classifies_upright_labelled_views_and_rotates_everything(bundle, monkeypatch):
+@pytest.mark.parametrize("classify_rotations, class_rows", [(True, 4 * 8), (False, 8)])
+def test_s4l_classifies_labelled_views_and_rotates_everything(bundle, monkeypatch, classify_rotations, class_rows):
     from ssl_course.methods import s4l as s4l_module
 
-    shapes = {}
+    seen = {}
     original = s4l_module.s4l_loss
 
     def recording(class_logits, labels, rotation_logits, rotation_labels, weight):
-        shapes.update(classes=tuple(class_logits.shape), rotations=tuple(rotation_logits.shape),
-                      counts=torch.bincount(rotation_labels, minlength=4).tolist(), weight=weight)
+        seen.update(classes=tuple(class_logits.shape), rotations=tuple(rotation_logits.shape),
+                    counts=torch.bincount(rotation_labels, minlength=4).tolist(), weight=weight, labels=labels)
         return original(class_logits, labels, rotation_logits, rotation_labels, weight)
 
     monkeypatch.setattr(s4l_module, "s4l_loss", recording)
-    _method("s4l", rotation_weight=0.5).training_step(_step_batch(bundle), INFO)
-    assert shapes == {"classes": (8, 10), "rotations": (4 * 24, 4), "counts": [24] * 4, "weight": 0.5}
+    method = _method("s4l", rotation_weight=0.5, classify_rotations=classify_rotations)
+    batch = _step_batch(bundle)
+    method.training_step(batch, INFO)
+    labels = seen.pop("labels")
+    assert seen == {"classes": (class_rows, 10), "rotations": (4 * 24, 4), "counts": [24] * 4, "weight": 0.5}
+    # the official code repeats each label over its rotated copies
+    assert torch.equal(labels, batch.labels.repeat(class_rows // 8))
+
+
+def test_s4l_class_rows_are_the_labelled_images_under_each_rotation(bundle):
+    """The class logits of rotation block k are the classifier's outputs on the labelled images
+    turned by k·90° (the same forward pass, eval-mode BN so that rows do not depend on the batch)."""
+    method = _method("s4l").eval()
+    batch = _step_batch(bundle)
+    captured = {}
+    method.classifier.register_forward_hook(lambda module, inputs, output: captured.update(x=inputs[0]))
+    generator_state = batch.generator.get_state()
+    method.training_step(batch, INFO)
+    batch.generator.set_state(generator_state)
+    from ssl_course.data.augment import weak_augment
+    views = weak_augment(batch.labeled_images, generator=batch.generator)
+    expected = torch.cat([method.backbone(torch.rot90(views, k, dims=(2, 3))) for k in range(4)])
+    torch.testing.assert_close(captured["x"], expected, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("name", ["fixmatch", "mixmatch"])
+def test_bn_momentum_reaches_every_batch_norm_and_the_ema_copy(name):
+    default = _method(name)
+    official = _method(name, bn_momentum=0.001)
+    norms = [m for m in official.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    assert norms and all(m.momentum == 0.001 for m in norms)          # live backbone and its EMA copy
+    assert all(m.momentum == 0.1 for m in default.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm))
+    assert official.hparams()["bn_momentum"] == 0.001
+    with pytest.raises(ValueError, match="bn_momentum"):
+        _method(name, bn_momentum=0.0)
+
+
+def test_fixmatch_strong_view_is_randaugment_mc(bundle, monkeypatch):
+    from ssl_course.methods import fixmatch as fixmatch_module
+
+    calls = []
+    original = fixmatch_module.fixmatch_augment
+    monkeypatch.setattr(fixmatch_module, "fixmatch_augment",
+                        lambda images, generator: calls.append(images.shape) or original(images, generator))
+    _method("fixmatch").training_step(_step_batch(bundle), INFO)
+    assert calls == [(16, 3, 32, 32)]
 
 
 # ------------------------------------------------------------------ errors and CLI -------------

@@ -37,7 +37,7 @@ def _info(step=0):
 def test_methods_are_registered_with_their_paper_defaults():
     assert {"simclr", "moco"} <= set(method_names())
     simclr = build_method("simclr", "tiny", 10)
-    assert simclr.hparams() == {"temperature": 0.5, "proj_hidden_dim": 512, "proj_dim": 128}
+    assert simclr.hparams() == {"temperature": 0.5, "proj_hidden_dim": None, "proj_dim": 128}
     assert simclr.data_sources == ("all",) and simclr.default_batch_size == 256
     moco = build_method("moco", "tiny", 10)
     assert moco.hparams() == {"temperature": 0.2, "momentum": 0.99, "queue_size": 4096, "proj_hidden_dim": 512,

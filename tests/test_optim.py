@@ -12,7 +12,7 @@ from ssl_course.methods import build_method
 from ssl_course.methods.base import OptimizerSpec
 from ssl_course.models import small_net
 from ssl_course.optim import LARS, OptimizerSettings, build_optimizer
-from ssl_course.train import TrainConfig, fit, optimizer_settings
+from ssl_course.train import TrainConfig, fit, lr_at, optimizer_settings
 
 
 def _model() -> nn.Module:
@@ -126,3 +126,38 @@ def test_the_engine_trains_with_lars_and_records_it(tiny_bundle):
     assert history.optimizers == {"main": {"name": "lars", "lr": 1.0, "weight_decay": method.default_weight_decay,
                                            "momentum": 0.9, "nesterov": True, "decay_biases_and_norms": False}}
     assert history.loss[-1] < history.loss[0]
+
+
+def test_the_schedule_shape_goes_from_start_through_peak_to_final_fraction():
+    # PAWS's official shape (suncet configs/paws/cifar10_train.yaml): start 0.8, peak 3.2, final 0.032
+    assert lr_at(0.0, 3.2, 0.1, 0.25, 0.01) == pytest.approx(0.8)
+    assert lr_at(0.05, 3.2, 0.1, 0.25, 0.01) == pytest.approx(2.0)          # half-way up the warm-up
+    assert lr_at(0.1, 3.2, 0.1, 0.25, 0.01) == pytest.approx(3.2)
+    assert lr_at(0.55, 3.2, 0.1, 0.25, 0.01) == pytest.approx((3.2 + 0.032) / 2)
+    assert lr_at(1.0, 3.2, 0.1, 0.25, 0.01) == pytest.approx(0.032)
+    values = [lr_at(p / 100, 3.2, 0.1, 0.25, 0.01) for p in range(10, 101)]
+    assert all(a >= b for a, b in zip(values, values[1:])) and min(values) == pytest.approx(0.032)
+    assert lr_at(0.3, 1.0, 0.1) == lr_at(0.3, 1.0, 0.1, 0.0, 0.0)         # the defaults are the usual shape
+
+
+def test_the_schedule_fractions_resolve_from_the_spec_then_the_method():
+    method = build_method("supervised", small_net(8), 10)
+    config = TrainConfig(max_steps=1)
+    assert optimizer_settings(method, OptimizerSpec([]), config, 0.1).final_lr_fraction == 0.0
+    spec = OptimizerSpec([], start_lr_fraction=0.25, final_lr_fraction=0.01)
+    settings = optimizer_settings(method, spec, config, 0.1)
+    assert (settings.start_lr_fraction, settings.final_lr_fraction) == (0.25, 0.01)
+    assert settings.record()["final_lr_fraction"] == 0.01
+    with pytest.raises(ValueError, match="final_lr_fraction must be in"):
+        OptimizerSpec([], final_lr_fraction=1.5)
+
+
+def test_the_engine_follows_a_methods_schedule_shape(tiny_bundle):
+    torch.manual_seed(0)
+    method = build_method("supervised", small_net(8), 10)
+    method.default_start_lr_fraction, method.default_final_lr_fraction = 0.25, 0.1   # instance override
+    history = fit(method, tiny_bundle, TrainConfig(max_steps=20, batch_size=32, lr=0.1, warmup_fraction=0.2,
+                                                   progress=False, monitor_every=0, log_every=1))
+    assert history.lr[0] == pytest.approx(0.025)          # logged at step 0: the start of the warm-up
+    assert min(history.lr) >= 0.01 - 1e-12 and max(history.lr) == pytest.approx(0.1)
+    assert history.optimizers["main"]["start_lr_fraction"] == 0.25

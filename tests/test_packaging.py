@@ -49,3 +49,15 @@ def test_readme_starts_with_the_two_commands_and_ci_calls_make_test():
     assert "make lab" in first_block and "make test" in first_block
     assert "make test" in (ROOT / ".ci" / "run").read_text()
     assert "conda env create -f environment.yml" in readme
+
+
+def test_every_registered_method_has_a_section_in_recipes_md():
+    import re
+    from pathlib import Path
+
+    from ssl_course.methods import method_names
+
+    text = (Path(__file__).resolve().parents[1] / "docs" / "RECIPES.md").read_text(encoding="utf-8")
+    headings = set(re.findall(r"^## (\w+)", text, flags=re.MULTILINE))
+    missing = [name for name in method_names() if name not in headings]
+    assert not missing, f"docs/RECIPES.md has no '## <name>' section for {missing}"

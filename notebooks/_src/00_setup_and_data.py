@@ -111,7 +111,8 @@ plt.show()
 # |---|---|---|
 # | `weak_augment` | reflect-pad 4, random 32×32 crop, horizontal flip | supervised, FixMatch's weak view |
 # | `contrastive_augment` | random resized crop, flip, colour jitter, grayscale | SimCLR, MoCo, SupCon, NNCLR, PAWS |
-# | `strong_augment` | RandAugment (2 random ops) + Cutout | FixMatch, FeatMatch |
+# | `strong_augment` | RandAugment (2 random ops) + Cutout | FeatMatch |
+# | `fixmatch_augment` | FixMatch's RandAugment (2 ops, each applied with probability 0.5) + Cutout | FixMatch's strong view |
 #
 # Each row below is one original image followed by four draws of each pipeline.
 

@@ -20,10 +20,15 @@ Pipelines (what the methods of the course use):
   on CIFAR).
 * :func:`multicrop_augment`: the same recipe with small crops (default 18x18 from scale
   0.3-0.75, PAWS's CIFAR-10 multi-crop setting).
-* :func:`strong_augment`: FixMatch's strong view. Flip + pad-crop, then RandAugment with
-  ``num_ops=2`` ops per image drawn uniformly (with replacement) from 14 ops with a random
-  magnitude per image and op, then Cutout: a 16x16 square (clipped at the border) at a random
-  position filled with gray 0.5 (FixMatch fills 127/255), which is ~0 after normalisation.
+* :func:`fixmatch_augment`: FixMatch's strong view as the reference PyTorch code
+  (kekmodel/FixMatch-pytorch ``RandAugmentMC(n=2, m=10)``): flip + pad-crop, two ops per image
+  from its 14-op pool, each applied with probability 0.5 at an integer magnitude 1..9 with that
+  pool's ranges, then its ``CutoutAbs(16)``. Used by FixMatch.
+* :func:`strong_augment`: a RandAugment with a continuous random magnitude and wider ranges
+  (enhance factors 0.1..1.9, the range of the same repository's *other* pool, ``my_augment_pool``
+  for ``RandAugmentPC``), every drawn op always applied, then Cutout: a 16x16 square (clipped at
+  the border) at a random position filled with gray 0.5, which is ~0 after normalisation. Used
+  by FeatMatch and the exercises.
 
 How the per-image randomness is batched: the random resized crop is axis-aligned, so it is
 separable: two small matrix products per image (``rows @ image @ columns^T``) give exactly the
@@ -69,6 +74,7 @@ __all__ = [
     "CIFAR10_MEAN",
     "CIFAR10_STD",
     "STRONG_OPS",
+    "FIXMATCH_OPS",
     "to_float01",
     "normalize",
     "denormalize",
@@ -76,6 +82,7 @@ __all__ = [
     "contrastive_augment",
     "multicrop_augment",
     "strong_augment",
+    "fixmatch_augment",
     "color_jitter",
     "random_grayscale",
     "cutout",
@@ -529,9 +536,10 @@ def multicrop_augment(x: Tensor, generator: torch.Generator | None = None, size:
 # Strong augmentation: RandAugment (FixMatch variant) + Cutout
 # --------------------------------------------------------------------------------------------
 # Each op maps float images [n,3,H,W] in [0,1] and a signed level [n] in [-1, 1] (the random
-# magnitude times a random sign) to new images. Unsigned ops use |level|. Ranges at |level|=1
-# follow FixMatch's RandAugment: enhance factors 0.1..1.9, rotate 30 deg, shear 0.3,
-# translate 30% of the size, posterize down to 4 bits, solarize threshold down to 0.
+# magnitude times a random sign) to new images. Unsigned ops use |level|. Ranges at |level|=1:
+# enhance factors 0.1..1.9 (kekmodel/FixMatch-pytorch's ``my_augment_pool``, not the
+# ``fixmatch_augment_pool`` of its RandAugmentMC: see fixmatch_augment below), rotate 30 deg,
+# shear 0.3, translate 30% of the size, posterize down to 4 bits, solarize threshold down to 0.
 
 def _affine(x: Tensor, matrix: Tensor, shift: Tensor) -> Tensor:
     """Sample ``x`` at ``matrix @ p + shift`` for each output position ``p`` (normalised coords).
@@ -695,7 +703,8 @@ def cutout(x: Tensor, generator: torch.Generator | None = None, size: int = 16, 
 def strong_augment(x: Tensor, generator: torch.Generator | None = None, num_ops: int = 2,
                    magnitude: float | None = None, pad: int = 4, flip: bool = True,
                    cutout_size: int = 16, ops: Sequence[str] | None = None) -> Tensor:
-    """FixMatch's strong augmentation: flip + pad-crop, RandAugment, Cutout.
+    """A strong augmentation: flip + pad-crop, RandAugment (every drawn op applied, continuous
+    magnitude), Cutout. FixMatch itself uses :func:`fixmatch_augment` (the reference's RandAugmentMC).
 
     Args:
         x: uint8 ``[B,3,H,W]`` (or float in [0,1]) on any device.
@@ -734,4 +743,190 @@ def strong_augment(x: Tensor, generator: torch.Generator | None = None, num_ops:
                 continue
             x = _on_selected(x, op_ids[:, k] == op_id, op, levels[:, k])
     x = cutout(x, generator, cutout_size)
+    return _normalize_(x)
+
+
+# --------------------------------------------------------------------------------------------
+# FixMatch's RandAugment as the reference PyTorch code (RandAugmentMC)
+# --------------------------------------------------------------------------------------------
+# Each op maps float images [n,3,H,W] in [0,1], an integer magnitude v [n] in 1..9 and a sign
+# [n] (+1/-1; used by the geometric ops only) to new images. Ranges at magnitude v follow
+# kekmodel/FixMatch-pytorch ``dataset/randaugment.py`` (``fixmatch_augment_pool``, with
+# ``PARAMETER_MAX = 10``): enhance factors 0.05 + 0.09 v, posterize to 4 + floor(0.4 v) bits,
+# solarize above 256 - floor(25.6 v), rotate 3 v degrees, shear 0.03 v, translate
+# int(0.03 v · 32) pixels. Geometry uses nearest-neighbour sampling and black fill, PIL's
+# defaults there; shears and translations are about the top-left corner, as PIL's affine
+# ``transform`` coefficients are.
+
+_MC_MAX_LEVEL = 10     # PARAMETER_MAX
+_MC_CUTOUT_FILL = 127 / 255
+
+
+def _mc_factor(v: Tensor) -> Tensor:
+    return 0.05 + 0.9 * v / _MC_MAX_LEVEL                               # 0.14 .. 0.86 for v in 1..9
+
+
+def _pil_affine(x: Tensor, coefficients: Tensor) -> Tensor:
+    """PIL's ``Image.transform(size, AFFINE, (a, b, c, d, e, f))`` with nearest sampling and black
+    fill: the output pixel centred at (x, y) (pixel units, origin at the top-left corner) takes the
+    input at (a x + b y + c, d x + e y + f). ``coefficients`` is ``[n, 6]``."""
+    n, _, h, w = x.shape
+    a, b, c, d, e, f = coefficients.unbind(1)
+    # in normalised coordinates (align_corners=False): u = (x_n + 1) w / 2, v = (y_n + 1) h / 2
+    theta = torch.stack([
+        torch.stack([a, b * h / w, (a + b * h / w - 1) + 2 * c / w], 1),
+        torch.stack([d * w / h, e, (d * w / h + e - 1) + 2 * f / h], 1),
+    ], 1)                                                               # [n, 2, 3]
+    grid = F.affine_grid(theta, [n, 3, h, w], align_corners=False)
+    return F.grid_sample(x, grid, mode="nearest", padding_mode="zeros", align_corners=False)
+
+
+def _mc_brightness(x: Tensor, v: Tensor, sign: Tensor) -> Tensor:
+    return _adjust_brightness(x, _mc_factor(v))
+
+
+def _mc_color(x: Tensor, v: Tensor, sign: Tensor) -> Tensor:
+    return _adjust_saturation(x, _mc_factor(v))
+
+
+def _mc_contrast(x: Tensor, v: Tensor, sign: Tensor) -> Tensor:
+    return _adjust_contrast(x, _mc_factor(v))
+
+
+def _mc_sharpness(x: Tensor, v: Tensor, sign: Tensor) -> Tensor:
+    return _adjust_sharpness(x, _mc_factor(v))
+
+
+def _mc_posterize(x: Tensor, v: Tensor, sign: Tensor) -> Tensor:
+    bits = 4 + torch.floor(4 * v / _MC_MAX_LEVEL)                        # 4 .. 7 bits
+    step = torch.pow(2.0, 8 - bits).view(-1, 1, 1, 1)
+    return torch.floor((x * 255).round() / step) * step / 255
+
+
+def _mc_solarize(x: Tensor, v: Tensor, sign: Tensor) -> Tensor:
+    threshold = (256 - torch.floor(256 * v / _MC_MAX_LEVEL)).view(-1, 1, 1, 1)   # PIL: invert >= threshold
+    return torch.where((x * 255).round() >= threshold, 1 - x, x)
+
+
+def _mc_rotate(x: Tensor, v: Tensor, sign: Tensor) -> Tensor:
+    n, _, h, w = x.shape
+    angle = torch.deg2rad(sign * torch.floor(30 * v / _MC_MAX_LEVEL))
+    cos, sin = torch.cos(angle), torch.sin(angle)
+    cx, cy = torch.full_like(cos, w / 2), torch.full_like(cos, h / 2)
+    # PIL's matrix for rotate(θ): (cos θ, -sin θ, ·, sin θ, cos θ, ·), centre kept in place
+    coefficients = torch.stack([cos, -sin, cx - cos * cx + sin * cy, sin, cos, cy - sin * cx - cos * cy], 1)
+    return _pil_affine(x, coefficients)
+
+
+def _mc_shear(axis: int) -> Callable[[Tensor, Tensor, Tensor], Tensor]:
+    def op(x: Tensor, v: Tensor, sign: Tensor) -> Tensor:
+        shear = sign * 0.3 * v / _MC_MAX_LEVEL
+        one, zero = torch.ones_like(shear), torch.zeros_like(shear)
+        rows = ([one, shear, zero, zero, one, zero] if axis == 0 else [one, zero, zero, shear, one, zero])
+        return _pil_affine(x, torch.stack(rows, 1))
+    return op
+
+
+def _mc_translate(axis: int) -> Callable[[Tensor, Tensor, Tensor], Tensor]:
+    def op(x: Tensor, v: Tensor, sign: Tensor) -> Tensor:
+        size = x.shape[3] if axis == 0 else x.shape[2]
+        pixels = torch.trunc(sign * 0.3 * v / _MC_MAX_LEVEL * size)      # int() of the signed value
+        one, zero = torch.ones_like(pixels), torch.zeros_like(pixels)
+        rows = ([one, zero, pixels, zero, one, zero] if axis == 0 else [one, zero, zero, zero, one, pixels])
+        return _pil_affine(x, torch.stack(rows, 1))
+    return op
+
+
+def _mc_unsigned(op: Callable[[Tensor, Tensor], Tensor]) -> Callable[[Tensor, Tensor, Tensor], Tensor]:
+    return lambda x, v, sign: op(x, v)
+
+
+#: ``RandAugmentMC``'s op pool, in ``fixmatch_augment_pool``'s order (name -> op(x, v, sign)).
+FIXMATCH_OPS: dict[str, Callable[[Tensor, Tensor, Tensor], Tensor]] = {
+    "autocontrast": _mc_unsigned(_op_autocontrast),
+    "brightness": _mc_brightness,
+    "color": _mc_color,
+    "contrast": _mc_contrast,
+    "equalize": _mc_unsigned(_op_equalize),
+    "identity": _mc_unsigned(_op_identity),
+    "posterize": _mc_posterize,
+    "rotate": _mc_rotate,
+    "sharpness": _mc_sharpness,
+    "shear_x": _mc_shear(0),
+    "shear_y": _mc_shear(1),
+    "solarize": _mc_solarize,
+    "translate_x": _mc_translate(0),
+    "translate_y": _mc_translate(1),
+}
+
+
+def cutout_abs(x: Tensor, generator: torch.Generator | None = None, size: int = 16,
+               fill: float = _MC_CUTOUT_FILL) -> Tensor:
+    """FixMatch-pytorch's ``CutoutAbs``: a gray square whose corner is ``max(0, c - size/2)`` for a
+    uniform centre ``c`` per axis, drawn by PIL's ``rectangle`` from that corner to ``corner + size``
+    *inclusive* (so ``size + 1`` pixels unless the image border clips it). Float images in [0, 1]."""
+    x = to_float01(x)
+    b, _, h, w = x.shape
+    if size <= 0:
+        return x
+    u = _rand((b, 2), generator, x.device)
+    top = (u[:, 0] * h - size / 2).clamp_min(0).floor()
+    left = (u[:, 1] * w - size / 2).clamp_min(0).floor()
+    ys = torch.arange(h, device=x.device)
+    xs = torch.arange(w, device=x.device)
+    in_rows = (ys >= top[:, None]) & (ys <= top[:, None] + size)                    # [B, H]
+    in_cols = (xs >= left[:, None]) & (xs <= left[:, None] + size)                  # [B, W]
+    hole = (in_rows[:, :, None] & in_cols[:, None, :]).unsqueeze(1).to(x.dtype)    # [B, 1, H, W]
+    return x.mul(1 - hole).add_(hole, alpha=fill)
+
+
+def fixmatch_randaugment_draws(b: int, num_ops: int, generator: torch.Generator | None, device: torch.device,
+                               num_choices: int = len(FIXMATCH_OPS)) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """The per-image random choices of :func:`fixmatch_augment`, each ``[B, num_ops]``:
+    op index (uniform over ``num_choices``, with replacement), magnitude ``v`` (uniform integer
+    in 1..9, ``np.random.randint(1, 10)``), applied (probability 0.5), sign (+1 / -1, p = 0.5)."""
+    u = _rand((b, 4 * num_ops), generator, device)
+    op_ids = (u[:, :num_ops] * num_choices).long().clamp_max(num_choices - 1)
+    v = 1 + (u[:, num_ops:2 * num_ops] * (_MC_MAX_LEVEL - 1)).floor().clamp_max(_MC_MAX_LEVEL - 2)
+    applied = u[:, 2 * num_ops:3 * num_ops] < 0.5
+    sign = torch.where(u[:, 3 * num_ops:] < 0.5, -1.0, 1.0)
+    return op_ids, v, applied, sign
+
+
+@torch.no_grad()
+def fixmatch_augment(x: Tensor, generator: torch.Generator | None = None, num_ops: int = 2, pad: int = 4,
+                     flip: bool = True, cutout_size: int = 16) -> Tensor:
+    """FixMatch's strong view as the reference PyTorch code: flip + reflect-pad crop, then
+    ``RandAugmentMC(n=2, m=10)``, then ``CutoutAbs(16)``.
+
+    Per image and for each of ``num_ops`` slots (:func:`fixmatch_randaugment_draws`): an op
+    drawn uniformly from the 14 of :data:`FIXMATCH_OPS`, an integer magnitude ``v`` in 1..9 and
+    a sign, and the op is applied with probability 0.5. Everything runs batched on ``x``'s
+    device; on a GPU no value is read back to the host (:func:`_on_selected`).
+
+    Source: kekmodel/FixMatch-pytorch, ``dataset/randaugment.py`` (``RandAugmentMC``,
+    ``fixmatch_augment_pool``, ``CutoutAbs``) and ``dataset/cifar.py`` (``TransformFixMatch``).
+
+    Args:
+        x: uint8 ``[B,3,H,W]`` (or float in [0,1]) on any device.
+        num_ops: ops per image (``n``).
+        pad, flip: the weak crop/flip applied first.
+        cutout_size: ``CutoutAbs``'s ``v`` in pixels (0 disables it).
+
+    Returns: normalised float32 ``[B,3,H,W]`` on ``x.device``.
+    """
+    _check_images(x)
+    if not isinstance(num_ops, int) or num_ops < 0:
+        raise ValueError(f"num_ops must be an int >= 0, got {num_ops!r}")
+    if not isinstance(cutout_size, int) or cutout_size < 0:
+        raise ValueError(f"cutout_size must be an int >= 0 (0 disables Cutout), got {cutout_size!r}")
+    pool = list(FIXMATCH_OPS.values())
+    x = to_float01(_pad_crop_flip(x, generator, pad, flip))
+    op_ids, v, applied, sign = fixmatch_randaugment_draws(x.shape[0], num_ops, generator, x.device)
+    for k in range(num_ops):
+        for op_id, op in enumerate(pool):
+            if op_id == 5:                                   # identity
+                continue
+            x = _on_selected(x, (op_ids[:, k] == op_id) & applied[:, k], op, v[:, k], sign[:, k])
+    x = cutout_abs(x, generator, cutout_size)
     return _normalize_(x)

@@ -44,6 +44,8 @@ class OptimizerSpec:
     nesterov: bool | None = None          # None: method.default_nesterov
     betas: tuple[float, float] = (0.9, 0.999)   # Adam/AdamW
     decay_biases_and_norms: bool | None = None  # weight decay (and LARS adaptation) on 1-D params; None: method default
+    start_lr_fraction: float | None = None  # warm-up starts at this × peak lr; None: method.default_start_lr_fraction
+    final_lr_fraction: float | None = None  # cosine ends at this × peak lr; None: method.default_final_lr_fraction
 
     def __post_init__(self) -> None:
         if self.optimizer is not None and self.optimizer not in OPTIMIZERS:
@@ -54,6 +56,10 @@ class OptimizerSpec:
             value = getattr(self, name)
             if value is not None and value < 0:
                 raise ValueError(f"{name} must be >= 0, got {value}")
+        for name in ("start_lr_fraction", "final_lr_fraction"):
+            value = getattr(self, name)
+            if value is not None and not 0 <= value <= 1:
+                raise ValueError(f"{name} must be in [0, 1] (a fraction of the peak lr), got {value}")
 
 
 @dataclass
@@ -106,7 +112,10 @@ class Method(nn.Module):
     Optimiser defaults (each overridable per update in :meth:`optimizer_specs`): ``default_optimizer``
     (``"sgd"``, ``"adamw"``, ``"adam"`` or ``"lars"``), ``default_momentum``, ``default_nesterov``
     and ``default_decay_biases_and_norms`` (``False``: biases and normalisation scales, the 1-D
-    parameters, get no weight decay and no LARS adaptation).
+    parameters, get no weight decay and no LARS adaptation). The schedule's shape: the warm-up
+    rises linearly from ``default_start_lr_fraction`` × peak to the peak, then a cosine falls to
+    ``default_final_lr_fraction`` × peak (0 and 0: the usual warm-up from zero and decay to zero;
+    PAWS's official schedule starts at 1/4 and ends at 1/100 of its peak).
 
     A method with several optimisers sets ``updates`` (e.g. ``("discriminator", "generator")``),
     returns one :class:`OptimizerSpec` per update from :meth:`optimizer_specs`, and overrides
@@ -127,6 +136,8 @@ class Method(nn.Module):
     default_momentum: ClassVar[float] = 0.9
     default_nesterov: ClassVar[bool] = True
     default_decay_biases_and_norms: ClassVar[bool] = False
+    default_start_lr_fraction: ClassVar[float] = 0.0
+    default_final_lr_fraction: ClassVar[float] = 0.0
     updates: ClassVar[tuple[str, ...]] = ("main",)   # the updates of one training step, in order
     default_batch_size: ClassVar[int] = 256
     default_unlabeled_ratio: ClassVar[int] = 7
@@ -164,6 +175,12 @@ class Method(nn.Module):
     def after_optimizer_step(self, step: StepInfo) -> None:
         """Momentum encoders and queues update here, after the weights moved (once per step, after
         every update)."""
+
+    def on_fit_start(self, data: DataBundle) -> None:
+        """Called by :func:`~ssl_course.train.fit` before the first step (and again on a resume),
+        with the data on the training device: settings that depend on the data, e.g. PAWS's support
+        images per class, which the labelled images per class bound. Must not create parameters
+        or change hyper-parameters (the run record and the optimisers are built from them)."""
 
     def on_epoch_end(self, epoch: int, data: DataBundle) -> None:
         """Per-epoch work, e.g. FeatMatch's k-means prototypes."""

@@ -97,8 +97,9 @@ class FeatMatch(Method):
     name = "featmatch"
     data_sources = ("labeled", "unlabeled")
     default_optimizer = "sgd"
-    default_lr = 0.1
-    default_weight_decay = 5e-4
+    default_lr = 0.08                 # official 0.04 at bsu = 128 (config/cifar10/*.json), per 256 here
+    default_momentum = 0.95           # official "mom"
+    default_weight_decay = 2e-4       # official "weight_decay"
     default_batch_size = 128          # unlabelled images per step (official bsu = 128)
     default_unlabeled_ratio = 2       # labelled = 64 (official bsl = 64)
     has_classifier = True

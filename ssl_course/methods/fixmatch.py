@@ -4,7 +4,8 @@ Algorithm box (per step), following ``google-research/fixmatch`` (``fixmatch.py`
 PyTorch port ``kekmodel/FixMatch-pytorch`` (``train.py``):
 
 1. a weak view (pad-crop + flip) of each of the :math:`B` labelled images; a weak and a strong
-   view (RandAugment + Cutout) of each of the :math:`\mu B` unlabelled images;
+   view (:func:`ssl_course.data.augment.fixmatch_augment`: ``RandAugmentMC(n=2, m=10)`` + Cutout,
+   as ``kekmodel/FixMatch-pytorch``) of each of the :math:`\mu B` unlabelled images;
 2. **one** forward pass over the concatenation ``[labelled weak | unlabelled weak | unlabelled
    strong]``. The official code splits the batch into chunks and *interleaves* them so that
    every BN batch on every accelerator sees labelled and unlabelled images in the same mix; on one
@@ -21,7 +22,12 @@ momentum 0.9, lr 0.03, weight decay 5e-4. The engine's schedule is warm-up + cos
 official one is :math:`\eta \cos(7\pi k / 16K)` without warm-up (it ends at 0.2·lr, not 0).
 
 Evaluation uses an **exponential moving average** of the weights (decay 0.999), as the official
-code does (:class:`EmaCopy`); ``ema_decay=0`` evaluates the trained weights instead.
+code does (:class:`EmaCopy`); ``ema_decay=0`` evaluates the trained weights instead. The EMA copy
+takes its batch-norm statistics from the live model, whose BN momentum the official code sets to
+0.001 (``kekmodel/FixMatch-pytorch`` ``models/wideresnet.py``, every ``BatchNorm2d``).
+``bn_momentum=0.001`` reproduces it; the default (``None``) keeps
+PyTorch's 0.1, because after a few hundred steps a 0.001 average still holds most of the
+initial statistics (0.999^500 ≈ 0.61) and the evaluated model would be normalised wrongly.
 
 Monitoring, never training: ``Batch.unlabeled_true_labels`` holds the hidden labels of the
 unlabelled images. This method reads them **only to log** how many pseudo-labels are right
@@ -38,7 +44,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ssl_course.data.augment import strong_augment, weak_augment
+from ssl_course.data.augment import fixmatch_augment, weak_augment
 from ssl_course.losses import fixmatch_loss
 
 from . import register
@@ -97,6 +103,19 @@ class EmaCopy(nn.Module):
                 kept.copy_(current)
 
 
+def set_batch_norm_momentum(modules: Sequence[nn.Module], momentum: float | None) -> None:
+    """Set the running-statistics momentum of every batch norm in ``modules`` (PyTorch's
+    convention: ``running = (1 - momentum)·running + momentum·batch``); ``None`` leaves them."""
+    if momentum is None:
+        return
+    if not 0.0 < momentum <= 1.0:
+        raise ValueError(f"bn_momentum must be in (0, 1] or None (keep the backbone's), got {momentum}")
+    for module in modules:
+        for layer in module.modules():
+            if isinstance(layer, nn.modules.batchnorm._BatchNorm):
+                layer.momentum = float(momentum)
+
+
 class EmaEvaluation:
     """Mixin for a ``Method`` with ``backbone``, ``classifier`` and ``ema`` (an :class:`EmaCopy` or
     None): updates the average after every optimiser step and evaluates with it."""
@@ -134,7 +153,7 @@ class FixMatch(EmaEvaluation, Method):
     has_classifier = True
 
     def __init__(self, backbone: nn.Module, num_classes: int, threshold: float = 0.95, lambda_u: float = 1.0,
-                 ema_decay: float = 0.999) -> None:
+                 ema_decay: float = 0.999, bn_momentum: float | None = None) -> None:
         super().__init__(backbone, num_classes)
         if not 0.0 <= threshold <= 1.0:
             raise ValueError(f"threshold must be in [0, 1], got {threshold}")
@@ -146,6 +165,8 @@ class FixMatch(EmaEvaluation, Method):
         self.threshold = float(threshold)
         self.lambda_u = float(lambda_u)
         self.ema_decay = float(ema_decay)
+        self.bn_momentum = bn_momentum
+        set_batch_norm_momentum([self.backbone], bn_momentum)
         self.ema = EmaCopy([self.backbone, self.classifier], ema_decay) if ema_decay > 0 else None
 
     def training_step(self, batch: Batch, step: StepInfo) -> StepOutput:
@@ -153,7 +174,7 @@ class FixMatch(EmaEvaluation, Method):
         # 1. views: weak labelled, weak + strong unlabelled (all drawn from the step's generator)
         views = torch.cat([weak_augment(batch.labeled_images, generator=batch.generator),
                            weak_augment(batch.unlabeled_images, generator=batch.generator),
-                           strong_augment(batch.unlabeled_images, generator=batch.generator)])
+                           fixmatch_augment(batch.unlabeled_images, generator=batch.generator)])
         # 2. one forward pass over the concatenation (batch norm sees labelled and unlabelled together)
         logits = self.classifier(self.backbone(views)).float()
         logits_x = logits[:num_labeled]

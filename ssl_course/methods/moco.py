@@ -24,6 +24,13 @@ Checkpoints: the key encoder's weights, the queue ``[K, D]`` and its pointer are
 buffers of this module, so ``state_dict()`` holds them and a resumed run continues exactly. The
 queue may be any size: writing wraps around its end, so unlike the official code ``K`` need not
 be a multiple of the batch size.
+
+Recipe: MoCo v2's optimisation (facebookresearch/moco ``main_moco.py`` with ``--mlp --moco-t 0.2
+--aug-plus --cos``: SGD, momentum 0.9, no Nesterov, lr 0.03 per 256 images, weight decay 1e-4,
+cosine decay; MLP head, :math:`\tau = 0.2`) with the CIFAR-scale dictionary of the official CIFAR
+demo (``colab/moco_cifar10_demo.ipynb``: :math:`K = 4096`, :math:`m = 0.99`, split BN in 8 groups).
+The demo's own learning rate, 0.06, is for a batch of 512, i.e. the same 0.03 per 256 images.
+Every difference is listed in ``docs/RECIPES.md``.
 """
 from __future__ import annotations
 
@@ -141,9 +148,11 @@ class MoCo(Method):
 
     name = "moco"
     data_sources = ("all",)          # self-supervised on every training image, labels unused
-    default_optimizer = "sgd"
-    default_lr = 0.06                # per 256 images (the engine scales it): the CIFAR demo's lr at batch 256
-    default_weight_decay = 5e-4
+    default_optimizer = "sgd"        # MoCo v2 (main_moco.py): SGD, momentum 0.9, no Nesterov
+    default_nesterov = False
+    default_lr = 0.03                # per 256 images (the engine scales it): MoCo v2's 0.03 at batch 256,
+                                     # the same per image as the CIFAR demo's 0.06 at batch 512
+    default_weight_decay = 1e-4      # MoCo v2 (the CIFAR demo: 5e-4)
     default_batch_size = 256
 
     def __init__(self, backbone: nn.Module, num_classes: int, temperature: float = 0.2, momentum: float = 0.99,

@@ -22,10 +22,12 @@ How this file maps the official CIFAR-10 recipe onto the course's engine
   optional 4×-bottleneck prediction head (``use_pred_head``: off in the CIFAR-10 config, on for
   ImageNet). Anchors (views and supports that receive gradients) are the prediction-head outputs
   when there is one, else the projections; targets are the projections, detached
-  (``target_support_embeddings`` in :func:`ssl_course.losses.paws`). One official quirk is *not*
-  copied: with the wide ResNet and no prediction head, ``suncet``'s ``_forward_backbone`` returns
-  the pre-projection backbone features as "before head", so there the targets live in another
-  space than the anchors. Here both live in the projection space.
+  (``target_support_embeddings`` in :func:`ssl_course.losses.paws`). As in the official code:
+  ``suncet``'s encoder applies ``fc`` (the projection head) inside ``_forward_backbone`` and only
+  the prediction head in ``_forward_head``, so ``h`` ("before head") is the projection and,
+  without a prediction head, ``z = h`` (as the comment above ``encoder(imgs,
+  return_before_head=True)`` in ``src/paws_train.py`` says). Targets are projections, never
+  pre-projection backbone features.
 * **Support batch.** The engine draws a labelled batch each step, but not a class-balanced one,
   and the method never sees the whole labelled set before training starts. So the method keeps
   a small **labelled memory** (registered buffers, hence in checkpoints): up to
@@ -35,8 +37,13 @@ How this file maps the official CIFAR-10 recipe onto the course's engine
   probability). The support batch is drawn from that memory with
   :func:`ssl_course.data.class_balanced_batch`: ``support_per_class`` images of every class, each
   seen in ``support_views`` augmented views, with the official label smoothing (0.1).
-  Default 8 per class × 10 classes × 2 views = 160 supports; the official CIFAR-10 run uses
-  64 per class (1280 supports with 4000 labels), which costs about twice as much per step.
+  ``support_per_class=None`` (the default) uses the official 64 per class (``cifar10_train.yaml``:
+  ``supervised_imgs_per_class: 64``; 1280 supports with 4000 labels) when the labels allow, and
+  otherwise the labelled count of the class with the fewest labels (25 with 250 labels), so that
+  no support image is repeated; :meth:`on_fit_start` reads that count from the data before the
+  first step. Supports are the costliest part of a step: on a CPU (``tiny`` backbone, batch 128)
+  a step took 0.44 s with 8 per class and 0.85 s with 32 (``benchmarks/figures/scaling_cpu.csv``);
+  pass a small ``support_per_class`` for quick runs.
   A class not yet in memory (only possible in the first steps) is left out of that step's
   support batch.
 * **Views.** Two global views per unlabelled image (:func:`contrastive_augment`, crop scale
@@ -48,13 +55,15 @@ How this file maps the official CIFAR-10 recipe onto the course's engine
   (``target_views = cat([view2, view1])`` in ``paws_train.py``).
 * **Loss in float32** (the official code disables autocast for the loss): the SNN softmax with
   ``τ = 0.1`` is too sharp for bfloat16.
-* **Optimiser.** The official run uses LARS with lr 3.2 (``cifar10_train.yaml``, unlabelled batch
-  256), 10 warm-up epochs and 600 epochs in total; the course engine has no LARS, so plain SGD + Nesterov with a smaller
-  learning rate is used here (``default_lr``), with the official weight decay. Too large a
-  learning rate collapses every embedding onto one point: the SNN prediction is then uniform for
-  every view and ``paws_xent + me_max`` sits at 0 (``log K - log K``). ``default_lr`` is the
-  largest rate that did not collapse in short runs on the synthetic data (``benchmarks/RESULTS.md``,
-  "Notes moved out of docstrings").
+* **Optimiser.** As the official run (``cifar10_train.yaml``, ``src/utils.py``'s
+  ``init_opt`` and ``WarmupCosineSchedule``): LARS, momentum 0.9, no Nesterov, weight decay 1e-6,
+  biases and batch-norm parameters excluded from decay and adaptation (``LARS_exclude``), peak lr
+  3.2 at an unlabelled batch of 256 (``default_lr``, scaled linearly by the engine), the warm-up
+  starting at 0.8 (``default_start_lr_fraction`` = 1/4 of the peak) and the cosine ending at 0.032
+  (``default_final_lr_fraction`` = 1/100). The warm-up length is the engine's (5 % of the budget;
+  official: 10 of 600 epochs). Too large a learning rate collapses every embedding onto one point:
+  the SNN prediction is then uniform for every view and ``paws_xent + me_max`` sits at 0
+  (``log K - log K``).
 
 Evaluation
 ----------
@@ -103,6 +112,10 @@ def smoothed_one_hot(classes: torch.Tensor, num_classes: int, smoothing: float) 
     return F.one_hot(classes, num_classes).float() * (1.0 - smoothing) + smoothing / num_classes
 
 
+#: Support images per class in the official CIFAR-10 run (``supervised_imgs_per_class``).
+OFFICIAL_SUPPORT_PER_CLASS = 64
+
+
 @register
 class PAWS(Method):
     """Backbone + projection head (+ optional prediction head) trained with the PAWS loss.
@@ -112,7 +125,8 @@ class PAWS(Method):
         num_classes: number of classes ``C``.
         output_dim: size of the projection (official: 128).
         use_pred_head: add the official prediction head (CIFAR-10 config: off).
-        support_per_class: labelled images per class in each step's support batch.
+        support_per_class: labelled images per class in each step's support batch; ``None``: the
+            official 64, or fewer when a class has fewer labelled images (see :meth:`on_fit_start`).
         support_views: augmented views of each support image (official: 2).
         multicrop: small crops per unlabelled image (official CIFAR-10: 6; 0 disables them).
         temperature: SNN temperature ``τ`` (official: 0.1), also used at evaluation.
@@ -126,20 +140,27 @@ class PAWS(Method):
 
     name = "paws"
     data_sources = ("labeled", "unlabeled")
-    default_optimizer = "sgd"
-    default_lr = 0.25
+    default_optimizer = "lars"          # official: LARS, momentum 0.9, no Nesterov
+    default_nesterov = False
+    default_lr = 3.2                    # official peak lr at an unlabelled batch of 256
+    default_start_lr_fraction = 0.25    # official start_lr 0.8 = 3.2 / 4
+    default_final_lr_fraction = 0.01    # official final_lr 0.032 = 3.2 / 100
     default_weight_decay = 1e-6
     default_batch_size = 256
     default_unlabeled_ratio = 1
     has_classifier = True
 
     def __init__(self, backbone: nn.Module, num_classes: int, output_dim: int = 128, use_pred_head: bool = False,
-                 support_per_class: int = 8, support_views: int = 2, multicrop: int = 6,
+                 support_per_class: int | None = None, support_views: int = 2, multicrop: int = 6,
                  temperature: float = 0.1, sharpen_temperature: float = 0.25, me_max: bool = True,
                  label_smoothing: float = 0.1, color_jitter_strength: float = 0.5,
                  memory_per_class: int = 64, image_size: int = 32) -> None:
         super().__init__(backbone, num_classes)
-        for name, value in (("output_dim", output_dim), ("support_per_class", support_per_class),
+        if support_per_class is not None and (isinstance(support_per_class, bool)
+                                              or not isinstance(support_per_class, int) or support_per_class < 1):
+            raise ValueError(f"support_per_class must be a positive int or None (the official 64, "
+                             f"capped by the labels), got {support_per_class!r}")
+        for name, value in (("output_dim", output_dim),
                             ("support_views", support_views), ("memory_per_class", memory_per_class),
                             ("image_size", image_size)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -149,7 +170,8 @@ class PAWS(Method):
         if use_pred_head and output_dim < 4:
             raise ValueError(f"the prediction head needs output_dim >= 4 (a 4x bottleneck), got {output_dim}")
         if not temperature > 0 or not sharpen_temperature > 0:
-            raise ValueError(f"temperature and sharpen_temperature must be > 0, got {temperature}, {sharpen_temperature}")
+            raise ValueError("temperature and sharpen_temperature must be > 0, "
+                             f"got {temperature}, {sharpen_temperature}")
         if not 0.0 <= label_smoothing < 1.0:
             raise ValueError(f"label_smoothing must be in [0, 1), got {label_smoothing}")
         if not color_jitter_strength >= 0:
@@ -159,6 +181,8 @@ class PAWS(Method):
         self.output_dim = output_dim
         self.use_pred_head = bool(use_pred_head)
         self.support_per_class = support_per_class
+        # what a step draws: set from the labels by on_fit_start when support_per_class is None
+        self.supports_in_use = support_per_class or min(OFFICIAL_SUPPORT_PER_CLASS, memory_per_class)
         self.support_views = support_views
         self.multicrop = multicrop
         self.temperature = float(temperature)
@@ -190,9 +214,18 @@ class PAWS(Method):
         """Write labelled ``uint8`` images into the labelled memory (:meth:`LabeledMemory.remember`)."""
         self.memory.remember(images, labels)
 
+    def on_fit_start(self, data) -> None:
+        """With ``support_per_class=None``: the official 64 supports per class, or the labelled count
+        of the class with the fewest labels when that is smaller (and at most ``memory_per_class``)."""
+        if self.support_per_class is not None:
+            return
+        labels = data.train_labels[data.labeled_idx]
+        fewest = int(torch.bincount(labels.long(), minlength=self.num_classes).min())
+        self.supports_in_use = max(1, min(OFFICIAL_SUPPORT_PER_CLASS, self.memory_per_class, fewest))
+
     def draw_support(self, generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """A class-balanced support batch from the memory: ``uint8 [S,3,H,W]`` and classes ``[S]``."""
-        return self.memory.draw(self.support_per_class, generator)
+        return self.memory.draw(self.supports_in_use, generator)
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs) -> None:
         # Checkpoints written before the memory became a submodule name its buffers memory_<name>.
@@ -247,7 +280,8 @@ class PAWS(Method):
 
         # 5. Logs: how often the (hidden) label of an unlabelled image agrees with its target's
         #    arg-max — read only for monitoring, never used for training.
-        logs: dict[str, torch.Tensor | float] = {"paws_xent": cross_entropy.detach(), "me_max": me_max_term.detach()}
+        logs: dict[str, torch.Tensor | float] = {"paws_xent": cross_entropy.detach(), "me_max": me_max_term.detach(),
+                                                 "supports_per_class": float(self.supports_in_use)}
         if batch.unlabeled_true_labels is not None:
             with torch.no_grad():
                 targets = snn(target_views[:size], h[:num_support].detach().float(), support_labels.to(z.device),

@@ -19,6 +19,11 @@ Conventions:
   original images, so the network sees ``4 × batch_size`` images per step.
 * The flip is applied before the rotation. Flipping *after* a 90° rotation would turn it into
   a flipped 270° rotation, and the label would depend on an orientation the network cannot see.
+* Optimiser as RotNet's CIFAR config (``config/CIFAR10_RotNet_NIN4blocks.py`` and
+  ``algorithms/Algorithm.py`` in gidariss/FeatureLearningRotNet): SGD, lr 0.1 at batch 128,
+  momentum 0.9, Nesterov, weight decay 5e-4 on every parameter (biases and batch-norm scales
+  too). The official step schedule (×0.2 at epochs 60, 120, 160 of 200) is replaced by the
+  engine's warm-up + cosine.
 * Evaluation (kNN, linear probe) uses the pooled backbone features. The paper notes that the last
   layers specialise on the pretext task and that middle blocks transfer best; with the course's
   small backbone the pooled output is the only feature the engine evaluates.
@@ -46,6 +51,8 @@ class Rotation(Method):
     default_optimizer = "sgd"
     default_lr = 0.1            # RotNet's CIFAR setting: SGD, lr 0.1, momentum 0.9, wd 5e-4, batch 128
     default_weight_decay = 5e-4
+    default_nesterov = True     # RotNet's CIFAR config sets nesterov=True
+    default_decay_biases_and_norms = True   # RotNet's SGD decays every parameter, biases and BN included
     default_batch_size = 128    # original images; 4 × 128 = 512 rotated images per step
 
     def __init__(self, backbone: nn.Module, num_classes: int) -> None:

@@ -54,6 +54,7 @@ class SelfCon(Method):
     data_sources = ("labeled",)
     default_lr = 0.125
     default_weight_decay = 1e-4
+    default_nesterov = False      # SelfCon's code (built on SupContrast): SGD with momentum, no Nesterov
     default_batch_size = 256
 
     def __init__(self, backbone: nn.Module, num_classes: int, temperature: float = 0.1,

@@ -53,6 +53,7 @@ class SupCon(Method):
     data_sources = ("labeled",)
     default_lr = 0.125            # SupContrast: 0.5 at batch 1024
     default_weight_decay = 1e-4
+    default_nesterov = False      # SupContrast's set_optimizer: SGD with momentum, no Nesterov
     default_batch_size = 256
 
     def __init__(self, backbone: nn.Module, num_classes: int, temperature: float = 0.1,
