@@ -445,7 +445,8 @@ def fixmatch_loss(
         m_b = \mathbb{1}\big[\max_k q_{bk} \ge \tau\big],
 
     .. math::
-        \mathcal{L}_u = \frac{1}{N} \sum_{b=1}^{N} m_b \, H\big(\hat y_b, \operatorname{softmax}(z^{\text{strong}}_b)\big)
+        \mathcal{L}_u = \frac{1}{N} \sum_{b=1}^{N} m_b \,
+            H\big(\hat y_b, \operatorname{softmax}(z^{\text{strong}}_b)\big)
 
     The average is over **all** N unlabelled samples, not only the confident ones, so the loss
     scale grows as more samples pass the threshold (``google-research/fixmatch`` ``fixmatch.py``:
@@ -592,7 +593,8 @@ def _check_paws_args(anchor_views: Tensor, target_views: Tensor, support_labels:
         if anchor_views.shape[0] != num_targets:
             raise ValueError(
                 f"with multicrop=0, anchor_views ({anchor_views.shape[0]} rows) and target_views "
-                f"({num_targets} rows) must have the same number of rows: row i of target_views is the target of anchor i"
+                f"({num_targets} rows) must have the same number of rows: row i of target_views is the "
+                "target of anchor i"
             )
     else:
         if num_targets % 2 != 0:
@@ -631,7 +633,8 @@ def _check_mixmatch_guess_labels_args(logits_per_augmentation: Tensor | Sequence
                     f"all augmentations must have the same shape, got {tuple(logits_per_augmentation[0].shape)} "
                     f"and {tuple(logits.shape)} (index {index})"
                 )
-            check_same_device_dtype_all(first=logits_per_augmentation[0], **{f"logits_per_augmentation[{index}]": logits})
+            check_same_device_dtype_all(first=logits_per_augmentation[0],
+                                        **{f"logits_per_augmentation[{index}]": logits})
         return torch.stack(list(logits_per_augmentation), dim=0), check_positive("T", T)
     check_floating("logits_per_augmentation", logits_per_augmentation)
     if logits_per_augmentation.ndim != 3:
@@ -668,7 +671,8 @@ def _check_mixup_args(x1: Tensor, p1: Tensor, x2: Tensor, p2: Tensor, lam: float
         if lam.ndim == 0:
             lam = lam.reshape(1).expand(batch_size)
         elif lam.ndim != 1 or lam.shape[0] != batch_size:
-            raise ValueError(f"lam must be a float, a 0-d tensor or a [N={batch_size}] tensor, got shape {tuple(lam.shape)}")
+            raise ValueError(f"lam must be a float, a 0-d tensor or a [N={batch_size}] tensor, "
+                             f"got shape {tuple(lam.shape)}")
         if value_checks_enabled() and bool(((lam < 0) | (lam > 1)).any()):
             raise ValueError("every lam must lie in [0, 1]")
         return lam.to(device=x1.device, dtype=x1.dtype)
@@ -680,13 +684,15 @@ def _check_mixmatch_loss_args(logits_x: Tensor, targets_x: Tensor, logits_u: Ten
     check_matrix("logits_u", logits_u, "[N_u, C]")
     check_matrix("targets_u", targets_u, "[N_u, C]")
     if logits_u.shape != targets_u.shape:
-        raise ValueError(f"logits_u {tuple(logits_u.shape)} and targets_u {tuple(targets_u.shape)} must have the same shape")
+        raise ValueError(f"logits_u {tuple(logits_u.shape)} and targets_u {tuple(targets_u.shape)} "
+                         "must have the same shape")
     check_same_device_dtype_all(logits_u=logits_u, targets_u=targets_u)
     check_probability_rows("targets_u", targets_u)
     check_matrix("logits_x", logits_x, "[N_x, C]")
     check_matrix("targets_x", targets_x, "[N_x, C]")
     if logits_x.shape != targets_x.shape:
-        raise ValueError(f"logits_x {tuple(logits_x.shape)} and targets_x {tuple(targets_x.shape)} must have the same shape")
+        raise ValueError(f"logits_x {tuple(logits_x.shape)} and targets_x {tuple(targets_x.shape)} "
+                         "must have the same shape")
     check_same_device_dtype_all(logits_x=logits_x, targets_x=targets_x, logits_u=logits_u)
     check_probability_rows("targets_x", targets_x)
     if logits_x.shape[1] != logits_u.shape[1]:

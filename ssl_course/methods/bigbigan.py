@@ -70,7 +70,8 @@ class BigBiGAN(Method):
                             ("discriminator_width", discriminator_width), ("hidden_dim", hidden_dim)):
             _check_positive_int(name, value)
         self.z_dim = z_dim
-        self.generator_width, self.discriminator_width, self.hidden_dim = generator_width, discriminator_width, hidden_dim
+        self.generator_width, self.discriminator_width = generator_width, discriminator_width
+        self.hidden_dim = hidden_dim
         self.latent_head = LatentHead(backbone.feature_dim, z_dim, hidden_dim)
         self.generator = Generator(z_dim, generator_width)
         self.discriminator = JointDiscriminator(z_dim, discriminator_width, hidden_dim)

@@ -119,7 +119,8 @@ class FeatMatch(Method):
         if not 0.0 <= ramp_fraction <= 1.0:
             raise ValueError(f"ramp_fraction must be in [0, 1], got {ramp_fraction}")
         if not sharpen_temperature > 0 or not mixup_alpha > 0:
-            raise ValueError(f"sharpen_temperature and mixup_alpha must be > 0, got {sharpen_temperature}, {mixup_alpha}")
+            raise ValueError(f"sharpen_temperature and mixup_alpha must be > 0, "
+                             f"got {sharpen_temperature}, {mixup_alpha}")
         if lambda_g < 0 or lambda_f < 0:
             raise ValueError(f"lambda_g and lambda_f must be >= 0, got {lambda_g}, {lambda_f}")
         if not 0.0 < confidence_threshold < 1.0:
@@ -256,7 +257,8 @@ class FeatMatch(Method):
         self.refresh_prototypes(data, seed=epoch)
 
     # ------------------------------------------------------------------ training ------------------
-    def _mixup_draw(self, generator: torch.Generator, size: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    def _mixup_draw(self, generator: torch.Generator, size: int,
+                    device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
         """One ``λ ~ Beta(α, α)`` (a 0-d tensor on ``device``) and a permutation, both from the
         step's generator, so a resumed run mixes exactly as an uninterrupted one. λ stays on the
         device (:func:`beta_sample`): reading it back would stall a GPU step."""
