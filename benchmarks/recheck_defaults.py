@@ -26,23 +26,12 @@ from ssl_course.train import TrainConfig, fit
 
 
 def validation_bundle(num_labels: int, train_subset: int | None, val_per_class: int, seed: int = 0,
-                      dataset: str = "cifar10"):
-    """A bundle with a class-balanced validation split held out of the training images, in the test slot."""
+                      dataset: str = "cifar10", num_classes: int = 10):
+    """A bundle whose test slot holds the library's class-balanced validation split
+    (``make_bundle(val_size=...)``): images held out of training, never the test set."""
     data = make_bundle(dataset, num_labels=num_labels, seed=seed, device="cpu", train_subset=train_subset,
-                       test_subset=100)
-    generator = torch.Generator().manual_seed(1234)
-    unlabeled = data.unlabeled_idx
-    val = torch.cat([unlabeled[data.train_labels[unlabeled] == c][
-        torch.randperm(int((data.train_labels[unlabeled] == c).sum()), generator=generator)[:val_per_class]]
-        for c in range(data.num_classes)])
-    keep = torch.ones(len(data.train_labels), dtype=torch.bool)
-    keep[val] = False
-    new_index = torch.cumsum(keep.long(), 0) - 1                     # old training index -> new one
-    unlabeled_kept = unlabeled[keep[unlabeled]]
-    return dataclasses.replace(
-        data, train_images=data.train_images[keep], train_labels=data.train_labels[keep],
-        test_images=data.train_images[val], test_labels=data.train_labels[val],
-        labeled_idx=new_index[data.labeled_idx], unlabeled_idx=new_index[unlabeled_kept])
+                       test_subset=100, val_size=val_per_class * num_classes)
+    return dataclasses.replace(data, test_images=data.val_images, test_labels=data.val_labels)
 
 
 def parse_value(text: str):

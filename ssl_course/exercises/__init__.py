@@ -18,7 +18,7 @@ from .contrastive import (
     check_supcon,
 )
 from .featmatch import check_attention_weights, check_featmatch_pseudo_labels, check_kmeans_step
-from .momentum import check_momentum_update
+from .momentum import check_momentum_update, reference_momentum_update
 from .nce import check_cpc_info_nce, check_nce_loss, nce_loss_reference
 from .paws import check_paws_loss
 from .pretext import check_colorization_loss
@@ -45,6 +45,7 @@ __all__ = [
     "check_rotate_batch",
     # momentum
     "check_momentum_update",
+    "reference_momentum_update",
     # pretext
     "check_colorization_loss",
     # transformation
@@ -58,11 +59,6 @@ __all__ = [
     "check_nce_loss",
     "check_cpc_info_nce",
     "nce_loss_reference",
-    # pretext
-    "check_colorization_loss",
-    # transformation (AET / En-AET)
-    "check_aet_loss",
-    "check_transformation_consistency",
     # paws
     "check_paws_loss",
     # semi_supervised
@@ -72,7 +68,4 @@ __all__ = [
     "check_mixup",
     "check_fixmatch_mask",
     "check_fixmatch_loss",
-    # transformation
-    "check_aet_loss",
-    "check_transformation_consistency",
 ]
