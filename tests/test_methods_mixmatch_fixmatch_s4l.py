@@ -285,4 +285,5 @@ def test_cli_smoke(tmp_path, capsys, name):
     assert code == 0
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["method"] == name and metrics["steps"] == 5 and 0.0 <= metrics["test_accuracy"] <= 1.0
-    assert json.loads(next(line for line in capsys.readouterr().out.splitlines() if line.startswith("{")))["test_accuracy"] == metrics["test_accuracy"]
+    printed = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("{"))
+    assert json.loads(printed)["test_accuracy"] == metrics["test_accuracy"]

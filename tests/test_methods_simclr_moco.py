@@ -249,4 +249,5 @@ def test_cli_trains_moco_and_writes_metrics(tmp_path, capsys):
     assert metrics["method"] == "moco" and metrics["steps"] == 5
     assert metrics["hparams"]["queue_size"] == 100 and metrics["hparams"]["symmetric"] is True
     assert 0.0 <= metrics["knn_accuracy"] <= 1.0 and 0.0 <= metrics["test_accuracy"] <= 1.0
-    assert json.loads(next(line for line in capsys.readouterr().out.splitlines() if line.startswith("{")))["test_accuracy"] == metrics["test_accuracy"]
+    printed = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("{"))
+    assert json.loads(printed)["test_accuracy"] == metrics["test_accuracy"]
