@@ -47,7 +47,7 @@ extensions = ["myst_nb", "sphinx.ext.autodoc", "sphinx.ext.autosummary", "sphinx
               "sphinx.ext.mathjax", "sphinx.ext.viewcode"]
 root_doc = "README"
 include_patterns = ["README.md", "notebooks/[0-9]*.ipynb", "docs/*.md", "docs/site/*.md", "docs/site/api/*.rst",
-                    "data/README.md",
+                    "data/README.md", "notebooks/solutions/*.md",
                     "benchmarks/RESULTS.md"]
 exclude_patterns = ["_build", ".venv", "**/.ipynb_checkpoints"]
 
@@ -83,7 +83,7 @@ suppress_warnings = ["image.nonlocal_uri", "myst.header"]
 # holds no Sphinx directive: the table of contents is added to it while the site builds).
 NOTEBOOKS = sorted(path.stem for path in (ROOT / "notebooks").glob("[0-9]*.ipynb"))
 DOCS = ["docs/site/api", "docs/ARCHITECTURE", "docs/RECIPES", "docs/CONTRIBUTING", "docs/NOTEBOOK_SHAPE",
-        "data/README", "benchmarks/RESULTS"]
+        "data/README", "benchmarks/RESULTS", "notebooks/solutions/ANSWERS", "notebooks/solutions/ANSWERS_07_11"]
 
 
 def _toctree(caption: str, pages: list[str]) -> str:
