@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import random
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +26,11 @@ SMOKE_ENV = "SSL_COURSE_SMOKE"
 
 _DEVICE_ORDER = ("cuda", "mps", "cpu")
 
+#: Environment variable that switches every notebook between learn, present and record mode
+#: (:mod:`ssl_course.reference` explains them).
+MODE_ENV = "SSL_COURSE_MODE"
+MODES = ("learn", "present", "record")
+
 
 def data_root() -> Path:
     """The data folder: ``$SSL_COURSE_DATA`` if set, else ``<repo>/data``."""
@@ -37,8 +43,20 @@ def smoke() -> bool:
     return os.environ.get(SMOKE_ENV, "").strip().lower() in {"1", "true", "yes", "on"}
 
 
+def mode() -> str:
+    """The course mode: ``learn`` (default), ``present`` or ``record``, from ``$SSL_COURSE_MODE``."""
+    value = os.environ.get(MODE_ENV, "").strip().lower() or "learn"
+    if value not in MODES:
+        raise ValueError(f"{MODE_ENV}={value!r} is not a mode: choose one of {list(MODES)} "
+                         "(or leave it unset to train as a learner)")
+    return value
+
+
 def pick_device(prefer: str | torch.device | None = None) -> torch.device:
     """The best available device: ``prefer`` if given, else cuda, then mps, then cpu.
+
+    In present and record mode (``$SSL_COURSE_MODE``) the default is the CPU: the course's reference
+    runs are CPU runs, and a notebook must choose the same backbone and run names as when they were made.
 
     Raises ``ValueError`` when ``prefer`` names a device this machine does not have, so that a
     notebook asking for ``"cuda"`` on a laptop without one says so instead of failing later.
@@ -53,6 +71,8 @@ def pick_device(prefer: str | torch.device | None = None) -> torch.device:
         if device.type not in _DEVICE_ORDER:
             raise ValueError(f"unknown device {prefer!r}: expected one of {_DEVICE_ORDER}")
         return device
+    if mode() in ("present", "record"):
+        return torch.device("cpu")
     if torch.cuda.is_available():
         return torch.device("cuda")
     if _mps_available():
@@ -79,6 +99,12 @@ RUNS_ENV = "SSL_COURSE_RUNS"
 
 
 def runs_dir() -> Path:
-    """Where notebooks keep their training runs: ``$SSL_COURSE_RUNS`` if set, else ``<repo>/runs``."""
+    """Where notebooks keep their training runs: ``$SSL_COURSE_RUNS`` if set, else ``<repo>/runs``.
+
+    In present and record mode, a scratch folder of this process instead: presenting must not leave
+    runs that a learner's later training would resume, and recording must not resume a learner's run.
+    """
+    if mode() != "learn":
+        return Path(tempfile.gettempdir()) / f"ssl_course_{mode()}_runs_{os.getpid()}"
     env = os.environ.get(RUNS_ENV, "").strip()
     return Path(env).expanduser() if env else REPO_ROOT / "runs"

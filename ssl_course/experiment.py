@@ -22,10 +22,11 @@ from typing import Any
 import torch
 
 import ssl_course
-from ssl_course import distributed
+from ssl_course import distributed, reference
 from ssl_course.config import pick_device, runs_dir, seed_everything
 from ssl_course.evaluate import evaluate_method
 from ssl_course.methods import build_method, get_method_class
+from ssl_course.results import save_embedding_sample
 from ssl_course.train import TrainConfig, fit
 
 METRICS_NAME = "metrics.json"
@@ -56,6 +57,8 @@ class Experiment:
     val_size: int | None = None            # validation images held out (None: 5,000 of CIFAR-10, a tenth of
                                            # smaller sets; 0: none)
     compile: bool | None = None            # torch.compile the backbone (None: CUDA, long runs)
+    reference_weights: bool = False        # record mode: also keep the trained weights in the reference
+                                           # run (for notebooks whose later cells need the network)
 
     def validate(self) -> None:
         from ssl_course.data import DATASETS
@@ -92,6 +95,8 @@ def check_budget(**limits: float | None) -> None:
 def run_experiment(experiment: Experiment, out_dir: str | Path | None, resume: bool = False) -> dict[str, Any]:
     """Train and evaluate ``experiment``; write ``metrics.json`` into ``out_dir``; return the metrics."""
     experiment.validate()
+    if reference.presenting() and out_dir is not None:
+        return _reference_metrics(out_dir)
     seed_everything(experiment.seed)
     device = distributed.local_device() or pick_device(experiment.device)
     data = _bundle(experiment, device)
@@ -99,7 +104,8 @@ def run_experiment(experiment: Experiment, out_dir: str | Path | None, resume: b
     config = TrainConfig(epochs=experiment.epochs, max_minutes=experiment.minutes, max_steps=experiment.steps,
                          batch_size=experiment.batch_size, lr=experiment.lr, seed=experiment.seed,
                          device=str(device), out_dir=out_dir, resume=resume, progress=experiment.progress,
-                         monitor_every=experiment.monitor_every, compile=experiment.compile)
+                         monitor_every=experiment.monitor_every, compile=experiment.compile,
+                         reference_weights=experiment.reference_weights)
     start = time.perf_counter()
     history = fit(method, data, config)
     train_seconds = time.perf_counter() - start
@@ -137,7 +143,26 @@ def run_experiment(experiment: Experiment, out_dir: str | Path | None, resume: b
         out.mkdir(parents=True, exist_ok=True)
         (out / "history.json").write_text(json.dumps(history.to_dict()))  # now with the final metrics
         (out / METRICS_NAME).write_text(json.dumps(record, indent=2))
+    if reference.recording() and out_dir is not None:
+        _record_reference_results(out_dir, record, history, method, data)
     return record
+
+
+def _reference_metrics(out_dir: str | Path) -> dict[str, Any]:
+    """Present mode: the shipped reference run's ``metrics.json`` instead of training."""
+    folder = reference.reference_dir(out_dir)
+    if not (folder / METRICS_NAME).is_file():
+        raise reference.missing_reference_error(out_dir)
+    return json.loads((folder / METRICS_NAME).read_text())
+
+
+def _record_reference_results(out_dir: str | Path, record: dict[str, Any], history, method, data) -> None:
+    """Record mode: what present mode returns for this run (metrics, final history, t-SNE sample)."""
+    folder = reference.reference_dir(out_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "history.json").write_text(json.dumps(history.to_dict()))
+    (folder / METRICS_NAME).write_text(json.dumps(record, indent=2))
+    save_embedding_sample(folder, method, data)
 
 
 def run_methods(methods: Sequence[str] | Mapping[str, Mapping[str, Any]], tag: str,
@@ -166,6 +191,8 @@ def run_methods(methods: Sequence[str] | Mapping[str, Mapping[str, Any]], tag: s
         experiment = Experiment(method=name, hparams=dict(hparams), **settings)
         folders[name] = runs_dir() / f"{tag}_{name}_{experiment.data}_{experiment.labels}_{experiment.backbone}"
         results[name] = run_experiment(experiment, folders[name], resume=True)
+        if reference.presenting():   # its history and weights are read from the reference folder
+            folders[name] = reference.reference_dir(folders[name])
         scores = ", ".join(f"{label} {results[name][key]:.3f}" for key, label in (
             ("val_accuracy", "validation accuracy"), ("test_accuracy", "test accuracy"),
             ("linear_probe_accuracy", "linear probe"), ("knn_accuracy", "kNN (labelled bank)"),

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 __all__ = ["METRICS_FILE", "HISTORY_FILE", "EMBEDDING_FILE", "EMBEDDING_IMAGES", "embedding_sample_index",
-           "save_embedding_sample", "load_run", "is_finished_run"]
+           "save_embedding_sample", "load_run", "is_finished_run", "load_trained"]
 
 METRICS_FILE = "metrics.json"
 HISTORY_FILE = "history.json"
@@ -80,3 +80,29 @@ def load_run(run_dir: str | Path) -> dict[str, Any]:
     return {"metrics": json.loads((run_dir / METRICS_FILE).read_text()),
             "history": json.loads(history_path.read_text()) if history_path.is_file() else None,
             "embedding": embedding}
+
+
+def load_trained(method: torch.nn.Module, run_dir: str | Path, device: str | torch.device | None = None):
+    """Load the trained weights of the run in ``run_dir`` into ``method`` and return it, in eval mode.
+
+    ``run_dir`` is a learner's run (its ``checkpoint.pt``) or, in present mode, a reference run
+    (:mod:`ssl_course.reference`, its ``weights.pt``), as :func:`ssl_course.experiment.run_methods`
+    returns them. The method must be built with the run's settings (method, backbone, hyper-parameters).
+    """
+    from ssl_course import reference
+    from ssl_course.train import CHECKPOINT_NAME, load_checkpoint
+
+    run_dir = Path(run_dir)
+    if device is not None:
+        method.to(device)
+    target = next(iter(method.state_dict().values())).device
+    checkpoint = run_dir / CHECKPOINT_NAME
+    if checkpoint.is_file():
+        method.load_state_dict(load_checkpoint(checkpoint, map_location=target)["method"])
+    elif (run_dir / reference.WEIGHTS_FILE).is_file() or (run_dir / reference.REFERENCE_FILE).is_file():
+        reference.load_weights(method, run_dir)
+    else:
+        raise FileNotFoundError(f"no trained weights in {run_dir}: expected {CHECKPOINT_NAME} (a run you trained) "
+                                f"or {reference.WEIGHTS_FILE} (a reference run recorded with weights)")
+    setattr(method, reference.RUN_NAME_ATTRIBUTE, run_dir.name)
+    return method.eval()

@@ -37,7 +37,7 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from ssl_course import distributed
+from ssl_course import distributed, reference
 from ssl_course.config import pick_device
 from ssl_course.data.batches import index_stream
 from ssl_course.data.splits import evenly_spaced
@@ -83,6 +83,7 @@ class TrainConfig:
     seed: int = 0
     progress: bool = True
     device: str | None = None
+    reference_weights: bool = True         # record mode: keep the trained weights in the reference run
 
     def __post_init__(self) -> None:
         budgets = {"epochs": self.epochs, "max_steps": self.max_steps, "max_minutes": self.max_minutes}
@@ -291,6 +292,10 @@ def fit(method: Method, data, config: TrainConfig) -> History:
     epoch and at the end) and ``history.json``. ``config.resume=True`` continues from the
     checkpoint in ``out_dir`` and gives the same weights as an uninterrupted run.
     """
+    if reference.presenting() and config.out_dir is not None:
+        return _load_reference_run(method, data, config)
+    if reference.recording() and config.out_dir is not None:
+        config = _capped_for_recording(config)
     run = _start_or_resume(method, data, config)
     progress = _check_budget(run)
     while progress < 1.0:
@@ -306,7 +311,42 @@ def fit(method: Method, data, config: TrainConfig) -> History:
     if run.pending.steps:
         _flush_logs(run, run.lr(progress))
     _save(run)
+    if reference.recording() and config.out_dir is not None:
+        _record_reference_run(run)
     return run.history
+
+
+# ---------------------------------------------------------------- 0. present and record mode ----
+def _load_reference_run(method: Method, data, config: TrainConfig) -> History:
+    """Present mode: the shipped reference run's weights and history instead of training."""
+    name = Path(config.out_dir).name
+    if not reference.has_reference(name):
+        raise reference.missing_reference_error(name)
+    device = pick_device(config.device)
+    method.to(device)
+    method.on_fit_start(data.to(device))   # the same set-up as a training run, then its trained weights
+    reference.load_weights(method, name)
+    setattr(method, reference.RUN_NAME_ATTRIBUTE, name)
+    method.train()
+    return History.from_dict(reference.load_reference(name)["history"])
+
+
+def _capped_for_recording(config: TrainConfig) -> TrainConfig:
+    """Record mode: the cell's budget, stopped after at most ``$SSL_COURSE_RECORD_MINUTES``; never resumed."""
+    cap = reference.record_minutes()
+    minutes = cap if config.max_minutes is None else min(cap, config.max_minutes)
+    return dataclasses.replace(config, max_minutes=minutes, resume=False)
+
+
+def _record_reference_run(run: _Run) -> None:
+    name = Path(run.config.out_dir).name
+    if run.config.reference_weights:
+        reference.save_weights(run.method, name)
+    budget = {"epochs": run.config.epochs, "max_steps": run.config.max_steps, "total_steps": run.total_steps}
+    reference.write_reference_info(name, steps=run.step, seconds=run.elapsed(), budget=budget,
+                                   capped=run.total_steps is None or run.step < run.total_steps,
+                                   history=run.history.to_dict(), device=run.device)
+    setattr(run.method, reference.RUN_NAME_ATTRIBUTE, name)
 
 
 # ---------------------------------------------------------------- 1. start or resume ------------

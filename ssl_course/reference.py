@@ -1,0 +1,245 @@
+"""Reference runs that ship with the course, and the three modes a notebook can run in.
+
+``SSL_COURSE_MODE`` (one switch for every notebook) says what a training cell does:
+
+* ``learn`` (the default): train, as a learner does. Where the course ships a reference run of the
+  same cell, the notebooks draw it beside the learner's own run (:func:`load_reference`).
+* ``present``: train nothing. :func:`ssl_course.train.fit` loads the reference run's weights and
+  history from ``results/<run name>/`` instead of training, :func:`ssl_course.evaluate.evaluate_method`
+  returns the stored metrics of that run, and :func:`ssl_course.experiment.run_experiment` returns its
+  ``metrics.json``: a whole notebook runs in about a minute on any laptop, with real curves, tables and
+  t-SNE plots, for a reading group or a projector.
+* ``record``: how the reference runs are made (``tools/record_reference.py``). Every training cell
+  trains as in ``learn`` mode but stops after at most ``$SSL_COURSE_RECORD_MINUTES`` minutes (default
+  :data:`DEFAULT_RECORD_MINUTES`) and writes what ``present`` mode needs into ``results/``, with the
+  device, date, budget and steps it really had (:func:`describe` turns them into a figure caption).
+
+A run is named by the last part of its ``out_dir`` (for example ``04_simclr_cifar10_250_tiny``), so
+the name is the same in every mode. Presentation and recording use the CPU (:func:`forced_device`):
+the references are CPU runs, so a notebook must choose the same backbone and run names in both.
+
+What a reference folder holds (all small enough for git; ``tests/test_reference.py`` checks the total):
+
+* ``reference.json``: device, date, the budget the cell asked for, the recording cap, the steps and
+  seconds the run had, the command that made it;
+* ``history.json``: the :class:`ssl_course.train.History` (curves);
+* ``weights.pt``: the trained method's ``state_dict`` in half precision (float tensors), only for runs
+  whose later cells need the trained network (``TrainConfig(reference_weights=True)``, the default of
+  :func:`ssl_course.train.fit`);
+* ``evaluations.json``: the metrics each :func:`~ssl_course.evaluate.evaluate_method` call computed;
+* ``metrics.json`` and ``embedding.npz`` for runs made by :func:`~ssl_course.experiment.run_experiment`
+  (the format of :mod:`ssl_course.results`).
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import platform
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ssl_course.config import MODE_ENV, MODES, REPO_ROOT, mode
+
+__all__ = ["MODE_ENV", "MODES", "RESULTS_ENV", "RECORD_MINUTES_ENV", "DEFAULT_RECORD_MINUTES",
+           "REFERENCE_FILE", "WEIGHTS_FILE", "EVALUATIONS_FILE", "mode", "presenting", "recording",
+           "forced_device", "results_dir", "reference_dir", "has_reference", "record_minutes",
+           "load_reference", "describe", "save_weights", "load_weights", "write_reference_info",
+           "evaluation_key", "stored_evaluation", "store_evaluation", "missing_reference_error"]
+
+#: Where the reference runs live: ``$SSL_COURSE_RESULTS`` if set, else ``<repo>/results``.
+RESULTS_ENV = "SSL_COURSE_RESULTS"
+#: Record mode: the most minutes one training may take.
+RECORD_MINUTES_ENV = "SSL_COURSE_RECORD_MINUTES"
+DEFAULT_RECORD_MINUTES = 1.5
+#: Record mode: a note on how the notebooks were run, copied into each ``reference.json``.
+RECORD_COMMAND_ENV = "SSL_COURSE_RECORD_COMMAND"
+
+REFERENCE_FILE = "reference.json"
+WEIGHTS_FILE = "weights.pt"
+EVALUATIONS_FILE = "evaluations.json"
+#: The attribute that ties a trained method to its reference run (set by ``fit`` in present/record mode).
+RUN_NAME_ATTRIBUTE = "reference_run_name"
+
+
+def presenting() -> bool:
+    """True in ``present`` mode: training cells load the shipped reference runs."""
+    return mode() == "present"
+
+
+def recording() -> bool:
+    """True in ``record`` mode: training cells train (capped) and write reference runs."""
+    return mode() == "record"
+
+
+def forced_device() -> torch.device | None:
+    """The device the mode imposes: the CPU in present and record mode (references are CPU runs), else None."""
+    return torch.device("cpu") if mode() in ("present", "record") else None
+
+
+def results_dir() -> Path:
+    """The folder of reference runs: ``$SSL_COURSE_RESULTS`` if set, else ``<repo>/results``."""
+    env = os.environ.get(RESULTS_ENV, "").strip()
+    return Path(env).expanduser() if env else REPO_ROOT / "results"
+
+
+def _run_name(run: str | Path) -> str:
+    name = Path(run).name
+    if not name or name in (".", ".."):
+        raise ValueError(f"cannot name a reference run after {str(run)!r}: give the run's folder, "
+                         "e.g. runs/04_simclr_cifar10_250_tiny")
+    return name
+
+
+def reference_dir(run: str | Path) -> Path:
+    """The reference folder of a run, named by the last part of its ``out_dir``."""
+    return results_dir() / _run_name(run)
+
+
+def has_reference(run: str | Path) -> bool:
+    """True when the course ships a reference of this run (its ``reference.json`` exists)."""
+    return (reference_dir(run) / REFERENCE_FILE).is_file()
+
+
+def record_minutes() -> float:
+    """Record mode's cap on one training, in minutes (``$SSL_COURSE_RECORD_MINUTES``, default 1.5)."""
+    raw = os.environ.get(RECORD_MINUTES_ENV, "").strip()
+    if not raw:
+        return DEFAULT_RECORD_MINUTES
+    try:
+        minutes = float(raw)
+    except ValueError:
+        minutes = float("nan")
+    if not minutes > 0:
+        raise ValueError(f"{RECORD_MINUTES_ENV}={raw!r}: expected a positive number of minutes, e.g. 1.5")
+    return minutes
+
+
+def missing_reference_error(run: str | Path) -> FileNotFoundError:
+    """The error of present mode when a training cell has no shipped reference run."""
+    available = sorted(path.name for path in results_dir().glob("*") if (path / REFERENCE_FILE).is_file())
+    hint = f"the ones there: {', '.join(available[:12])}{' ...' if len(available) > 12 else ''}" if available \
+        else "there are none: is the course's results/ folder missing?"
+    return FileNotFoundError(
+        f"{MODE_ENV}=present: no reference run named {_run_name(run)!r} in {results_dir()} ({hint}). "
+        f"This cell's settings differ from the recorded ones, or it has no reference: unset {MODE_ENV} "
+        "to train it yourself.")
+
+
+def load_reference(run: str | Path) -> dict[str, Any] | None:
+    """The shipped reference of a run, or None: ``{"info", "history", "metrics", "evaluations", "embedding"}``.
+
+    ``info`` is ``reference.json``; ``history`` the History as a dict; ``metrics`` and ``embedding``
+    only for :func:`~ssl_course.experiment.run_experiment` runs (else None).
+    """
+    if not has_reference(run):
+        return None
+    folder = reference_dir(run)
+
+    def read(name: str) -> Any:
+        path = folder / name
+        return json.loads(path.read_text()) if path.is_file() else None
+
+    embedding = None
+    if (folder / "embedding.npz").is_file():
+        import numpy as np
+        with np.load(folder / "embedding.npz", allow_pickle=False) as saved:
+            embedding = {name: saved[name] for name in saved.files}
+    return {"info": read(REFERENCE_FILE), "history": read("history.json"), "metrics": read("metrics.json"),
+            "evaluations": read(EVALUATIONS_FILE) or {}, "embedding": embedding}
+
+
+def describe(run: str | Path) -> str:
+    """A one-line caption for a figure that shows a reference run (device, budget, steps, date)."""
+    reference = load_reference(run)
+    if reference is None:
+        return "no reference run"
+    info = reference["info"]
+    minutes = info["seconds"] / 60
+    capped = " (capped)" if info.get("capped") else ""
+    return (f"reference run: {info['steps']} steps in {minutes:.1f} min{capped} on {info['device']}, "
+            f"{info['date'][:10]}")
+
+
+# ---------------------------------------------------------------- weights ----------------------
+def save_weights(method: torch.nn.Module, run: str | Path) -> Path:
+    """Write the method's ``state_dict`` (float tensors in half precision) to the run's reference folder."""
+    folder = reference_dir(run)
+    folder.mkdir(parents=True, exist_ok=True)
+    state = {name: value.detach().to("cpu", torch.float16 if value.is_floating_point() else value.dtype).clone()
+             for name, value in method.state_dict().items()}
+    path = folder / WEIGHTS_FILE
+    temporary = path.with_suffix(".tmp")
+    torch.save(state, temporary)
+    os.replace(temporary, path)   # atomic: a reader never sees half a file
+    return path
+
+
+def load_weights(method: torch.nn.Module, run: str | Path) -> None:
+    """Load the run's reference weights into ``method`` (each tensor back in the method's own dtype).
+
+    ``run`` is a run name (looked up in :func:`results_dir`) or a folder holding ``weights.pt``.
+    """
+    path = Path(run) / WEIGHTS_FILE
+    if not path.is_file():
+        path = reference_dir(run) / WEIGHTS_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"the reference run {_run_name(run)!r} has no {WEIGHTS_FILE}: it was recorded "
+                                "without weights (reference_weights=False), so its network cannot be restored; "
+                                f"unset {MODE_ENV} to train it yourself")
+    saved = torch.load(path, map_location="cpu", weights_only=True)
+    own = method.state_dict()
+    if set(saved) != set(own):
+        missing, extra = sorted(set(own) - set(saved)), sorted(set(saved) - set(own))
+        raise ValueError(f"the reference weights of {_run_name(run)!r} do not fit this method (missing "
+                         f"{missing[:5]}, unexpected {extra[:5]}): the notebook's settings changed since "
+                         "the reference was recorded; re-record it (tools/record_reference.py)")
+    method.load_state_dict({name: saved[name].to(own[name].device, own[name].dtype) for name in own})
+
+
+def write_reference_info(run: str | Path, *, steps: int, seconds: float, budget: dict[str, Any],
+                         capped: bool, history: dict[str, Any], device: torch.device) -> Path:
+    """Write ``reference.json`` and ``history.json`` of a recorded run."""
+    folder = reference_dir(run)
+    folder.mkdir(parents=True, exist_ok=True)
+    threads = torch.get_num_threads()
+    device_name = (f"CPU ({platform.machine()}, {threads} thread{'s' if threads > 1 else ''})"
+                   if device.type == "cpu" else f"{device.type}")
+    info = {"name": _run_name(run), "device": device_name, "steps": int(steps), "seconds": round(float(seconds), 1),
+            "budget_asked": budget, "record_minutes": record_minutes(), "capped": bool(capped),
+            "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            "command": os.environ.get(RECORD_COMMAND_ENV, f"{MODE_ENV}=record"),
+            "versions": {"torch": torch.__version__, "python": platform.python_version()}}
+    (folder / "history.json").write_text(json.dumps(history))
+    path = folder / REFERENCE_FILE
+    path.write_text(json.dumps(info, indent=2))
+    return path
+
+
+# ---------------------------------------------------------------- evaluations ------------------
+def evaluation_key(**arguments: Any) -> str:
+    """A stable key for one evaluate_method call's settings."""
+    return json.dumps(arguments, sort_keys=True, default=str)
+
+
+def stored_evaluation(method: torch.nn.Module, key: str) -> dict[str, float] | None:
+    """Present mode: the metrics recorded for this evaluation of this reference run, else None."""
+    name = getattr(method, RUN_NAME_ATTRIBUTE, None)
+    if name is None or not presenting():
+        return None
+    path = reference_dir(name) / EVALUATIONS_FILE
+    stored = json.loads(path.read_text()) if path.is_file() else {}
+    return stored.get(key)
+
+
+def store_evaluation(method: torch.nn.Module, key: str, metrics: dict[str, float]) -> None:
+    """Record mode: keep the metrics of this evaluation of this run for present mode."""
+    name = getattr(method, RUN_NAME_ATTRIBUTE, None)
+    if name is None or not recording():
+        return
+    path = reference_dir(name) / EVALUATIONS_FILE
+    stored = json.loads(path.read_text()) if path.is_file() else {}
+    stored[key] = {metric: float(value) for metric, value in metrics.items()}
+    path.write_text(json.dumps(stored, indent=1, sort_keys=True))

@@ -1,0 +1,124 @@
+"""Reference runs and the learn / present / record modes (ssl_course.reference)."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from ssl_course import config, reference
+from ssl_course.data import make_bundle
+from ssl_course.evaluate import evaluate_method
+from ssl_course.experiment import run_methods
+from ssl_course.methods import build_method
+from ssl_course.results import load_trained
+from ssl_course.train import TrainConfig, fit
+
+#: What the shipped results/ may weigh in all: it travels with every checkout (and with the GPU-day
+#: command's 64 MiB working tree, beside the 56 MB data pack).
+RESULTS_BUDGET_BYTES = 6_000_000
+
+
+@pytest.fixture()
+def results(tmp_path, monkeypatch):
+    folder = tmp_path / "results"
+    monkeypatch.setenv(reference.RESULTS_ENV, str(folder))
+    monkeypatch.setenv(config.RUNS_ENV, str(tmp_path / "runs"))
+    return folder
+
+
+@pytest.fixture(scope="module")
+def data():
+    return make_bundle("synthetic", num_labels=40, seed=0, train_subset=400, test_subset=100, val_size=50)
+
+
+def _settings(out_dir, steps=12):
+    return TrainConfig(max_steps=steps, batch_size=32, out_dir=out_dir, resume=True, progress=False,
+                       monitor_every=0, seed=0)
+
+
+def _trained(method):
+    return {name: value.detach().clone() for name, value in method.state_dict().items()}
+
+
+def test_mode_reads_the_switch_and_rejects_unknown_values(monkeypatch):
+    monkeypatch.delenv(config.MODE_ENV, raising=False)
+    assert config.mode() == "learn" and not reference.presenting() and not reference.recording()
+    monkeypatch.setenv(config.MODE_ENV, "Present")
+    assert reference.presenting() and config.pick_device() == torch.device("cpu")
+    assert config.runs_dir() != config.REPO_ROOT / "runs"   # presenting never writes a learner's runs
+    monkeypatch.setenv(config.MODE_ENV, "show")
+    with pytest.raises(ValueError, match="learn.*present.*record"):
+        config.mode()
+
+
+def test_record_caps_the_budget_and_present_restores_without_training(results, data, monkeypatch):
+    monkeypatch.setenv(config.MODE_ENV, "record")
+    monkeypatch.setenv(reference.RECORD_MINUTES_ENV, "0.01")   # 0.6 s: stops long before 5000 steps
+    recorded = build_method("supervised", "tiny", data.num_classes)
+    out_dir = config.runs_dir() / "00_demo_run"
+    history = fit(recorded, data, _settings(out_dir, steps=5000))
+    info = json.loads((results / "00_demo_run" / reference.REFERENCE_FILE).read_text())
+    assert 0 < info["steps"] < 5000 and info["capped"] and info["budget_asked"]["max_steps"] == 5000
+    recorded_metrics = evaluate_method(recorded, data, probe=False)
+    weights = _trained(recorded)
+
+    monkeypatch.setenv(config.MODE_ENV, "present")
+    shown = build_method("supervised", "tiny", data.num_classes)
+    runs_before = sorted(config.runs_dir().glob("**/*")) if config.runs_dir().exists() else []
+    restored = fit(shown, data, _settings(config.runs_dir() / "00_demo_run", steps=5000))
+    assert restored.step == history.step and restored.loss == history.loss
+    for name, value in _trained(shown).items():   # the recorded weights, to half precision
+        assert torch.allclose(value.float(), weights[name].float(), rtol=1e-3, atol=1e-3), name
+    assert evaluate_method(shown, data, probe=False) == pytest.approx(recorded_metrics)
+    after = sorted(config.runs_dir().glob("**/*")) if config.runs_dir().exists() else []
+    assert after == runs_before   # nothing written
+
+
+def test_present_mode_names_a_missing_reference(results, data, monkeypatch):
+    monkeypatch.setenv(config.MODE_ENV, "present")
+    method = build_method("supervised", "tiny", data.num_classes)
+    with pytest.raises(FileNotFoundError, match="no reference run named '09_nowhere'.*unset SSL_COURSE_MODE"):
+        fit(method, data, _settings(Path("runs") / "09_nowhere"))
+
+
+def test_run_methods_present_returns_the_recorded_metrics_and_weights(results, data, monkeypatch):
+    monkeypatch.setenv(config.MODE_ENV, "record")
+    shared = dict(data="synthetic", labels=40, backbone="tiny", steps=10, batch_size=32, progress=False,
+                  train_subset=400, test_subset=100, val_size=50, monitor_every=0)
+    recorded, _ = run_methods({"supervised": {}}, "00t", reference_weights=True, **shared)
+    run_methods({"rotation": {}}, "00u", **shared)   # without weights
+    assert (results / "00u_rotation_synthetic_40_tiny" / "embedding.npz").is_file()
+
+    monkeypatch.setenv(config.MODE_ENV, "present")
+    shown, folders = run_methods({"supervised": {}}, "00t", **shared)
+    assert shown["supervised"] == recorded["supervised"]
+    assert folders["supervised"] == results / "00t_supervised_synthetic_40_tiny"
+    assert json.loads((folders["supervised"] / "history.json").read_text())["step"]
+    method = load_trained(build_method("supervised", "tiny", data.num_classes), folders["supervised"])
+    assert not method.training
+    _, folders = run_methods({"rotation": {}}, "00u", **shared)
+    with pytest.raises(FileNotFoundError, match="recorded without weights"):
+        load_trained(build_method("rotation", "tiny", data.num_classes), folders["rotation"])
+
+
+def test_bad_record_cap_is_a_clear_error(monkeypatch):
+    monkeypatch.setenv(reference.RECORD_MINUTES_ENV, "soon")
+    with pytest.raises(ValueError, match="positive number of minutes"):
+        reference.record_minutes()
+
+
+def test_shipped_reference_runs_load_and_stay_small():
+    folder = config.REPO_ROOT / "results"
+    if not folder.is_dir():
+        pytest.skip("no results/ folder in this checkout")
+    total = sum(path.stat().st_size for path in folder.rglob("*") if path.is_file())
+    assert total <= RESULTS_BUDGET_BYTES, f"results/ weighs {total / 1e6:.1f} MB (budget {RESULTS_BUDGET_BYTES:,} B)"
+    runs = [path for path in folder.iterdir() if path.is_dir()]
+    assert runs, "results/ holds no reference run"
+    for run in runs:
+        loaded = reference.load_reference(run.name)
+        assert loaded is not None, f"{run} has no {reference.REFERENCE_FILE}"
+        assert loaded["history"] is not None and loaded["info"]["steps"] > 0, run
+        assert reference.describe(run.name).startswith("reference run:")
