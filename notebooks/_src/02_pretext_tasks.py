@@ -494,6 +494,12 @@ best = max(pretext, key=lambda n: runs[n][2]["linear_probe_accuracy"])
 print(f"best pretext task by linear probe here: {best} "
       f"({'beats' if runs[best][2]['linear_probe_accuracy'] > baseline else 'does not beat'} the supervised classifier "
       f"at this budget)")
+print(f"your budget: {BUDGET_EPOCHS} epochs, backbone '{BACKBONE}', {LABELS} labels. Published, CIFAR-10, RotNet: "
+      "a 4-block NIN pretrained on every training image (200 epochs in the official config), then a conv block "
+      "trained on its block-2 features, has 35.37 % test error with 20 labels per class (about 65 % accuracy), "
+      "24.72 % with 100 and 17.16 % with 400 per class, against 66.34 %, 52.74 % and 25.81 % for the same network "
+      "trained on those labels alone (Gidaris et al. 2018, as tabulated in Qi & Luo, TPAMI 2022, Table 1). "
+      "The other three tasks have no published CIFAR-10 number (see below).")
 
 figure, axis = plt.subplots(figsize=(10, 4.5))
 positions = torch.arange(len(METHODS)).float()
@@ -509,6 +515,17 @@ figure.tight_layout()
 plt.show()
 
 # %% [markdown]
+# **How far is this from the papers?** Only RotNet was evaluated on CIFAR-10 with few labels (the
+# numbers printed above). Its protocol differs from yours in two ways that both favour it: a
+# longer pretraining, and a small convolutional classifier trained on the *middle* of the network,
+# where its features are best, instead of a linear probe on the pooled output. The closest
+# published point to your 25 labels per class is 20 per class. The other three papers pretrain on
+# ImageNet and report transfer, not CIFAR-10: Doersch et al. transfer their features to object
+# detection and classification, Noroozi & Favaro report 68.6 % classification and 51.8 % detection
+# mAP on PASCAL VOC 2007 (against 78.2 % and 56.5 % with supervised ImageNet features), and Zhang
+# et al. evaluate their colorization features on ImageNet and by transfer. For them your run is a
+# small-image version of the idea, with no published number to aim at.
+#
 # ### t-SNE of the test embeddings
 # The features each method hands to the kNN and the probe, squeezed to 2-D and coloured by the true class.
 
