@@ -246,11 +246,13 @@ for color_drop in (False, True):
         print(f"{name:>16}, colour dropping {'on ' if color_drop else 'off'}: position accuracy {results[(name, color_drop)]:.3f}")
 
 # %% [markdown]
-# Without colour dropping, the aberrated images make the task much easier: the network reads the
-# colour gradient, not the objects. With colour dropping, a single channel no longer tells where
-# the patch is (every channel brightens in one direction only, and the network does not know which
-# channel it got), so the two data sets are nearly equally hard. Whatever the network learns there
-# must come from the image content. (In smoke mode the runs are too short for the gaps to show.)
+# What to look for in the four printed accuracies: without colour dropping, the aberrated images
+# should make the task easier (the "with aberration, off" line above the "original, off" line):
+# the network can read the colour gradient instead of the objects. With colour dropping, a single
+# channel no longer tells where the patch is (every channel brightens in one direction only, and
+# the network does not know which channel it got), so the two "on" lines should be close, and
+# whatever the network learns there must come from the image content. One seed and a short run can
+# blur these gaps; in smoke mode the runs are too short for them to show at all.
 # The gap between patches and the jitter close another shortcut: lines and textures that continue
 # across a boundary.
 
@@ -430,8 +432,9 @@ image_grid(as_uint8(torch.cat(rows_to_show)), nrow=6, scale=1.4, titles=["truth"
 plt.show()
 
 # %% [markdown]
-# With enough steps the L2 colours stay washed out (small $|ab|$) while the rebalanced classifier
-# dares to paint. The shortcut here is subtler: colours can often be guessed from low-level
+# What to look for in the printed $|ab|$ values and the pictures: with enough steps the L2
+# colours should stay washed out (small $|ab|$) while the rebalanced classifier dares to paint; in
+# a short run the difference may be small. The shortcut here is subtler: colours can often be guessed from low-level
 # cues (the sky is bright, the background smooth) without recognising the object, and an image
 # whose colours the network cannot guess simply contributes a grey answer.
 
