@@ -436,6 +436,12 @@ for name in ("simclr", "moco"):
     verdict = "beats" if accuracy > baseline else "does not beat"
     print(f"{name} + linear probe {verdict} the supervised baseline under this budget: "
           f"{accuracy:.3f} vs {baseline:.3f} ({accuracy - baseline:+.3f})")
+print(f"your budget: {BUDGET_EPOCHS} epochs, backbone '{BACKBONE}', probe on {LABELS} labels. Published, CIFAR-10, "
+      "MoCo: its official CIFAR-10 demo (facebookresearch/moco, colab/moco_cifar10_demo.ipynb) reports 82.6 % "
+      "for a kNN monitor like ours (k = 200, tau = 0.1, every training label in the bank) on a ResNet-18 after "
+      "200 epochs at batch size 512, 88.7 % after 800 epochs, and 90.7 % for a linear probe on all 50 000 labels "
+      "of its 800-epoch symmetric-loss model. SimCLR: about 94 % linear probe, ResNet-50, all labels "
+      "(Chen et al. 2020, Appendix B.9).")
 
 figure, axis = plt.subplots(figsize=(6, 3.5))
 for name, (_, history, _) in runs.items():
@@ -454,10 +460,12 @@ plt.show()
 #
 # **How far is this from the papers?** The SimCLR paper (Appendix B.9) reports about 94 % linear-probe
 # accuracy on CIFAR-10 for a ResNet-50 pretrained on CIFAR-10 for hundreds of epochs at batch sizes up
-# to 4096, with the probe trained on all 50 000 labels. MoCo's paper reports ImageNet only. Your run
-# differs on every axis: a smaller network, `BUDGET_EPOCHS` epochs, and a probe that sees only
-# `LABELS` labels. Expect tens of points less; what you can compare is the *order* of the three
-# methods at equal budget.
+# to 4096, with the probe trained on all 50 000 labels. MoCo's paper reports ImageNet only, but its
+# official CIFAR-10 demo (printed above) gives a kNN number measured the way this course measures
+# its kNN column: 82.6 % for a ResNet-18 after 200 epochs, so your MoCo kNN is directly comparable
+# with it, up to the network and the number of epochs. Your run differs on every axis: a smaller
+# network, `BUDGET_EPOCHS` epochs, and a probe that sees only `LABELS` labels. Expect tens of points
+# less; what you can compare is the *order* of the three methods at equal budget.
 #
 # ## Why pretrain at all? Label efficiency, measured
 # The case for self-supervised pretraining is strongest when labels are scarce. The figure below
