@@ -502,7 +502,7 @@ print(f"your budget: {BUDGET_EPOCHS} epochs, backbone '{BACKBONE}', {LABELS} lab
       "trained on its block-2 features, has 35.37 % test error with 20 labels per class (about 65 % accuracy), "
       "24.72 % with 100 and 17.16 % with 400 per class, against 66.34 %, 52.74 % and 25.81 % for the same network "
       "trained on those labels alone (Gidaris et al. 2018, as tabulated in Qi & Luo, TPAMI 2022, Table 1). "
-      "The other three tasks have no published CIFAR-10 number (see below).")
+      "The papers of the other three tasks evaluate on ImageNet and PASCAL VOC, not CIFAR-10 (see below).")
 
 figure, axis = plt.subplots(figsize=(10, 4.5))
 positions = torch.arange(len(METHODS)).float()
@@ -552,8 +552,9 @@ plt.show()
 # - **Patch tasks train on small inputs.** The relative-position and jigsaw trunks see 8-pixel
 #   patches and are evaluated on whole 32-pixel images: the filters transfer, the scale does not
 #   quite, one reason why these tasks do less well on tiny images than on the papers' large ones.
-# - **Which layer to evaluate.** The last layers specialise on the pretext task; the papers' best
-#   features come from the middle of the network. The course evaluates the pooled output for every
+# - **Which layer to evaluate.** The last layers specialise on the pretext task: RotNet's official
+#   CIFAR-10 experiments classify from block 2 of its 4 blocks (`gidariss/FeatureLearningRotNet`,
+#   `run_cifar10_semi_supervised_experiments.sh`). The course evaluates the pooled output for every
 #   method, which flatters no one.
 # - **Budgets.** A jigsaw step encodes 9 tiles per image, a relative-position step 2 patches: compare
 #   methods at equal epochs *and* look at the wall time each run printed.
