@@ -39,7 +39,12 @@ def data_root() -> Path:
 
 
 def smoke() -> bool:
-    """True when ``SSL_COURSE_SMOKE`` is set to 1/true/yes: tiny data, a few steps, same code path."""
+    """True when ``SSL_COURSE_SMOKE`` is set to 1/true/yes: tiny data, a few steps, same code path.
+
+    Never in present or record mode (``$SSL_COURSE_MODE``): the reference runs are real-data runs.
+    """
+    if mode() != "learn":
+        return False
     return os.environ.get(SMOKE_ENV, "").strip().lower() in {"1", "true", "yes", "on"}
 
 

@@ -60,6 +60,7 @@ def test_notebook_runs_in_smoke_mode(path, monkeypatch, tmp_path):
     for key, value in site_cache.kernel_env("smoke").items():
         monkeypatch.setenv(key, value)
     monkeypatch.setenv("SSL_COURSE_RUNS", str(tmp_path / "runs"))
+    monkeypatch.delenv("SSL_COURSE_MODE", raising=False)   # smoke mode trains (learn mode)
     if os.environ.get("PYTEST_XDIST_WORKER"):  # one core per parallel kernel
         monkeypatch.setenv("OMP_NUM_THREADS", "1")
     # A kernel message lost between the kernel and the client (both then wait, idle) was seen once

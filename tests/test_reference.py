@@ -34,7 +34,7 @@ def data():
 
 
 def _settings(out_dir, steps=12):
-    return TrainConfig(max_steps=steps, batch_size=32, out_dir=out_dir, resume=True, progress=False,
+    return TrainConfig(max_steps=steps, batch_size=32, out_dir=out_dir, resume=out_dir is not None, progress=False,
                        monitor_every=0, seed=0)
 
 
@@ -122,3 +122,25 @@ def test_shipped_reference_runs_load_and_stay_small():
         assert loaded is not None, f"{run} has no {reference.REFERENCE_FILE}"
         assert loaded["history"] is not None and loaded["info"]["steps"] > 0, run
         assert reference.describe(run.name).startswith("reference run:")
+
+
+def test_plot_history_draws_the_reference_beside_a_learners_run(results, data, monkeypatch):
+    import matplotlib
+    matplotlib.use("Agg")
+    from ssl_course.viz import plot_history, plot_logs
+
+    monkeypatch.setenv(config.MODE_ENV, "record")
+    recorded = fit(build_method("supervised", "tiny", data.num_classes), data,
+                   _settings(config.runs_dir() / "00_curve", steps=20))
+    monkeypatch.setenv(config.MODE_ENV, "learn")
+    own = fit(build_method("supervised", "tiny", data.num_classes), data, _settings(None, steps=10))
+    figure = plot_history(own, title="mine", reference="runs/00_curve")
+    labels = figure.axes[0].get_legend_handles_labels()[1]
+    assert labels == ["your run", "reference"]
+    assert list(figure.axes[0].lines[1].get_xdata()) == recorded.step
+    assert "reference run:" in figure._suptitle.get_text()
+    assert len(plot_history(own, reference="runs/none").axes[0].lines) == 1   # no reference: only yours
+    monkeypatch.setenv(config.MODE_ENV, "present")   # the run shown is the reference: nothing beside it
+    shown = plot_history(recorded, reference="00_curve")
+    assert len(shown.axes[0].lines) == 1 and "reference run:" in shown._suptitle.get_text()
+    assert plot_logs(own, keys=list(own.logs)[:1], reference="00_curve") is not None
