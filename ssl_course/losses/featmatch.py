@@ -15,7 +15,8 @@ How the pieces fit in one training step (names of the official code in brackets)
    ``p_f = Clf(f)`` (``logits_xf``).
 4. Pseudo-label: the refined prediction of the weakly augmented view, sharpened with
    ``T = 0.75`` and detached (:func:`featmatch_pseudo_labels`; ``prob_xu_fake``).
-5. Consistency of the strongly augmented views with the pseudo-label, both with the soft
+5. Consistency of every view of an unlabelled image (``K`` strong views and the weak one,
+   official ``K = 8``; :func:`featmatch_consistency`) with the pseudo-label, both with the soft
    cross-entropy (``criterion = "log_loss"`` in the configs, :func:`soft_cross_entropy`):
    ``L_con-g`` uses the refined prediction ``p_g`` (official ``loss_con``, weighted by
    ``config['loss']['mix']``) and ``L_con-f`` uses the raw-feature prediction ``p_f`` (official
@@ -155,15 +156,15 @@ def featmatch_loss(
 
     * :math:`\mathcal{L}_{\text{clf}}`: cross-entropy of labelled images (official: on the
       refined prediction ``logits_xg`` of the mixed labelled batch);
-    * :math:`\mathcal{L}_{\text{con-g}} = H(\hat p, \operatorname{Clf}(g_{\text{strong}}))`:
-      consistency of the strong views' prediction from the **attention-refined** features
-      ``g = AugF(f)`` with the pseudo-label :math:`\hat p` (official ``loss_con``, weight
-      ``config['loss']['mix']``, 0.5 on CIFAR-10);
-    * :math:`\mathcal{L}_{\text{con-f}} = H(\hat p, \operatorname{Clf}(f_{\text{strong}}))`:
-      the same for the prediction from the **raw** image features ``f`` (official
+    * :math:`\mathcal{L}_{\text{con-g}} = \frac{1}{V}\sum_{v=1}^{V} H(\hat p, \operatorname{Clf}(g_v))`:
+      consistency of the predictions of the ``V = K + 1`` views (``K`` strong views and the weak
+      one) from the **attention-refined** features ``g = AugF(f)`` with the pseudo-label
+      :math:`\hat p` (official ``loss_con``, weight ``config['loss']['mix']``, 0.5 on CIFAR-10);
+    * :math:`\mathcal{L}_{\text{con-f}} = \frac{1}{V}\sum_{v=1}^{V} H(\hat p, \operatorname{Clf}(f_v))`:
+      the same for the predictions from the **raw** image features ``f`` (official
       ``loss_graph``, weight ``config['loss']['graph']``, 2.0 on CIFAR-10).
 
-    Both consistency terms are :func:`soft_cross_entropy` against
+    Both consistency terms are :func:`featmatch_consistency` against
     :func:`featmatch_pseudo_labels`. The official code multiplies both lambdas by the ramp
     (``loss_pred + coeff * (mix * loss_con + graph * loss_graph)``), so pass already-ramped
     weights, e.g. ``lambda_g = consistency_ramp(step, ramp, 0.5, "linear")``. This function is

@@ -11,12 +11,15 @@ classifier reads both the refined features ``g = AugF(f)`` and the raw ``f``:
 
 .. math::
     \mathcal{L} = \mathcal{L}_{\text{clf}}
-      + \lambda_g\, H\big(\hat p, \operatorname{Clf}(g_{\text{strong}})\big)
-      + \lambda_f\, H\big(\hat p, \operatorname{Clf}(f_{\text{strong}})\big),
+      + \frac{\lambda_g}{V} \sum_{v=1}^{V} H\big(\hat p, \operatorname{Clf}(g_v)\big)
+      + \frac{\lambda_f}{V} \sum_{v=1}^{V} H\big(\hat p, \operatorname{Clf}(f_v)\big),
     \qquad \hat p = \operatorname{Sharpen}\big(\operatorname{softmax}(\operatorname{Clf}(g_{\text{weak}})), T\big)
 
-(:func:`ssl_course.losses.featmatch_loss`, ``T = 0.75``, ``λ_g = 0.5``, ``λ_f = 2.0`` as the
-CIFAR-10 configs' ``loss.mix`` and ``loss.graph``, both multiplied by a **linear** ramp).
+over the ``V = K + 1`` views of each unlabelled image: ``K`` strong views and the weak view
+itself (``weak_view_consistency``; ``V = K`` without it), every view refined by the attention
+(:func:`ssl_course.losses.featmatch_consistency`, :func:`ssl_course.losses.featmatch_loss`,
+``T = 0.75``, ``λ_g = 0.5``, ``λ_f = 2.0`` as the CIFAR-10 configs' ``loss.mix`` and
+``loss.graph``, both multiplied by a **linear** ramp).
 
 How this file follows ``train/featmatch.py``
 --------------------------------------------
@@ -39,10 +42,16 @@ How this file follows ``train/featmatch.py``
    L2-normalised features (:func:`ssl_course.cluster.extract_prototypes`, ``metric="cosine"``).
    Unlike the official code, the class mean is not added as an extra prototype, so every
    class has exactly ``prototypes_per_class`` prototypes and the prototypes form one tensor.
-3. **Views.** The official loader gives each image one flip-and-crop view (view 0, the source
-   of the pseudo-label) and ``K = 8`` RandAugment views. Here each image has one weak view
-   (:func:`weak_augment`) and one strong view (:func:`strong_augment`): ``K = 1`` to fit a
-   laptop budget.
+3. **Views.** The official loader (``dataloader/base_loader.py`` ``SSLDataset``) gives each
+   image one flip-and-crop view (view 0, the source of the pseudo-label) and ``K = 8``
+   RandAugment views; ``train2`` feeds all ``K + 1`` views of every image through the attention
+   and the classifier, gives every view of an unlabelled image the pseudo-label of its view 0,
+   and averages the consistency terms over all of them, view 0 included. Here each unlabelled
+   image has one weak view (:func:`weak_augment`) and ``num_strong_views = K`` strong views
+   (:func:`strong_augment`), the weak one in the consistency terms as well; the default
+   ``K = 2`` (official 8) because a step's cost grows with ``K + 1`` (``docs/RECIPES.md``).
+   Each *labelled* image has one strong view (official: the same ``K + 1`` views as the
+   unlabelled ones), so ``K`` does not multiply the labelled part of the batch.
 4. **MixUp** as ``data_mixup``: labelled and unlabelled strong views are concatenated, mixed
    with a shuffled copy with one ``λ ~ Beta(0.75, 0.75)`` per step, ``λ' = max(λ, 1-λ)``, and the
    one-hot labels / pseudo-labels are mixed with the same ``λ'``; every loss is computed on the
@@ -316,7 +325,7 @@ class FeatMatch(Method):
 
         # 2. One strong view of each labelled image and V views of each unlabelled image (K strong,
         #    plus the weak one), all mixed together (MixUp); every view of an image shares its
-        #    pseudo-label.
+        #    pseudo-label. The attention (step 3) refines every view, as in the official train2.
         views = self._views(labeled, unlabeled, weak_images, generator)           # [L + V*N, 3, H, W]
         num_views = (views.shape[0] - num_labeled) // unlabeled.shape[0]
         targets = torch.cat([F.one_hot(batch.labels, self.num_classes).float(),
