@@ -12,6 +12,7 @@ from ssl_course.cluster import extract_prototypes
 from ssl_course.losses import semi_supervised
 from ssl_course.losses.featmatch import (
     consistency_ramp,
+    featmatch_consistency,
     featmatch_loss,
     featmatch_pseudo_labels,
     soft_cross_entropy,
@@ -306,6 +307,51 @@ def test_featmatch_pseudo_labels_match_loop(dtype):
 
 def test_soft_cross_entropy_is_reexported():
     assert soft_cross_entropy is semi_supervised.soft_cross_entropy
+
+
+def _cross_entropy_loop(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """-Σ_c t_c log softmax(z)_c for one row, written out."""
+    total = sum(torch.exp(z) for z in logits)
+    return -sum(t * torch.log(torch.exp(z) / total) for t, z in zip(target, logits))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_featmatch_consistency_is_the_mean_over_a_loop_of_views(dtype):
+    """K strong views + the weak view (V = K + 1): the average over views of the per-image
+    cross-entropy, each view weighing 1 / V (official train2: log_loss over all V·N rows)."""
+    g = torch.Generator().manual_seed(4)
+    strong_views, images, classes = 3, 5, 4
+    views = strong_views + 1                                   # the last view is the weak one
+    logits = torch.randn(views, images, classes, generator=g, dtype=torch.float64) * 2
+    targets = torch.softmax(torch.randn(views, images, classes, generator=g, dtype=torch.float64), dim=2)
+    reference_logits = logits.clone().requires_grad_(True)
+    per_view = []
+    for v in range(views):
+        per_view.append(sum(_cross_entropy_loop(reference_logits[v, i], targets[v, i]) for i in range(images)) / images)
+    strong_part = sum(per_view[:strong_views]) / strong_views
+    weak_part = per_view[strong_views]
+    # the weak view enters with weight 1 / (K + 1), the strong views share K / (K + 1)
+    expected = (strong_views * strong_part + weak_part) / views
+    ours_logits = leaf(logits, "cpu", dtype)
+    ours = featmatch_consistency(ours_logits, targets.to(dtype))
+    assert_close(ours, expected, dtype)
+    expected.backward()
+    ours.backward()
+    assert_close(ours_logits.grad, reference_logits.grad, dtype)
+    # the weak view's own contribution, by itself, is the loop over its images
+    weak_alone = featmatch_consistency(logits[strong_views:].to(dtype), targets[strong_views:].to(dtype))
+    assert_close(weak_alone, weak_part, dtype)
+    # one view reduces to the plain soft cross-entropy of that view
+    assert_close(featmatch_consistency(logits[:1], targets[:1]), soft_cross_entropy(logits[0], targets[0]),
+                 torch.float64)
+
+
+def test_featmatch_consistency_bad_inputs():
+    logits, targets = torch.randn(2, 3, 4), torch.softmax(torch.randn(2, 3, 4), dim=2)
+    with pytest.raises(ValueError, match=r"logits must have layout \[V, N, C\].*stack the views"):
+        featmatch_consistency(logits.flatten(0, 1), targets)
+    with pytest.raises(ValueError, match="same shape"):
+        featmatch_consistency(logits, targets[:1])
 
 
 def test_consistency_ramp_values():

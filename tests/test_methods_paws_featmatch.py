@@ -5,14 +5,17 @@ images) with the ``tiny`` backbone, so the whole file takes well under a minute 
 """
 from __future__ import annotations
 
+import copy
 import json
 
 import pytest
 import torch
+from torch.nn import functional as F
 
 from ssl_course.data import class_balanced_batch
-from ssl_course.data.augment import normalize
+from ssl_course.data.augment import normalize, strong_augment, weak_augment
 from ssl_course.evaluate import evaluate_method
+from ssl_course.losses import consistency_ramp, featmatch_loss, featmatch_pseudo_labels, mixup, soft_cross_entropy
 from ssl_course.methods import Batch, StepInfo, build_method
 from ssl_course.train import TrainConfig, fit
 
@@ -231,6 +234,128 @@ def test_featmatch_step_updates_buffer_and_gradients_reach_attention(tiny_bundle
     assert method.attention.residual_projection.weight.grad.abs().sum() > 0
     for key in ("clf", "con_g", "con_f", "ramp", "pseudo_acc"):
         assert key in output.logs
+
+
+def _previous_featmatch_step(method, batch: Batch, step: StepInfo) -> dict[str, torch.Tensor]:
+    """The step as it was with ONE strong view and no weak view in the consistency terms (the code
+    before num_strong_views, kept literally as the oracle; buffer recording left out)."""
+    generator, labeled, unlabeled = batch.generator, batch.labeled_images, batch.unlabeled_images
+    num_labeled, active = labeled.shape[0], method.attention_active
+    with torch.no_grad():
+        weak_features = method.backbone(weak_augment(unlabeled, generator)).float()
+        weak_input = method.refine(weak_features)[0] if active else weak_features
+        pseudo_labels = featmatch_pseudo_labels(method.classifier(weak_input).float(), method.sharpen_temperature)
+    strong = strong_augment(torch.cat([labeled, unlabeled]), generator)
+    targets = torch.cat([F.one_hot(batch.labels, method.num_classes).float(), pseudo_labels])
+    lam, permutation = method._mixup_draw(generator, strong.shape[0], strong.device)
+    mixed, mixed_targets = mixup(strong, targets, strong[permutation], targets[permutation], lam)
+    features = method.backbone(mixed)
+    logits_f = method.classifier(features)
+    logits_g = method.classifier(method.refine(features)[0]) if active else logits_f
+    clf = soft_cross_entropy(logits_g[:num_labeled], mixed_targets[:num_labeled])
+    con_g = soft_cross_entropy(logits_g[num_labeled:], mixed_targets[num_labeled:])
+    con_f = (soft_cross_entropy(logits_f[num_labeled:], mixed_targets[num_labeled:]) if active
+             else logits_f.new_zeros(()))
+    ramp = consistency_ramp(step.progress, method.ramp_fraction, 1.0, schedule="linear")
+    loss = featmatch_loss(clf, con_g, con_f, ramp * method.lambda_g, ramp * method.lambda_f)
+    return {"loss": loss, "clf": clf, "con_g": con_g, "con_f": con_f}
+
+
+def _gradients(method, loss: torch.Tensor) -> dict[str, torch.Tensor]:
+    method.zero_grad(set_to_none=True)
+    loss.backward()
+    return {name: p.grad.clone() for name, p in method.named_parameters() if p.grad is not None}
+
+
+@pytest.mark.parametrize("attention", [False, True])
+def test_featmatch_one_strong_view_without_the_weak_view_is_the_previous_step(tiny_bundle, attention):
+    torch.manual_seed(0)
+    method = build_method("featmatch", "tiny", tiny_bundle.num_classes, prototypes_per_class=2,
+                          num_strong_views=1, weak_view_consistency=False)
+    if attention:
+        method.refresh_prototypes(tiny_bundle)
+    oracle = copy.deepcopy(method)
+    output = method.training_step(_batch(tiny_bundle, seed=3), STEP)
+    expected = _previous_featmatch_step(oracle, _batch(tiny_bundle, seed=3), STEP)
+    for key in ("clf", "con_g", "con_f"):   # bit for bit: the same draws and the same operations
+        torch.testing.assert_close(output.logs[key].double(), expected[key].detach().double(), rtol=0, atol=0)
+    torch.testing.assert_close(output.loss.double(), expected["loss"].double(), rtol=0, atol=0)
+    ours, theirs = _gradients(method, output.loss), _gradients(oracle, expected["loss"])
+    assert ours.keys() == theirs.keys()
+    for name in ours:
+        torch.testing.assert_close(ours[name], theirs[name], rtol=0, atol=0, msg=name)
+
+
+def _views_loop_step(method, batch: Batch, step: StepInfo) -> dict[str, torch.Tensor]:
+    """The consistency terms over K strong views and the weak view, as a literal loop over views and
+    images (the same random draws as the method: weak view, strong views, MixUp)."""
+    generator, labeled, unlabeled = batch.generator, batch.labeled_images, batch.unlabeled_images
+    num_labeled, num_unlabeled, strong_views = labeled.shape[0], unlabeled.shape[0], method.num_strong_views
+    with torch.no_grad():
+        weak = weak_augment(unlabeled, generator)
+        pseudo_labels = featmatch_pseudo_labels(method.classifier(method.refine(method.backbone(weak))[0]),
+                                                method.sharpen_temperature)
+    first = strong_augment(torch.cat([labeled, unlabeled]), generator)
+    unlabeled_views = [first[num_labeled:]] + [strong_augment(unlabeled, generator) for _ in range(strong_views - 1)]
+    unlabeled_views.append(weak)        # the weak view: the very images that gave the pseudo-labels
+    images = torch.cat([first[:num_labeled], *unlabeled_views])
+    targets = torch.cat([F.one_hot(batch.labels, method.num_classes).float()] + [pseudo_labels] * len(unlabeled_views))
+    lam, permutation = method._mixup_draw(generator, images.shape[0], images.device)
+    mixed, mixed_targets = mixup(images, targets, images[permutation], targets[permutation], lam)
+    features = method.backbone(mixed)
+    logits = {"con_f": method.classifier(features), "con_g": method.classifier(method.refine(features)[0])}
+    result = {"clf": soft_cross_entropy(logits["con_g"][:num_labeled], mixed_targets[:num_labeled])}
+    for key, z in logits.items():
+        per_view = []
+        for v in range(len(unlabeled_views)):
+            rows = [num_labeled + v * num_unlabeled + i for i in range(num_unlabeled)]
+            losses = [-(mixed_targets[r] * torch.log_softmax(z[r], dim=0)).sum() for r in rows]
+            per_view.append(sum(losses) / num_unlabeled)
+        strong_part, weak_part = sum(per_view[:strong_views]) / strong_views, per_view[strong_views]
+        result[key] = (strong_views * strong_part + weak_part) / (strong_views + 1)
+        result[key + "_weak"] = weak_part
+    ramp = consistency_ramp(step.progress, method.ramp_fraction, 1.0, schedule="linear")
+    result["loss"] = result["clf"] + ramp * (method.lambda_g * result["con_g"] + method.lambda_f * result["con_f"])
+    return result
+
+
+def test_featmatch_consistency_over_k_strong_views_and_the_weak_view_is_a_loop(tiny_bundle):
+    torch.manual_seed(0)
+    method = build_method("featmatch", "tiny", tiny_bundle.num_classes, prototypes_per_class=2,
+                          num_strong_views=3, weak_view_consistency=True)
+    method.refresh_prototypes(tiny_bundle)
+    oracle = copy.deepcopy(method)
+    batch = _batch(tiny_bundle, labeled=8, unlabeled=6, seed=5)
+    output = method.training_step(batch, STEP)
+    expected = _views_loop_step(oracle, _batch(tiny_bundle, labeled=8, unlabeled=6, seed=5), STEP)
+    # the method runs in float32 (its augmentations produce float32 images): float32 tolerances
+    for key in ("clf", "con_g", "con_f", "loss"):
+        actual = output.loss if key == "loss" else output.logs[key]
+        torch.testing.assert_close(actual, expected[key].detach(), rtol=1e-5, atol=1e-6, msg=key)
+    # the weak view is in the batch and counts: removing its term changes the consistency loss
+    assert abs(float(expected["con_g_weak"].detach()) - float(expected["con_g"].detach())) > 1e-4
+    ours, theirs = _gradients(method, output.loss), _gradients(oracle, expected["loss"])
+    assert ours.keys() == theirs.keys() and "attention.residual_projection.weight" in ours
+    for name in ours:
+        torch.testing.assert_close(ours[name], theirs[name], rtol=1e-4, atol=1e-6, msg=name)
+
+
+@pytest.mark.parametrize("strong_views", [1, 2])
+def test_featmatch_batch_holds_k_strong_views_plus_the_weak_view(tiny_bundle, strong_views, monkeypatch):
+    method = build_method("featmatch", "tiny", tiny_bundle.num_classes, num_strong_views=strong_views)
+    seen = []
+    forward = method.backbone.forward
+    monkeypatch.setattr(method.backbone, "forward", lambda x: seen.append(x.shape[0]) or forward(x))
+    method.training_step(_batch(tiny_bundle, labeled=8, unlabeled=6), STEP)
+    assert seen == [6, 8 + (strong_views + 1) * 6]     # weak pass, then the mixed batch
+    assert method.hparams()["num_strong_views"] == strong_views
+    assert method.hparams()["weak_view_consistency"] is True
+
+
+@pytest.mark.parametrize("bad", [0, -2, 1.5, True, "8"])
+def test_featmatch_rejects_a_bad_number_of_strong_views(bad):
+    with pytest.raises(ValueError, match="num_strong_views must be a positive int.*K = 8"):
+        build_method("featmatch", "tiny", 10, num_strong_views=bad)
 
 
 def test_featmatch_checkpoint_restores_prototypes_and_predictions(tiny_bundle):

@@ -156,14 +156,16 @@ print(f"mean margin (distance to nearest other-class prototype minus nearest own
 # scores of order one whatever the head size. We follow the code because the code produced the
 # published results (`docs/RECIPES.md`).
 #
-# **Loss.** One linear classifier $\operatorname{Clf}$ reads both $g$ and $f$. With the weak view
-# $u^w$ and the strong view $u^s$ of an unlabelled image, the pseudo-label is the sharpened
-# refined prediction of the weak view ($T = 0.75$, no gradient),
-# $\hat p = \operatorname{Sharpen}\big(\operatorname{softmax}(\operatorname{Clf}(g(u^w))), T\big)$, and
+# **Loss.** One linear classifier $\operatorname{Clf}$ reads both $g$ and $f$. Each unlabelled
+# image comes as a weak view $u^w$ and $K$ strong views $u^{s_1}, \dots, u^{s_K}$. The
+# pseudo-label is the sharpened refined prediction of the weak view ($T = 0.75$, no gradient),
+# $\hat p = \operatorname{Sharpen}\big(\operatorname{softmax}(\operatorname{Clf}(g(u^w))), T\big)$,
+# and every view, the weak one included, must agree with it. With the $V = K + 1$ views
+# $u^1, \dots, u^V$ (the $K$ strong ones and $u^w$),
 #
 # $$\mathcal{L} = \underbrace{H\big(y, \operatorname{Clf}(g(x^s))\big)}_{\mathcal{L}_{\text{clf}}}
-# + \lambda_g(t)\,\underbrace{H\big(\hat p, \operatorname{Clf}(g(u^s))\big)}_{\mathcal{L}_{\text{con-g}}}
-# + \lambda_f(t)\,\underbrace{H\big(\hat p, \operatorname{Clf}(f(u^s))\big)}_{\mathcal{L}_{\text{con-f}}},$$
+# + \lambda_g(t)\,\underbrace{\frac{1}{V}\sum_{v=1}^{V} H\big(\hat p, \operatorname{Clf}(g(u^v))\big)}_{\mathcal{L}_{\text{con-g}}}
+# + \lambda_f(t)\,\underbrace{\frac{1}{V}\sum_{v=1}^{V} H\big(\hat p, \operatorname{Clf}(f(u^v))\big)}_{\mathcal{L}_{\text{con-f}}},$$
 #
 # with $H(q, z) = -\sum_k q_k \log \operatorname{softmax}(z)_k$ averaged over the batch, labelled
 # strong views $x^s$ with labels $y$, and weights ramped linearly from 0 to $\lambda_g = 0.5$ and
@@ -324,7 +326,7 @@ plt.show()
 # | phase 1 | 3000 iterations without attention | the first epoch (no prototypes yet) |
 # | prototypes | refreshed every 500 iterations; 20 per class (half from labelled, half from confident unlabelled features, class means included) | refreshed every epoch; `prototypes_per_class = 10`, half and half, no class mean |
 # | first prototypes | labelled features only | labelled features only |
-# | views per image | 1 flip-and-crop + 8 RandAugment | 1 weak + 1 strong (RandAugment + Cutout) |
+# | views per unlabelled image | 1 flip-and-crop + $K = 8$ RandAugment, all in the consistency terms | 1 weak + $K = 2$ strong (RandAugment + Cutout), all in the consistency terms (`num_strong_views`; each strong view adds to a step's cost) |
 # | loss | MixUp, soft cross-entropy, `mix = 0.5`, `graph = 2.0`, linear ramp over 75k of 183k iterations | the same, ramp over the first 40 % |
 # | evaluation | classifier on refined features | the same (`predict`); raw-feature classifier shown below |
 #

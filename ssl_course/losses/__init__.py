@@ -12,7 +12,7 @@ from ._checks import skip_value_checks, value_checks_enabled
 from .adversarial import bigbigan_losses
 from .contrastive import info_nce, nearest_neighbours, nnclr, nt_xent, selfcon, supcon, update_queue
 from .exemplar import batch_hard_triplet_loss, exemplar_loss, s4l_exemplar_loss
-from .featmatch import consistency_ramp, featmatch_loss, featmatch_pseudo_labels
+from .featmatch import consistency_ramp, featmatch_consistency, featmatch_loss, featmatch_pseudo_labels
 from .pretext import (
     annealed_mean,
     class_rebalancing_weights,
@@ -78,6 +78,7 @@ __all__ = [
     "s4l_loss",
     # featmatch
     "featmatch_pseudo_labels",
+    "featmatch_consistency",
     "featmatch_loss",
     "consistency_ramp",
     # adversarial

@@ -15,7 +15,8 @@ How the pieces fit in one training step (names of the official code in brackets)
    ``p_f = Clf(f)`` (``logits_xf``).
 4. Pseudo-label: the refined prediction of the weakly augmented view, sharpened with
    ``T = 0.75`` and detached (:func:`featmatch_pseudo_labels`; ``prob_xu_fake``).
-5. Consistency of the strongly augmented views with the pseudo-label, both with the soft
+5. Consistency of every view of an unlabelled image (``K`` strong views and the weak one,
+   official ``K = 8``; :func:`featmatch_consistency`) with the pseudo-label, both with the soft
    cross-entropy (``criterion = "log_loss"`` in the configs, :func:`soft_cross_entropy`):
    ``L_con-g`` uses the refined prediction ``p_g`` (official ``loss_con``, weighted by
    ``config['loss']['mix']``) and ``L_con-f`` uses the raw-feature prediction ``p_f`` (official
@@ -36,11 +37,12 @@ import math
 import torch
 from torch import Tensor
 
-from ._checks import check_matrix, check_non_negative, check_positive, check_tensor
+from ._checks import check_3d, check_matrix, check_non_negative, check_positive, check_same_shape, check_tensor
 from .semi_supervised import sharpen, soft_cross_entropy  # noqa: F401  (FeatMatch's "log_loss")
 
 __all__ = [
     "featmatch_pseudo_labels",
+    "featmatch_consistency",
     "featmatch_loss",
     "consistency_ramp",
 ]
@@ -74,6 +76,35 @@ def featmatch_pseudo_labels(refined_logits_weak: Tensor, T: float = 0.75) -> Ten
         probabilities = torch.softmax(refined_logits_weak.detach(), dim=1)
         # 2. Sharpen to a lower-entropy target.
         return sharpen(probabilities, T)
+
+
+def featmatch_consistency(logits: Tensor, targets: Tensor) -> Tensor:
+    r"""FeatMatch consistency over several views of each unlabelled image.
+
+    .. math::
+        \mathcal{L}_{\text{con}} = \frac{1}{V}\sum_{v=1}^{V} \frac{1}{N}\sum_{i=1}^{N}
+            H\big(\tilde p_{v,i}, \operatorname{softmax}(z_{v,i})\big),
+        \qquad H(t, q) = -\sum_{c=1}^{C} t_c \log q_c
+
+    ``z_{v,i}`` are the classifier logits of view ``v`` of unlabelled image ``i`` (after MixUp, so
+    ``\tilde p_{v,i}`` is that row's mixed pseudo-label). The official trainer
+    (``GT-RIPL/FeatMatch`` ``train/featmatch.py`` ``train2``) feeds every image as ``1 + K`` views
+    (view 0 the weak flip-and-crop one that also gives the pseudo-label, then ``K`` RandAugment
+    views, ``K = 8`` on CIFAR-10), so ``V = K + 1``: the **weak view is in the consistency term**
+    with its own sharpened prediction as target, and every view weighs ``1 / V``. The official
+    ``log_loss`` averages over all ``V · N`` rows at once, which is the same average because every
+    view has ``N`` rows. Used for both ``L_con-g`` (refined features) and ``L_con-f`` (raw features).
+
+    Args:
+        logits: ``[V, N, C]`` logits, view-major.
+        targets: ``[V, N, C]`` soft targets (rows >= 0 summing to 1), treated as constants.
+
+    Returns:
+        Scalar tensor.
+    """
+    _check_featmatch_consistency_args(logits, targets)
+    # All views have N rows, so the mean over V·N rows is the mean over views of per-view means.
+    return soft_cross_entropy(logits.flatten(0, 1), targets.flatten(0, 1))
 
 
 def consistency_ramp(step: int | float, ramp_steps: int | float, max_weight: float, schedule: str = "sigmoid") -> float:
@@ -125,15 +156,15 @@ def featmatch_loss(
 
     * :math:`\mathcal{L}_{\text{clf}}`: cross-entropy of labelled images (official: on the
       refined prediction ``logits_xg`` of the mixed labelled batch);
-    * :math:`\mathcal{L}_{\text{con-g}} = H(\hat p, \operatorname{Clf}(g_{\text{strong}}))`:
-      consistency of the strong views' prediction from the **attention-refined** features
-      ``g = AugF(f)`` with the pseudo-label :math:`\hat p` (official ``loss_con``, weight
-      ``config['loss']['mix']``, 0.5 on CIFAR-10);
-    * :math:`\mathcal{L}_{\text{con-f}} = H(\hat p, \operatorname{Clf}(f_{\text{strong}}))`:
-      the same for the prediction from the **raw** image features ``f`` (official
+    * :math:`\mathcal{L}_{\text{con-g}} = \frac{1}{V}\sum_{v=1}^{V} H(\hat p, \operatorname{Clf}(g_v))`:
+      consistency of the predictions of the ``V = K + 1`` views (``K`` strong views and the weak
+      one) from the **attention-refined** features ``g = AugF(f)`` with the pseudo-label
+      :math:`\hat p` (official ``loss_con``, weight ``config['loss']['mix']``, 0.5 on CIFAR-10);
+    * :math:`\mathcal{L}_{\text{con-f}} = \frac{1}{V}\sum_{v=1}^{V} H(\hat p, \operatorname{Clf}(f_v))`:
+      the same for the predictions from the **raw** image features ``f`` (official
       ``loss_graph``, weight ``config['loss']['graph']``, 2.0 on CIFAR-10).
 
-    Both consistency terms are :func:`soft_cross_entropy` against
+    Both consistency terms are :func:`featmatch_consistency` against
     :func:`featmatch_pseudo_labels`. The official code multiplies both lambdas by the ramp
     (``loss_pred + coeff * (mix * loss_con + graph * loss_graph)``), so pass already-ramped
     weights, e.g. ``lambda_g = consistency_ramp(step, ramp, 0.5, "linear")``. This function is
@@ -159,6 +190,13 @@ def featmatch_loss(
 def _check_featmatch_pseudo_labels_args(refined_logits_weak: Tensor, T: float | Tensor) -> float | Tensor:
     check_matrix("refined_logits_weak", refined_logits_weak, "[N, C]")
     return check_positive("T", T)
+
+
+def _check_featmatch_consistency_args(logits: Tensor, targets: Tensor) -> None:
+    fix = "stack the views first: [views, images, classes], e.g. logits.view(V, N, C)"
+    check_3d("logits", logits, "[V, N, C]", fix)
+    check_3d("targets", targets, "[V, N, C]", fix)
+    check_same_shape("logits", logits, "targets", targets)
 
 
 def _check_consistency_ramp_args(step: object, ramp_steps: object, max_weight: object,

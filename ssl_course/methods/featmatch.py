@@ -11,12 +11,15 @@ classifier reads both the refined features ``g = AugF(f)`` and the raw ``f``:
 
 .. math::
     \mathcal{L} = \mathcal{L}_{\text{clf}}
-      + \lambda_g\, H\big(\hat p, \operatorname{Clf}(g_{\text{strong}})\big)
-      + \lambda_f\, H\big(\hat p, \operatorname{Clf}(f_{\text{strong}})\big),
+      + \frac{\lambda_g}{V} \sum_{v=1}^{V} H\big(\hat p, \operatorname{Clf}(g_v)\big)
+      + \frac{\lambda_f}{V} \sum_{v=1}^{V} H\big(\hat p, \operatorname{Clf}(f_v)\big),
     \qquad \hat p = \operatorname{Sharpen}\big(\operatorname{softmax}(\operatorname{Clf}(g_{\text{weak}})), T\big)
 
-(:func:`ssl_course.losses.featmatch_loss`, ``T = 0.75``, ``λ_g = 0.5``, ``λ_f = 2.0`` as the
-CIFAR-10 configs' ``loss.mix`` and ``loss.graph``, both multiplied by a **linear** ramp).
+over the ``V = K + 1`` views of each unlabelled image: ``K`` strong views and the weak view
+itself (``weak_view_consistency``; ``V = K`` without it), every view refined by the attention
+(:func:`ssl_course.losses.featmatch_consistency`, :func:`ssl_course.losses.featmatch_loss`,
+``T = 0.75``, ``λ_g = 0.5``, ``λ_f = 2.0`` as the CIFAR-10 configs' ``loss.mix`` and
+``loss.graph``, both multiplied by a **linear** ramp).
 
 How this file follows ``train/featmatch.py``
 --------------------------------------------
@@ -39,10 +42,16 @@ How this file follows ``train/featmatch.py``
    L2-normalised features (:func:`ssl_course.cluster.extract_prototypes`, ``metric="cosine"``).
    Unlike the official code, the class mean is not added as an extra prototype, so every
    class has exactly ``prototypes_per_class`` prototypes and the prototypes form one tensor.
-3. **Views.** The official loader gives each image one flip-and-crop view (view 0, the source
-   of the pseudo-label) and ``K = 8`` RandAugment views. Here each image has one weak view
-   (:func:`weak_augment`) and one strong view (:func:`strong_augment`): ``K = 1`` to fit a
-   laptop budget.
+3. **Views.** The official loader (``dataloader/base_loader.py`` ``SSLDataset``) gives each
+   image one flip-and-crop view (view 0, the source of the pseudo-label) and ``K = 8``
+   RandAugment views; ``train2`` feeds all ``K + 1`` views of every image through the attention
+   and the classifier, gives every view of an unlabelled image the pseudo-label of its view 0,
+   and averages the consistency terms over all of them, view 0 included. Here each unlabelled
+   image has one weak view (:func:`weak_augment`) and ``num_strong_views = K`` strong views
+   (:func:`strong_augment`), the weak one in the consistency terms as well; the default
+   ``K = 2`` (official 8) because a step's cost grows with ``K + 1`` (``docs/RECIPES.md``).
+   Each *labelled* image has one strong view (official: the same ``K + 1`` views as the
+   unlabelled ones), so ``K`` does not multiply the labelled part of the batch.
 4. **MixUp** as ``data_mixup``: labelled and unlabelled strong views are concatenated, mixed
    with a shuffled copy with one ``λ ~ Beta(0.75, 0.75)`` per step, ``λ' = max(λ, 1-λ)``, and the
    one-hot labels / pseudo-labels are mixed with the same ``λ'``; every loss is computed on the
@@ -67,7 +76,14 @@ from torch.nn import functional as F
 from ssl_course.cluster import extract_prototypes
 from ssl_course.data.augment import strong_augment, weak_augment
 from ssl_course.data.beta import beta_sample
-from ssl_course.losses import consistency_ramp, featmatch_loss, featmatch_pseudo_labels, mixup, soft_cross_entropy
+from ssl_course.losses import (
+    consistency_ramp,
+    featmatch_consistency,
+    featmatch_loss,
+    featmatch_pseudo_labels,
+    mixup,
+    soft_cross_entropy,
+)
 from ssl_course.models.attention import PrototypeAttention
 
 from . import register
@@ -92,6 +108,11 @@ class FeatMatch(Method):
         confidence_threshold: starting confidence for unlabelled features to enter the k-means.
         kmeans_iters: Lloyd iterations per refresh.
         predict_refined: classify refined features at evaluation (official) or raw ones.
+        num_strong_views: ``K``, strong RandAugment views of each unlabelled image per step
+            (official CIFAR-10: 8; default 2 for the laptop budget, see ``docs/RECIPES.md``).
+        weak_view_consistency: also put the weak view (the pseudo-label's source) in the
+            consistency terms, as the official trainer does (``V = K + 1`` views); ``False``
+            uses the ``K`` strong views only.
     """
 
     name = "featmatch"
@@ -108,12 +129,16 @@ class FeatMatch(Method):
                  labeled_fraction: float = 0.5, num_heads: int = 4, sharpen_temperature: float = 0.75,
                  lambda_g: float = 0.5, lambda_f: float = 2.0, ramp_fraction: float = 0.4,
                  mixup_alpha: float = 0.75, buffer_size: int = 8192, confidence_threshold: float = 0.5,
-                 kmeans_iters: int = 20, predict_refined: bool = True) -> None:
+                 kmeans_iters: int = 20, predict_refined: bool = True, num_strong_views: int = 2,
+                 weak_view_consistency: bool = True) -> None:
         super().__init__(backbone, num_classes)
         for name, value in (("prototypes_per_class", prototypes_per_class), ("num_heads", num_heads),
                             ("buffer_size", buffer_size), ("kmeans_iters", kmeans_iters)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive int, got {value!r}")
+        if isinstance(num_strong_views, bool) or not isinstance(num_strong_views, int) or num_strong_views < 1:
+            raise ValueError(f"num_strong_views must be a positive int (strong RandAugment views per unlabelled "
+                             f"image; official CIFAR-10 K = 8), got {num_strong_views!r}")
         if not 0.0 < labeled_fraction <= 1.0:
             raise ValueError(f"labeled_fraction must be in (0, 1], got {labeled_fraction}")
         if not 0.0 <= ramp_fraction <= 1.0:
@@ -139,6 +164,8 @@ class FeatMatch(Method):
         self.confidence_threshold = float(confidence_threshold)
         self.kmeans_iters = kmeans_iters
         self.predict_refined = bool(predict_refined)
+        self.num_strong_views = num_strong_views
+        self.weak_view_consistency = bool(weak_view_consistency)
         count = num_classes * prototypes_per_class
         # Prototypes [C*p, D] grouped by class, their classes, and 1 where a prototype was
         # clustered from labelled features (official `lp`).
@@ -266,6 +293,18 @@ class FeatMatch(Method):
         permutation = torch.randperm(size, generator=generator, device=generator.device).to(device)
         return lam, permutation
 
+    def _views(self, labeled: torch.Tensor, unlabeled: torch.Tensor, weak_images: torch.Tensor,
+               generator: torch.Generator) -> torch.Tensor:
+        """Images of one step, view-major: ``[L + V*N, 3, H, W]`` = one strong view of each
+        labelled image, then ``K`` strong views of the ``N`` unlabelled images, then (with
+        ``weak_view_consistency``) their weak views. The first strong view of both parts comes
+        from one call, so that ``K = 1`` without the weak view draws exactly as before."""
+        views = [strong_augment(torch.cat([labeled, unlabeled]), generator)]
+        views += [strong_augment(unlabeled, generator) for _ in range(self.num_strong_views - 1)]
+        if self.weak_view_consistency:
+            views.append(weak_images)
+        return torch.cat(views)
+
     def training_step(self, batch: Batch, step: StepInfo) -> StepOutput:
         generator = batch.generator
         labeled, unlabeled = batch.labeled_images, batch.unlabeled_images
@@ -275,7 +314,8 @@ class FeatMatch(Method):
         # 1. Pseudo-labels from the weak view of every unlabelled image: sharpened prediction of
         #    the refined features (raw features before the first prototypes), no gradient.
         with torch.no_grad():
-            weak_features = self.backbone(weak_augment(unlabeled, generator)).float()
+            weak_images = weak_augment(unlabeled, generator)                      # [N, 3, H, W]
+            weak_features = self.backbone(weak_images).float()
             weak_input = self.refine(weak_features)[0] if active else weak_features
             weak_logits = self.classifier(weak_input).float()
             pseudo_labels = featmatch_pseudo_labels(weak_logits, self.sharpen_temperature)
@@ -283,11 +323,15 @@ class FeatMatch(Method):
             if active:
                 self._record(weak_features, weak_logits.softmax(dim=1))
 
-        # 2. Strong views of labelled and unlabelled images, mixed together (MixUp).
-        strong = strong_augment(torch.cat([labeled, unlabeled]), generator)
-        targets = torch.cat([F.one_hot(batch.labels, self.num_classes).float(), pseudo_labels])
-        lam, permutation = self._mixup_draw(generator, strong.shape[0], strong.device)
-        mixed, mixed_targets = mixup(strong, targets, strong[permutation], targets[permutation], lam)
+        # 2. One strong view of each labelled image and V views of each unlabelled image (K strong,
+        #    plus the weak one), all mixed together (MixUp); every view of an image shares its
+        #    pseudo-label. The attention (step 3) refines every view, as in the official train2.
+        views = self._views(labeled, unlabeled, weak_images, generator)           # [L + V*N, 3, H, W]
+        num_views = (views.shape[0] - num_labeled) // unlabeled.shape[0]
+        targets = torch.cat([F.one_hot(batch.labels, self.num_classes).float(),
+                             pseudo_labels.repeat(num_views, 1)])                  # [L + V*N, C]
+        lam, permutation = self._mixup_draw(generator, views.shape[0], views.device)
+        mixed, mixed_targets = mixup(views, targets, views[permutation], targets[permutation], lam)
 
         # 3. Raw features f, refined features g = AugF(f), one classifier on both.
         features = self.backbone(mixed)
@@ -295,12 +339,14 @@ class FeatMatch(Method):
         logits_g = self.classifier(self.refine(features)[0]) if active else logits_f
 
         # 4. Losses (float32): classification on the mixed labelled part (refined prediction),
-        #    consistency of the mixed unlabelled part for refined (g) and raw (f) predictions.
+        #    consistency of the mixed unlabelled views for refined (g) and raw (f) predictions.
         with torch.autocast(device_type=features.device.type, enabled=False):
             logits_f, logits_g = logits_f.float(), logits_g.float()
             clf = soft_cross_entropy(logits_g[:num_labeled], mixed_targets[:num_labeled])
-            con_g = soft_cross_entropy(logits_g[num_labeled:], mixed_targets[num_labeled:])
-            con_f = (soft_cross_entropy(logits_f[num_labeled:], mixed_targets[num_labeled:])
+            per_view = (num_views, unlabeled.shape[0], self.num_classes)
+            unlabeled_targets = mixed_targets[num_labeled:].view(per_view)          # [V, N, C]
+            con_g = featmatch_consistency(logits_g[num_labeled:].view(per_view), unlabeled_targets)
+            con_f = (featmatch_consistency(logits_f[num_labeled:].view(per_view), unlabeled_targets)
                      if active else logits_f.new_zeros(()))
             ramp = consistency_ramp(step.progress, self.ramp_fraction, 1.0, schedule="linear")
             loss = featmatch_loss(clf, con_g, con_f, ramp * self.lambda_g, ramp * self.lambda_f)
