@@ -41,14 +41,11 @@ notebooks: setup
 
 # The course's web site in _build/site/html (Sphinx + MyST-NB, docs/site/conf.py): the README as landing
 # page, one executed page per notebook, the library reference. SITE_MODE says how the notebooks run:
-# smoke (tiny data, a few steps: every figure, no trained results; 12 min measured from scratch with
-# -j 2 on a busy 2-core machine, 6.4 min of CPU) or full (the
-# notebooks' own budgets). A presentation mode that loads reference runs will be one more value.
-# Executed notebooks are cached in _build/site_cache: a rebuild reruns only the notebooks that changed.
-# `make test` fills the smoke cache with the notebook tests' runs (tools/site_cache.py), so after it the
-# site executes no notebook whose code is unchanged (two notebooks measured: 8 s built from the cache,
-# 57 s executing them).
-SITE_MODE ?= smoke
+# present (default: every training cell loads the course's reference run from results/; needs CIFAR-10),
+# smoke (tiny synthetic data, a few steps: every figure, no trained results; the notebook tests fill its
+# cache, so after `make test` it executes nothing) or full (the notebooks' own budgets).
+# Executed notebooks are cached in _build/site_cache/<mode>: a rebuild reruns only the notebooks that changed.
+SITE_MODE ?= present
 SITE_JOBS ?= auto
 site: setup
 	rm -f _build/site/warnings.txt

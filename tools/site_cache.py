@@ -24,7 +24,11 @@ ROOT = Path(__file__).resolve().parent.parent
 #: The notebooks name the "ssl-course" kernel (``make kernel``); the site runs any Python 3 kernel.
 KERNEL_ALIASES = {".*": "python3"}
 #: Environment of each site mode, forced on the kernels.
-MODE_ENV = {"smoke": {"SSL_COURSE_SMOKE": "1"}, "full": {}}
+MODE_ENV = {
+    "present": {"SSL_COURSE_MODE": "present"},   # every training cell loads the course's reference run (results/)
+    "smoke": {"SSL_COURSE_SMOKE": "1", "SSL_COURSE_MODE": "learn"},
+    "full": {"SSL_COURSE_MODE": "learn"},
+}
 #: Environment of every mode; a value the builder's own environment already sets is kept.
 COMMON_ENV = {
     "TQDM_DISABLE": "1",  # progress bars would be frozen widgets on a static page

@@ -3,15 +3,15 @@
 The source folder is the repository root, so that the README (the landing page) and the notebooks
 keep the links they have on GitHub; ``include_patterns`` picks the pages. Every notebook page shows
 an execution of its current code, in the mode named by ``$SSL_COURSE_SITE_MODE`` (the Makefile's
-``SITE_MODE``): taken from the cache (``tools/site_cache.py``: the notebook tests store their smoke-mode
-runs there) when it holds one, else executed while the site builds.
+``SITE_MODE``): taken from the cache (``tools/site_cache.py``) when it holds one, else executed while
+the site builds.
 
-* ``smoke`` (today's default): ``SSL_COURSE_SMOKE=1``, tiny data and a few steps, so the pages show
-  every figure but not trained results;
+* ``present`` (the default): ``SSL_COURSE_MODE=present``, every training cell loads the course's
+  reference run from ``results/`` (real CIFAR-10 runs with stated budgets), so the pages show real
+  curves, tables and t-SNE plots; needs CIFAR-10 (``SSL_COURSE_DATA``);
+* ``smoke``: ``SSL_COURSE_SMOKE=1``, tiny synthetic data and a few steps: every figure, no trained
+  results (the notebook tests store their runs in this mode's cache, so it builds without executing);
 * ``full``: the notebooks' own budgets (hours on a CPU).
-
-A presentation mode that loads reference runs instead of training is planned; it becomes one more
-entry of ``SITE_MODES``.
 """
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ import ssl_course  # noqa: E402
 #: Environment each mode gives the notebooks' kernels (they inherit the builder's environment);
 #: tests/test_notebooks.py runs the notebooks under the same one and fills the smoke-mode cache.
 SITE_MODES = site_cache.MODE_ENV
-MODE = os.environ.get("SSL_COURSE_SITE_MODE", "smoke")
+MODE = os.environ.get("SSL_COURSE_SITE_MODE", "present")
 if MODE not in SITE_MODES:
     raise ValueError(f"SSL_COURSE_SITE_MODE={MODE!r}: choose one of {sorted(SITE_MODES)}")
 os.environ.update(site_cache.kernel_env(MODE, dict(os.environ)))
