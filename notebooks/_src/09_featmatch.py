@@ -13,8 +13,9 @@
 # - whether refined features separate the classes better than raw ones, and how FeatMatch
 #   compares with the supervised baseline under the same budget (accuracy, per class, t-SNE).
 #
-# **Time budget**: the trainings dominate: about 3 min on a laptop GPU (an estimate from the
-# FLOPs of a training step) and hours on a CPU, where the notebook trains the `tiny` backbone (the
+# **Time budget**: the trainings dominate: about 6 min on a laptop GPU (an estimate from the
+# FLOPs of a training step, with FeatMatch's two strong views and one weak view per unlabelled
+# image) and hours on a CPU, where the notebook trains the `tiny` backbone (the
 # README lists measured times). Lower `BUDGET_EPOCHS` to go faster (fractions such as 0.5 work).
 # The budget is in epochs, so your numbers match the reference results whatever your hardware.
 # To read through the notebook without training, start Jupyter with `SSL_COURSE_MODE=present`:
@@ -341,8 +342,9 @@ NUM_LABELS = 100 if SMOKE else 250
 SUBSET = dict(train_subset=2000, test_subset=500) if SMOKE else {}
 BACKBONE = "tiny" if SMOKE or DEVICE.type == "cpu" else "small"
 BUDGET_EPOCHS = 10   # per method; smoke mode uses a few steps instead. Fractions such as 0.5 work too.
-# Expected time (featmatch and the baseline, 10 epochs each): about 3 min on a laptop GPU, an
-# estimate from the FLOPs of a training step; hours on a CPU (measured times: README, benchmarks/RESULTS.md).
+# Expected time (featmatch and the baseline, 10 epochs each): about 6 min on a laptop GPU, an
+# estimate from the FLOPs of a training step (2.6 GFLOP per image for FeatMatch, 0.68 for the
+# baseline, at 5 TFLOP/s); hours on a CPU (measured times: README, benchmarks/RESULTS.md).
 data = make_bundle(DATA, num_labels=NUM_LABELS, seed=0, device=DEVICE, **SUBSET)
 print(data)
 
