@@ -373,6 +373,12 @@ def trained_method(name: str):
 
 
 featmatch, baseline = trained_method("featmatch"), trained_method("supervised")
+if not featmatch.attention_active:   # the run ended inside its first epoch (e.g. a short reference run)
+    print("This run ended before its first prototype refresh (at the end of the first epoch): it trained "
+          "without attention and has no prototypes. They are extracted now from the labelled features, as the "
+          "first refresh would, so that the cells below have something to show: read their attention and "
+          "refined features as those of an attention module that was never trained.")
+    featmatch.refresh_prototypes(data)
 print(f"prototypes: {tuple(featmatch.prototypes.shape)}, ready: {featmatch.attention_active}, "
       f"{int(featmatch.prototype_from_labeled.sum())} from labelled features, "
       f"{int((~featmatch.prototype_from_labeled).sum())} from unlabelled ones")
