@@ -164,12 +164,21 @@ def describe(run: str | Path) -> str:
 
 
 # ---------------------------------------------------------------- weights ----------------------
+def _training_only(method: torch.nn.Module, name: str) -> bool:
+    """True for a state entry only training reads (``Method.training_only_state``): not in reference weights."""
+    return name.startswith(tuple(getattr(method, "training_only_state", ())))
+
+
 def save_weights(method: torch.nn.Module, run: str | Path) -> Path:
-    """Write the method's ``state_dict`` (float tensors in half precision) to the run's reference folder."""
+    """Write the method's ``state_dict`` (float tensors in half precision) to the run's reference folder.
+
+    Entries only training reads (``Method.training_only_state``: replay memories, feature buffers) are
+    left out; :func:`load_weights` keeps the freshly built method's values for them.
+    """
     folder = reference_dir(run)
     folder.mkdir(parents=True, exist_ok=True)
     state = {name: value.detach().to("cpu", torch.float16 if value.is_floating_point() else value.dtype).clone()
-             for name, value in method.state_dict().items()}
+             for name, value in method.state_dict().items() if not _training_only(method, name)}
     path = folder / WEIGHTS_FILE
     temporary = path.with_suffix(".tmp")
     torch.save(state, temporary)
@@ -191,12 +200,14 @@ def load_weights(method: torch.nn.Module, run: str | Path) -> None:
                                 f"unset {MODE_ENV} to train it yourself")
     saved = torch.load(path, map_location="cpu", weights_only=True)
     own = method.state_dict()
-    if set(saved) != set(own):
-        missing, extra = sorted(set(own) - set(saved)), sorted(set(saved) - set(own))
+    needed = {name for name in own if not _training_only(method, name)}
+    if not needed <= set(saved) <= set(own):
+        missing, extra = sorted(needed - set(saved)), sorted(set(saved) - set(own))
         raise ValueError(f"the reference weights of {_run_name(run)!r} do not fit this method (missing "
                          f"{missing[:5]}, unexpected {extra[:5]}): the notebook's settings changed since "
                          "the reference was recorded; re-record it (tools/record_reference.py)")
-    method.load_state_dict({name: saved[name].to(own[name].device, own[name].dtype) for name in own})
+    method.load_state_dict({name: saved[name].to(own[name].device, own[name].dtype) if name in saved else own[name]
+                            for name in own})
 
 
 def write_reference_info(run: str | Path, *, steps: int, seconds: float, budget: dict[str, Any],

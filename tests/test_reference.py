@@ -144,3 +144,59 @@ def test_plot_history_draws_the_reference_beside_a_learners_run(results, data, m
     shown = plot_history(recorded, reference="00_curve")
     assert len(shown.axes[0].lines) == 1 and "reference run:" in shown._suptitle.get_text()
     assert plot_logs(own, keys=list(own.logs)[:1], reference="00_curve") is not None
+
+
+def test_plot_runs_and_reference_results_follow_the_mode(results, data, monkeypatch, capsys):
+    import matplotlib
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    from ssl_course.viz import plot_runs, print_reference_results
+
+    shared = dict(data="synthetic", labels=40, backbone="tiny", steps=6, batch_size=32, progress=False,
+                  train_subset=400, test_subset=100, val_size=50, monitor_every=0)
+    monkeypatch.setenv(config.MODE_ENV, "record")
+    recorded, _ = run_methods({"supervised": {}}, "00r", **shared)
+    monkeypatch.setenv(config.MODE_ENV, "learn")
+    own, folders = run_methods({"supervised": {}}, "00r", **dict(shared, steps=3))
+    plt.close("all")
+    histories = plot_runs(folders, logs_of="supervised", keys=["train_acc"], title="logs")
+    assert histories["supervised"]["step"][-1] == 3
+    assert len(plt.get_fignums()) == 2 and plt.figure(2)._suptitle.get_text().startswith("logs\nreference run:")
+    curves = plt.figure(1).axes[0]
+    assert curves.get_legend_handles_labels()[1] == ["your run", "reference"]   # the reference beside yours
+    assert list(curves.lines[1].get_xdata())[-1] == recorded["supervised"]["steps"]
+    lines = print_reference_results(folders)
+    caption = reference.describe("00r_supervised_synthetic_40_tiny")
+    accuracy = recorded["supervised"]["test_accuracy"]
+    assert lines == [f"supervised: test accuracy of the course's {caption}: {accuracy:.3f}"]
+    assert lines[0] in capsys.readouterr().out
+    with pytest.raises(KeyError, match="logs_of='paws'"):
+        plot_runs(folders, logs_of="paws")
+
+    monkeypatch.setenv(config.MODE_ENV, "present")
+    _, shown = run_methods({"supervised": {}}, "00r", **shared)
+    plt.close("all")
+    plot_runs(shown)
+    assert len(plt.figure(1).axes[0].lines) == 1   # the run shown IS the reference: nothing beside it
+    assert "the numbers shown are the course's reference run:" in print_reference_results(shown)[0]
+    plt.close("all")
+
+
+@pytest.mark.parametrize("name, prefix", [("paws", "memory."), ("featmatch", "buffer_")])
+def test_reference_weights_leave_out_what_only_training_reads(results, name, prefix):
+    trained = build_method(name, "tiny", 10)
+    with torch.no_grad():
+        for value in trained.state_dict().values():
+            value.copy_(torch.ones_like(value) if value.dtype != torch.bool else torch.zeros_like(value))
+    path = reference.save_weights(trained, "00_small_weights")
+    saved = torch.load(path, map_location="cpu", weights_only=True)
+    left_out = [key for key in trained.state_dict() if key.startswith(prefix)]
+    assert left_out and not any(key.startswith(prefix) for key in saved)
+    assert path.stat().st_size < 600_000   # a tiny backbone's weights, not a replay memory's images
+    shown = build_method(name, "tiny", 10)
+    fresh = {key: value.clone() for key, value in shown.state_dict().items()}
+    reference.load_weights(shown, "00_small_weights")
+    for key, value in shown.state_dict().items():   # learned state restored, training-only state as built
+        expected = fresh[key] if key.startswith(prefix) else trained.state_dict()[key]
+        assert torch.equal(value, expected.to(value.dtype)), key

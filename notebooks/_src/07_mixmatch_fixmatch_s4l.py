@@ -15,9 +15,11 @@
 # - how the three compare with the supervised baseline under the same labels and budget.
 #
 # **Time budget**: the trainings dominate: about 17 min on a laptop GPU (an estimate from the
-# FLOPs of a training step) and many hours on a CPU (the README lists measured times). Lower
-# `BUDGET_EPOCHS` to go faster (fractions such as 0.5 work). The budget is in epochs, so your
-# numbers match the reference results whatever your hardware.
+# FLOPs of a training step) and hours on a CPU, where the notebook trains the `tiny` backbone (the
+# README lists measured times). Lower `BUDGET_EPOCHS` to go faster (fractions such as 0.5 work).
+# The budget is in epochs, so your numbers match the reference results whatever your hardware.
+# To read through the notebook without training (about a minute), start Jupyter with
+# `SSL_COURSE_MODE=present`: every training cell then loads the course's reference run (see the README).
 #
 # **Prerequisites**: `00_setup_and_data` (data pipeline, augmentations, the supervised baseline)
 # and `02_pretext_tasks` (rotation prediction, which S4L reuses). Softmax and cross-entropy should
@@ -39,7 +41,6 @@ if "google.colab" in sys.modules:  # in Colab: install the course, fetch CIFAR-1
     from ssl_course.colab import colab_setup
     colab_setup()
 
-import json
 import math
 
 import matplotlib.pyplot as plt
@@ -64,13 +65,22 @@ from ssl_course.losses import (
     sharpen,
 )
 from ssl_course.methods import build_method
-from ssl_course.train import load_checkpoint
-from ssl_course.viz import image_grid, interactive_plot, plot_tsne, small_multiples, to_display
+from ssl_course.results import load_trained
+from ssl_course.viz import (
+    image_grid,
+    interactive_plot,
+    load_run_history,
+    plot_tsne,
+    print_reference_results,
+    reference_history,
+    small_multiples,
+    to_display,
+)
 
 SMOKE = config.smoke()
 DEVICE = config.pick_device()
 config.seed_everything(0)
-print(f"device: {DEVICE}; smoke mode: {SMOKE}")
+print(f"device: {DEVICE}; smoke mode: {SMOKE}; mode: {config.mode()}")
 
 # %% [markdown]
 # ## Intuition: the boundary should run through empty space
@@ -470,6 +480,7 @@ print(f"S4L-Exemplar loss, loop == library: {expected.item():.4f}")
 # The same split (`NUM_LABELS` labels, seed 0), backbone and budget in epochs for each method,
 # with each method's own default batch size, optimiser and learning rate (see the method files
 # in `ssl_course/methods/`). Runs are saved under `runs/`; running the cell again reloads them.
+# On a CPU the cell trains the `tiny` backbone, on a GPU the `small` one.
 #
 # - MixMatch: 64 labelled + 64 unlabelled images per step (×2 views), AdamW, $\lambda_U$ ramped
 #   over the first 1/16 of the budget;
@@ -486,10 +497,13 @@ BUDGET_EPOCHS = 10   # per method; smoke mode uses a few steps instead. Fraction
 # a training step; hours on a CPU (measured times: README and benchmarks/RESULTS.md).
 METHODS = ("supervised", "mixmatch", "fixmatch", "s4l")
 SMOKE_BATCH = {"supervised": 64, "mixmatch": 32, "fixmatch": 64, "s4l": 16}
-BACKBONE = "tiny" if SMOKE else "small"
-results, run_dirs = run_methods(METHODS, "08", batch_sizes=SMOKE_BATCH if SMOKE else None, data=DATA,
-                                labels=NUM_LABELS, backbone=BACKBONE, epochs=BUDGET_EPOCHS,
-                                steps=30 if SMOKE else None, **SUBSET)
+BACKBONE = "tiny" if SMOKE or DEVICE.type == "cpu" else "small"
+SETTINGS = dict(batch_sizes=SMOKE_BATCH if SMOKE else None, data=DATA, labels=NUM_LABELS, backbone=BACKBONE,
+                epochs=BUDGET_EPOCHS, steps=30 if SMOKE else None, **SUBSET)
+# the t-SNE below needs the trained FixMatch and baseline networks: only their reference runs keep weights
+results, run_dirs = run_methods(("supervised", "fixmatch"), "07", reference_weights=True, **SETTINGS)
+more_results, more_run_dirs = run_methods(("mixmatch", "s4l"), "07", **SETTINGS)
+results, run_dirs = {**results, **more_results}, {**run_dirs, **more_run_dirs}
 
 # %%
 baseline = results["supervised"]["test_accuracy"]
@@ -501,6 +515,7 @@ axis.axhline(1 / data.num_classes, color="r", linestyle=":", linewidth=1, label=
 axis.set(ylabel="test accuracy", ylim=(0, 1), title=f"{DATA}, {NUM_LABELS} labels, same budget")
 axis.legend()
 plt.show()
+print_reference_results({name: run_dirs[name] for name in METHODS})
 for name in METHODS[1:]:
     difference = results[name]["test_accuracy"] - baseline
     print(f"{name:>9} vs supervised: {difference:+.3f} ({'better' if difference > 0 else 'not better'} in this run)")
@@ -520,23 +535,31 @@ print(f"your budget: {BUDGET_EPOCHS} epochs, backbone '{BACKBONE}', {NUM_LABELS}
 # not have them.
 
 # %%
-histories = {name: json.loads((run_dirs[name] / "history.json").read_text()) for name in METHODS}
+histories = {name: load_run_history(run_dirs[name]) for name in METHODS}
 fixmatch_logs, mixmatch_logs = histories["fixmatch"]["logs"], histories["mixmatch"]["logs"]
 mask_rate = np.array(fixmatch_logs["mask_rate"])
 correct_rate = np.array(fixmatch_logs["pseudo_correct_rate"])
 passing_accuracy = np.divide(correct_rate, mask_rate, out=np.full_like(mask_rate, np.nan), where=mask_rate > 0)
 
-figure, axes = plt.subplots(1, 2, figsize=(12, 3.4))
+figure, axes = plt.subplots(1, 2, figsize=(13, 4.2))
 steps = histories["fixmatch"]["step"]
 axes[0].plot(steps, mask_rate, label="passed the threshold (mask rate)")
 axes[0].plot(steps, passing_accuracy, marker=".", label="accuracy of those that passed (gap: none passed)")
 axes[0].plot(steps, fixmatch_logs["pseudo_acc_all"], label="accuracy of all arg-max guesses", linestyle="--")
 axes[0].set(xlabel="step", ylabel="fraction", ylim=(0, 1), title="FixMatch pseudo-labels (τ = 0.95)")
-axes[0].legend(fontsize=8)
 axes[1].plot(histories["mixmatch"]["step"], mixmatch_logs["guess_confidence"], label="mean max of the sharpened guess")
 axes[1].plot(histories["mixmatch"]["step"], mixmatch_logs["guess_acc"], label="accuracy of the guess's arg-max")
 axes[1].set(xlabel="step", ylabel="fraction", ylim=(0, 1), title="MixMatch guessed labels (T = 0.5)")
-axes[1].legend(fontsize=8)
+captions = []
+for axis, name, key in ((axes[0], "fixmatch", "mask_rate"), (axes[1], "mixmatch", "guess_acc")):
+    shipped, caption = reference_history(run_dirs[name])   # the course's reference run, dashed (learn mode)
+    if shipped is not None:
+        axis.plot(shipped["step"][len(shipped["step"]) - len(shipped["logs"][key]):], shipped["logs"][key],
+                  color="gray", linestyle=":", linewidth=1.5, label=f"{key}, reference run")
+    captions += [f"{name}: {caption}"] if caption else []
+    axis.legend(fontsize=9)
+if captions:
+    figure.suptitle("\n".join(captions), fontsize=10)
 figure.tight_layout()
 plt.show()
 final_passing = passing_accuracy[-1]
@@ -563,9 +586,7 @@ print(f"S4L rotation head, last logged steps: {rotation_accuracy:.1%} of rotatio
 
 # %%
 def trained(name):
-    method = build_method(name, BACKBONE, data.num_classes)
-    method.load_state_dict(load_checkpoint(run_dirs[name] / "checkpoint.pt", map_location=DEVICE)["method"])
-    return method.to(DEVICE).eval()
+    return load_trained(build_method(name, BACKBONE, data.num_classes), run_dirs[name], DEVICE)
 
 
 figure, axes = plt.subplots(1, 2, figsize=(11, 5))
@@ -632,7 +653,7 @@ check_mixup(my_mixup);
 
 # %% [markdown]
 # **3. The threshold.** Train FixMatch again with a threshold of 0.7, in its own run folder:
-# `run_methods({"fixmatch": {"threshold": 0.7}}, "08_t07", ...)` with the settings of the cell above,
+# `run_methods({"fixmatch": {"threshold": 0.7}}, "07_t07", **SETTINGS)` (the settings of the cell above),
 # and plot the mask rate and the accuracy of the passing pseudo-labels next to the 0.95 run. Which
 # curve rises faster, and which one is more often right? Does the test accuracy follow?
 #

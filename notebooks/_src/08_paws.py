@@ -17,10 +17,12 @@
 #   same time budget: SNN accuracy, per-class accuracy, a linear head, t-SNE.
 #
 # **Time budget**: the CIFAR-10 trainings dominate: about 11 min on a laptop GPU (an estimate
-# from the FLOPs of a training step) and many hours on a CPU (the README lists measured
-# times); the toy experiments take a few minutes on a CPU. Lower `BUDGET_EPOCHS` to go faster
-# (fractions such as 0.5 work). The budget is in epochs, so your numbers match the reference
-# results whatever your hardware.
+# from the FLOPs of a training step) and hours on a CPU, where the notebook trains the `tiny`
+# backbone (the README lists measured times); the toy experiments take a few minutes on a CPU.
+# Lower `BUDGET_EPOCHS` to go faster (fractions such as 0.5 work). The budget is in epochs, so
+# your numbers match the reference results whatever your hardware. To read through the notebook
+# without training, start Jupyter with `SSL_COURSE_MODE=present`: every training cell then loads
+# the course's reference run (see the README).
 #
 # **Prerequisites**: `00_setup_and_data` (data, augmentations, the baseline, the weighted kNN
 # classifier), `04_simclr_moco` (two augmented views of an image, projection heads, temperatures
@@ -42,7 +44,6 @@ if "google.colab" in sys.modules:  # in Colab: install the course, fetch CIFAR-1
     from ssl_course.colab import colab_setup
     colab_setup()
 
-import json
 import math
 
 import matplotlib.pyplot as plt
@@ -59,20 +60,20 @@ from ssl_course.exercises import check_me_max, check_paws_loss, check_sharpen, c
 from ssl_course.experiment import run_methods
 from ssl_course.losses import me_max_regularizer, paws, sharpen, snn
 from ssl_course.methods import build_method
-from ssl_course.train import load_checkpoint
+from ssl_course.results import load_trained
 from ssl_course.viz import (
     interactive_plot,
-    plot_history,
-    plot_logs,
     plot_per_class_accuracy,
+    plot_runs,
     plot_tsne,
+    print_reference_results,
     small_multiples,
 )
 
 SMOKE = config.smoke()
 DEVICE = config.pick_device()
 config.seed_everything(0)
-print(f"device: {DEVICE}; smoke mode: {SMOKE}")
+print(f"device: {DEVICE}; smoke mode: {SMOKE}; mode: {config.mode()}")
 
 # %% [markdown]
 # ## Intuition: a classifier made of a few labelled examples
@@ -463,13 +464,14 @@ plt.show()
 # logistic-regression head on frozen backbone features of the labelled images
 # (`linear_probe_accuracy`): a linear head on top of PAWS features, not the full fine-tuning of
 # the paper. The baseline trains with cross-entropy on the same labels for the same number of
-# epochs. Runs are saved under `runs/`, so running the cell again reloads them.
+# epochs. Runs are saved under `runs/`, so running the cell again reloads them. On a CPU the cell
+# trains the `tiny` backbone, on a GPU the `small` one.
 
 # %%
 DATA = "cifar10" if cifar10_available() else "synthetic"
 NUM_LABELS = 100 if SMOKE else 250
 SUBSET = dict(train_subset=2000, test_subset=500) if SMOKE else {}
-BACKBONE = "tiny" if SMOKE else "small"
+BACKBONE = "tiny" if SMOKE or DEVICE.type == "cpu" else "small"
 BUDGET_EPOCHS = 10   # per method; smoke mode uses a few steps instead. Fractions such as 0.5 work too.
 # Expected time (paws and the baseline, 10 epochs each): about 11 min on a laptop GPU, an estimate
 # from the FLOPs of a training step; hours on a CPU (measured times: README and benchmarks/RESULTS.md).
@@ -481,15 +483,14 @@ print(data)
 # drop `support_per_class` to train with the default (more supports, slower steps).
 METHODS = {"paws": dict(multicrop=2, support_per_class=4) if SMOKE else dict(support_per_class=8),
            "supervised": {}}
-results, run_dirs = run_methods(METHODS, "06", data=DATA, labels=NUM_LABELS, backbone=BACKBONE,
+# reference_weights: the evaluation below needs both trained networks, so their reference runs keep them
+results, run_dirs = run_methods(METHODS, "08", data=DATA, labels=NUM_LABELS, backbone=BACKBONE,
                                 epochs=BUDGET_EPOCHS, steps=30 if SMOKE else None,
-                                batch_size=64 if SMOKE else None, progress=not SMOKE, **SUBSET)
+                                batch_size=64 if SMOKE else None, progress=not SMOKE, reference_weights=True,
+                                **SUBSET)
 
 # %%
-for name in METHODS:
-    plot_history(json.loads((run_dirs[name] / "history.json").read_text()), title=name)
-plt.show()
-plot_logs(json.loads((run_dirs["paws"] / "history.json").read_text()), ("paws_xent", "me_max", "target_acc"),
+plot_runs(run_dirs, logs_of="paws", keys=("paws_xent", "me_max", "target_acc"),
           title="PAWS: the two loss terms and how often targets are right",
           reference_lines={"me_max": (-math.log(data.num_classes), "-log K (balanced)"),
                            "target_acc": (1 / data.num_classes, "chance")})
@@ -502,20 +503,18 @@ plt.show()
 
 # %% [markdown]
 # ## Evaluation: per-class accuracy against the baseline, and t-SNE
-# Both trained models are reloaded from their checkpoints. PAWS predicts with the SNN over the
+# Both trained models are reloaded from their runs. PAWS predicts with the SNN over the
 # labelled set (`prepare_evaluation` embeds it), the baseline with its classifier.
 
 # %%
-def load_trained(name: str):
-    method = build_method(name, BACKBONE, data.num_classes, **METHODS[name])
-    method.load_state_dict(load_checkpoint(run_dirs[name] / "checkpoint.pt", map_location=DEVICE)["method"])
-    method = method.to(DEVICE).eval()
+def trained_method(name: str):
+    method = load_trained(build_method(name, BACKBONE, data.num_classes, **METHODS[name]), run_dirs[name], DEVICE)
     with torch.no_grad():
         method.prepare_evaluation(data)
     return method
 
 
-trained = {name: load_trained(name) for name in METHODS}
+trained = {name: trained_method(name) for name in METHODS}
 predictions = {name: extract_features(method.predict, data.test_images).argmax(1) for name, method in trained.items()}
 accuracy = {name: per_class_accuracy(predictions[name], data.test_labels, data.num_classes) for name in METHODS}
 axis = None
@@ -531,6 +530,7 @@ print(f"PAWS is better on {int((gap > 0).sum())} of {data.num_classes} classes; 
       f"{data.class_names[int(gap.argmin())]} ({gap.min():+.3f})")
 print(f"linear head on frozen features: PAWS {results['paws']['linear_probe_accuracy']:.3f}, "
       f"baseline {results['supervised']['linear_probe_accuracy']:.3f}")
+print_reference_results(run_dirs)
 print(f"your budget: {BUDGET_EPOCHS} epochs, backbone '{BACKBONE}', {NUM_LABELS} labels. Published, CIFAR-10: "
       "PAWS with its soft nearest-neighbour classifier (PAWS-NN), WRN-28-2, 4000 labels, 600 epochs "
       "(official config configs/paws/cifar10_train.yaml): 4.0 +- 0.25 % test error, i.e. about 96 % "
@@ -647,7 +647,7 @@ check_paws_loss(my_paws_loss);
 
 # %% [markdown]
 # **Exercise 5 (no checker).** Re-run the CIFAR-10 cell with `METHODS["paws"] = dict(me_max=False)`
-# and a new tag for `run_methods` (e.g. `"06_no_memax"`, so the run gets its own folder). Compare
+# and a new tag for `run_methods` (e.g. `"08_no_memax"`, so the run gets its own folder). Compare
 # `target_acc`, the per-class accuracies and the average prediction with the run above.
 #
 # **Think and measure.** (a) In the SNN figure, what happens to the regions as τ → 0 and as τ

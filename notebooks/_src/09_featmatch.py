@@ -13,10 +13,13 @@
 # - whether refined features separate the classes better than raw ones, and how FeatMatch
 #   compares with the supervised baseline under the same budget (accuracy, per class, t-SNE).
 #
-# **Time budget**: the trainings dominate: about 3 min on a laptop GPU (an estimate from the
-# FLOPs of a training step) and hours on a CPU (the README lists measured times). Lower
-# `BUDGET_EPOCHS` to go faster (fractions such as 0.5 work). The budget is in epochs, so your
-# numbers match the reference results whatever your hardware.
+# **Time budget**: the trainings dominate: about 6 min on a laptop GPU (an estimate from the
+# FLOPs of a training step, with FeatMatch's two strong views and one weak view per unlabelled
+# image) and hours on a CPU, where the notebook trains the `tiny` backbone (the
+# README lists measured times). Lower `BUDGET_EPOCHS` to go faster (fractions such as 0.5 work).
+# The budget is in epochs, so your numbers match the reference results whatever your hardware.
+# To read through the notebook without training, start Jupyter with `SSL_COURSE_MODE=present`:
+# every training cell then loads the course's reference run (see the README).
 #
 # **Prerequisites**: `00_setup_and_data` (data, weak and strong augmentations, the baseline),
 # `07_mixmatch_fixmatch_s4l` and `08_paws`. FeatMatch builds on 07: its loss is a weak/strong
@@ -37,7 +40,6 @@ if "google.colab" in sys.modules:  # in Colab: install the course, fetch CIFAR-1
     from ssl_course.colab import colab_setup
     colab_setup()
 
-import json
 import math
 
 import matplotlib.pyplot as plt
@@ -54,21 +56,21 @@ from ssl_course.experiment import run_methods
 from ssl_course.losses import consistency_ramp, featmatch_loss, featmatch_pseudo_labels, soft_cross_entropy
 from ssl_course.methods import build_method
 from ssl_course.models import PrototypeAttention
-from ssl_course.train import load_checkpoint
+from ssl_course.results import load_trained
 from ssl_course.viz import (
     image_grid,
     interactive_plot,
-    plot_history,
-    plot_logs,
     plot_per_class_accuracy,
+    plot_runs,
     plot_tsne,
+    print_reference_results,
     small_multiples,
 )
 
 SMOKE = config.smoke()
 DEVICE = config.pick_device()
 config.seed_everything(0)
-print(f"device: {DEVICE}; smoke mode: {SMOKE}")
+print(f"device: {DEVICE}; smoke mode: {SMOKE}; mode: {config.mode()}")
 
 # %% [markdown]
 # ## Intuition: prototypes, and features pulled towards them
@@ -331,31 +333,31 @@ plt.show()
 # | evaluation | classifier on refined features | the same (`predict`); raw-feature classifier shown below |
 #
 # The baseline trains with cross-entropy on the same labels for the same budget in epochs. Runs
-# are saved under `runs/`, so running the cell again reloads them.
+# are saved under `runs/`, so running the cell again reloads them. On a CPU the cell trains the
+# `tiny` backbone, on a GPU the `small` one.
 
 # %%
 DATA = "cifar10" if cifar10_available() else "synthetic"
 NUM_LABELS = 100 if SMOKE else 250
 SUBSET = dict(train_subset=2000, test_subset=500) if SMOKE else {}
-BACKBONE = "tiny" if SMOKE else "small"
+BACKBONE = "tiny" if SMOKE or DEVICE.type == "cpu" else "small"
 BUDGET_EPOCHS = 10   # per method; smoke mode uses a few steps instead. Fractions such as 0.5 work too.
-# Expected time (featmatch and the baseline, 10 epochs each): about 3 min on a laptop GPU, an
-# estimate from the FLOPs of a training step; hours on a CPU (measured times: README, benchmarks/RESULTS.md).
+# Expected time (featmatch and the baseline, 10 epochs each): about 6 min on a laptop GPU, an
+# estimate from the FLOPs of a training step (2.6 GFLOP per image for FeatMatch, 0.68 for the
+# baseline, at 5 TFLOP/s); hours on a CPU (measured times: README, benchmarks/RESULTS.md).
 data = make_bundle(DATA, num_labels=NUM_LABELS, seed=0, device=DEVICE, **SUBSET)
 print(data)
 
 METHODS = {"featmatch": {}, "supervised": {}}
 # smoke: 2000 images / batch 64 = 31 steps per epoch, so 40 steps include one prototype refresh
-results, run_dirs = run_methods(METHODS, "07", data=DATA, labels=NUM_LABELS, backbone=BACKBONE,
+# reference_weights: the cells below need both trained networks, so their reference runs keep them
+results, run_dirs = run_methods(METHODS, "09", data=DATA, labels=NUM_LABELS, backbone=BACKBONE,
                                 epochs=BUDGET_EPOCHS, steps=40 if SMOKE else None,
-                                batch_size=64 if SMOKE else None, progress=not SMOKE, **SUBSET)
+                                batch_size=64 if SMOKE else None, progress=not SMOKE, reference_weights=True,
+                                **SUBSET)
 
 # %%
-for name in METHODS:
-    plot_history(json.loads((run_dirs[name] / "history.json").read_text()), title=name)
-plt.show()
-plot_logs(json.loads((run_dirs["featmatch"] / "history.json").read_text()),
-          ("clf", "con_g", "con_f", "ramp", "attention", "pseudo_acc"),
+plot_runs(run_dirs, logs_of="featmatch", keys=("clf", "con_g", "con_f", "ramp", "attention", "pseudo_acc"),
           title="FeatMatch: loss terms, ramp, attention on/off, pseudo-label accuracy",
           reference_lines={"pseudo_acc": (1 / data.num_classes, "chance")})
 plt.show()
@@ -366,13 +368,17 @@ plt.show()
 # hidden labels (logged for you, never trained on).
 
 # %%
-def load_trained(name: str):
-    method = build_method(name, BACKBONE, data.num_classes, **METHODS[name])
-    method.load_state_dict(load_checkpoint(run_dirs[name] / "checkpoint.pt", map_location=DEVICE)["method"])
-    return method.to(DEVICE).eval()
+def trained_method(name: str):
+    return load_trained(build_method(name, BACKBONE, data.num_classes, **METHODS[name]), run_dirs[name], DEVICE)
 
 
-featmatch, baseline = load_trained("featmatch"), load_trained("supervised")
+featmatch, baseline = trained_method("featmatch"), trained_method("supervised")
+if not featmatch.attention_active:   # the run ended inside its first epoch (e.g. a short reference run)
+    print("This run ended before its first prototype refresh (at the end of the first epoch): it trained "
+          "without attention and has no prototypes. They are extracted now from the labelled features, as the "
+          "first refresh would, so that the cells below have something to show: read their attention and "
+          "refined features as those of an attention module that was never trained.")
+    featmatch.refresh_prototypes(data)
 print(f"prototypes: {tuple(featmatch.prototypes.shape)}, ready: {featmatch.attention_active}, "
       f"{int(featmatch.prototype_from_labeled.sum())} from labelled features, "
       f"{int((~featmatch.prototype_from_labeled).sum())} from unlabelled ones")
@@ -543,6 +549,7 @@ gap = accuracy["featmatch"] - accuracy["supervised"]
 print(f"mean test accuracy: FeatMatch {accuracy['featmatch'].mean():.3f}, baseline {accuracy['supervised'].mean():.3f} "
       f"(difference {gap.mean():+.3f}); FeatMatch better on {int((gap > 0).sum())} of {data.num_classes} classes")
 print(f"steps in the budget: FeatMatch {results['featmatch']['steps']}, baseline {results['supervised']['steps']}")
+print_reference_results(run_dirs)
 print(f"your budget: {BUDGET_EPOCHS} epochs, backbone '{BACKBONE}', {NUM_LABELS} labels. Published, CIFAR-10, "
       "WRN-28-2: FeatMatch 7.50 +- 0.64 % test error at 250 labels (92.5 % accuracy) and 4.91 +- 0.18 % at 4000 "
       "(Kuo et al. 2020, as quoted in the README of GT-RIPL/FeatMatch), after 183 000 iterations at batch sizes "
@@ -628,7 +635,7 @@ check_kmeans_step(my_kmeans_step);
 
 # %% [markdown]
 # **Exercise 4 (no checker).** Train again with `METHODS["featmatch"] = dict(predict_refined=False)`
-# or `dict(lambda_f=0.0)` and a new tag for `run_methods` (e.g. `"07_raw"`, so the run gets its own
+# or `dict(lambda_f=0.0)` and a new tag for `run_methods` (e.g. `"09_raw"`, so the run gets its own
 # folder). Which term carries the improvement over the
 # baseline in your budget?
 #

@@ -142,6 +142,9 @@ class Method(nn.Module):
     default_batch_size: ClassVar[int] = 256
     default_unlabeled_ratio: ClassVar[int] = 7
     has_classifier: ClassVar[bool] = False       # True when predict() returns logits
+    # prefixes of state_dict entries only training reads (replay memories, feature buffers): a reference
+    # run's weights leave them out, so results/ stays small (ssl_course.reference.save_weights)
+    training_only_state: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, backbone: nn.Module, num_classes: int) -> None:
         super().__init__()

@@ -124,6 +124,7 @@ class FeatMatch(Method):
     default_batch_size = 128          # unlabelled images per step (official bsu = 128)
     default_unlabeled_ratio = 2       # labelled = 64 (official bsl = 64)
     has_classifier = True
+    training_only_state = ("buffer_",)   # the feature buffer prototypes are clustered from
 
     def __init__(self, backbone: nn.Module, num_classes: int, prototypes_per_class: int = 10,
                  labeled_fraction: float = 0.5, num_heads: int = 4, sharpen_temperature: float = 0.75,

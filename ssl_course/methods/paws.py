@@ -149,6 +149,7 @@ class PAWS(Method):
     default_batch_size = 256
     default_unlabeled_ratio = 1
     has_classifier = True
+    training_only_state = ("memory.",)   # the labelled images supports are drawn from while training
 
     def __init__(self, backbone: nn.Module, num_classes: int, output_dim: int = 128, use_pred_head: bool = False,
                  support_per_class: int | None = None, support_views: int = 2, multicrop: int = 6,
