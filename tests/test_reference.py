@@ -163,3 +163,18 @@ def test_plot_history_draws_the_reference_beside_a_learners_run(results, data, m
     shown = plot_history(recorded, reference="00_curve")
     assert len(shown.axes[0].lines) == 1 and "reference run:" in shown._suptitle.get_text()
     assert plot_logs(own, keys=list(own.logs)[:1], reference="00_curve") is not None
+
+
+def test_notebook_setup_chooses_the_same_names_in_present_mode_as_on_a_cpu(tmp_path, monkeypatch):
+    from ssl_course.notebook import notebook_setup
+
+    monkeypatch.setenv(config.DATA_ENV, str(tmp_path / "no_cifar"))   # synthetic data
+    monkeypatch.setenv(config.SMOKE_ENV, "1")
+    monkeypatch.setenv(config.MODE_ENV, "learn")
+    smoke = notebook_setup()
+    assert smoke.smoke and smoke.num_labels == 100 and smoke.backbone == "tiny" and smoke.data_name == "synthetic"
+    assert smoke.data.train_images.shape[0] <= smoke.subset["train_subset"]
+    monkeypatch.setenv(config.MODE_ENV, "present")   # smoke is off, the device is the CPU
+    shown = notebook_setup()
+    assert not shown.smoke and shown.device == torch.device("cpu") and shown.backbone == "tiny"
+    assert shown.num_labels == 250 and shown.data.num_labels == 250
