@@ -1,6 +1,7 @@
 """Reference runs and the learn / present / record modes (ssl_course.reference)."""
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -74,6 +75,24 @@ def test_record_caps_the_budget_and_present_restores_without_training(results, d
     assert evaluate_method(shown, data, probe=False) == pytest.approx(recorded_metrics)
     after = sorted(config.runs_dir().glob("**/*")) if config.runs_dir().exists() else []
     assert after == runs_before   # nothing written
+
+
+def test_present_mode_gives_history_and_metrics_of_a_run_recorded_without_weights(results, data, monkeypatch):
+    monkeypatch.setenv(config.MODE_ENV, "record")
+    out_dir = config.runs_dir() / "00_no_weights"
+    settings = dataclasses.replace(_settings(out_dir), reference_weights=False)
+    recorded = build_method("supervised", "tiny", data.num_classes)
+    history = fit(recorded, data, settings)
+    recorded_metrics = evaluate_method(recorded, data, probe=False)
+    assert not (results / "00_no_weights" / reference.WEIGHTS_FILE).exists()
+
+    monkeypatch.setenv(config.MODE_ENV, "present")
+    shown = build_method("supervised", "tiny", data.num_classes)
+    restored = fit(shown, data, settings)
+    assert restored.step == history.step and restored.loss == history.loss
+    assert evaluate_method(shown, data, probe=False) == pytest.approx(recorded_metrics)
+    with pytest.raises(FileNotFoundError, match="recorded without weights"):
+        load_trained(build_method("supervised", "tiny", data.num_classes), results / "00_no_weights")
 
 
 def test_present_mode_names_a_missing_reference(results, data, monkeypatch):
@@ -200,3 +219,18 @@ def test_reference_weights_leave_out_what_only_training_reads(results, name, pre
     for key, value in shown.state_dict().items():   # learned state restored, training-only state as built
         expected = fresh[key] if key.startswith(prefix) else trained.state_dict()[key]
         assert torch.equal(value, expected.to(value.dtype)), key
+
+
+def test_notebook_setup_chooses_the_same_names_in_present_mode_as_on_a_cpu(tmp_path, monkeypatch):
+    from ssl_course.notebook import notebook_setup
+
+    monkeypatch.setenv(config.DATA_ENV, str(tmp_path / "no_cifar"))   # synthetic data
+    monkeypatch.setenv(config.SMOKE_ENV, "1")
+    monkeypatch.setenv(config.MODE_ENV, "learn")
+    smoke = notebook_setup()
+    assert smoke.smoke and smoke.num_labels == 100 and smoke.backbone == "tiny" and smoke.data_name == "synthetic"
+    assert smoke.data.train_images.shape[0] <= smoke.subset["train_subset"]
+    monkeypatch.setenv(config.MODE_ENV, "present")   # smoke is off, the device is the CPU
+    shown = notebook_setup()
+    assert not shown.smoke and shown.device == torch.device("cpu") and shown.backbone == "tiny"
+    assert shown.num_labels == 250 and shown.data.num_labels == 250

@@ -23,6 +23,10 @@
 # (fractions such as 0.5 work). The budget is in epochs, so your numbers match the reference
 # results whatever your hardware.
 #
+# To look through this notebook without training (about a minute), start Jupyter with
+# `SSL_COURSE_MODE=present`: every training cell then loads the course's reference run instead
+# (see the README).
+#
 # **Prerequisites**: `00_setup_and_data` (data bundle, augmentations, engine, supervised
 # baseline) and `01_nce_to_infonce` (InfoNCE as "which of these is the real partner?").
 
@@ -48,18 +52,19 @@ import torch
 import torch.nn.functional as F
 
 import ssl_course
-from ssl_course import config
+from ssl_course import config, reference
 from ssl_course.data import cifar10_available, contrastive_augment, make_bundle
 from ssl_course.evaluate import evaluate_method, extract_features
 from ssl_course.losses import info_nce, nt_xent
 from ssl_course.methods import build_method
 from ssl_course.train import TrainConfig, fit
-from ssl_course.viz import image_grid, interactive_plot, plot_tsne, small_multiples
+from ssl_course.viz import image_grid, interactive_plot, plot_tsne, reference_history, small_multiples
 
 SMOKE = config.smoke()
 DEVICE = config.pick_device()
 config.seed_everything(0)
-print(f"ssl_course {ssl_course.__version__} · torch {torch.__version__} · device {DEVICE} · smoke {SMOKE}")
+print(f"ssl_course {ssl_course.__version__} · torch {torch.__version__} · device {DEVICE} · smoke {SMOKE} "
+      f"· mode {config.mode()}")
 
 # %% [markdown]
 # ## The data
@@ -199,10 +204,10 @@ generator = torch.Generator().manual_seed(0)
 for n, d, tau in [(4, 8, 0.5), (7, 3, 0.1), (16, 32, 0.2), (2, 5, 1.0)]:
     z1 = torch.randn(n, d, generator=generator, dtype=torch.float64)
     z2 = z1 + 0.5 * torch.randn(n, d, generator=generator, dtype=torch.float64)
-    reference = nt_xent(z1, z2, tau)
-    torch.testing.assert_close(nt_xent_loops(z1, z2, tau), reference)
-    torch.testing.assert_close(nt_xent_vectorised(z1, z2, tau), reference)
-    print(f"N={n:2d} D={d:2d} tau={tau}: loops = vectorised = library = {reference.item():.6f}")
+    library = nt_xent(z1, z2, tau)
+    torch.testing.assert_close(nt_xent_loops(z1, z2, tau), library)
+    torch.testing.assert_close(nt_xent_vectorised(z1, z2, tau), library)
+    print(f"N={n:2d} D={d:2d} tau={tau}: loops = vectorised = library = {library.item():.6f}")
 
 # %% [markdown]
 # ### The gradient: who gets pushed, and how hard
@@ -382,7 +387,8 @@ plt.show()
 # All three use the same backbone, the same `LABELS` labels and the same time budget. SimCLR and
 # MoCo train on every training image without labels; the supervised baseline trains on the
 # labelled images only (as in notebook 00, run again here so that budgets match). Runs are saved
-# under `runs/` and reloaded if you run the cell again.
+# under `runs/` and reloaded if you run the cell again. Where the course ships a reference run of
+# the same cell, its numbers are printed under yours.
 
 # %%
 BUDGET_EPOCHS = 10   # per method; smoke mode stops after 30 steps instead
@@ -398,6 +404,8 @@ HPARAMS = {
     "moco": dict(momentum=0.9, queue_size=512) if SMOKE else {},   # default m = 0.99, K = 4096
 }
 
+RUN_DIRS = {}
+
 
 def train(name):
     torch.manual_seed(0)
@@ -412,6 +420,14 @@ def train(name):
     metrics = evaluate_method(method, data, knn_bank="all")
     print(f"{name:>10}: {history.step[-1]} steps in {history.seconds[-1]:.0f} s; test accuracy "
           f"{metrics['test_accuracy']:.3f}, kNN {metrics['knn_all_labels_accuracy']:.3f}")
+    shipped = reference.load_reference(out_dir)
+    if reference.presenting():
+        print(f"{'':>10}  (these are the course's numbers: {reference.describe(out_dir)})")
+    elif shipped and shipped["evaluations"]:
+        ref = next(iter(shipped["evaluations"].values()))
+        print(f"{'':>10}  reference: test accuracy {ref['test_accuracy']:.3f}, "
+              f"kNN {ref['knn_all_labels_accuracy']:.3f} ({reference.describe(out_dir)})")
+    RUN_DIRS[name] = out_dir   # the run's name, for the reference curves below
     return method, history, metrics
 
 
@@ -443,14 +459,23 @@ print(f"your budget: {BUDGET_EPOCHS} epochs, backbone '{BACKBONE}', probe on {LA
       "of its 800-epoch symmetric-loss model. SimCLR: about 94 % linear probe, ResNet-50, all labels "
       "(Chen et al. 2020, Appendix B.9).")
 
-figure, axis = plt.subplots(figsize=(6, 3.5))
-for name, (_, history, _) in runs.items():
+figure, axis = plt.subplots(figsize=(7, 4))
+captions = {}
+for (name, (_, history, _)), colour in zip(runs.items(), ("tab:blue", "tab:orange", "tab:green")):
     if history.monitor_step:
-        axis.plot(history.monitor_seconds, history.monitor_knn, marker="o", label=name)
+        axis.plot(history.monitor_seconds, history.monitor_knn, marker="o", color=colour, label=name)
+    shipped, captions[name] = reference_history(RUN_DIRS[name])   # the course's run of this cell, dashed
+    if shipped is not None and shipped["monitor_step"]:
+        axis.plot(shipped["monitor_seconds"], shipped["monitor_knn"], linestyle="--", color=colour,
+                  label=f"{name} (reference)")
+shown = "the course's reference runs" if reference.presenting() else "your runs; dashed: the reference runs"
 axis.set(xlabel="training seconds", ylabel="kNN accuracy (validation subset)", ylim=(0, 1),
-         title="kNN monitor during training")
-axis.legend()
+         title=f"kNN monitor during training\n({shown})" if any(captions.values()) else "kNN monitor during training")
+axis.legend(fontsize=9)
 plt.show()
+for name, caption in captions.items():
+    if caption:
+        print(f"{name:>10}: {caption}")
 
 # %% [markdown]
 # What to look for: on a budget of minutes the contrastive methods often start *below* the

@@ -14,12 +14,17 @@
 # - how SupCon and SelfCon compare with plain cross-entropy when all three see the same few labels
 #   for the same time budget.
 #
-# **Time budget**: the trainings dominate: about 5 min on a laptop GPU
-# (estimated from the FLOPs counted per training step at an assumed 5 TFLOP/s) and about
-# 4.6 h on one CPU thread (measured throughput × epochs; more cores are faster). Each
+# **Time budget**: the trainings dominate (on a CPU the notebook switches to the `tiny` backbone and a
+# 10 000-image subset): about 5 min on a laptop GPU (estimated from the FLOPs counted per training
+# step at an assumed 5 TFLOP/s) and about 4 min on one CPU thread (measured throughput × epochs;
+# more cores are faster). Each
 # training cell states its own figures next to its `BUDGET_EPOCHS`; lower it to go faster
 # (fractions such as 0.5 work). The budget is in epochs, so your numbers match the reference
 # results whatever your hardware.
+#
+# To look through this notebook without training (about a minute), start Jupyter with
+# `SSL_COURSE_MODE=present`: every training cell then loads the course's reference run instead
+# (see the README).
 #
 # **Prerequisites**: `00_setup_and_data` (the data bundle, the engine, the supervised baseline)
 # and `04_simclr_moco` (views, projection heads, NT-Xent).
@@ -27,7 +32,10 @@
 # %% [markdown]
 # ## Set-up
 # `SMOKE` is true when the tests run this notebook (`SSL_COURSE_SMOKE=1`): the same cells run on
-# tiny data for a few steps. Leave it alone when you learn.
+# tiny data for a few steps. Leave it alone when you learn. `notebook_setup` seeds everything, picks
+# the device, loads CIFAR-10 (the course's synthetic data when CIFAR-10 is not on this machine) and
+# chooses the backbone: `tiny` on a CPU, where it also trains on a 10 000-image subset, `small` on
+# a GPU.
 
 # %%
 import sys
@@ -40,36 +48,24 @@ if "google.colab" in sys.modules:  # in Colab: install the course, fetch CIFAR-1
     colab_setup()
 
 
+import json
+
 import matplotlib.pyplot as plt
 import torch
 from torch.nn import functional as F
 
-from ssl_course import config
-from ssl_course.data import cifar10_available, make_bundle
+from ssl_course import reference
 from ssl_course.data.augment import contrastive_augment
 from ssl_course.evaluate import extract_features
 from ssl_course.experiment import run_methods
 from ssl_course.losses import nt_xent, selfcon, supcon
 from ssl_course.methods import build_method
 from ssl_course.models import MultiExitNet, build_backbone
-from ssl_course.train import load_checkpoint
+from ssl_course.notebook import notebook_setup
+from ssl_course.results import load_trained
 from ssl_course.viz import image_grid, interactive_plot, plot_history, plot_tsne, small_multiples
 
-SMOKE = config.smoke()
-DEVICE = config.pick_device()
-config.seed_everything(0)
-if SMOKE and DEVICE.type == "cpu":
-    # Smoke mode is for quick checks: one thread keeps small convolutions from waiting on each
-    # other. Outside smoke mode PyTorch uses its default number of threads.
-    torch.set_num_threads(1)
-print(f"device: {DEVICE} · smoke mode: {SMOKE}")
-
-# %%
-DATA = "cifar10" if cifar10_available() else "synthetic"
-SUBSET = dict(train_subset=2000, test_subset=500) if SMOKE else {}
-NUM_LABELS = 100 if SMOKE else 250
-data = make_bundle(DATA, num_labels=NUM_LABELS, seed=0, device=DEVICE, **SUBSET)
-print(data)
+SMOKE, DEVICE, DATA, NUM_LABELS, SUBSET, BACKBONE, data = notebook_setup(num_labels=250)
 
 # %% [markdown]
 # ## Intuition: which pairs are positives?
@@ -360,7 +356,7 @@ for n, d, tau in [(8, 16, 0.1), (5, 4, 0.5)]:
 # weights; the loss will pull them, and same-class images, together.
 
 # %%
-untrained = build_method("selfcon", "tiny", data.num_classes).to(DEVICE).train()
+untrained = build_method("selfcon", BACKBONE, data.num_classes).to(DEVICE).train()
 with torch.no_grad():
     view = contrastive_augment(batch_images, generator=torch.Generator(device=DEVICE).manual_seed(0))
     backbone_z, (subnet_z,) = untrained.project_exits(view)
@@ -375,29 +371,28 @@ print(f"SelfCon loss of this batch (untrained): {loss.item():.3f}")
 # budget. SupCon and SelfCon have no classifier: their test accuracy is the engine's linear probe,
 # a logistic regression on frozen backbone features of the labelled images (the paper's second
 # stage). The baseline's test accuracy is its own classifier. Runs are saved under `runs/`, so
-# running the cell again reloads them.
+# running the cell again reloads them. The curves of the course's reference runs are drawn dashed
+# beside yours.
 #
 # Batch sizes are each method's default: 256 for SupCon and SelfCon (contrastive losses want many
 # positives and negatives per batch; the SupContrast CIFAR commands use 1024), 128 for the baseline.
 
 # %%
 BUDGET_EPOCHS = 10   # per method; smoke mode stops after 30 steps instead
-# Expected time of this cell (3 runs of 10 epochs, backbone small), training only:
+# Expected time of this cell (3 runs of 10 epochs; GPU: backbone small on 50 000 images), training only:
 #   laptop GPU ≈ 5 min: estimated from the FLOPs of each method's training step (counted with
 #   torch.utils.flop_counter) at an assumed 5 TFLOP/s sustained, not measured on a laptop;
-#   CPU ≈ 4.6 h: measured throughput on one CPU thread, times the
-#   epochs (benchmarks/RESULTS.md); more cores are faster. Fractions such as 0.5 work too.
-BACKBONE = "tiny" if SMOKE else "small"
+#   CPU ≈ 4 min: backbone tiny on the 10 000-image subset, measured throughput on one CPU thread
+#   (benchmarks/RESULTS.md, "compare, 3 seeds": 7 s, 14 s and 8 s per 0.25 epoch of 50 000 images)
+#   times the epochs; more cores are faster. Fractions such as 0.5 work too.
 METHODS = {"supervised": {}, "supcon": {}, "selfcon": {}}
-results, run_dirs = run_methods(METHODS, "04", data=DATA, labels=NUM_LABELS, backbone=BACKBONE,
+results, run_dirs = run_methods(METHODS, "05", data=DATA, labels=NUM_LABELS, backbone=BACKBONE,
                                 epochs=BUDGET_EPOCHS, steps=30 if SMOKE else None,
                                 batch_size=32 if SMOKE else None, progress=not SMOKE, knn_bank="all", **SUBSET)
 
 # %%
-import json
-
 for name in METHODS:
-    plot_history(json.loads((run_dirs[name] / "history.json").read_text()), title=name)
+    plot_history(json.loads((run_dirs[name] / "history.json").read_text()), title=name, reference=run_dirs[name])
 plt.show()
 
 # %% [markdown]
@@ -429,6 +424,12 @@ for name in names:
     seconds = max(results[name]["wall_time_seconds"], 1e-9)
     steps = results[name]["steps"]
     print(f"{name:>10}: {steps} steps in {seconds:.0f} s = {steps / seconds:.1f} steps/s")
+    shipped = reference.load_reference(run_dirs[name])
+    if reference.presenting():
+        print(f"{'':>10}  (the course's numbers: {reference.describe(run_dirs[name])})")
+    elif shipped and shipped["metrics"]:
+        print(f"{'':>10}  reference: test accuracy {shipped['metrics']['test_accuracy']:.3f}, "
+              f"kNN {shipped['metrics']['knn_all_labels_accuracy']:.3f} ({reference.describe(run_dirs[name])})")
 print(f"your budget: {BUDGET_EPOCHS} epochs, backbone '{BACKBONE}', {NUM_LABELS} labels. Published, all labels: "
       "SupCon 96.0 % and cross-entropy 95.0 % on CIFAR-10, ResNet-50 (Khosla et al. 2020, Table 2); "
       "SelfCon 76.45 % on CIFAR-100 (100 classes, not comparable with CIFAR-10), ResNet-18, 2.87 points above "
@@ -450,16 +451,21 @@ print(f"your budget: {BUDGET_EPOCHS} epochs, backbone '{BACKBONE}', {NUM_LABELS}
 # not distances, so read it as "who sits next to whom".
 
 # %%
-def load_trained(name: str):
-    method = build_method(name, BACKBONE, data.num_classes, **METHODS[name])
-    method.load_state_dict(load_checkpoint(run_dirs[name] / "checkpoint.pt", map_location=DEVICE)["method"])
-    return method.to(DEVICE).eval()
+def test_embedding(name: str):
+    """[n, D] backbone features of test images and their labels, from your trained network; in
+    present mode the fixed sample of 500 test images stored with the reference run (its network
+    is not shipped: results/ stays small)."""
+    if reference.presenting():
+        sample = reference.load_reference(run_dirs[name])["embedding"]
+        return torch.from_numpy(sample["features"]).float(), torch.from_numpy(sample["labels"])
+    method = load_trained(build_method(name, BACKBONE, data.num_classes, **METHODS[name]), run_dirs[name], DEVICE)
+    return extract_features(method.embed, data.test_images), data.test_labels
 
 
 figure, axes = plt.subplots(1, 3, figsize=(15, 5))
 for axis, name in zip(axes, names):
-    features = extract_features(load_trained(name).embed, data.test_images)
-    plot_tsne(features, data.test_labels, data.class_names, axis=axis, max_points=500 if SMOKE else 2000,
+    features, labels = test_embedding(name)
+    plot_tsne(features, labels, data.class_names, axis=axis, max_points=500 if SMOKE else 2000,
               legend=axis is axes[0], title=f"{name} (test acc {results[name]['test_accuracy']:.2f})")
 plt.tight_layout()
 plt.show()

@@ -13,12 +13,18 @@
 #   and late in training, and the fraction of neighbours that share the query's class;
 # - what the queue size changes.
 #
-# **Time budget**: the trainings dominate (the main run, a sweep of four short runs, the baseline): about 6 min on a laptop GPU
-# (estimated from the FLOPs counted per training step at an assumed 5 TFLOP/s) and about
-# 5.6 h on one CPU thread (measured throughput × epochs; more cores are faster). Each
+# **Time budget**: the trainings dominate (the main run, a sweep of four short runs, the baseline; on a
+# CPU the notebook switches to the `tiny` backbone and a 10 000-image subset): about 6 min on a laptop
+# GPU (estimated from the FLOPs counted per training step at an assumed 5 TFLOP/s) and about 8 min on
+# one CPU thread (measured throughput × epochs; more cores are faster). Each
 # training cell states its own figures next to its `BUDGET_EPOCHS`; lower it to go faster
 # (fractions such as 0.5 work). The budget is in epochs, so your numbers match the reference
 # results whatever your hardware.
+#
+# To look through this notebook without training (about a minute), start Jupyter with
+# `SSL_COURSE_MODE=present`: every training cell then loads the course's reference run instead
+# (see the README). The trained NNCLR network itself is not shipped (its heads and queue weigh
+# 16 MB), so the two cells that look inside its queue need a run of your own.
 #
 # **Prerequisites**: `04_simclr_moco` (two views, projection heads, NT-Xent / InfoNCE); `00_setup_and_data` for the
 # data and the engine.
@@ -26,7 +32,10 @@
 # %% [markdown]
 # ## Set-up
 # `SMOKE` is true when the tests run this notebook (`SSL_COURSE_SMOKE=1`): the same cells run on
-# tiny data for a few steps. Leave it alone when you learn.
+# tiny data for a few steps. Leave it alone when you learn. `notebook_setup` seeds everything, picks
+# the device, loads CIFAR-10 (the course's synthetic data when CIFAR-10 is not on this machine) and
+# chooses the backbone: `tiny` on a CPU, where it also trains on a 10 000-image subset, `small` on
+# a GPU.
 
 # %%
 import sys
@@ -44,31 +53,19 @@ import matplotlib.pyplot as plt
 import torch
 from torch.nn import functional as F
 
-from ssl_course import config
-from ssl_course.data import cifar10_available, make_bundle
+from ssl_course import config, reference
 from ssl_course.data.augment import normalize
 from ssl_course.evaluate import evaluate_method, extract_features
 from ssl_course.experiment import Experiment, run_experiment
 from ssl_course.losses import nearest_neighbours, nnclr, update_queue
 from ssl_course.methods import build_method
-from ssl_course.train import TrainConfig, fit, load_checkpoint
-from ssl_course.viz import image_grid, interactive_plot, plot_tsne, small_multiples
+from ssl_course.notebook import notebook_setup
+from ssl_course.results import load_trained, save_embedding_sample
+from ssl_course.train import TrainConfig, fit
+from ssl_course.viz import image_grid, interactive_plot, plot_tsne, reference_history, small_multiples
 
-SMOKE = config.smoke()
-DEVICE = config.pick_device()
-config.seed_everything(0)
-if SMOKE and DEVICE.type == "cpu":
-    # Smoke mode is for quick checks: one thread keeps small convolutions from waiting on each
-    # other. Outside smoke mode PyTorch uses its default number of threads.
-    torch.set_num_threads(1)
-print(f"device: {DEVICE} · smoke mode: {SMOKE}")
-
-# %%
-DATA = "cifar10" if cifar10_available() else "synthetic"
-SUBSET = dict(train_subset=2000, test_subset=500) if SMOKE else {}
-NUM_LABELS = 100 if SMOKE else 250     # NNCLR never sees them; the linear probe and the baseline do
-data = make_bundle(DATA, num_labels=NUM_LABELS, seed=0, device=DEVICE, **SUBSET)
-print(data)
+SMOKE, DEVICE, DATA, NUM_LABELS, SUBSET, BACKBONE, data = notebook_setup(num_labels=250)
+# NNCLR never sees the labels; the linear probe and the baseline do.
 
 # %% [markdown]
 # ## Intuition: borrow a friend's embedding
@@ -229,12 +226,12 @@ for batch_number in range(3):
 
 # %%
 BUDGET_EPOCHS = 10   # the main run and the baseline; smoke mode stops after 30 steps instead
-# Expected time of this cell (one NNCLR run of 10 epochs, backbone small), training only:
+# Expected time of this cell (one NNCLR run of 10 epochs; GPU: backbone small on 50 000 images), training only:
 #   laptop GPU ≈ 2 min: estimated from the FLOPs of each method's training step (counted with
 #   torch.utils.flop_counter) at an assumed 5 TFLOP/s sustained, not measured on a laptop;
-#   CPU ≈ 2.5 h: measured throughput on one CPU thread, times the
-#   epochs (benchmarks/RESULTS.md); more cores are faster. Fractions such as 0.5 work too.
-BACKBONE = "tiny" if SMOKE else "small"
+#   CPU ≈ 4 min: backbone tiny on the 10 000-image subset, measured throughput on one CPU thread
+#   (benchmarks/RESULTS.md, "compare, 3 seeds": 28 s per 0.25 epoch of 50 000 images) times the
+#   epochs; more cores are faster. Fractions such as 0.5 work too.
 # Smoke mode shrinks the heads and the queue to fit the tiny backbone and a few dozen steps.
 HPARAMS = dict(queue_size=256, proj_hidden_dim=128, pred_hidden_dim=128) if SMOKE else {}
 STEPS = 30 if SMOKE else None
@@ -245,7 +242,7 @@ EARLY_STEP = 6 if SMOKE else (100 if ON_GPU else 20)
 MONITOR = dict(monitor_every=10 if SMOKE else (200 if ON_GPU else 25),
                monitor_bank_size=10_000 if ON_GPU else 2_000, monitor_val_size=2_000 if ON_GPU else 1_000)
 
-run_dir = config.runs_dir() / f"06_nnclr_{DATA}_{BACKBONE}"
+run_dir = config.runs_dir() / f"06_nnclr_{DATA}_{BACKBONE}{'_smoke' if SMOKE else ''}"
 snapshot_path = run_dir / f"state_at_step_{EARLY_STEP}.pt"
 config.seed_everything(0)
 method = build_method("nnclr", BACKBONE, data.num_classes, **HPARAMS)
@@ -260,14 +257,26 @@ def after_optimizer_step_with_snapshot(info):
 
 
 method.after_optimizer_step = after_optimizer_step_with_snapshot
+# reference_weights=False: the trained network (16 MB) is not shipped with the course's reference run
 train_config = TrainConfig(epochs=BUDGET_EPOCHS, max_steps=STEPS, batch_size=BATCH,
                            log_every=5 if SMOKE else 10, out_dir=run_dir, resume=True, progress=not SMOKE,
-                           **MONITOR)
+                           reference_weights=False, **MONITOR)
 history = fit(method, data, train_config)
+TRAINED_HERE = not reference.presenting()   # present mode: history and metrics only, not the network
 metrics = evaluate_method(method, data, knn_bank="all")
+if reference.recording():   # present mode's t-SNE: the features of a fixed sample of test images (small)
+    save_embedding_sample(reference.reference_dir(run_dir), method, data)
 print(f"NNCLR: {history.step[-1]} steps in {history.seconds[-1]:.0f} s; linear probe {metrics['test_accuracy']:.3f}, "
       f"kNN {metrics['knn_all_labels_accuracy']:.3f}; final NN purity {history.logs['nn_purity'][-1]:.3f} "
       f"(chance {1 / data.num_classes:.2f})")
+shipped = reference.load_reference(run_dir)
+if reference.presenting():
+    print(f"(the course's numbers: {reference.describe(run_dir)})")
+elif shipped and shipped["evaluations"]:
+    shipped_metrics = next(iter(shipped["evaluations"].values()))
+    print(f"reference: linear probe {shipped_metrics['test_accuracy']:.3f}, kNN "
+          f"{shipped_metrics['knn_all_labels_accuracy']:.3f}, final NN purity "
+          f"{shipped['history']['logs']['nn_purity'][-1]:.3f} ({reference.describe(run_dir)})")
 
 # %% [markdown]
 # ### Loss, NN purity and kNN accuracy over training
@@ -277,15 +286,27 @@ print(f"NNCLR: {history.step[-1]} steps in {history.seconds[-1]:.0f} s; linear p
 # labels as its bank and measures how well the backbone features separate the classes.
 
 # %%
-figure, axes = plt.subplots(1, 3, figsize=(14, 3.2))
-axes[0].plot(history.step, history.loss)
+figure, axes = plt.subplots(1, 3, figsize=(14, 3.6))
+shipped_history, caption = reference_history(run_dir)   # the course's run of this cell, drawn dashed
+own = "your run" if shipped_history is not None else None
+axes[0].plot(history.step, history.loss, label=own)
 axes[0].set(xlabel="step", ylabel="loss", title="NNCLR loss")
-axes[1].plot(history.step, history.logs["nn_purity"], color="tab:red")
-axes[1].axhline(1 / data.num_classes, color="0.6", ls="--", label="chance")
+axes[1].plot(history.step, history.logs["nn_purity"], color="tab:red", label=own)
+axes[1].axhline(1 / data.num_classes, color="0.6", ls=":", label="chance")
 axes[1].set(xlabel="step", ylabel="fraction", ylim=(0, 1), title="NN purity (monitoring only)")
-axes[1].legend()
-axes[2].plot(history.monitor_step, history.monitor_knn, marker="o", color="tab:green")
+axes[2].plot(history.monitor_step, history.monitor_knn, marker="o", color="tab:green", label=own)
 axes[2].set(xlabel="step", ylabel="accuracy", ylim=(0, 1), title="kNN monitor")
+if shipped_history is not None:
+    dashed = dict(color="gray", ls="--", lw=1.2, label="reference")
+    axes[0].plot(shipped_history["step"], shipped_history["loss"], **dashed)
+    purity = shipped_history["logs"]["nn_purity"]
+    axes[1].plot(shipped_history["step"][len(shipped_history["step"]) - len(purity):], purity, **dashed)
+    axes[2].plot(shipped_history["monitor_step"], shipped_history["monitor_knn"], **dashed)
+for axis in axes:
+    if axis.get_legend_handles_labels()[1]:
+        axis.legend(fontsize=9)
+if caption:
+    figure.suptitle(caption if reference.presenting() else f"dashed: {caption}")
 plt.tight_layout()
 plt.show()
 
@@ -323,30 +344,39 @@ def neighbour_panel(index, labels, query_label):
     return pictures, titles
 
 
-stages = {}
-if snapshot_path.exists():
-    stages[f"step {EARLY_STEP}"] = torch.load(snapshot_path, map_location=DEVICE, weights_only=True)
-else:
-    print(f"no snapshot at step {EARLY_STEP} (the run was resumed past it); showing the end of training only")
-stages[f"step {history.step[-1]}"] = method.state_dict()
-found = {name: queue_neighbours(state) for name, state in stages.items()}
+def show_neighbours():
+    stages = {}
+    if snapshot_path.exists():
+        stages[f"step {EARLY_STEP}"] = torch.load(snapshot_path, map_location=DEVICE, weights_only=True)
+    else:
+        print(f"no snapshot at step {EARLY_STEP} (the run was resumed past it); showing the end of training only")
+    stages[f"step {history.step[-1]}"] = method.state_dict()
+    found = {name: queue_neighbours(state) for name, state in stages.items()}
 
-pictures, titles = [], []
-for row in range(len(queries)):
-    query_label = int(data.test_labels[query_index[row]])
-    pictures.append(queries[row])
-    titles.append(f"query: {data.class_names[query_label][:8]}")
+    pictures, titles = [], []
+    for row in range(len(queries)):
+        query_label = int(data.test_labels[query_index[row]])
+        pictures.append(queries[row])
+        titles.append(f"query: {data.class_names[query_label][:8]}")
+        for name, (index, labels) in found.items():
+            panel, panel_titles = neighbour_panel(index[row], labels[row], query_label)
+            pictures += panel
+            titles += [f"{name}: {t}" for t in panel_titles]
+    image_grid(torch.stack(pictures), nrow=1 + K * len(found), titles=titles, scale=1.5,
+               suptitle="query, then its nearest queue entries: " + " | ".join(found))
+    plt.show()
     for name, (index, labels) in found.items():
-        panel, panel_titles = neighbour_panel(index[row], labels[row], query_label)
-        pictures += panel
-        titles += [f"{name}: {t}" for t in panel_titles]
-image_grid(torch.stack(pictures), nrow=1 + K * len(found), titles=titles, scale=1.5,
-           suptitle="query, then its nearest queue entries: " + " | ".join(found))
-plt.show()
-for name, (index, labels) in found.items():
-    agree = (labels == data.test_labels[query_index].unsqueeze(1)).float().mean()
-    print(f"{name}: {agree:.2f} of these {labels.numel()} neighbours share the query's class; "
-          f"{index.unique().numel()} distinct queue entries among them")
+        agree = (labels == data.test_labels[query_index].unsqueeze(1)).float().mean()
+        print(f"{name}: {agree:.2f} of these {labels.numel()} neighbours share the query's class; "
+              f"{index.unique().numel()} distinct queue entries among them")
+
+
+NOT_SHIPPED = ("Present mode: the course's reference run ships without its trained network (16 MB), so there "
+               "is no trained queue to look into here. Unset SSL_COURSE_MODE and train the cell above to see it.")
+if TRAINED_HERE:
+    show_neighbours()
+else:
+    print(NOT_SHIPPED)
 
 # %% [markdown]
 # ### How many of the queue's entries does a good neighbour need?
@@ -356,11 +386,12 @@ for name, (index, labels) in found.items():
 # trains with different queue sizes.)
 
 # %%
-with torch.no_grad():
-    method.eval()
-    test_z = F.normalize(extract_features(method.project, data.test_images), dim=1)
-    method.train()
 queue_size = method.queue_size
+if TRAINED_HERE:
+    with torch.no_grad():
+        method.eval()
+        test_z = F.normalize(extract_features(method.project, data.test_images), dim=1)
+        method.train()
 recent_first = (method.queue_ptr - 1 - torch.arange(queue_size, device=DEVICE)) % queue_size
 
 
@@ -380,12 +411,16 @@ def show_prefix(entries=queue_size):
     plt.show()
 
 
-interactive_plot(show_prefix, entries=(8, queue_size, 8, queue_size))
+if TRAINED_HERE:
+    interactive_plot(show_prefix, entries=(8, queue_size, 8, queue_size))
+else:
+    print(NOT_SHIPPED)
 
 # %%
-prefix_sizes = sorted({max(8, queue_size // 64), max(8, queue_size // 8), queue_size})
-small_multiples(draw_prefix, panel_size=(4.6, 3.2), entries=prefix_sizes)
-plt.show()
+if TRAINED_HERE:
+    prefix_sizes = sorted({max(8, queue_size // 64), max(8, queue_size // 8), queue_size})
+    small_multiples(draw_prefix, panel_size=(4.6, 3.2), entries=prefix_sizes)
+    plt.show()
 
 # %% [markdown]
 # ## The queue size, trained
@@ -398,31 +433,47 @@ SWEEP_EPOCHS = 2   # per queue size
 # Expected time of this cell (4 NNCLR runs of 2 epochs), training only:
 #   laptop GPU ≈ 2 min: estimated from the FLOPs of each method's training step (counted with
 #   torch.utils.flop_counter) at an assumed 5 TFLOP/s sustained, not measured on a laptop;
-#   CPU ≈ 2.0 h: measured throughput on one CPU thread, times the
-#   epochs (benchmarks/RESULTS.md); more cores are faster. Fractions such as 0.5 work too.
+#   CPU ≈ 3 min: backbone tiny on the 10 000-image subset, measured throughput on one CPU thread
+#   (as above) times the epochs; more cores are faster. Fractions such as 0.5 work too.
 QUEUE_SIZES = (32, 256) if SMOKE else (256, 1024, 4096, 16384)
-sweep = {}
+sweep, shipped_sweep, sweep_dirs = {}, {}, {}
 for size in QUEUE_SIZES:
     config.seed_everything(0)
     run = build_method("nnclr", BACKBONE, data.num_classes, **{**HPARAMS, "queue_size": size})
+    sweep_dirs[size] = config.runs_dir() / f"06_nnclr_queue{size}_{DATA}_{BACKBONE}{'_smoke' if SMOKE else ''}"
     sweep_config = TrainConfig(epochs=SWEEP_EPOCHS, max_steps=12 if SMOKE else None,
                                batch_size=BATCH, monitor_every=0, progress=not SMOKE, resume=True,
-                               out_dir=config.runs_dir() / f"06_nnclr_queue{size}_{DATA}_{BACKBONE}")
+                               out_dir=sweep_dirs[size], reference_weights=False)   # no later cell needs them
     run_history = fit(run, data, sweep_config)
     run_metrics = evaluate_method(run, data, knn_bank=10_000)
     sweep[size] = dict(purity=run_history.logs["nn_purity"][-1], knn=run_metrics["knn_all_labels_accuracy"],
                        probe=run_metrics["linear_probe_accuracy"], steps=run_history.step[-1])
     print(f"queue {size:>6}: {sweep[size]['steps']} steps, final NN purity {sweep[size]['purity']:.3f}, "
           f"kNN {sweep[size]['knn']:.3f}, linear probe {sweep[size]['probe']:.3f}")
+    shipped = reference.load_reference(sweep_dirs[size])
+    if shipped and shipped["evaluations"] and not reference.presenting():
+        recorded = next(iter(shipped["evaluations"].values()))
+        shipped_sweep[size] = dict(purity=shipped["history"]["logs"]["nn_purity"][-1],
+                                   knn=recorded["knn_all_labels_accuracy"], probe=recorded["linear_probe_accuracy"])
+        print(f"{'reference':>12}: {shipped['info']['steps']} steps, final NN purity "
+              f"{shipped_sweep[size]['purity']:.3f}, kNN {shipped_sweep[size]['knn']:.3f}, "
+              f"linear probe {shipped_sweep[size]['probe']:.3f}")
+if reference.presenting():
+    for size in QUEUE_SIZES:
+        print(f"queue {size:>6}: {reference.describe(sweep_dirs[size])}")
 
-figure, axis = plt.subplots(figsize=(6, 3))
+figure, axis = plt.subplots(figsize=(7, 3.6))
 for key, colour in (("purity", "tab:red"), ("knn", "tab:green"), ("probe", "tab:blue")):
     axis.plot(QUEUE_SIZES, [sweep[s][key] for s in QUEUE_SIZES], marker="o", color=colour, label=key)
+    if len(shipped_sweep) == len(QUEUE_SIZES):
+        axis.plot(QUEUE_SIZES, [shipped_sweep[s][key] for s in QUEUE_SIZES], ls="--", color=colour,
+                  label=f"{key} (reference)")
+shown = " (the course's reference runs)" if reference.presenting() else ""
 axis.set(xscale="log", xlabel="queue size", ylabel="accuracy (purity: fraction)", ylim=(0, 1),
-         title="queue size sweep (same budget per run)")
+         title=f"queue size sweep (same budget per run){shown}")
 axis.set_xticks(QUEUE_SIZES, [str(s) for s in QUEUE_SIZES])
 axis.minorticks_off()
-axis.legend()
+axis.legend(fontsize=9, ncol=2)
 plt.show()
 best_size = max(QUEUE_SIZES, key=lambda s: sweep[s]["knn"])
 print(f"largest kNN accuracy in this sweep: queue {best_size} ({sweep[best_size]['knn']:.3f})")
@@ -434,25 +485,43 @@ print(f"largest kNN accuracy in this sweep: queue {best_size} ({sweep[best_size]
 # labelled images.
 
 # %%
-baseline_dir = config.runs_dir() / f"05_supervised_{DATA}_{NUM_LABELS}_{BACKBONE}"
+baseline_dir = config.runs_dir() / f"06_supervised_{DATA}_{NUM_LABELS}_{BACKBONE}{'_smoke' if SMOKE else ''}"
 baseline = run_experiment(Experiment(method="supervised", data=DATA, labels=NUM_LABELS, backbone=BACKBONE,
                                      epochs=BUDGET_EPOCHS, steps=20 if SMOKE else None,
                                      batch_size=32 if SMOKE else None, progress=not SMOKE, **SUBSET),
                           baseline_dir, resume=True)
 print(f"NNCLR linear probe {metrics['test_accuracy']:.3f} vs supervised baseline {baseline['test_accuracy']:.3f} "
       f"({NUM_LABELS} labels): difference {metrics['test_accuracy'] - baseline['test_accuracy']:+.3f}")
+shipped = reference.load_reference(baseline_dir)
+if reference.presenting():
+    print(f"(the course's numbers: {reference.describe(baseline_dir)})")
+elif shipped and shipped["metrics"]:
+    print(f"reference: supervised baseline {shipped['metrics']['test_accuracy']:.3f} ({reference.describe(baseline_dir)})")
 print("For scale: the NNCLR paper reports 75.6 % ImageNet top-1 for a linear probe on a ResNet-50 "
       "pretrained for 1000 epochs (abstract); it reports no few-label CIFAR-10 number.")
 
+
+
+def test_embedding(model, folder):
+    """[n, D] backbone features of test images and their labels; in present mode the fixed sample of
+    500 test images stored with the reference run (the networks are not shipped)."""
+    if reference.presenting():
+        sample = reference.load_reference(folder)["embedding"]
+        return torch.from_numpy(sample["features"]).float(), torch.from_numpy(sample["labels"])
+    model.eval()
+    return extract_features(model.embed, data.test_images), data.test_labels
+
+
 supervised = build_method("supervised", BACKBONE, data.num_classes)
-supervised.load_state_dict(load_checkpoint(baseline_dir / "checkpoint.pt", map_location=DEVICE)["method"])
-supervised.to(DEVICE).eval()
-method.eval()
+if not reference.presenting():
+    load_trained(supervised, baseline_dir, DEVICE)
 figure, axes = plt.subplots(1, 2, figsize=(11, 5))
-for axis, (name, model, accuracy) in zip(axes, [("NNCLR", method, metrics["test_accuracy"]),
-                                                ("supervised", supervised, baseline["test_accuracy"])]):
-    plot_tsne(extract_features(model.embed, data.test_images), data.test_labels, data.class_names, axis=axis,
-              max_points=500 if SMOKE else 2000, legend=name == "NNCLR", title=f"{name} (test acc {accuracy:.2f})")
+for axis, (name, model, folder, accuracy) in zip(axes, [
+        ("NNCLR", method, run_dir, metrics["test_accuracy"]),
+        ("supervised", supervised, baseline_dir, baseline["test_accuracy"])]):
+    features, labels = test_embedding(model, folder)
+    plot_tsne(features, labels, data.class_names, axis=axis, max_points=500 if SMOKE else 2000,
+              legend=name == "NNCLR", title=f"{name} (test acc {accuracy:.2f})")
 plt.tight_layout()
 plt.show()
 
