@@ -466,6 +466,31 @@ def pack(argv: list[str]) -> int:
     path = write_pack(args.out, load_cifar10(args.source, train=True, download=False),
                       load_cifar10(args.source, train=False, download=False), CIFAR10_CLASSES)
     print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB) in {time.perf_counter() - start:.0f} s")
+    return _check_travel_size(path)
+
+
+#: What may travel to the device machine: the checkout (tracked and untracked files) plus carried paths.
+TRAVEL_LIMIT_BYTES = 64 * 2**20
+
+
+def _check_travel_size(pack_path: Path) -> int:
+    """Print what the device call will carry (tracked files + the pack) and fail when it is over the limit."""
+    import subprocess
+
+    try:
+        listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=ROOT,
+                                capture_output=True, check=True).stdout.split(b"\0")
+    except (OSError, subprocess.CalledProcessError):
+        print("not a git checkout: cannot tell what travels; the device's limit is 64 MiB in all")
+        return 0
+    files = [ROOT / name.decode() for name in listed if name]
+    checkout = sum(path.stat().st_size for path in files if path.is_file())
+    total = checkout + pack_path.stat().st_size
+    print(f"the device call carries the checkout ({checkout / 2**20:.1f} MiB, results/ included) and the pack: "
+          f"{total / 2**20:.1f} MiB of {TRAVEL_LIMIT_BYTES / 2**20:.0f} MiB")
+    if total > TRAVEL_LIMIT_BYTES:
+        print("over the limit: shrink results/ or pack with a lower JPEG quality")
+        return 2
     return 0
 
 

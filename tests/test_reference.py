@@ -16,9 +16,10 @@ from ssl_course.methods import build_method
 from ssl_course.results import load_trained
 from ssl_course.train import TrainConfig, fit
 
-#: What the shipped results/ may weigh in all: it travels with every checkout (and with the GPU-day
-#: command's 64 MiB working tree, beside the 56 MB data pack).
-RESULTS_BUDGET_BYTES = 6_000_000
+#: What the shipped results/ may weigh in all: it travels with every checkout, and with the GPU-day
+#: command's working tree (64 MiB in all, beside the ~53 MB data pack and ~3 MB of code and notebooks;
+#: `benchmarks/gpu_day.py pack` prints the sum and fails when it is over).
+RESULTS_BUDGET_BYTES = 9_000_000
 
 
 @pytest.fixture()
