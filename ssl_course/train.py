@@ -318,14 +318,20 @@ def fit(method: Method, data, config: TrainConfig) -> History:
 
 # ---------------------------------------------------------------- 0. present and record mode ----
 def _load_reference_run(method: Method, data, config: TrainConfig) -> History:
-    """Present mode: the shipped reference run's weights and history instead of training."""
+    """Present mode: the shipped reference run's weights and history instead of training.
+
+    A run recorded without weights (``reference_weights=False``: no later cell needs its network)
+    leaves the network untrained; :func:`ssl_course.evaluate.evaluate_method` still returns the
+    metrics recorded for it, and :func:`ssl_course.results.load_trained` says that it has no weights.
+    """
     name = Path(config.out_dir).name
     if not reference.has_reference(name):
         raise reference.missing_reference_error(name)
     device = pick_device(config.device)
     method.to(device)
     method.on_fit_start(data.to(device))   # the same set-up as a training run, then its trained weights
-    reference.load_weights(method, name)
+    if (reference.reference_dir(name) / reference.WEIGHTS_FILE).is_file():
+        reference.load_weights(method, name)
     setattr(method, reference.RUN_NAME_ATTRIBUTE, name)
     method.train()
     return History.from_dict(reference.load_reference(name)["history"])

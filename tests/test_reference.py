@@ -1,6 +1,7 @@
 """Reference runs and the learn / present / record modes (ssl_course.reference)."""
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -74,6 +75,25 @@ def test_record_caps_the_budget_and_present_restores_without_training(results, d
     assert evaluate_method(shown, data, probe=False) == pytest.approx(recorded_metrics)
     after = sorted(config.runs_dir().glob("**/*")) if config.runs_dir().exists() else []
     assert after == runs_before   # nothing written
+
+
+def test_present_mode_restores_a_run_recorded_without_weights(results, data, monkeypatch):
+    """A fit whose network no later cell needs is recorded without weights; presenting it still works."""
+    monkeypatch.setenv(config.MODE_ENV, "record")
+    recorded = build_method("rotation", "tiny", data.num_classes)
+    out_dir = config.runs_dir() / "02_no_weights"
+    settings = dataclasses.replace(_settings(out_dir), reference_weights=False)
+    history = fit(recorded, data, settings)
+    recorded_metrics = evaluate_method(recorded, data, probe=False)
+    assert not (results / "02_no_weights" / reference.WEIGHTS_FILE).exists()
+
+    monkeypatch.setenv(config.MODE_ENV, "present")
+    shown = build_method("rotation", "tiny", data.num_classes)
+    restored = fit(shown, data, settings)
+    assert restored.step == history.step and restored.loss == history.loss
+    assert evaluate_method(shown, data, probe=False) == pytest.approx(recorded_metrics)
+    with pytest.raises(FileNotFoundError, match="recorded without weights"):
+        load_trained(build_method("rotation", "tiny", data.num_classes), results / "02_no_weights")
 
 
 def test_present_mode_names_a_missing_reference(results, data, monkeypatch):
