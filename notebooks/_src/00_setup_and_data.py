@@ -13,11 +13,16 @@
 #   and which labels its memory bank uses.
 #
 # **Time budget**: the two baseline trainings of `BUDGET_EPOCHS = 10` epochs dominate: about
-# 2 min on a laptop GPU (estimated) and about 2.4 h on one CPU thread (measured
-# throughput); set `BUDGET_EPOCHS` lower (e.g. 1) to go faster on a CPU.
+# 2 min on a laptop GPU (estimated, `small` backbone) and about 30 min on one CPU thread, where
+# the notebook uses the `tiny` backbone (measured: about 3.9 steps per second, 3510 steps per run);
+# set `BUDGET_EPOCHS` lower (e.g. 1) to go faster on a CPU.
 #
 # **Prerequisites**: Python and basic PyTorch (tensors, `nn.Module`, a training loop). No earlier
 # notebook.
+#
+# To look through this notebook without training (about a minute), start Jupyter with
+# `SSL_COURSE_MODE=present`: the training cell then loads the course's reference runs instead
+# (see the README).
 
 # %% [markdown]
 # ## Set-up
@@ -41,7 +46,7 @@ import torch
 import torchvision
 
 import ssl_course
-from ssl_course import config
+from ssl_course import config, reference
 from ssl_course.data import cifar10_available, few_label_split, make_bundle
 from ssl_course.data.augment import contrastive_augment, strong_augment, weak_augment
 from ssl_course.experiment import Experiment, run_experiment
@@ -53,7 +58,7 @@ config.seed_everything(0)
 print(f"ssl_course {ssl_course.__version__} · torch {torch.__version__} · torchvision {torchvision.__version__} "
       f"· python {platform.python_version()}")
 print(f"device: {DEVICE}" + (f" ({torch.cuda.get_device_name()})" if DEVICE.type == "cuda" else ""))
-print(f"smoke mode: {SMOKE}")
+print(f"smoke mode: {SMOKE} · course mode: {config.mode()}")
 
 # %% [markdown]
 # ## The data
@@ -146,30 +151,39 @@ plt.show()
 
 # %%
 BUDGET_EPOCHS = 10   # per label count; smoke mode stops after 30 steps instead
-# Expected time of this cell (2 supervised runs of 10 epochs, backbone small), training only:
-#   laptop GPU ≈ 2 min: estimated from the FLOPs of each method's training step (counted with
-#   torch.utils.flop_counter) at an assumed 5 TFLOP/s sustained, not measured on a laptop;
-#   CPU ≈ 2.4 h: measured throughput on one CPU thread, times the
-#   epochs (benchmarks/RESULTS.md); more cores are faster. Fractions such as 0.5 work too.
+# Expected time of this cell (2 supervised runs of 10 epochs), training only:
+#   laptop GPU (backbone small) ≈ 2 min: estimated from the FLOPs of each method's training step
+#   (counted with torch.utils.flop_counter) at an assumed 5 TFLOP/s sustained, not measured on a laptop;
+#   CPU (backbone tiny) ≈ 30 min: the course's reference run trained 351 of the 3510 steps of a run in
+#   91 s on one CPU thread; more cores are faster. Fractions such as 0.5 work too.
 LABEL_COUNTS = (50, 500) if SMOKE else (250, 4000)
-results = {}
+BACKBONE = "tiny" if SMOKE or DEVICE.type == "cpu" else "small"
+results, run_dirs = {}, {}
 for num_labels in LABEL_COUNTS:
-    experiment = Experiment(method="supervised", data=DATA, labels=num_labels, backbone="tiny" if SMOKE else "small",
+    experiment = Experiment(method="supervised", data=DATA, labels=num_labels, backbone=BACKBONE,
                             epochs=BUDGET_EPOCHS, steps=30 if SMOKE else None,
                             batch_size=64 if SMOKE else None, **SUBSET)
-    out = config.runs_dir() / f"00_supervised_{DATA}_{num_labels}"
-    results[num_labels] = run_experiment(experiment, out, resume=True)
+    run_dirs[num_labels] = config.runs_dir() / f"00_supervised_{DATA}_{num_labels}_{BACKBONE}"
+    results[num_labels] = run_experiment(experiment, run_dirs[num_labels], resume=True)
     result = results[num_labels]
     print(f"{num_labels:>5} labels: validation accuracy {result['val_accuracy']:.3f}, test accuracy "
           f"{result['test_accuracy']:.3f} (kNN on the labelled images {result['knn_accuracy']:.3f}) "
           f"after {result['wall_time_seconds']:.0f} s")
+    shipped = reference.load_reference(run_dirs[num_labels])
+    if reference.presenting():
+        print(f"       ({reference.describe(run_dirs[num_labels])})")
+    elif shipped is not None:
+        print(f"       the course's reference: test accuracy {shipped['metrics']['test_accuracy']:.3f} "
+              f"({reference.describe(run_dirs[num_labels])})")
 
 # %%
 import json
 
 for num_labels in LABEL_COUNTS:
-    history = json.loads((config.runs_dir() / f"00_supervised_{DATA}_{num_labels}" / "history.json").read_text())
-    plot_history(history, title=f"supervised, {num_labels} labels")
+    # present mode trained nothing: the run's history is the shipped reference's
+    folder = reference.reference_dir(run_dirs[num_labels]) if reference.presenting() else run_dirs[num_labels]
+    history = json.loads((folder / "history.json").read_text())
+    plot_history(history, title=f"supervised, {num_labels} labels", reference=run_dirs[num_labels])
 plt.show()
 
 figure, axis = plt.subplots(figsize=(4, 3))

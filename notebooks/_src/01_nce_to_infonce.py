@@ -17,6 +17,9 @@
 # notebook runs on the CPU either way: under a minute of computing on a laptop with or without a
 # GPU, plus reading time.
 #
+# Looking through the course without training (`SSL_COURSE_MODE=present`, see the README) changes
+# nothing here: this notebook trains no network on images, only the toys, so it runs as it is.
+#
 # **Prerequisites**: notebook `00_setup_and_data` (the course's set-up), logistic regression and
 # the softmax cross-entropy, and what a probability density is.
 
@@ -54,7 +57,7 @@ DEVICE = torch.device("cpu")   # toy problems: see above
 torch.set_num_threads(1)
 config.seed_everything(0)
 NOTEBOOK_START = time.perf_counter()
-print(f"torch {torch.__version__} · smoke mode: {SMOKE} · toys run on {DEVICE} "
+print(f"torch {torch.__version__} · smoke mode: {SMOKE} · course mode: {config.mode()} · toys run on {DEVICE} "
       f"(best device here: {config.pick_device()})")
 
 # %% [markdown]

@@ -24,6 +24,10 @@
 # experiments. Lower `BUDGET_EPOCHS` and `SHORT_STEPS` to go faster.
 #
 # **Prerequisites**: `00_setup_and_data` (data, engine, supervised baseline, kNN and linear probe).
+#
+# To look through this notebook without training (about a minute), start Jupyter with
+# `SSL_COURSE_MODE=present`: every training cell then loads the course's reference run instead
+# (see the README).
 
 # %% [markdown]
 # ## Set-up
@@ -45,7 +49,7 @@ import matplotlib.pyplot as plt
 import torch
 import torch.nn.functional as F
 
-from ssl_course import config
+from ssl_course import config, reference
 from ssl_course.data import (
     ab_bin_centers,
     cifar10_available,
@@ -71,6 +75,7 @@ from ssl_course.losses import (
     soft_encode_ab,
 )
 from ssl_course.methods import build_method
+from ssl_course.results import save_embedding_sample
 from ssl_course.train import TrainConfig, fit
 from ssl_course.viz import image_grid, plot_tsne
 
@@ -90,23 +95,35 @@ elif DEVICE.type == "cpu":
     SUBSET = dict(train_subset=10_000, test_subset=2000)
 else:
     SUBSET = {}
-BACKBONE = "small" if DEVICE.type == "cuda" and not SMOKE else "tiny"
+BACKBONE = "tiny" if SMOKE or DEVICE.type == "cpu" else "small"
 LABELS = 100 if SMOKE else 250
 data = make_bundle(DATA, num_labels=LABELS, seed=0, device=DEVICE, **SUBSET)
-print(f"device {DEVICE} · smoke {SMOKE} · {data} · backbone {BACKBONE}")
+print(f"device {DEVICE} · smoke {SMOKE} · course mode {config.mode()} · {data} · backbone {BACKBONE}")
 
 
-def short_run(name, steps, batch_size=64, lr=None, images=None, **hparams):
+def run_dir(run_name):
+    """The folder of one of this notebook's runs (its name also names the course's reference run)."""
+    return config.runs_dir() / f"02_{run_name}_{DATA}_{LABELS}_{BACKBONE}{'_smoke' if SMOKE else ''}"
+
+
+def short_run(name, steps, run_name, batch_size=64, lr=None, images=None, **hparams):
     """A short pretext run for the shortcut experiments: (method, pretext accuracy on held-out images)."""
     torch.manual_seed(0)
     method = build_method(name, BACKBONE, data.num_classes, **hparams)
     bundle = data if images is None else images
+    # only the accuracy is used later, so the reference run keeps no weights, just that number
     fit(method, bundle, TrainConfig(max_steps=steps, batch_size=batch_size, lr=lr, seed=0, progress=False,
-                                    monitor_every=0))
+                                    monitor_every=0, out_dir=run_dir(run_name), resume=True,
+                                    reference_weights=False))
     method.eval()
-    held_out = normalize(bundle.test_images[:500])
     measure = {"relative_position": "position_accuracy", "jigsaw": "jigsaw_accuracy"}[name]
-    return method, getattr(method, measure)(held_out)
+    key = reference.evaluation_key(measure=measure, held_out=500)
+    stored = reference.stored_evaluation(method, key)   # present mode: the reference run's number
+    if stored is not None:
+        return method, stored[measure]
+    accuracy = getattr(method, measure)(normalize(bundle.test_images[:500]))
+    reference.store_evaluation(method, key, {measure: accuracy})   # record mode: keep it for present mode
+    return method, accuracy
 
 
 SHORT_STEPS = 15 if SMOKE else 150   # steps of each shortcut experiment (about 10-40 s each on a CPU)
@@ -242,7 +259,9 @@ aberrated = dataclasses.replace(data, train_images=with_aberration(data.train_im
 results = {}
 for color_drop in (False, True):
     for name, bundle in (("original", data), ("with aberration", aberrated)):
-        _, results[(name, color_drop)] = short_run("relative_position", SHORT_STEPS, images=bundle, color_drop=color_drop)
+        run_name = f"shortcut_position_{'aberration' if bundle is aberrated else 'original'}_drop{int(color_drop)}"
+        _, results[(name, color_drop)] = short_run("relative_position", SHORT_STEPS, run_name, images=bundle,
+                                                   color_drop=color_drop)
         print(f"{name:>16}, colour dropping {'on ' if color_drop else 'off'}: position accuracy {results[(name, color_drop)]:.3f}")
 
 # %% [markdown]
@@ -338,7 +357,7 @@ plt.show()
 jigsaw_runs = {"greedy set, gaps": {}, "near-identical set, gaps": dict(permutation_criterion="min_mean"),
                "greedy set, no gaps": dict(tile_size=10)}
 for name, hparams in jigsaw_runs.items():
-    _, accuracy = short_run("jigsaw", SHORT_STEPS, **hparams)
+    _, accuracy = short_run("jigsaw", SHORT_STEPS, "shortcut_jigsaw_" + name.replace(",", "").replace(" ", "_"), **hparams)
     print(f"{name:>26}: jigsaw accuracy on held-out images {accuracy:.3f} (chance 0.01)")
 
 # %% [markdown]
@@ -417,7 +436,7 @@ for loss in ("regression", "classification"):
     torch.manual_seed(0)
     colorizers[loss] = build_method("colorization", BACKBONE, data.num_classes, loss=loss)
     fit(colorizers[loss], data, TrainConfig(max_steps=COLOR_STEPS, batch_size=64, lr=3e-3, seed=0, progress=False,
-                                            monitor_every=0))
+                                            monitor_every=0, out_dir=run_dir(f"colorize_{loss}"), resume=True))
     colorizers[loss].eval()
 test_rgb = normalize(data.test_images[:6])
 rows_to_show = [data.test_images[:6].float() / 255]
@@ -464,16 +483,25 @@ def train(name, run_name=None, **hyperparameters):
     """Train method `name` (with `hyperparameters` overriding its defaults) into runs/02_<run_name>_..."""
     torch.manual_seed(0)
     method = build_method(name, BACKBONE, data.num_classes, **hyperparameters)
-    run_name = run_name or name
-    out_dir = config.runs_dir() / f"02_{run_name}_{DATA}_{LABELS}_{BACKBONE}{'_smoke' if SMOKE else ''}"
+    out_dir = run_dir(run_name or name)
+    # later cells need only the metrics and a t-SNE sample, so the reference run keeps no weights
     settings = TrainConfig(max_steps=20 if SMOKE else None, epochs=None if SMOKE else BUDGET_EPOCHS,
                            batch_size=BATCH_SIZE, monitor_every=0 if SMOKE else None, monitor_bank_size=2000,
-                           monitor_val_size=1000, out_dir=out_dir, resume=True, seed=0, progress=not SMOKE)
+                           monitor_val_size=1000, out_dir=out_dir, resume=True, seed=0, progress=not SMOKE,
+                           reference_weights=False)
     history = fit(method, data, settings)
     metrics = evaluate_method(method, data, knn_bank=1000 if SMOKE else "all")
+    if reference.recording():   # the test features of a fixed sample, for present mode's t-SNE
+        save_embedding_sample(reference.reference_dir(out_dir), method, data)
     print(f"{name:>18}: {history.step[-1]} steps in {history.seconds[-1]:.0f} s · kNN {metrics['knn_all_labels_accuracy']:.3f} "
           f"· linear probe on {LABELS} labels {metrics['linear_probe_accuracy']:.3f}"
           + (f" · classifier {metrics['classifier_accuracy']:.3f}" if "classifier_accuracy" in metrics else ""))
+    shipped = reference.load_reference(out_dir)
+    if reference.presenting():
+        print(f"{'':>20}({reference.describe(out_dir)})")
+    elif shipped is not None and shipped["evaluations"]:
+        probe = next(iter(shipped["evaluations"].values()))["linear_probe_accuracy"]
+        print(f"{'':>20}the course's reference: linear probe {probe:.3f} ({reference.describe(out_dir)})")
     return method, history, metrics
 
 
@@ -535,9 +563,13 @@ plt.show()
 # %%
 figure, axes = plt.subplots(1, len(METHODS), figsize=(5 * len(METHODS), 5))
 for axis, (name, (method, _, metrics)) in zip(axes, runs.items()):
-    method.eval()
-    features = extract_features(method.embed, data.test_images)
-    plot_tsne(features, data.test_labels, data.class_names, axis=axis, legend=name == "supervised",
+    if reference.presenting():   # the reference run's features of a fixed sample of 500 test images
+        sample = reference.load_reference(run_dir(name))["embedding"]
+        features, labels = torch.from_numpy(sample["features"]).float(), torch.from_numpy(sample["labels"])
+    else:
+        method.eval()
+        features, labels = extract_features(method.embed, data.test_images), data.test_labels
+    plot_tsne(features, labels, data.class_names, axis=axis, legend=name == "supervised",
               title=f"{name} (kNN {metrics['knn_all_labels_accuracy']:.2f})", max_points=300 if SMOKE else 2000)
 figure.tight_layout()
 plt.show()

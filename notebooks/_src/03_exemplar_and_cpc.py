@@ -22,6 +22,10 @@
 #
 # **Prerequisites**: `00_setup_and_data` (data, engine, baseline), `01_nce_to_infonce` (NCE and
 # InfoNCE) and `02_pretext_tasks` (rotation, the idea of a pretext task).
+#
+# To look through this notebook without training (about a minute), start Jupyter with
+# `SSL_COURSE_MODE=present`: every training cell then loads the course's reference run instead
+# (see the README).
 
 # %% [markdown]
 # ## Set-up
@@ -43,7 +47,7 @@ import matplotlib.pyplot as plt
 import torch
 import torch.nn.functional as F
 
-from ssl_course import config
+from ssl_course import config, reference
 from ssl_course.data import cifar10_available, make_bundle
 from ssl_course.data.augment import contrastive_augment, denormalize
 from ssl_course.evaluate import evaluate_method, extract_features
@@ -51,6 +55,7 @@ from ssl_course.exercises import check_cpc_info_nce
 from ssl_course.experiment import run_methods
 from ssl_course.losses import batch_hard_triplet_loss, cpc_info_nce, cpc_patch_grid, exemplar_loss
 from ssl_course.methods import build_method, method_names
+from ssl_course.results import save_embedding_sample
 from ssl_course.train import TrainConfig, fit
 from ssl_course.viz import image_grid, plot_history, plot_tsne
 
@@ -68,11 +73,16 @@ elif DEVICE.type == "cpu":
     SUBSET = dict(train_subset=10_000, test_subset=2000)
 else:
     SUBSET = {}
-BACKBONE = "small" if DEVICE.type == "cuda" and not SMOKE else "tiny"
+BACKBONE = "tiny" if SMOKE or DEVICE.type == "cpu" else "small"
 LABELS = 100 if SMOKE else 250
 data = make_bundle(DATA, num_labels=LABELS, seed=0, device=DEVICE, **SUBSET)
 TRAIN_SIZE = len(data.train_images)
-print(f"device {DEVICE} · smoke {SMOKE} · {data} · backbone {BACKBONE}")
+print(f"device {DEVICE} · smoke {SMOKE} · course mode {config.mode()} · {data} · backbone {BACKBONE}")
+
+
+def run_dir(run_name):
+    """The folder of one of this notebook's runs (its name also names the course's reference run)."""
+    return config.runs_dir() / f"03_{run_name}_{DATA}_{LABELS}_{BACKBONE}{'_smoke' if SMOKE else ''}"
 
 # %% [markdown]
 # ## Exemplar: one image, one class
@@ -289,16 +299,25 @@ def train(name, run_name=None, bundle=None, max_steps=None, **hyperparameters):
     torch.manual_seed(0)
     bundle = data if bundle is None else bundle
     method = build_method(name, BACKBONE, bundle.num_classes, **(HPARAMS[name] | hyperparameters))
-    run_name = run_name or name
-    out_dir = config.runs_dir() / f"03_{run_name}_{DATA}_{LABELS}_{BACKBONE}{'_smoke' if SMOKE else ''}"
+    out_dir = run_dir(run_name or name)
+    # later cells need only the metrics and a t-SNE sample, so the reference run keeps no weights
+    # (Exemplar's would be large: one weight row per training image)
     settings = TrainConfig(epochs=EPOCHS, max_steps=max_steps, batch_size=BATCH_SIZE[name],
                            monitor_every=0 if SMOKE else None, monitor_bank_size=2000, monitor_val_size=1000,
-                           out_dir=out_dir, resume=True, seed=0, progress=not SMOKE)
+                           out_dir=out_dir, resume=True, seed=0, progress=not SMOKE, reference_weights=False)
     history = fit(method, bundle, settings)
     metrics = evaluate_method(method, bundle, knn_bank=1000 if SMOKE else "all")
+    if reference.recording():   # the test features of a fixed sample, for present mode's t-SNE
+        save_embedding_sample(reference.reference_dir(out_dir), method, bundle)
     print(f"{name:>10}: {history.step[-1]} steps in {history.seconds[-1]:.0f} s · kNN {metrics['knn_all_labels_accuracy']:.3f} "
           f"· linear probe on {LABELS} labels {metrics['linear_probe_accuracy']:.3f}"
           + (f" · classifier {metrics['classifier_accuracy']:.3f}" if "classifier_accuracy" in metrics else ""))
+    shipped = reference.load_reference(out_dir)
+    if reference.presenting():
+        print(f"{'':>12}({reference.describe(out_dir)})")
+    elif shipped is not None and shipped["evaluations"]:
+        probe = next(iter(shipped["evaluations"].values()))["linear_probe_accuracy"]
+        print(f"{'':>12}the course's reference: linear probe {probe:.3f} ({reference.describe(out_dir)})")
     return method, history, metrics
 
 
@@ -306,7 +325,7 @@ runs = {name: train(name) for name in ("exemplar", "cpc", "supervised")}
 
 # %%
 for name, (_, history, _) in runs.items():
-    plot_history(history, title=name)
+    plot_history(history, title=name, reference=run_dir(name))
 plt.show()
 exemplar_acc = runs["exemplar"][1].logs["exemplar_acc"]
 print(f"exemplar: views assigned to their own image {exemplar_acc[0]:.4f} -> {exemplar_acc[-1]:.4f} "
@@ -338,9 +357,13 @@ print(f"your budget: {EPOCHS:g} epochs, backbone '{BACKBONE}', probe on {LABELS}
 
 figure, axes = plt.subplots(1, 3, figsize=(15, 5))
 for axis, (name, (method, _, metrics)) in zip(axes, runs.items()):
-    method.eval()
-    features = extract_features(method.embed, data.test_images)
-    plot_tsne(features, data.test_labels, data.class_names, axis=axis, legend=name == "supervised",
+    if reference.presenting():   # the reference run's features of a fixed sample of 500 test images
+        sample = reference.load_reference(run_dir(name))["embedding"]
+        features, labels = torch.from_numpy(sample["features"]).float(), torch.from_numpy(sample["labels"])
+    else:
+        method.eval()
+        features, labels = extract_features(method.embed, data.test_images), data.test_labels
+    plot_tsne(features, labels, data.class_names, axis=axis, legend=name == "supervised",
               title=f"{name} (kNN {metrics['knn_all_labels_accuracy']:.2f})", max_points=300 if SMOKE else 2000)
 figure.tight_layout()
 plt.show()
@@ -366,10 +389,17 @@ for name in PRETEXT:
 chosen = {name: (dict(num_exemplars=TRAIN_SIZE) if name == "exemplar" else {})
           for name in PRETEXT if name in available}
 smoke_batches = {name: 16 for name in chosen} if SMOKE else None
-comparison, _ = run_methods(chosen, tag="03cmp" + ("_smoke" if SMOKE else ""), batch_sizes=smoke_batches,
-                            data=DATA, labels=LABELS, backbone=BACKBONE, epochs=EPOCHS, seed=0,
-                            device=str(DEVICE), progress=not SMOKE, monitor_every=0,
-                            knn_bank=1000 if SMOKE else "all", **SUBSET)
+comparison, comparison_dirs = run_methods(chosen, tag="03_compare" + ("_smoke" if SMOKE else ""),
+                                          batch_sizes=smoke_batches, data=DATA, labels=LABELS, backbone=BACKBONE,
+                                          epochs=EPOCHS, seed=0, device=str(DEVICE), progress=not SMOKE,
+                                          monitor_every=0, knn_bank=1000 if SMOKE else "all", **SUBSET)
+if reference.presenting():
+    print(f"(the course's reference runs, e.g. {reference.describe(next(iter(comparison_dirs.values())))})")
+else:
+    shipped = {name: reference.load_reference(folder) for name, folder in comparison_dirs.items()}
+    if all(shipped.values()):
+        print("the course's reference runs, linear probe: " + ", ".join(
+            f"{name} {shipped[name]['metrics'].get('linear_probe_accuracy', float('nan')):.3f}" for name in shipped))
 
 figure, axis = plt.subplots(figsize=(10, 4.5))
 names = list(comparison)
