@@ -16,10 +16,10 @@ from ssl_course.methods import build_method
 from ssl_course.results import load_trained
 from ssl_course.train import TrainConfig, fit
 
-#: What the shipped results/ may weigh in all: it travels with every checkout, and with the GPU-day
-#: command's working tree (64 MiB in all, beside the ~53 MB data pack and ~3 MB of code and notebooks;
-#: `benchmarks/gpu_day.py pack` prints the sum and fails when it is over).
-RESULTS_BUDGET_BYTES = 9_000_000
+#: What the shipped results/ may weigh in all: every clone carries it (no single file over ~2 MB).
+#: The GPU-day command does not read it: `benchmarks/gpu_day.py pack` says when to move it aside so
+#: that the device call's working tree (64 MiB in all) has room for the ~55 MB data pack.
+RESULTS_BUDGET_BYTES = 12_000_000
 
 
 @pytest.fixture()
@@ -135,6 +135,8 @@ def test_shipped_reference_runs_load_and_stay_small():
         pytest.skip("no results/ folder in this checkout")
     total = sum(path.stat().st_size for path in folder.rglob("*") if path.is_file())
     assert total <= RESULTS_BUDGET_BYTES, f"results/ weighs {total / 1e6:.1f} MB (budget {RESULTS_BUDGET_BYTES:,} B)"
+    largest = max(folder.rglob("*"), key=lambda path: path.stat().st_size if path.is_file() else 0)
+    assert largest.stat().st_size <= 2_200_000, f"{largest} is {largest.stat().st_size:,} B: keep each file under ~2 MB"
     runs = [path for path in folder.iterdir() if path.is_dir()]
     assert runs, "results/ holds no reference run"
     for run in runs:
