@@ -62,6 +62,13 @@ WEIGHTS_FILE = "weights.pt"
 EVALUATIONS_FILE = "evaluations.json"
 #: The attribute that ties a trained method to its reference run (set by ``fit`` in present/record mode).
 RUN_NAME_ATTRIBUTE = "reference_run_name"
+#: A method's optional class attribute: ``state_dict`` key prefixes that no cell needs after training
+#: (e.g. a GAN's discriminator), left out of ``weights.pt`` to keep results/ small.
+SKIP_WEIGHTS_ATTRIBUTE = "reference_skip_weights"
+
+
+def _skipped(method: torch.nn.Module, name: str) -> bool:
+    return name.startswith(tuple(getattr(method, SKIP_WEIGHTS_ATTRIBUTE, ())))
 
 
 def presenting() -> bool:
@@ -165,11 +172,14 @@ def describe(run: str | Path) -> str:
 
 # ---------------------------------------------------------------- weights ----------------------
 def save_weights(method: torch.nn.Module, run: str | Path) -> Path:
-    """Write the method's ``state_dict`` (float tensors in half precision) to the run's reference folder."""
+    """Write the method's ``state_dict`` (float tensors in half precision) to the run's reference folder.
+
+    Keys that start with one of the method's ``reference_skip_weights`` prefixes are left out.
+    """
     folder = reference_dir(run)
     folder.mkdir(parents=True, exist_ok=True)
     state = {name: value.detach().to("cpu", torch.float16 if value.is_floating_point() else value.dtype).clone()
-             for name, value in method.state_dict().items()}
+             for name, value in method.state_dict().items() if not _skipped(method, name)}
     path = folder / WEIGHTS_FILE
     temporary = path.with_suffix(".tmp")
     torch.save(state, temporary)
@@ -180,7 +190,8 @@ def save_weights(method: torch.nn.Module, run: str | Path) -> Path:
 def load_weights(method: torch.nn.Module, run: str | Path) -> None:
     """Load the run's reference weights into ``method`` (each tensor back in the method's own dtype).
 
-    ``run`` is a run name (looked up in :func:`results_dir`) or a folder holding ``weights.pt``.
+    ``run`` is a run name (looked up in :func:`results_dir`) or a folder holding ``weights.pt``. The
+    parts named by the method's ``reference_skip_weights`` were not saved: they keep their values.
     """
     path = Path(run) / WEIGHTS_FILE
     if not path.is_file():
@@ -190,18 +201,19 @@ def load_weights(method: torch.nn.Module, run: str | Path) -> None:
                                 "without weights (reference_weights=False), so its network cannot be restored; "
                                 f"unset {MODE_ENV} to train it yourself")
     saved = torch.load(path, map_location="cpu", weights_only=True)
-    own = method.state_dict()
+    own = {name: value for name, value in method.state_dict().items() if name in saved or not _skipped(method, name)}
     if set(saved) != set(own):
         missing, extra = sorted(set(own) - set(saved)), sorted(set(saved) - set(own))
         raise ValueError(f"the reference weights of {_run_name(run)!r} do not fit this method (missing "
                          f"{missing[:5]}, unexpected {extra[:5]}): the notebook's settings changed since "
                          "the reference was recorded; re-record it (tools/record_reference.py)")
-    method.load_state_dict({name: saved[name].to(own[name].device, own[name].dtype) for name in own})
+    method.load_state_dict({name: saved[name].to(own[name].device, own[name].dtype) for name in own}, strict=False)
 
 
 def write_reference_info(run: str | Path, *, steps: int, seconds: float, budget: dict[str, Any],
-                         capped: bool, history: dict[str, Any], device: torch.device) -> Path:
-    """Write ``reference.json`` and ``history.json`` of a recorded run."""
+                         capped: bool, history: dict[str, Any] | None, device: torch.device) -> Path:
+    """Write ``reference.json`` and ``history.json`` of a recorded run (no ``history.json`` when ``history`` is None,
+    e.g. for a whole comparison, whose runs have their own)."""
     folder = reference_dir(run)
     folder.mkdir(parents=True, exist_ok=True)
     threads = torch.get_num_threads()
@@ -212,7 +224,8 @@ def write_reference_info(run: str | Path, *, steps: int, seconds: float, budget:
             "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
             "command": os.environ.get(RECORD_COMMAND_ENV, f"{MODE_ENV}=record"),
             "versions": {"torch": torch.__version__, "python": platform.python_version()}}
-    (folder / "history.json").write_text(json.dumps(history))
+    if history is not None:
+        (folder / "history.json").write_text(json.dumps(history))
     path = folder / REFERENCE_FILE
     path.write_text(json.dumps(info, indent=2))
     return path
