@@ -18,14 +18,24 @@ For each label count, method and seed it trains one run in ``out/runs/<method>_<
 
 Interrupt it and run the same command again: finished runs are kept, an unfinished one resumes
 from its checkpoint, and a run that crashed is recorded as failed without stopping the others.
+
+Present and record mode (:mod:`ssl_course.reference`) treat a whole comparison as one reference run,
+named by the last part of ``out``: record mode trains every run (each capped like any training) and
+writes ``results/<out name>/`` (``compare.json``, ``results.csv``, ``results.md``, ``reference.json``
+and, per run, ``runs/<method>_<labels>_s<seed>/`` with its metrics, history and a small sample of
+t-SNE features, no weights); present mode trains nothing and copies that folder into ``out``.
 """
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import math
+import os
+import shutil
+import time
 import traceback
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import fields
 from pathlib import Path
 from typing import Any
@@ -33,6 +43,7 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
+from ssl_course import reference
 from ssl_course.data.splits import evenly_spaced
 from ssl_course.experiment import METRICS_NAME, Experiment, check_budget, load_trained, run_experiment
 
@@ -45,6 +56,8 @@ METRIC_COLUMNS = ("val_accuracy", "test_accuracy", "val_knn_accuracy", "knn_accu
                   "linear_probe_accuracy", "wall_time_seconds", "eval_seconds", "steps", "device")
 CSV_COLUMNS = ("method", "labels", "seed", "status", *METRIC_COLUMNS, "error")
 TSNE_IMAGES = 1000
+#: Record mode: the t-SNE features a reference comparison keeps per run (the first ones, in half precision).
+REFERENCE_TSNE_IMAGES = 300
 #: Experiment fields that run_comparison sets for each run itself (or that make no sense for every method).
 NOT_SHARED = ("method", "labels", "seed", "epochs", "minutes", "steps", "hparams", "progress")
 #: Shared settings that may differ when a comparison resumes: they change speed, not what is measured.
@@ -64,7 +77,7 @@ def shared_settings() -> list[str]:
     return [f.name for f in fields(Experiment) if f.name not in NOT_SHARED]
 
 
-def _check_settings(out: Path, settings: dict[str, Any]) -> None:
+def _check_settings(out: Path, settings: dict[str, Any], write: bool = True) -> None:
     """Refuse to mix results of another version or other settings into ``out``."""
     path = out / SETTINGS_NAME
     if path.exists():
@@ -83,8 +96,9 @@ def _check_settings(out: Path, settings: dict[str, Any]) -> None:
         if different:
             raise ValueError(f"{out} was made with other settings {different} (saved, now); the comparison "
                              "is only fair under one budget: use a new --out folder")
-    out.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(settings, indent=2))
+    if write:
+        out.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(settings, indent=2))
 
 
 def run_comparison(out: str | Path, labels: Sequence[int] = (250, 4000), methods: Sequence[str] | None = None,
@@ -115,20 +129,75 @@ def run_comparison(out: str | Path, labels: Sequence[int] = (250, 4000), methods
     settings = {"format_version": FORMAT_VERSION, **{key: getattr(every_run, key) for key in shared_settings()},
                 "minutes_per_method": minutes_per_method, "epochs_per_method": epochs_per_method,
                 "labels": list(labels), "methods": methods, "seeds": list(seeds)}
+    if reference.presenting():
+        return _present_comparison(out, settings)
     _check_settings(out, settings)
 
     jobs = [(n, m, s) for n in labels for m in methods for s in seeds]
     rows = []
+    start = time.perf_counter()
     bar = tqdm(jobs, desc="comparison", disable=not progress)
     for num_labels, method, seed in bar:
         bar.set_postfix(method=method, labels=num_labels, seed=seed)
         run_dir = out / "runs" / f"{method}_{num_labels}_s{seed}"
-        rows.append(_run_one(run_dir, Experiment(method=method, labels=num_labels, seed=seed,
-                                                 minutes=minutes_per_method, epochs=epochs_per_method,
-                                                 progress=False, **shared)))
+        experiment = Experiment(method=method, labels=num_labels, seed=seed, minutes=minutes_per_method,
+                                epochs=epochs_per_method, progress=False, **shared)
+        if reference.recording():
+            with _references_inside(reference.reference_dir(out) / "runs"):
+                rows.append(_run_one(run_dir, experiment))
+            _record_comparison(out, run_dir, rows, time.perf_counter() - start)
+        else:
+            rows.append(_run_one(run_dir, experiment))
         write_reports(out, rows)
     bar.close()
     return rows
+
+
+def _present_comparison(out: Path, settings: dict[str, Any]) -> list[dict[str, Any]]:
+    """Present mode: copy the shipped reference comparison of ``out``'s name into ``out``; return its rows."""
+    shipped = reference.reference_dir(out)
+    if not (shipped / SETTINGS_NAME).is_file():
+        raise reference.missing_reference_error(out)
+    _check_settings(shipped, settings, write=False)   # the same settings, or a clear error
+    if out.resolve() != shipped.resolve():
+        shutil.copytree(shipped, out, dirs_exist_ok=True)   # figures are then drawn into out, not into results/
+    with (out / "results.csv").open() as stream:
+        return list(csv.DictReader(stream))
+
+
+@contextlib.contextmanager
+def _references_inside(folder: Path) -> Iterator[None]:
+    """Record mode: each run's reference lands in ``folder`` (inside the comparison's), not beside the notebooks'."""
+    previous = os.environ.get(reference.RESULTS_ENV)
+    os.environ[reference.RESULTS_ENV] = str(folder)
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop(reference.RESULTS_ENV, None)
+        else:
+            os.environ[reference.RESULTS_ENV] = previous
+
+
+def _record_comparison(out: Path, run_dir: Path, rows: list[dict[str, Any]], seconds: float) -> None:
+    """Record mode: update the reference comparison ``results/<out name>/`` after one more run."""
+    shipped = reference.reference_dir(out)
+    run_reference = shipped / "runs" / run_dir.name
+    features = run_dir / TSNE_FEATURES_NAME
+    if run_reference.is_dir() and features.is_file():
+        saved = torch.load(features, weights_only=True)
+        keep = evenly_spaced(len(saved["labels"]), REFERENCE_TSNE_IMAGES, device=saved["labels"].device)
+        torch.save({"features": saved["features"][keep].half(), "labels": saved["labels"][keep]},
+                   run_reference / TSNE_FEATURES_NAME)
+        (run_reference / "embedding.npz").unlink(missing_ok=True)   # the t-SNE sample above replaces it
+    shutil.copy2(out / SETTINGS_NAME, shipped / SETTINGS_NAME)
+    write_reports(shipped, rows)
+    runs = [json.loads(path.read_text()) for path in sorted((shipped / "runs").glob(f"*/{reference.REFERENCE_FILE}"))]
+    budget = {key: value for key, value in json.loads((out / SETTINGS_NAME).read_text()).items()
+              if key in ("minutes_per_method", "epochs_per_method", "methods", "labels", "seeds")}
+    reference.write_reference_info(out, steps=sum(run["steps"] for run in runs), seconds=seconds, budget=budget,
+                                   capped=any(run["capped"] for run in runs), history=None,
+                                   device=torch.device("cpu"))
 
 
 def _run_one(run_dir: Path, experiment: Experiment) -> dict[str, Any]:

@@ -189,7 +189,8 @@ def save_weights(method: torch.nn.Module, run: str | Path) -> Path:
 def load_weights(method: torch.nn.Module, run: str | Path) -> None:
     """Load the run's reference weights into ``method`` (each tensor back in the method's own dtype).
 
-    ``run`` is a run name (looked up in :func:`results_dir`) or a folder holding ``weights.pt``.
+    ``run`` is a run name (looked up in :func:`results_dir`) or a folder holding ``weights.pt``. The
+    parts named by the method's ``training_only_state`` were not saved: they keep their values.
     """
     path = Path(run) / WEIGHTS_FILE
     if not path.is_file():
@@ -211,8 +212,9 @@ def load_weights(method: torch.nn.Module, run: str | Path) -> None:
 
 
 def write_reference_info(run: str | Path, *, steps: int, seconds: float, budget: dict[str, Any],
-                         capped: bool, history: dict[str, Any], device: torch.device) -> Path:
-    """Write ``reference.json`` and ``history.json`` of a recorded run."""
+                         capped: bool, history: dict[str, Any] | None, device: torch.device) -> Path:
+    """Write ``reference.json`` and ``history.json`` of a recorded run (no ``history.json`` when ``history`` is None,
+    e.g. for a whole comparison, whose runs have their own)."""
     folder = reference_dir(run)
     folder.mkdir(parents=True, exist_ok=True)
     threads = torch.get_num_threads()
@@ -223,7 +225,8 @@ def write_reference_info(run: str | Path, *, steps: int, seconds: float, budget:
             "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
             "command": os.environ.get(RECORD_COMMAND_ENV, f"{MODE_ENV}=record"),
             "versions": {"torch": torch.__version__, "python": platform.python_version()}}
-    (folder / "history.json").write_text(json.dumps(history))
+    if history is not None:
+        (folder / "history.json").write_text(json.dumps(history))
     path = folder / REFERENCE_FILE
     path.write_text(json.dumps(info, indent=2))
     return path

@@ -142,7 +142,11 @@ def test_shipped_reference_runs_load_and_stay_small():
     for run in runs:
         loaded = reference.load_reference(run.name)
         assert loaded is not None, f"{run} has no {reference.REFERENCE_FILE}"
-        assert loaded["history"] is not None and loaded["info"]["steps"] > 0, run
+        if (run / "compare.json").is_file():   # a whole comparison (ssl_course.compare): each run has its history
+            assert all((one / "history.json").is_file() for one in (run / "runs").iterdir()), run
+        else:
+            assert loaded["history"] is not None, run
+        assert loaded["info"]["steps"] > 0, run
         assert reference.describe(run.name).startswith("reference run:")
 
 
@@ -237,3 +241,69 @@ def test_notebook_setup_chooses_the_same_names_in_present_mode_as_on_a_cpu(tmp_p
     shown = notebook_setup()
     assert not shown.smoke and shown.device == torch.device("cpu") and shown.backbone == "tiny"
     assert shown.num_labels == 250 and shown.data.num_labels == 250
+
+
+def test_reference_weights_leave_out_the_parts_a_method_skips(results, data, monkeypatch):
+    """BigBiGAN's discriminator is not saved; the rest loads back and the skipped part stays as it was."""
+    monkeypatch.setenv(config.MODE_ENV, "record")
+    recorded = build_method("bigbigan", "tiny", data.num_classes)
+    out_dir = config.runs_dir() / "00_demo_bigbigan"
+    fit(recorded, data, _settings(out_dir, steps=2))
+    saved = torch.load(reference.reference_dir(out_dir) / reference.WEIGHTS_FILE, weights_only=True)
+    assert saved and not any(name.startswith("discriminator.") for name in saved)
+    assert any(name.startswith("generator.") for name in saved)
+
+    monkeypatch.setenv(config.MODE_ENV, "present")
+    shown = build_method("bigbigan", "tiny", data.num_classes)
+    untouched = _trained(shown.discriminator)
+    reference.load_weights(shown, out_dir.name)
+    for name, value in recorded.state_dict().items():
+        if not name.startswith("discriminator."):
+            torch.testing.assert_close(shown.state_dict()[name], value.half().to(value.dtype))
+    for name, value in shown.discriminator.state_dict().items():
+        torch.testing.assert_close(value, untouched[name])
+
+    other = build_method("supervised", "tiny", data.num_classes)   # keys that do not fit still fail
+    with pytest.raises(ValueError, match="do not fit"):
+        reference.load_weights(other, out_dir.name)
+
+
+def test_a_comparison_is_recorded_as_one_reference_and_presented_from_it(results, monkeypatch):
+    """Record mode writes results/<comparison>/ (no weights, no stray per-run folders); present mode copies it."""
+    import csv
+
+    from ssl_course.compare import TSNE_FEATURES_NAME, run_comparison
+    from ssl_course.viz import plot_curves, plot_tsne_grid
+
+    settings = dict(labels=[40], methods=["supervised", "simclr"], epochs_per_method=0.5, seeds=[0],
+                    progress=False, data="synthetic", backbone="tiny", train_subset=400, test_subset=100,
+                    val_size=50, batch_size=32, monitor_every=0)
+    monkeypatch.setenv(config.MODE_ENV, "record")
+    monkeypatch.setenv(reference.RECORD_MINUTES_ENV, "0.01")
+    recorded_rows = run_comparison(config.runs_dir() / "00_demo_compare", **settings)
+    assert [row["status"] for row in recorded_rows] == ["ok", "ok"]
+    shipped = results / "00_demo_compare"
+    assert sorted(path.name for path in results.iterdir()) == ["00_demo_compare"]   # nothing beside it
+    written = {path.name for path in shipped.iterdir()}
+    assert {"compare.json", "results.csv", "results.md", reference.REFERENCE_FILE} <= written
+    for name in ("supervised_40_s0", "simclr_40_s0"):
+        run = shipped / "runs" / name
+        assert {"metrics.json", "history.json", TSNE_FEATURES_NAME} <= {p.name for p in run.iterdir()}
+        assert not (run / reference.WEIGHTS_FILE).exists() and not (run / "checkpoint.pt").exists()
+        saved = torch.load(run / TSNE_FEATURES_NAME, weights_only=True)
+        assert saved["features"].dtype == torch.float16 and len(saved["labels"]) == len(saved["features"]) <= 300
+    assert "steps" in reference.describe("00_demo_compare")
+    before = sorted(str(path) for path in shipped.rglob("*"))
+
+    monkeypatch.setenv(config.MODE_ENV, "present")
+    out = config.runs_dir() / "00_demo_compare"
+    assert run_comparison(out, **settings) == [{key: str(value) for key, value in row.items()} for row in recorded_rows]
+    with (out / "results.csv").open() as stream:
+        assert len(list(csv.DictReader(stream))) == 2
+    plot_curves(out)
+    plot_tsne_grid(out, labels=40)
+    assert sorted(str(path) for path in shipped.rglob("*")) == before   # presenting wrote nothing into results/
+    with pytest.raises(ValueError, match="other settings"):
+        run_comparison(out.parent / "elsewhere" / "00_demo_compare", **{**settings, "epochs_per_method": 1.0})
+    with pytest.raises(FileNotFoundError, match="no reference run named"):
+        run_comparison(out.parent / "00_other_compare", **settings)

@@ -17,9 +17,13 @@
 # **Time budget**: the training runs of `BUDGET_EPOCHS = 10` epochs (BigBiGAN, SimCLR, supervised)
 # dominate: about 10 minutes on a laptop GPU (estimated from counted FLOPs, not measured). A
 # BigBiGAN step is expensive (two updates, each through the encoder, the generator and the
-# discriminator): on a CPU an epoch takes about two hours (measured step time,
-# `benchmarks/RESULTS.md`), so set `BUDGET_EPOCHS = 0.2` there to see the mechanics, not a
-# representation.
+# discriminator): on a CPU, even with the `tiny` backbone chosen there, set `BUDGET_EPOCHS = 0.2`
+# to see the mechanics, not a representation (the `small` backbone's epoch takes about two hours on
+# one CPU thread, measured step time in `benchmarks/RESULTS.md`).
+#
+# To look through this notebook without training (about a minute), start Jupyter with
+# `SSL_COURSE_MODE=present`: every training cell then loads the course's reference run (see the
+# README).
 #
 # **Prerequisites**: `00_setup_and_data` (data and the training engine), `01_nce_to_infonce`
 # (NCE: a classifier that tells data from noise, the idea a GAN's discriminator builds on),
@@ -45,28 +49,28 @@ import math
 import matplotlib.pyplot as plt
 import torch
 
-from ssl_course import config
+from ssl_course import config, reference
 from ssl_course.data import cifar10_available, make_bundle
 from ssl_course.data.augment import normalize
-from ssl_course.evaluate import extract_features
+from ssl_course.evaluate import evaluate_method, extract_features
 from ssl_course.experiment import run_methods
 from ssl_course.losses import bigbigan_losses
 from ssl_course.methods import build_method
 from ssl_course.models.gan import normalized_to_unit
 from ssl_course.train import TrainConfig, fit
-from ssl_course.viz import image_grid, plot_tsne
+from ssl_course.viz import image_grid, plot_tsne, reference_history
 
 SMOKE = config.smoke()
 DEVICE = config.pick_device()
 config.seed_everything(0)
 plt.rcParams.update({"font.size": 14, "axes.titlesize": 15, "axes.labelsize": 14, "legend.fontsize": 12})
-print(f"device: {DEVICE} · smoke mode: {SMOKE}")
+print(f"device: {DEVICE} · smoke mode: {SMOKE} · mode: {config.mode()}")
 
 # %%
 DATA = "cifar10" if cifar10_available() else "synthetic"
 SUBSET = dict(train_subset=1000, test_subset=300) if SMOKE else {}
 NUM_LABELS = 100 if SMOKE else 250     # BigBiGAN never sees them; the probe and the baseline do
-BACKBONE = "tiny" if SMOKE else "small"
+BACKBONE = "tiny" if SMOKE or DEVICE.type == "cpu" else "small"
 data = make_bundle(DATA, num_labels=NUM_LABELS, seed=0, device=DEVICE, **SUBSET)
 print(data)
 
@@ -211,16 +215,19 @@ check_bigbigan_encoder_generator_loss(my_encoder_generator_loss);
 # F/H/J discriminator (`ssl_course/models/gan.py`). Each training step has two updates with two
 # Adam optimisers, first D, then E and G together; `docs/RECIPES.md` lists every setting next to
 # the paper's. We keep a fixed set of latents and draw $G(z)$ from them at the end of each epoch,
-# to watch the samples form.
+# to watch the samples form. The run is saved in its own folder: section 6 evaluates this same
+# network beside SimCLR and the supervised baseline, and running the cell again reloads it.
 
 # %%
 BUDGET_EPOCHS = 10   # the same budget for BigBiGAN, SimCLR and the baseline; smoke mode: 2 epochs of tiny data
-# Expected time of this cell and of the comparison below (10 epochs each, `small` backbone):
+# Expected time of this cell and of the comparison below (10 epochs each, `small` backbone on a GPU):
 #   laptop GPU ~ 7 min for the three methods: estimated from counted FLOPs (benchmarks/gpu_day_flops.json:
 #   BigBiGAN 2.0, SimCLR 1.4, supervised 0.7 GFLOP per image) at an assumed 5 TFLOP/s, not measured;
-#   CPU: a BigBiGAN step of 128 images took about 20 s on one thread (benchmarks/RESULTS.md), so an
-#   epoch takes about 2 h: on a CPU set BUDGET_EPOCHS = 0.2 to watch the mechanics, not to learn features.
+#   CPU (`tiny` backbone): a `small`-backbone BigBiGAN step of 128 images took about 20 s on one thread
+#   (benchmarks/RESULTS.md), an epoch about 2 h; the `tiny` one is cheaper but still far too slow for
+#   10 epochs: on a CPU set BUDGET_EPOCHS = 0.2 to watch the mechanics, not to learn features.
 EPOCHS = 2 if SMOKE else BUDGET_EPOCHS
+RUN = config.runs_dir() / f"10_bigbigan_{DATA}_{NUM_LABELS}_{BACKBONE}"   # resumes from here
 
 method = build_method("bigbigan", BACKBONE, data.num_classes)
 fixed_z = torch.randn(16, method.z_dim, generator=torch.Generator().manual_seed(1)).to(DEVICE)
@@ -237,13 +244,16 @@ def samples(z):
 
 
 def keep_samples(epoch, _data):
-    snapshots.append((epoch + 1, samples(fixed_z)))
+    snapshots.append((f"after {epoch + 1} epoch(s)", samples(fixed_z)))
 
 
-snapshots.append((0, samples(fixed_z.to(next(method.parameters()).device))))
+snapshots.append(("before training", samples(fixed_z.to(next(method.parameters()).device))))
 method.on_epoch_end = keep_samples          # the engine calls this hook after every epoch
-history = fit(method, data, TrainConfig(epochs=EPOCHS, device=str(DEVICE), seed=0,
-                                        monitor_every=0, log_every=5))
+history = fit(method, data, TrainConfig(epochs=EPOCHS, device=str(DEVICE), seed=0, monitor_every=0, log_every=5,
+                                        out_dir=RUN, resume=True))
+final_samples = samples(fixed_z)
+if not torch.equal(final_samples, snapshots[-1][1]):   # a reloaded run, or one stopped within an epoch
+    snapshots.append((f"at the end ({history.step[-1]} steps)", final_samples))
 
 # %% [markdown]
 # ### Samples $G(z)$ through training (the same 16 latents each time)
@@ -251,8 +261,8 @@ history = fit(method, data, TrainConfig(epochs=EPOCHS, device=str(DEVICE), seed=
 # %%
 shown = snapshots if len(snapshots) <= 4 else [snapshots[i] for i in
                                                  torch.linspace(0, len(snapshots) - 1, 4).round().long().tolist()]
-for epoch, images in shown:
-    image_grid(images, nrow=8, scale=1.0, suptitle=f"G(z) after {epoch} epoch(s)")
+for when, images in shown:
+    image_grid(images, nrow=8, scale=1.0, suptitle=f"G(z) {when}")
     plt.show()
 
 # %% [markdown]
@@ -260,7 +270,8 @@ for epoch, images in shown:
 # Each curve is a batch mean of one score on real pairs (solid) and generated pairs (dashed). A
 # healthy game keeps real above generated without the gap running away; D's accuracy on the
 # summed score should stay well below 1 (at 1, D has won and the gradients to E and G are
-# uninformative).
+# uninformative). Where the course ships a reference run of this cell, its D accuracy is drawn
+# dashed in grey beside yours.
 
 # %%
 figure, axes = plt.subplots(1, 2, figsize=(15, 4.5))
@@ -272,8 +283,14 @@ axes[0].legend(ncol=3, loc="best")
 axes[1].plot(history.step, history.logs["d_accuracy"], label="D accuracy (summed score)")
 axes[1].plot(history.step, history.logs["discriminator"], label="D loss")
 axes[1].plot(history.step, history.logs["encoder_generator"], label="E/G loss")
+shipped, caption = reference_history(RUN)
+if shipped is not None:
+    axes[1].plot(shipped["step"], shipped["logs"]["d_accuracy"], color="gray", linestyle="--",
+                 label="reference D accuracy")
 axes[1].set(xlabel="step", ylabel="loss / accuracy", title="Losses and D's accuracy")
 axes[1].legend(loc="best")
+if caption:
+    figure.suptitle(caption, fontsize=12)
 plt.tight_layout()
 plt.show()
 
@@ -318,14 +335,30 @@ plt.show()
 
 # %% [markdown]
 # ## 6. The encoder as a representation: kNN and linear probe
-# The same budget for BigBiGAN, SimCLR and supervised training on the labelled subset, with
-# `run_methods` (each run is saved and resumes from its folder). The encoder's features are the
-# pooled backbone output, the same features every method is evaluated on.
+# The same budget for SimCLR and supervised training on the labelled subset, with `run_methods`
+# (each run is saved and resumes from its folder), and the BigBiGAN trained above, evaluated the
+# same way (the settings of section 4 are `run_methods`' settings, so it is not trained twice).
+# The encoder's features are the pooled backbone output, the same features every method is
+# evaluated on.
 
 # %%
-results, folders = run_methods(["supervised", "simclr", "bigbigan"], tag="10", data=DATA, labels=NUM_LABELS,
+results, folders = run_methods(["supervised", "simclr"], tag="10", data=DATA, labels=NUM_LABELS,
                                backbone=BACKBONE, epochs=EPOCHS, device=str(DEVICE), monitor_every=0,
                                **SUBSET)
+results["bigbigan"] = evaluate_method(method, data)
+folders["bigbigan"] = RUN
+print(f"  bigbigan: kNN (labelled bank) {results['bigbigan']['knn_accuracy']:.3f}, "
+      f"linear probe {results['bigbigan']['linear_probe_accuracy']:.3f}, {history.step[-1]} steps")
+for name, run in folders.items():   # the course's reference runs of the same cells, if any
+    shipped = reference.load_reference(run)
+    if shipped is None:
+        continue
+    if reference.presenting():
+        print(f"{name:>10}: the numbers above are the {reference.describe(run)}")
+    else:
+        numbers = shipped["metrics"] or next(iter(shipped["evaluations"].values()), {})
+        print(f"{name:>10}: course reference kNN {numbers.get('knn_accuracy', float('nan')):.3f}, "
+              f"linear probe {numbers.get('linear_probe_accuracy', float('nan')):.3f} ({reference.describe(run)})")
 figure, axis = plt.subplots(figsize=(9, 4.5))
 names = list(results)
 for offset, (key, label) in enumerate((("knn_accuracy", "kNN"), ("linear_probe_accuracy", "linear probe"))):

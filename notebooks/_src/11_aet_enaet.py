@@ -19,6 +19,10 @@
 # measured one-epoch times in `benchmarks/RESULTS.md`, rows `aet`, `enaet`); lower `BUDGET_EPOCHS`
 # (e.g. 1) for a first look on a CPU.
 #
+# To look through this notebook without training (about a minute), start Jupyter with
+# `SSL_COURSE_MODE=present`: every training cell then loads the course's reference run (see the
+# README).
+#
 # **Prerequisites**: `00_setup_and_data` (data, augmentations, the supervised baseline),
 # `02_pretext_tasks` (predicting a transformation: rotation) and `07_mixmatch_fixmatch_s4l`
 # (MixMatch's guessed labels, sharpening and MixUp, which En-AET builds on).
@@ -39,7 +43,7 @@ if "google.colab" in sys.modules:  # in Colab: install the course, fetch CIFAR-1
 import matplotlib.pyplot as plt
 import torch
 
-from ssl_course import config
+from ssl_course import config, reference
 from ssl_course.data import cifar10_available, make_bundle
 from ssl_course.data.augment import normalize
 from ssl_course.data.transforms_params import FAMILIES, random_transformation
@@ -47,14 +51,14 @@ from ssl_course.exercises import check_aet_loss, check_transformation_consistenc
 from ssl_course.experiment import run_methods
 from ssl_course.losses import aet_loss, avt_gaussian_nll
 from ssl_course.methods import build_method
-from ssl_course.train import load_checkpoint
+from ssl_course.results import load_trained
 from ssl_course.viz import to_display
 
 SMOKE = config.smoke()
 DEVICE = config.pick_device()
 config.seed_everything(0)
 plt.rcParams.update({"font.size": 13})
-print(f"device: {DEVICE}; smoke mode: {SMOKE}")
+print(f"device: {DEVICE}; smoke mode: {SMOKE}; mode: {config.mode()}")
 
 DATA = "cifar10" if cifar10_available() else "synthetic"
 SUBSET = dict(train_subset=1000, test_subset=300) if SMOKE else dict(train_subset=10000)
@@ -158,8 +162,31 @@ BUDGET_EPOCHS = 10   # per method; smoke mode trains a tenth of an epoch of its 
 # AET counts 2.05 GFLOP per image with the `small` backbone, benchmarks/gpu_day_flops.json, at an
 # assumed 5 TFLOP/s; the `tiny` backbone costs less). Fractions such as 0.5 work too.
 EPOCHS = 0.1 if SMOKE else BUDGET_EPOCHS
-results, run_dirs = run_methods(("supervised", "aet"), "11", data=DATA, labels=NUM_LABELS, backbone=BACKBONE,
-                                epochs=EPOCHS, knn_bank=1000 if SMOKE else "all", **SUBSET)
+SHARED = dict(data=DATA, labels=NUM_LABELS, backbone=BACKBONE, epochs=EPOCHS, knn_bank=1000 if SMOKE else "all",
+              **SUBSET)
+results, run_dirs = run_methods(["supervised"], "11", **SHARED)
+# AET's trained network is used below (its decoders' predictions): a reference run keeps its weights
+aet_results, aet_dirs = run_methods(["aet"], "11", reference_weights=True, **SHARED)
+results.update(aet_results)
+run_dirs.update(aet_dirs)
+
+
+def print_reference(runs):
+    """The course's reference run of each of these cells: its numbers (learn mode) or what the shown ones are."""
+    for name, run in runs.items():
+        shipped = reference.load_reference(run)
+        if shipped is None or shipped["metrics"] is None:
+            continue
+        if reference.presenting():
+            print(f"{name}: the numbers shown are the {reference.describe(run)}")
+        else:
+            numbers = shipped["metrics"]
+            print(f"{name}: course reference test accuracy {numbers.get('test_accuracy', float('nan')):.3f}, "
+                  f"kNN (all labels) {numbers.get('knn_all_labels_accuracy', float('nan')):.3f} "
+                  f"({reference.describe(run)})")
+
+
+print_reference(run_dirs)
 
 # %%
 figure, axis = plt.subplots(figsize=(7, 4))
@@ -182,9 +209,7 @@ for metric in metrics:
 # mean. Read the spread per parameter: rotation (cos, sin) is usually the hardest for a short run.
 
 # %%
-aet = build_method("aet", BACKBONE, data.num_classes).to(DEVICE)
-aet.load_state_dict(load_checkpoint(run_dirs["aet"] / "checkpoint.pt", map_location=DEVICE)["method"])
-aet.eval()
+aet = load_trained(build_method("aet", BACKBONE, data.num_classes), run_dirs["aet"], DEVICE)   # in eval mode
 test_images = data.test_images[:300]
 generator = torch.Generator(device=test_images.device).manual_seed(1)
 figure, axes = plt.subplots(1, 2, figsize=(12, 5))
@@ -231,12 +256,13 @@ EPOCHS = 0.1 if SMOKE else BUDGET_EPOCHS
 VARIANTS = {"MixMatch alone": dict(aet_weight=0.0, kl_weight=0.0),
             "+ AET ensemble": dict(kl_weight=0.0),
             "+ AET + KL (En-AET)": dict()}
-ablation = {}
-for tag, (label, hparams) in zip(("11a", "11b", "11c"), VARIANTS.items()):
-    runs, _ = run_methods({"enaet": hparams}, tag, data=DATA, labels=NUM_LABELS, backbone=BACKBONE,
-                          epochs=EPOCHS, batch_sizes={"enaet": 32} if SMOKE else None,
-                          **SUBSET)
-    ablation[label] = runs["enaet"]
+ablation, ablation_dirs = {}, {}
+for tag, (label, hparams) in zip(("11_mixmatch_only", "11_ensemble", "11_full"), VARIANTS.items()):
+    runs, folders = run_methods({"enaet": hparams}, tag, data=DATA, labels=NUM_LABELS, backbone=BACKBONE,
+                                epochs=EPOCHS, batch_sizes={"enaet": 32} if SMOKE else None,
+                                **SUBSET)
+    ablation[label], ablation_dirs[label] = runs["enaet"], folders["enaet"]
+print_reference(ablation_dirs)
 
 # %%
 figure, axis = plt.subplots(figsize=(8, 4))

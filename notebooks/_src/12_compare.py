@@ -12,8 +12,14 @@
 #
 # **Time budget**: reading an existing results folder takes a minute. Running the default
 # comparison below (every method, 250 labels, 10 epochs each, one seed) takes about 47 min on a
-# laptop GPU (estimated) and about 46.0 h on one CPU thread (measured throughput): on a CPU, read a
-# results folder made elsewhere, or lower `BUDGET_EPOCHS` and read the numbers as a smoke test.
+# laptop GPU (estimated, `small` backbone); with the `small` backbone it would take about 46 h on one
+# CPU thread (measured throughput), and the `tiny` backbone chosen on a CPU is cheaper but still
+# takes hours: on a CPU, read a results folder made elsewhere, or lower `BUDGET_EPOCHS` and read the
+# numbers as a smoke test.
+#
+# To look through this notebook without training (about a minute), start Jupyter with
+# `SSL_COURSE_MODE=present`: the comparison cell then loads the course's reference comparison (short
+# CPU runs of every method, see the README).
 #
 # **Prerequisites**: notebooks 00 to 11 (you should know what every method does before ranking them).
 
@@ -35,7 +41,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 from IPython.display import Markdown, display
 
-from ssl_course import config
+from ssl_course import config, reference
 from ssl_course.compare import markdown_table, run_comparison
 from ssl_course.data import cifar10_available, dataset_class_names
 from ssl_course.methods import method_names
@@ -43,7 +49,7 @@ from ssl_course.viz import plot_curves, plot_tsne_grid
 
 SMOKE = config.smoke()
 DEVICE = config.pick_device()
-print(f"device: {DEVICE}; smoke mode: {SMOKE}; registered methods: {', '.join(method_names())}")
+print(f"device: {DEVICE}; smoke mode: {SMOKE}; mode: {config.mode()}; registered methods: {', '.join(method_names())}")
 
 # %% [markdown]
 # ## A results folder
@@ -55,26 +61,29 @@ print(f"device: {DEVICE}; smoke mode: {SMOKE}; registered methods: {', '.join(me
 #
 # Point `RESULTS` at such a folder (or set `SSL_COURSE_COMPARE_DIR`). If it holds no results yet,
 # the next cell runs a comparison there with the budget below; in smoke mode it runs a tiny one
-# with three methods on a data subset.
+# with three methods on a data subset. On a CPU the comparison uses the `tiny` backbone.
 
 # %%
 BUDGET_EPOCHS = 10   # per method: the default of `compare --epochs-per-method`; smoke mode: 1 epoch
-# Expected time of this cell (every method, 10 epochs each at 250 labels, backbone small), training only:
-#   laptop GPU ≈ 47 min: estimated from the FLOPs of each method's training step (counted with
-#   torch.utils.flop_counter) at an assumed 5 TFLOP/s sustained, not measured on a laptop;
-#   CPU ≈ 46.0 h: measured throughput on one CPU thread, times the
-#   epochs (benchmarks/RESULTS.md); more cores are faster. Fractions such as 0.5 work too.
-RESULTS = Path(os.environ.get("SSL_COURSE_COMPARE_DIR", config.runs_dir() / "compare_notebook"))
+# Expected time of this cell (every method, 10 epochs each at 250 labels), training only:
+#   laptop GPU (backbone small) ≈ 47 min: estimated from the FLOPs of each method's training step
+#   (counted with torch.utils.flop_counter) at an assumed 5 TFLOP/s sustained, not measured on a laptop;
+#   CPU: backbone small ≈ 46.0 h: measured throughput on one CPU thread, times the epochs
+#   (benchmarks/RESULTS.md); the tiny backbone used on a CPU is cheaper, still hours; more cores are
+#   faster. Fractions such as 0.5 work too.
 DATA = "cifar10" if cifar10_available() else "synthetic"
+BACKBONE = "tiny" if SMOKE or DEVICE.type == "cpu" else "small"
 if SMOKE:
     settings = dict(methods=["supervised", "simclr", "fixmatch"], labels=[100], minutes_per_method=None,
                     epochs_per_method=1, seeds=[0], backbone="tiny", train_subset=1000, test_subset=300)
 else:
     settings = dict(methods=method_names(), labels=[250], minutes_per_method=None,
-                    epochs_per_method=BUDGET_EPOCHS, seeds=[0], backbone="small", train_subset=None, test_subset=None)
+                    epochs_per_method=BUDGET_EPOCHS, seeds=[0], backbone=BACKBONE, train_subset=None, test_subset=None)
+NAME = f"12_compare_{DATA}_{'_'.join(map(str, settings['labels']))}_{settings['backbone']}"
+RESULTS = Path(os.environ.get("SSL_COURSE_COMPARE_DIR", config.runs_dir() / NAME))
 
 if not (RESULTS / "results.csv").exists():
-    run_comparison(RESULTS, data=DATA, **settings)
+    run_comparison(RESULTS, data=DATA, **settings)   # present mode: copies the course's reference comparison
 with (RESULTS / "results.csv").open() as stream:
     rows = list(csv.DictReader(stream))
 comparison_settings = json.loads((RESULTS / "compare.json").read_text())
@@ -97,6 +106,14 @@ display(Markdown(markdown_table(rows)))
 failed = [r for r in rows if r["status"] != "ok"]
 for row in failed:
     print(f"failed: {row['method']} @{row['labels']} labels, seed {row['seed']}: {row['error']}")
+if reference.has_reference(RESULTS.name):   # the course ships a comparison with this folder's name
+    if reference.presenting():
+        print(f"These are the course's reference runs, {reference.describe(RESULTS.name)}: "
+              "far shorter than the budget above, so read the ranking as a first look.")
+    else:
+        with (reference.reference_dir(RESULTS.name) / "results.csv").open() as stream:
+            print(f"The course's reference comparison, {reference.describe(RESULTS.name)}:")
+            display(Markdown(markdown_table(list(csv.DictReader(stream)))))
 
 # %% [markdown]
 # ## Who beats the baseline?

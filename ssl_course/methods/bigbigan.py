@@ -58,6 +58,9 @@ class BigBiGAN(Method):
     name = "bigbigan"
     data_sources = ("all",)
     updates = ("discriminator", "encoder_generator")
+    # After training only E and G are used (features, samples, reconstructions): a reference run
+    # (ssl_course.reference) leaves D's weights out, which halves its weights.pt.
+    training_only_state = ("discriminator.",)
     default_optimizer = "adam"
     default_lr = 4e-4           # for a batch of 256; the engine scales linearly: 2e-4 at the default 128
     default_weight_decay = 0.0
