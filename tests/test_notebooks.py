@@ -12,7 +12,6 @@ import json
 import os
 import re
 import sys
-import time
 import warnings
 from pathlib import Path
 
@@ -56,32 +55,18 @@ def test_notebook_opens_with_goals_budget_and_prerequisites(path):
 def test_notebook_runs_in_smoke_mode(path, monkeypatch, tmp_path):
     """Runs under the site's kernel environment, then stores the run in the site's cache: `make site` shows it."""
     pytest.importorskip("nbformat")
-    nbclient = pytest.importorskip("nbclient")
+    pytest.importorskip("nbclient")
     for key, value in site_cache.kernel_env("smoke").items():
         monkeypatch.setenv(key, value)
     monkeypatch.setenv("SSL_COURSE_RUNS", str(tmp_path / "runs"))
     monkeypatch.delenv("SSL_COURSE_MODE", raising=False)   # smoke mode trains (learn mode)
     if os.environ.get("PYTEST_XDIST_WORKER"):  # one core per parallel kernel
         monkeypatch.setenv("OMP_NUM_THREADS", "1")
-    # A kernel message lost between the kernel and the client (both then wait, idle) was seen once
-    # in ~30 clean runs: such a run times out after CELL_TIMEOUT_S and is retried once in a fresh
-    # kernel. A cell that raises fails at once, without a retry.
-    for attempt in (1, 2):
-        notebook = site_cache.read_as_site(path)
-        # record_timing=False: timings would land in the cells' metadata, which the cache's hash covers
-        client = nbclient.NotebookClient(notebook, timeout=CELL_TIMEOUT_S, kernel_name="python3",
-                                         record_timing=False, resources={"metadata": {"path": str(NOTEBOOK_DIR)}})
-        start = time.perf_counter()
-        try:
-            client.execute()
-            break
-        except (nbclient.exceptions.CellTimeoutError, nbclient.exceptions.DeadKernelError) as error:
-            if attempt == 2:
-                raise
-            warnings.warn(f"{path.name}: {type(error).__name__} ({error}); running it again in a fresh kernel",
-                          stacklevel=1)
+    # A kernel message lost between the kernel and the client (both then wait, idle) was seen a few
+    # times in many runs: site_cache.execute times such a run out and retries it once in a fresh kernel.
+    notebook, seconds = site_cache.execute(path, timeout=CELL_TIMEOUT_S)
     try:
-        site_cache.store_executed(path, notebook, time.perf_counter() - start)
+        site_cache.store_executed(path, notebook, seconds)
     except Exception as error:  # noqa: BLE001 - the site then executes this notebook itself
         warnings.warn(f"{path.name} ran but could not be stored in the site's cache ({error!r}): "
                       "`make site` will execute it again", stacklevel=1)

@@ -14,6 +14,7 @@ changed misses the cache and is executed by the site as before.
 from __future__ import annotations
 
 import re
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -89,3 +90,75 @@ def store_executed(path: Path, executed: nbformat.NotebookNode, seconds: float, 
         cache.cache_notebook_bundle(CacheBundleIn(executed, str(Path(path).resolve()),
                                                   data={"execution_seconds": seconds}),
                                     check_validity=False, overwrite=True)
+
+
+#: Seconds one cell may run before it counts as hung. Present and smoke mode cells take seconds to
+#: a few minutes; a kernel message lost between kernel and client (seen a few times in many runs:
+#: both then wait, idle) would otherwise hold a build for MyST-NB's whole timeout.
+CELL_TIMEOUT_S = 480
+
+
+def execute(path: Path, timeout: int = CELL_TIMEOUT_S, attempts: int = 2) -> tuple[nbformat.NotebookNode, float]:
+    """Run ``read_as_site(path)`` top to bottom in the current environment; returns it and the seconds taken.
+
+    A run that times out or loses its kernel is retried in a fresh kernel (``attempts`` runs in all);
+    a cell that raises fails at once. ``record_timing=False``: timings would land in the cells'
+    metadata, which the cache's hash covers.
+    """
+    import warnings
+
+    import nbclient
+
+    for attempt in range(1, attempts + 1):
+        notebook = read_as_site(path)
+        client = nbclient.NotebookClient(notebook, timeout=timeout, kernel_name="python3", record_timing=False,
+                                         resources={"metadata": {"path": str(Path(path).parent)}})
+        start = time.perf_counter()
+        try:
+            client.execute()
+            return notebook, time.perf_counter() - start
+        except (nbclient.exceptions.CellTimeoutError, nbclient.exceptions.DeadKernelError) as error:
+            if attempt == attempts:
+                raise
+            warnings.warn(f"{Path(path).name}: {type(error).__name__} ({error}); running it again in a fresh kernel",
+                          stacklevel=2)
+    raise AssertionError("unreachable")
+
+
+def fill(mode: str, notebooks: list[Path] | None = None) -> int:
+    """Execute every notebook the cache of ``mode`` lacks (with :func:`execute`'s retry) and store it.
+
+    ``make site`` calls this before Sphinx, so MyST-NB finds every notebook in the cache and a lost
+    kernel message costs one retry instead of a hung build. Returns the number executed.
+    """
+    import os
+
+    from jupyter_cache import get_cache
+
+    notebooks = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb")) if notebooks is None else notebooks
+    os.environ.update(kernel_env(mode, dict(os.environ)))
+    folder = cache_dir(mode)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    executed = 0
+    for path in notebooks:
+        cache = get_cache(str(folder))
+        try:
+            cache.match_cache_notebook(read_as_site(path))
+            continue   # already there with this code
+        except KeyError:
+            pass
+        notebook, seconds = execute(path)
+        store_executed(path, notebook, seconds, mode=mode)
+        executed += 1
+        print(f"site cache ({mode}): executed {path.name} in {seconds:.0f} s", flush=True)
+    return executed
+
+
+if __name__ == "__main__":
+    import argparse
+
+    parser = argparse.ArgumentParser(description="fill the site's notebook cache of one mode")
+    parser.add_argument("mode", choices=sorted(MODE_ENV))
+    parser.add_argument("notebooks", nargs="*", type=Path)
+    arguments = parser.parse_args()
+    fill(arguments.mode, arguments.notebooks or None)
