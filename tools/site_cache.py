@@ -96,6 +96,8 @@ def store_executed(path: Path, executed: nbformat.NotebookNode, seconds: float, 
 #: a few minutes; a kernel message lost between kernel and client (seen a few times in many runs:
 #: both then wait, idle) would otherwise hold a build for MyST-NB's whole timeout.
 CELL_TIMEOUT_S = 480
+#: The same for :func:`fill` in present mode, whose cells load reference runs: none takes a minute.
+PRESENT_CELL_TIMEOUT_S = 240
 
 
 def execute(path: Path, timeout: int = CELL_TIMEOUT_S, attempts: int = 2) -> tuple[nbformat.NotebookNode, float]:
@@ -147,7 +149,7 @@ def fill(mode: str, notebooks: list[Path] | None = None) -> int:
             continue   # already there with this code
         except KeyError:
             pass
-        notebook, seconds = execute(path)
+        notebook, seconds = execute(path, timeout=PRESENT_CELL_TIMEOUT_S if mode == "present" else CELL_TIMEOUT_S)
         store_executed(path, notebook, seconds, mode=mode)
         executed += 1
         print(f"site cache ({mode}): executed {path.name} in {seconds:.0f} s", flush=True)
