@@ -18,8 +18,8 @@
 # GPU (estimated from the FLOPs counted per training step at an assumed 5 TFLOP/s) and about 8 min on
 # one CPU thread (measured throughput × epochs; more cores are faster). Each
 # training cell states its own figures next to its `BUDGET_EPOCHS`; lower it to go faster
-# (fractions such as 0.5 work). The budget is in epochs, so your numbers match the reference
-# results whatever your hardware.
+# (fractions such as 0.5 work). The budget is in epochs, so a slower machine takes longer but reaches the same numbers (the
+# course's shipped reference runs are much shorter: each figure's caption says how long).
 #
 # To look through this notebook without training (about a minute), start Jupyter with
 # `SSL_COURSE_MODE=present`: every training cell then loads the course's reference run instead

@@ -15,9 +15,9 @@
 # - how the three compare with the supervised baseline under the same labels and budget.
 #
 # **Time budget**: the trainings dominate: about 17 min on a laptop GPU (an estimate from the
-# FLOPs of a training step) and hours on a CPU, where the notebook trains the `tiny` backbone (the
-# README lists measured times). Lower `BUDGET_EPOCHS` to go faster (fractions such as 0.5 work).
-# The budget is in epochs, so your numbers match the reference results whatever your hardware.
+# FLOPs of a training step) and about 3.5 hours on one CPU thread, where the notebook trains the
+# `tiny` backbone (measured: the README and `benchmarks/RESULTS.md`). Lower `BUDGET_EPOCHS` to go faster (fractions such as 0.5 work).
+# The budget is in epochs, so a slower machine takes longer but reaches the same numbers (the course's shipped reference runs are much shorter: each figure's caption says how long).
 # To read through the notebook without training (about a minute), start Jupyter with
 # `SSL_COURSE_MODE=present`: every training cell then loads the course's reference run (see the README).
 #

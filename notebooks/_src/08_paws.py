@@ -17,10 +17,11 @@
 #   same time budget: SNN accuracy, per-class accuracy, a linear head, t-SNE.
 #
 # **Time budget**: the CIFAR-10 trainings dominate: about 11 min on a laptop GPU (an estimate
-# from the FLOPs of a training step) and hours on a CPU, where the notebook trains the `tiny`
-# backbone (the README lists measured times); the toy experiments take a few minutes on a CPU.
+# from the FLOPs of a training step) and about 1.4 hours on one CPU thread, where the notebook
+# trains the `tiny` backbone (measured: the README and `benchmarks/RESULTS.md`); the toy experiments take a few minutes on a CPU.
 # Lower `BUDGET_EPOCHS` to go faster (fractions such as 0.5 work). The budget is in epochs, so
-# your numbers match the reference results whatever your hardware. To read through the notebook
+# a slower machine takes longer but reaches the same numbers (the course's shipped reference runs
+# are much shorter: each figure's caption says how long). To read through the notebook
 # without training, start Jupyter with `SSL_COURSE_MODE=present`: every training cell then loads
 # the course's reference run (see the README).
 #

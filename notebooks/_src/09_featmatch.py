@@ -15,9 +15,9 @@
 #
 # **Time budget**: the trainings dominate: about 6 min on a laptop GPU (an estimate from the
 # FLOPs of a training step, with FeatMatch's two strong views and one weak view per unlabelled
-# image) and hours on a CPU, where the notebook trains the `tiny` backbone (the
-# README lists measured times). Lower `BUDGET_EPOCHS` to go faster (fractions such as 0.5 work).
-# The budget is in epochs, so your numbers match the reference results whatever your hardware.
+# image) and about 45 minutes on one CPU thread, where the notebook trains the `tiny` backbone
+# (measured: the README and `benchmarks/RESULTS.md`). Lower `BUDGET_EPOCHS` to go faster (fractions such as 0.5 work).
+# The budget is in epochs, so a slower machine takes longer but reaches the same numbers (the course's shipped reference runs are much shorter: each figure's caption says how long).
 # To read through the notebook without training, start Jupyter with `SSL_COURSE_MODE=present`:
 # every training cell then loads the course's reference run (see the README).
 #
