@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 __all__ = ["METRICS_FILE", "HISTORY_FILE", "EMBEDDING_FILE", "EMBEDDING_IMAGES", "embedding_sample_index",
-           "save_embedding_sample", "load_run", "is_finished_run", "load_trained"]
+           "save_embedding_sample", "load_run", "is_finished_run", "load_trained", "test_embedding"]
 
 METRICS_FILE = "metrics.json"
 HISTORY_FILE = "history.json"
@@ -106,3 +106,25 @@ def load_trained(method: torch.nn.Module, run_dir: str | Path, device: str | tor
                                 f"or {reference.WEIGHTS_FILE} (a reference run recorded with weights)")
     setattr(method, reference.RUN_NAME_ATTRIBUTE, run_dir.name)
     return method.eval()
+
+
+def test_embedding(run_dir: str | Path, data, method=None) -> tuple[torch.Tensor, torch.Tensor]:
+    """``[n, D]`` features of test images and their labels, for a t-SNE of a run.
+
+    In present mode (:mod:`ssl_course.reference`): the fixed sample of test images stored with the
+    run's reference (``embedding.npz``), so no network needs to ship. Otherwise the features of every
+    test image from ``method``: a trained method, or a function that returns one (called only then).
+    """
+    from ssl_course import reference
+    from ssl_course.evaluate import extract_features
+
+    if reference.presenting():
+        sample = reference.load_reference(run_dir)["embedding"]
+        if sample is None:
+            raise FileNotFoundError(f"the reference run {Path(run_dir).name!r} has no {EMBEDDING_FILE}")
+        return torch.from_numpy(sample["features"]).float(), torch.from_numpy(sample["labels"])
+    if method is None:
+        raise ValueError("give the trained method (or a function returning it) to embed the test images")
+    trained = method if isinstance(method, torch.nn.Module) else method()
+    trained.eval()
+    return extract_features(trained.embed, data.test_images), data.test_labels

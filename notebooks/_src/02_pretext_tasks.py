@@ -62,7 +62,7 @@ from ssl_course.data import (
     rgb_to_lab,
 )
 from ssl_course.data.augment import normalize
-from ssl_course.evaluate import evaluate_method, extract_features
+from ssl_course.evaluate import evaluate_method
 from ssl_course.exercises import check_colorization_loss, check_rotate_batch
 from ssl_course.losses import (
     annealed_mean,
@@ -75,7 +75,7 @@ from ssl_course.losses import (
     soft_encode_ab,
 )
 from ssl_course.methods import build_method
-from ssl_course.results import save_embedding_sample
+from ssl_course.results import save_embedding_sample, test_embedding
 from ssl_course.train import TrainConfig, fit
 from ssl_course.viz import image_grid, plot_tsne
 
@@ -563,12 +563,8 @@ plt.show()
 # %%
 figure, axes = plt.subplots(1, len(METHODS), figsize=(5 * len(METHODS), 5))
 for axis, (name, (method, _, metrics)) in zip(axes, runs.items()):
-    if reference.presenting():   # the reference run's features of a fixed sample of 500 test images
-        sample = reference.load_reference(run_dir(name))["embedding"]
-        features, labels = torch.from_numpy(sample["features"]).float(), torch.from_numpy(sample["labels"])
-    else:
-        method.eval()
-        features, labels = extract_features(method.embed, data.test_images), data.test_labels
+    # present mode: the reference run's features of a fixed sample of 500 test images
+    features, labels = test_embedding(run_dir(name), data, method)
     plot_tsne(features, labels, data.class_names, axis=axis, legend=name == "supervised",
               title=f"{name} (kNN {metrics['knn_all_labels_accuracy']:.2f})", max_points=300 if SMOKE else 2000)
 figure.tight_layout()

@@ -50,12 +50,12 @@ import torch.nn.functional as F
 from ssl_course import config, reference
 from ssl_course.data import cifar10_available, make_bundle
 from ssl_course.data.augment import contrastive_augment, denormalize
-from ssl_course.evaluate import evaluate_method, extract_features
+from ssl_course.evaluate import evaluate_method
 from ssl_course.exercises import check_cpc_info_nce
 from ssl_course.experiment import run_methods
 from ssl_course.losses import batch_hard_triplet_loss, cpc_info_nce, cpc_patch_grid, exemplar_loss
 from ssl_course.methods import build_method, method_names
-from ssl_course.results import save_embedding_sample
+from ssl_course.results import save_embedding_sample, test_embedding
 from ssl_course.train import TrainConfig, fit
 from ssl_course.viz import image_grid, plot_history, plot_tsne
 
@@ -357,12 +357,8 @@ print(f"your budget: {EPOCHS:g} epochs, backbone '{BACKBONE}', probe on {LABELS}
 
 figure, axes = plt.subplots(1, 3, figsize=(15, 5))
 for axis, (name, (method, _, metrics)) in zip(axes, runs.items()):
-    if reference.presenting():   # the reference run's features of a fixed sample of 500 test images
-        sample = reference.load_reference(run_dir(name))["embedding"]
-        features, labels = torch.from_numpy(sample["features"]).float(), torch.from_numpy(sample["labels"])
-    else:
-        method.eval()
-        features, labels = extract_features(method.embed, data.test_images), data.test_labels
+    # present mode: the reference run's features of a fixed sample of 500 test images
+    features, labels = test_embedding(run_dir(name), data, method)
     plot_tsne(features, labels, data.class_names, axis=axis, legend=name == "supervised",
               title=f"{name} (kNN {metrics['knn_all_labels_accuracy']:.2f})", max_points=300 if SMOKE else 2000)
 figure.tight_layout()

@@ -56,13 +56,13 @@ from torch.nn import functional as F
 
 from ssl_course import reference
 from ssl_course.data.augment import contrastive_augment
-from ssl_course.evaluate import extract_features
 from ssl_course.experiment import run_methods
 from ssl_course.losses import nt_xent, selfcon, supcon
 from ssl_course.methods import build_method
 from ssl_course.models import MultiExitNet, build_backbone
 from ssl_course.notebook import notebook_setup
 from ssl_course.results import load_trained
+from ssl_course.results import test_embedding as results_test_embedding
 from ssl_course.viz import image_grid, interactive_plot, plot_history, plot_tsne, small_multiples
 
 SMOKE, DEVICE, DATA, NUM_LABELS, SUBSET, BACKBONE, data = notebook_setup(num_labels=250)
@@ -455,11 +455,8 @@ def test_embedding(name: str):
     """[n, D] backbone features of test images and their labels, from your trained network; in
     present mode the fixed sample of 500 test images stored with the reference run (its network
     is not shipped: results/ stays small)."""
-    if reference.presenting():
-        sample = reference.load_reference(run_dirs[name])["embedding"]
-        return torch.from_numpy(sample["features"]).float(), torch.from_numpy(sample["labels"])
-    method = load_trained(build_method(name, BACKBONE, data.num_classes, **METHODS[name]), run_dirs[name], DEVICE)
-    return extract_features(method.embed, data.test_images), data.test_labels
+    return results_test_embedding(run_dirs[name], data, lambda: load_trained(
+        build_method(name, BACKBONE, data.num_classes, **METHODS[name]), run_dirs[name], DEVICE))
 
 
 figure, axes = plt.subplots(1, 3, figsize=(15, 5))

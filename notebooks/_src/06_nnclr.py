@@ -61,6 +61,7 @@ from ssl_course.losses import nearest_neighbours, nnclr, update_queue
 from ssl_course.methods import build_method
 from ssl_course.notebook import notebook_setup
 from ssl_course.results import load_trained, save_embedding_sample
+from ssl_course.results import test_embedding as results_test_embedding
 from ssl_course.train import TrainConfig, fit
 from ssl_course.viz import image_grid, interactive_plot, plot_tsne, reference_history, small_multiples
 
@@ -505,11 +506,7 @@ print("For scale: the NNCLR paper reports 75.6 % ImageNet top-1 for a linear pro
 def test_embedding(model, folder):
     """[n, D] backbone features of test images and their labels; in present mode the fixed sample of
     500 test images stored with the reference run (the networks are not shipped)."""
-    if reference.presenting():
-        sample = reference.load_reference(folder)["embedding"]
-        return torch.from_numpy(sample["features"]).float(), torch.from_numpy(sample["labels"])
-    model.eval()
-    return extract_features(model.embed, data.test_images), data.test_labels
+    return results_test_embedding(folder, data, model)
 
 
 supervised = build_method("supervised", BACKBONE, data.num_classes)
