@@ -95,7 +95,7 @@ def check_budget(**limits: float | None) -> None:
 def run_experiment(experiment: Experiment, out_dir: str | Path | None, resume: bool = False) -> dict[str, Any]:
     """Train and evaluate ``experiment``; write ``metrics.json`` into ``out_dir``; return the metrics."""
     experiment.validate()
-    if reference.presenting() and out_dir is not None:
+    if out_dir is not None and _from_reference(experiment, out_dir):
         return _reference_metrics(out_dir)
     seed_everything(experiment.seed)
     device = distributed.local_device() or pick_device(experiment.device)
@@ -148,6 +148,13 @@ def run_experiment(experiment: Experiment, out_dir: str | Path | None, resume: b
     return record
 
 
+def _from_reference(experiment: Experiment, out_dir: str | Path) -> bool:
+    """True when the run's metrics come from its reference: present mode, or a record-mode run already
+    recorded at this budget (:func:`ssl_course.reference.reusable_recording`)."""
+    return reference.presenting() or reference.reusable_recording(
+        out_dir, {"epochs": experiment.epochs, "max_steps": experiment.steps})
+
+
 def _reference_metrics(out_dir: str | Path) -> dict[str, Any]:
     """Present mode: the shipped reference run's ``metrics.json`` instead of training."""
     folder = reference.reference_dir(out_dir)
@@ -190,8 +197,9 @@ def run_methods(methods: Sequence[str] | Mapping[str, Mapping[str, Any]], tag: s
             settings["batch_size"] = batch_sizes[name]
         experiment = Experiment(method=name, hparams=dict(hparams), **settings)
         folders[name] = runs_dir() / f"{tag}_{name}_{experiment.data}_{experiment.labels}_{experiment.backbone}"
+        from_reference = _from_reference(experiment, folders[name])
         results[name] = run_experiment(experiment, folders[name], resume=True)
-        if reference.presenting():   # its history and weights are read from the reference folder
+        if from_reference:   # its history and weights are read from the reference folder
             folders[name] = reference.reference_dir(folders[name])
         scores = ", ".join(f"{label} {results[name][key]:.3f}" for key, label in (
             ("val_accuracy", "validation accuracy"), ("test_accuracy", "test accuracy"),

@@ -44,7 +44,8 @@ import torch
 from ssl_course.config import MODE_ENV, MODES, REPO_ROOT, mode
 
 __all__ = ["MODE_ENV", "MODES", "RESULTS_ENV", "RECORD_MINUTES_ENV", "DEFAULT_RECORD_MINUTES",
-           "REFERENCE_FILE", "WEIGHTS_FILE", "EVALUATIONS_FILE", "mode", "presenting", "recording",
+           "REFERENCE_FILE", "WEIGHTS_FILE", "EVALUATIONS_FILE", "SHARED_RUNS", "shared_name", "reusable_recording",
+           "RECORD_REUSE_ENV", "mode", "presenting", "recording",
            "forced_device", "results_dir", "reference_dir", "has_reference", "record_minutes",
            "load_reference", "describe", "save_weights", "load_weights", "write_reference_info",
            "evaluation_key", "stored_evaluation", "store_evaluation", "missing_reference_error"]
@@ -56,6 +57,8 @@ RECORD_MINUTES_ENV = "SSL_COURSE_RECORD_MINUTES"
 DEFAULT_RECORD_MINUTES = 1.5
 #: Record mode: a note on how the notebooks were run, copied into each ``reference.json``.
 RECORD_COMMAND_ENV = "SSL_COURSE_RECORD_COMMAND"
+#: Record mode: ``0`` records every run again instead of reusing one already recorded at the same budget.
+RECORD_REUSE_ENV = "SSL_COURSE_RECORD_REUSE"
 
 REFERENCE_FILE = "reference.json"
 WEIGHTS_FILE = "weights.pt"
@@ -93,14 +96,49 @@ def _run_name(run: str | Path) -> str:
     return name
 
 
+#: Reference runs that several notebooks share: the same method, data, labels, backbone and settings
+#: trained in each of them. One recording serves them all (``shared_<run>`` in :func:`results_dir`), so
+#: their numbers agree and the course records the baseline once. Maps the run (without its notebook
+#: number) to the notebooks whose run of that name is the shared one.
+SHARED_RUNS: dict[str, tuple[str, ...]] = {
+    "supervised_cifar10_250_tiny": ("00", "07", "08", "09"),
+}
+SHARED_PREFIX = "shared_"
+
+
+def shared_name(run: str | Path) -> str:
+    """The folder name of a run's reference: ``shared_<run>`` for the runs of :data:`SHARED_RUNS`, else its own."""
+    name = _run_name(run)
+    notebook, _, rest = name.partition("_")
+    if notebook in SHARED_RUNS.get(rest, ()):
+        return SHARED_PREFIX + rest
+    return name
+
+
 def reference_dir(run: str | Path) -> Path:
-    """The reference folder of a run, named by the last part of its ``out_dir``."""
-    return results_dir() / _run_name(run)
+    """The reference folder of a run, named by the last part of its ``out_dir`` (see :data:`SHARED_RUNS`)."""
+    return results_dir() / shared_name(run)
 
 
 def has_reference(run: str | Path) -> bool:
     """True when the course ships a reference of this run (its ``reference.json`` exists)."""
     return (reference_dir(run) / REFERENCE_FILE).is_file()
+
+
+def reusable_recording(run: str | Path, budget: dict[str, Any]) -> bool:
+    """Record mode: True when this run's reference is already recorded with the same cap and budget.
+
+    Recording then reuses it instead of training again: a shared baseline is trained once for every
+    notebook that uses it, and a recording that was interrupted continues with the first run it had not
+    finished (``$SSL_COURSE_RECORD_REUSE=0`` records everything again). ``budget`` holds the cell's
+    ``epochs`` and ``max_steps``.
+    """
+    if not recording() or os.environ.get(RECORD_REUSE_ENV, "1").strip() == "0" or not has_reference(run):
+        return False
+    info = json.loads((reference_dir(run) / REFERENCE_FILE).read_text())
+    asked = info.get("budget_asked") or {}
+    return (info.get("record_minutes") == record_minutes()
+            and all(asked.get(key) == value for key, value in budget.items()))
 
 
 def record_minutes() -> float:
@@ -220,7 +258,7 @@ def write_reference_info(run: str | Path, *, steps: int, seconds: float, budget:
     threads = torch.get_num_threads()
     device_name = (f"CPU ({platform.machine()}, {threads} thread{'s' if threads > 1 else ''})"
                    if device.type == "cpu" else f"{device.type}")
-    info = {"name": _run_name(run), "device": device_name, "steps": int(steps), "seconds": round(float(seconds), 1),
+    info = {"name": shared_name(run), "device": device_name, "steps": int(steps), "seconds": round(float(seconds), 1),
             "budget_asked": budget, "record_minutes": record_minutes(), "capped": bool(capped),
             "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
             "command": os.environ.get(RECORD_COMMAND_ENV, f"{MODE_ENV}=record"),

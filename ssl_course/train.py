@@ -292,7 +292,8 @@ def fit(method: Method, data, config: TrainConfig) -> History:
     epoch and at the end) and ``history.json``. ``config.resume=True`` continues from the
     checkpoint in ``out_dir`` and gives the same weights as an uninterrupted run.
     """
-    if reference.presenting() and config.out_dir is not None:
+    if config.out_dir is not None and (reference.presenting() or reference.reusable_recording(
+            config.out_dir, {"epochs": config.epochs, "max_steps": config.max_steps})):
         return _load_reference_run(method, data, config)
     if reference.recording() and config.out_dir is not None:
         config = _capped_for_recording(config)
@@ -318,7 +319,8 @@ def fit(method: Method, data, config: TrainConfig) -> History:
 
 # ---------------------------------------------------------------- 0. present and record mode ----
 def _load_reference_run(method: Method, data, config: TrainConfig) -> History:
-    """Present mode: the shipped reference run's weights and history instead of training.
+    """Present mode (or record mode with this run already recorded at the same budget): the shipped
+    reference run's weights and history instead of training.
 
     A run recorded without weights (``reference_weights=False``: no later cell needs its network)
     gives its history, and :func:`~ssl_course.evaluate.evaluate_method` its recorded metrics; the

@@ -51,7 +51,20 @@ def test_enaet_terms_train_their_parts(tiny_bundle):
     torch.manual_seed(0)
     kl = build_method("enaet", "tiny", 10, aet_weight=0.0, kl_weight=2.0)
     step = kl.training_step(_batch(tiny_bundle), INFO)
-    torch.testing.assert_close(step.loss, base + 2.0 * step.logs["loss_kl"])
+    torch.testing.assert_close(step.loss, base + step.logs["kl_weight"] * step.logs["loss_kl"])
+    assert step.logs["kl_weight"] == pytest.approx(2.0 * step.logs["lambda_u"] / kl.lambda_u)
+
+
+def test_enaet_kl_weight_follows_the_lambda_u_ramp_unless_asked_for_the_official_constant(tiny_bundle):
+    ramped = build_method("enaet", "tiny", 10, kl_weight=2.0)
+    assert ramped.kl_weight_at(0.0) == 0.0                        # no pull towards an untrained guess
+    assert ramped.kl_weight_at(ramped.lambda_u / 2) == pytest.approx(1.0)
+    assert ramped.kl_weight_at(ramped.lambda_u) == pytest.approx(2.0)
+    official = build_method("enaet", "tiny", 10, kl_weight=2.0, kl_rampup=False)
+    assert official.kl_weight_at(0.0) == 2.0
+    torch.manual_seed(0)
+    early = ramped.training_step(_batch(tiny_bundle), StepInfo(step=0, epoch=0, progress=0.0, steps_per_epoch=10))
+    assert early.logs["kl_weight"] == 0.0 and early.logs["lambda_u"] == 0.0
 
 
 def test_enaet_weights_ramp_to_the_official_values():

@@ -69,7 +69,8 @@ class EnAET(MixMatch):
     def __init__(self, backbone: nn.Module, num_classes: int, families: str | Sequence[str] = tuple(FAMILIES),
                  aet_weight: float = 1.0, kl_weight: float = 1.0, aet_rampup_fraction: float = 0.1,
                  hidden_dim: int = 256, T: float = 0.5, K: int = 2, alpha: float = 0.75, lambda_u: float = 75.0,
-                 rampup_fraction: float = 1 / 16, rampup_images: int = 1024 * 1024, ema_decay: float = 0.999) -> None:
+                 rampup_fraction: float = 1 / 16, rampup_images: int = 1024 * 1024, ema_decay: float = 0.999,
+                 kl_rampup: bool = True) -> None:
         super().__init__(backbone, num_classes, T=T, K=K, alpha=alpha, lambda_u=lambda_u,
                          rampup_fraction=rampup_fraction, rampup_images=rampup_images, ema_decay=ema_decay)
         self.families = parse_families(families)
@@ -79,6 +80,7 @@ class EnAET(MixMatch):
         if not 0.0 <= aet_rampup_fraction <= 1.0:
             raise ValueError(f"aet_rampup_fraction must be in [0, 1], got {aet_rampup_fraction}")
         self.aet_weight, self.kl_weight = float(aet_weight), float(kl_weight)
+        self.kl_rampup = bool(kl_rampup)
         self.aet_rampup_fraction, self.hidden_dim = float(aet_rampup_fraction), hidden_dim
         self.decoders = decoder_dict(backbone.feature_dim, self.families, hidden_dim)
 
@@ -86,6 +88,17 @@ class EnAET(MixMatch):
         """The families' weights after the linear ramp (full after ``aet_rampup_fraction`` of the budget)."""
         ramp = min(1.0, max(0.0, progress) / self.aet_rampup_fraction) if self.aet_rampup_fraction > 0 else 1.0
         return [self.aet_weight * OFFICIAL_WEIGHTS[name] * ramp for name in self.families]
+
+    def kl_weight_at(self, lambda_u: float) -> float:
+        """λ_KL on MixMatch's λ_u ramp (``kl_rampup=True``): ``kl_weight · λ_u(t) / λ_u``; else ``kl_weight``.
+
+        The KL term pulls every transformed copy towards the guess q of an untrained classifier. Unramped
+        (the official setting), short runs collapse: after 130 steps on CIFAR-10 both the live and the EMA
+        classifier predicted one class for 99.9 % of validation images (``docs/RECIPES.md``, enaet).
+        """
+        if not self.kl_rampup or self.lambda_u == 0:
+            return self.kl_weight
+        return self.kl_weight * lambda_u / self.lambda_u
 
     def training_step(self, batch: Batch, step: StepInfo) -> StepOutput:
         # 1-5. MixMatch: its loss, the guessed labels q and the first weak view u of the unlabelled images
@@ -107,8 +120,10 @@ class EnAET(MixMatch):
         if self.kl_weight > 0:
             copy_logits = self.classifier(torch.cat(features[1:])).float()               # [F·B_u, C]
             loss_kl = transformation_consistency_loss(copy_logits, q.repeat(len(self.families), 1))
-            loss = loss + self.kl_weight * loss_kl
+            kl_weight = self.kl_weight_at(float(logs["lambda_u"]))
+            loss = loss + kl_weight * loss_kl
             logs["loss_kl"] = loss_kl.detach()
+            logs["kl_weight"] = kl_weight
         return StepOutput(loss, logs)
 
     @torch.no_grad()
