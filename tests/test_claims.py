@@ -13,8 +13,8 @@ from ssl_course import claims, config, reference
 
 SHIPPED = config.REPO_ROOT / "results"
 NOTEBOOK_SOURCES = config.REPO_ROOT / "notebooks" / "_src"
-#: notebooks whose prose interprets a semi-supervised training result: each must state claims
-NOTEBOOKS_WITH_CLAIMS = ("07", "08", "09", "11", "12")
+#: notebooks whose prose interprets a training result: each must state its claims
+NOTEBOOKS_WITH_CLAIMS = ("02", "03", "04", "05", "06", "07", "08", "09", "10", "11", "12")
 
 
 @pytest.mark.parametrize("claim", claims.load_claims(), ids=lambda claim: claim.id)

@@ -49,7 +49,7 @@ import matplotlib.pyplot as plt
 import torch
 import torch.nn.functional as F
 
-from ssl_course import config, reference
+from ssl_course import claims, config, reference
 from ssl_course.data import (
     ab_bin_centers,
     cifar10_available,
@@ -544,6 +544,16 @@ axis.set(ylim=(0, 1), ylabel="test accuracy", title=f"{DATA}, {LABELS} labels, s
 axis.legend(fontsize=10, loc="upper right")
 figure.tight_layout()
 plt.show()
+
+# %% [markdown]
+# ### What the papers claim here, and what the course's reference run shows
+# The cell below prints the claim this notebook's training tests, judged on the **validation**
+# split: the course's reference run of the cell above (its budget is printed with it) and, when
+# you trained, your own run. When the claim cannot show at the course's budget, it says so and
+# gives what was measured instead.
+
+# %%
+claims.show("02", {name: metrics for name, (_, _, metrics) in runs.items()});
 
 # %% [markdown]
 # **How far is this from the papers?** Only RotNet was evaluated on CIFAR-10 with few labels (the

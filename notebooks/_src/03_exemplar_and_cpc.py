@@ -47,7 +47,7 @@ import matplotlib.pyplot as plt
 import torch
 import torch.nn.functional as F
 
-from ssl_course import config, reference
+from ssl_course import claims, config, reference
 from ssl_course.data import cifar10_available, make_bundle
 from ssl_course.data.augment import contrastive_augment, denormalize
 from ssl_course.evaluate import evaluate_method
@@ -338,6 +338,16 @@ print(f"exemplar: views assigned to their own image {exemplar_acc[0]:.4f} -> {ex
 # than an untrained network's: the task is far from solved and the network first separates images
 # by whatever is cheapest. That slowness is problem 2 above, the one a memory bank or in-batch
 # negatives remove.
+
+# %% [markdown]
+# ### What the papers claim here, and what the course's reference run shows
+# The cell below prints the claim this notebook's training tests, judged on the **validation**
+# split: the course's reference run of the cell above (its budget is printed with it) and, when
+# you trained, your own run. When the claim cannot show at the course's budget, it says so and
+# gives what was measured instead.
+
+# %%
+claims.show("03");
 
 # %% [markdown]
 # ## Evaluation: kNN and linear probe against the supervised baseline

@@ -52,7 +52,7 @@ import torch
 import torch.nn.functional as F
 
 import ssl_course
-from ssl_course import config, reference
+from ssl_course import claims, config, reference
 from ssl_course.data import cifar10_available, contrastive_augment, make_bundle
 from ssl_course.evaluate import evaluate_method, extract_features
 from ssl_course.losses import info_nce, nt_xent
@@ -476,6 +476,16 @@ plt.show()
 for name, caption in captions.items():
     if caption:
         print(f"{name:>10}: {caption}")
+
+# %% [markdown]
+# ### What the papers claim here, and what the course's reference run shows
+# The cell below prints the claim this notebook's training tests, judged on the **validation**
+# split: the course's reference run of the cell above (its budget is printed with it) and, when
+# you trained, your own run. When the claim cannot show at the course's budget, it says so and
+# gives what was measured instead.
+
+# %%
+claims.show("04", {name: metrics for name, (_, _, metrics) in runs.items()});
 
 # %% [markdown]
 # What to look for: on a budget of minutes the contrastive methods often start *below* the

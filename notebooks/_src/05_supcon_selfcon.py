@@ -54,7 +54,7 @@ import matplotlib.pyplot as plt
 import torch
 from torch.nn import functional as F
 
-from ssl_course import reference
+from ssl_course import claims, reference
 from ssl_course.data.augment import contrastive_augment
 from ssl_course.experiment import run_methods
 from ssl_course.losses import nt_xent, selfcon, supcon
@@ -394,6 +394,16 @@ results, run_dirs = run_methods(METHODS, "05", data=DATA, labels=NUM_LABELS, bac
 for name in METHODS:
     plot_history(json.loads((run_dirs[name] / "history.json").read_text()), title=name, reference=run_dirs[name])
 plt.show()
+
+# %% [markdown]
+# ### What the papers claim here, and what the course's reference run shows
+# The cell below prints the claim this notebook's training tests, judged on the **validation**
+# split: the course's reference run of the cell above (its budget is printed with it) and, when
+# you trained, your own run. When the claim cannot show at the course's budget, it says so and
+# gives what was measured instead.
+
+# %%
+claims.show("05", results);
 
 # %% [markdown]
 # ## Evaluation

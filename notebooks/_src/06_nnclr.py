@@ -53,7 +53,7 @@ import matplotlib.pyplot as plt
 import torch
 from torch.nn import functional as F
 
-from ssl_course import config, reference
+from ssl_course import claims, config, reference
 from ssl_course.data.augment import normalize
 from ssl_course.evaluate import evaluate_method, extract_features
 from ssl_course.experiment import Experiment, run_experiment
@@ -278,6 +278,16 @@ elif shipped and shipped["evaluations"]:
     print(f"reference: linear probe {shipped_metrics['test_accuracy']:.3f}, kNN "
           f"{shipped_metrics['knn_all_labels_accuracy']:.3f}, final NN purity "
           f"{shipped['history']['logs']['nn_purity'][-1]:.3f} ({reference.describe(run_dir)})")
+
+# %% [markdown]
+# ### What the papers claim here, and what the course's reference run shows
+# The cell below prints the claim this notebook's training tests, judged on the **validation**
+# split: the course's reference run of the cell above (its budget is printed with it) and, when
+# you trained, your own run. When the claim cannot show at the course's budget, it says so and
+# gives what was measured instead.
+
+# %%
+claims.show("06");
 
 # %% [markdown]
 # ### Loss, NN purity and kNN accuracy over training

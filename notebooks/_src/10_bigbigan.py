@@ -49,7 +49,7 @@ import math
 import matplotlib.pyplot as plt
 import torch
 
-from ssl_course import config, reference
+from ssl_course import claims, config, reference
 from ssl_course.data import cifar10_available, make_bundle
 from ssl_course.data.augment import normalize
 from ssl_course.evaluate import evaluate_method, extract_features
@@ -371,6 +371,16 @@ plt.show()
 print("Published reference point: BigBiGAN's results are on ImageNet (linear probe of a large RevNet encoder "
       "after hundreds of thousands of steps at batch 2048; Donahue and Simonyan, NeurIPS 2019), not on CIFAR-10, "
       "so there is no published number for this setting; the SimCLR bar is the comparison that matters here.")
+
+# %% [markdown]
+# ### What the papers claim here, and what the course's reference run shows
+# The cell below prints the claim this notebook's training tests, judged on the **validation**
+# split: the course's reference run of the cell above (its budget is printed with it) and, when
+# you trained, your own run. When the claim cannot show at the course's budget, it says so and
+# gives what was measured instead.
+
+# %%
+claims.show("10", results);
 
 # %% [markdown]
 # ### t-SNE of the BigBiGAN encoder's test features
