@@ -126,7 +126,8 @@ def has_reference(run: str | Path) -> bool:
 
 
 def reusable_recording(run: str | Path, budget: dict[str, Any]) -> bool:
-    """Record mode: True when this run's reference is already recorded with the same cap and budget.
+    """Record mode: True when this run's reference is already recorded with the same budget and the same
+    cap (or finished uncapped under a smaller one).
 
     Recording then reuses it instead of training again: a shared baseline is trained once for every
     notebook that uses it, and a recording that was interrupted continues with the first run it had not
@@ -137,8 +138,13 @@ def reusable_recording(run: str | Path, budget: dict[str, Any]) -> bool:
         return False
     info = json.loads((reference_dir(run) / REFERENCE_FILE).read_text())
     asked = info.get("budget_asked") or {}
-    return (info.get("record_minutes") == record_minutes()
-            and all(asked.get(key) == value for key, value in budget.items()))
+    if not all(asked.get(key) == value for key, value in budget.items()):
+        return False
+    # the same cap, or a run that finished its whole budget within a cap no larger than this one (it would
+    # train the same steps again)
+    recorded_cap = info.get("record_minutes")
+    return recorded_cap == record_minutes() or (not info.get("capped", True) and recorded_cap is not None
+                                                and recorded_cap <= record_minutes())
 
 
 def record_minutes() -> float:

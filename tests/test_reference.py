@@ -19,7 +19,7 @@ from ssl_course.train import TrainConfig, fit
 #: What the shipped results/ may weigh in all: every clone carries it (no single file over ~2 MB).
 #: The GPU-day command does not read it: `benchmarks/gpu_day.py pack` says when to move it aside so
 #: that the device call's working tree (64 MiB in all) has room for the ~55 MB data pack.
-RESULTS_BUDGET_BYTES = 12_000_000
+RESULTS_BUDGET_BYTES = 25_000_000
 
 
 @pytest.fixture()
@@ -140,6 +140,8 @@ def test_shipped_reference_runs_load_and_stay_small():
     runs = [path for path in folder.iterdir() if path.is_dir()]
     assert runs, "results/ holds no reference run"
     for run in runs:
+        assert reference.shared_name(run.name) == run.name, (
+            f"{run.name} is never read: notebooks take this run from {reference.shared_name(run.name)}; delete it")
         loaded = reference.load_reference(run.name)
         assert loaded is not None, f"{run} has no {reference.REFERENCE_FILE}"
         if (run / "compare.json").is_file():   # a whole comparison (ssl_course.compare): each run has its history
@@ -307,3 +309,34 @@ def test_a_comparison_is_recorded_as_one_reference_and_presented_from_it(results
         run_comparison(out.parent / "elsewhere" / "00_demo_compare", **{**settings, "epochs_per_method": 1.0})
     with pytest.raises(FileNotFoundError, match="no reference run named"):
         run_comparison(out.parent / "00_other_compare", **settings)
+
+
+def test_record_mode_reuses_a_run_recorded_at_the_same_budget_and_shares_the_baseline(results, data, monkeypatch):
+    monkeypatch.setenv(config.MODE_ENV, "record")
+    monkeypatch.setenv(reference.RECORD_MINUTES_ENV, "5")
+    shared = "supervised_cifar10_250_tiny"
+    first = fit(build_method("supervised", "tiny", data.num_classes), data,
+                _settings(config.runs_dir() / f"07_{shared}", steps=6))
+    folder = results / (reference.SHARED_PREFIX + shared)
+    info = json.loads((folder / reference.REFERENCE_FILE).read_text())
+    assert info["steps"] == 6 and not info["capped"] and info["name"] == reference.SHARED_PREFIX + shared
+    stamp = (folder / reference.WEIGHTS_FILE).stat().st_mtime_ns
+
+    def training_forbidden(*args, **kwargs):
+        raise AssertionError("a recorded run was trained again")
+
+    monkeypatch.setattr("ssl_course.train._start_or_resume", training_forbidden)
+    # another notebook that trains the same baseline gets the recording, not a second training
+    again = fit(build_method("supervised", "tiny", data.num_classes), data,
+                _settings(config.runs_dir() / f"08_{shared}", steps=6))
+    assert again.loss == first.loss and (folder / reference.WEIGHTS_FILE).stat().st_mtime_ns == stamp
+    monkeypatch.setenv(reference.RECORD_MINUTES_ENV, "12")   # finished uncapped: a larger cap changes nothing
+    assert reference.reusable_recording(f"09_{shared}", {"epochs": None, "max_steps": 6})
+    assert not reference.reusable_recording(f"09_{shared}", {"epochs": None, "max_steps": 7})   # another budget
+    monkeypatch.setenv(reference.RECORD_MINUTES_ENV, "1")     # a smaller cap might have cut it: record again
+    assert not reference.reusable_recording(f"09_{shared}", {"epochs": None, "max_steps": 6})
+    monkeypatch.setenv(reference.RECORD_REUSE_ENV, "0")
+    monkeypatch.setenv(reference.RECORD_MINUTES_ENV, "5")
+    assert not reference.reusable_recording(f"09_{shared}", {"epochs": None, "max_steps": 6})
+    monkeypatch.setenv(config.MODE_ENV, "learn")              # a learner always trains
+    assert not reference.reusable_recording(f"09_{shared}", {"epochs": None, "max_steps": 6})

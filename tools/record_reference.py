@@ -6,7 +6,10 @@ with the real CIFAR-10 (``SSL_COURSE_DATA``), one notebook per core::
 
     SSL_COURSE_DATA=/path/to/data OMP_NUM_THREADS=1 python tools/record_reference.py notebooks/04_simclr_moco.ipynb
 
-``--clean`` first deletes the notebook's old reference runs (``results/NN_*``). ``--present`` runs the
+``--clean`` first deletes the notebook's old reference runs (``results/NN_*``; a baseline shared
+with other notebooks, ``results/shared_*``, is kept). A run already recorded at the same cap and
+budget is reused, not trained again, so a recording that stopped half-way continues where it stopped
+and a shared baseline is trained once; ``--fresh`` records every run again. ``--present`` runs the
 notebooks in present mode instead (nothing is written) and prints how long each took: the check that
 a recorded notebook presents.
 """
@@ -50,6 +53,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="record mode: the most minutes one training may take (default: 1.5)")
     parser.add_argument("--clean", action="store_true", help="delete the notebooks' old reference runs first")
     parser.add_argument("--present", action="store_true", help="run in present mode and time it (writes nothing)")
+    parser.add_argument("--fresh", action="store_true",
+                        help="record every run again, even one already recorded at the same cap and budget")
     args = parser.parse_args(argv)
     sys.path.insert(0, str(ROOT))
     from ssl_course import reference
@@ -58,6 +63,8 @@ def main(argv: list[str] | None = None) -> int:
                    + " ".join(shlex.quote(str(a)) for a in (argv if argv is not None else sys.argv[1:]))}
     if args.minutes is not None:
         environment[reference.RECORD_MINUTES_ENV] = str(args.minutes)
+    if args.fresh:
+        environment[reference.RECORD_REUSE_ENV] = "0"
     for path in args.notebooks:
         if not path.is_file():
             parser.error(f"no notebook at {path}")
