@@ -159,6 +159,9 @@ def show(notebook: str, results: dict[str, dict[str, Any]] | None = None) -> lis
         verdicts.append(shipped)
         print(f"claim: {claim.text}" + (f" (by at least {claim.margin:.2f})" if claim.margin else ""))
         print(f"  course reference: {shipped.describe()}")
+        for side in (claim.left, claim.right):
+            if "run" in side and reference.has_reference(side["run"].split("/")[0]):
+                print(f"    {_label(side)}: {reference.describe(side['run'].split('/')[0])}")
         if not claim.holds:
             print(f"  at the course's budget this does not show: {claim.note}")
         if results is not None and not reference.presenting():

@@ -119,6 +119,7 @@ def test_show_prints_the_claim_the_reference_and_the_learners_run(tmp_path, monk
     printed = capsys.readouterr().out
     assert "claim: a beats b (by at least 0.05)" in printed
     assert "course reference: a 0.500 vs b 0.400: holds" in printed
+    assert "a: reference run: 5 steps in 0.0 min on cpu, 2026-12-06" in printed   # each run's budget
     assert "your run: a 0.410 vs b 0.400: does not hold" in printed
     assert "does not show: needs 10x the budget" in printed
     monkeypatch.setenv(config.MODE_ENV, "present")     # the page shows the reference: no "your run"
