@@ -93,10 +93,10 @@ print(f"{len(rows)} runs from {RESULTS}: data={comparison_settings['data']}, bac
 
 # %% [markdown]
 # ## The table
-# Test accuracy is the number that counts: each method's own classifier, or a linear probe trained
-# on the labelled images only for methods without one. Validation accuracy is the same number on
-# the validation split held out of the training images: choose settings by it, never by the test
-# column. kNN accuracy uses only the *labelled* images as its memory bank (what a few-label learner
+# Accuracy is each method's own classifier, or a linear probe trained on the labelled images only
+# for methods without one. Validation accuracy is that number on the validation split held out of
+# the training images: every decision (which method wins, which setting to keep) is made on it.
+# Test accuracy is the number you report at the end, never the one you choose by. kNN accuracy uses only the *labelled* images as its memory bank (what a few-label learner
 # can do with the features); `compare --knn-bank all` adds, in `results.csv`, the kNN with *all*
 # training labels, which measures how well the features separate classes. With several seeds the
 # cells show mean ± sample standard deviation.
@@ -216,7 +216,11 @@ if not figures:
 # - **Budget.** Every method got the same number of epochs (the same images seen). A method that is
 #   slow per step (PAWS with many crops, MixMatch's double forward) takes longer for them; under a
 #   time budget (`--minutes-per-method`) it would pay for that instead; with a longer
-#   budget the ranking can change. Published numbers use hundreds of epochs.
+#   budget the ranking can change. Published numbers use hundreds of epochs. The course's
+#   reference comparison is a time budget: every training stopped after at most 1.5 CPU-minutes
+#   (one thread), so a method with a cheap step (the supervised baseline, MixMatch) took many more
+#   steps there than one with an expensive step (PAWS, FixMatch); the steps column says how many.
+#   Notebooks 07–09 give the semi-supervised methods 12 CPU-minutes each, with a second seed.
 # - **Seeds.** With one seed, differences of a point or two are noise; use `--seeds 0 1 2` and
 #   compare the ± columns before believing an order.
 # - **Data.** CIFAR-10 downloaded by `ssl_course` (or from the official page) is the original data.
