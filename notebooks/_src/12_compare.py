@@ -217,7 +217,7 @@ if not figures:
 #   slow per step (PAWS with many crops, MixMatch's double forward) takes longer for them; under a
 #   time budget (`--minutes-per-method`) it would pay for that instead; with a longer
 #   budget the ranking can change. Published numbers use hundreds of epochs. The course's
-#   reference comparison is a time budget: every training stopped after at most 1.5 CPU-minutes
+#   reference comparison is a time budget: every training stopped after at most 1 CPU-minute
 #   (one thread), so a method with a cheap step (the supervised baseline, MixMatch) took many more
 #   steps there than one with an expensive step (PAWS, FixMatch); the steps column says how many.
 #   Notebooks 07–09 give the semi-supervised methods 12 CPU-minutes each, with a second seed.
