@@ -56,8 +56,13 @@ def compile_choice(value: str) -> bool | None:
     return {"auto": None, "on": True, "off": False}[value]
 
 
+def amp_choice(value: str) -> bool | str:
+    """``--amp auto|off|bf16|fp16`` -> ``True`` (autocast on CUDA only) / ``False`` / ``"bf16"`` / ``"fp16"``."""
+    return {"auto": True, "off": False}.get(value, value)
+
+
 #: How a parsed option becomes the Experiment field it is named after; other fields are copied as parsed.
-_FIELD_FROM_OPTION = {"hparams": dict, "compile": compile_choice}
+_FIELD_FROM_OPTION = {"hparams": dict, "compile": compile_choice, "amp": amp_choice}
 
 
 def experiment_settings(args: argparse.Namespace) -> dict[str, Any]:
@@ -107,6 +112,10 @@ def _add_shared_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--compile", choices=["auto", "on", "off"], default="auto",
                         help="torch.compile the backbone (auto: on CUDA for runs of >= 10 min and >= 2000 steps; "
                              "falls back to eager on failure)")
+    parser.add_argument("--amp", choices=["auto", "off", "bf16", "fp16"], default="auto",
+                        help="mixed precision (autocast): auto = on CUDA only, bfloat16 where the GPU supports it, "
+                             "else float16 with a loss scaler; off = float32; bf16 / fp16 = that dtype on any device "
+                             "(fp16 on a CPU: only to test a method's dtype paths, ~12x slower than float32)")
 
 
 def _add_train_parser(commands) -> None:

@@ -61,7 +61,7 @@ REFERENCE_TSNE_IMAGES = 300
 #: Experiment fields that run_comparison sets for each run itself (or that make no sense for every method).
 NOT_SHARED = ("method", "labels", "seed", "epochs", "minutes", "steps", "hparams", "progress")
 #: Shared settings that may differ when a comparison resumes: they change speed, not what is measured.
-MAY_CHANGE_ON_RESUME = ("device", "compile")
+MAY_CHANGE_ON_RESUME = ("device", "compile", "amp")
 #: The budget when neither --epochs-per-method nor --minutes-per-method is given: the notebooks' BUDGET_EPOCHS.
 DEFAULT_EPOCHS_PER_METHOD = 10.0
 

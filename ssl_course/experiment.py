@@ -26,6 +26,7 @@ from ssl_course import distributed, reference
 from ssl_course.config import pick_device, runs_dir, seed_everything
 from ssl_course.evaluate import evaluate_method
 from ssl_course.methods import build_method, get_method_class
+from ssl_course.precision import check_amp
 from ssl_course.results import save_embedding_sample
 from ssl_course.train import TrainConfig, fit
 
@@ -57,6 +58,8 @@ class Experiment:
     val_size: int | None = None            # validation images held out (None: 5,000 of CIFAR-10, a tenth of
                                            # smaller sets; 0: none)
     compile: bool | None = None            # torch.compile the backbone (None: CUDA, long runs)
+    amp: bool | str = True                 # autocast: True (CUDA only), False, "bf16" or "fp16" (any device);
+                                           # TrainConfig.amp
     reference_weights: bool = False        # record mode: also keep the trained weights in the reference
                                            # run (for notebooks whose later cells need the network)
 
@@ -76,6 +79,7 @@ class Experiment:
         check_knn_bank(self.knn_bank)
         if self.val_size is not None and (not isinstance(self.val_size, int) or self.val_size < 0):
             raise ValueError(f"--val-size must be an int >= 0 (validation images; 0 for none), got {self.val_size!r}")
+        check_amp(self.amp)
 
 
 def check_budget(**limits: float | None) -> None:
@@ -104,7 +108,7 @@ def run_experiment(experiment: Experiment, out_dir: str | Path | None, resume: b
     config = TrainConfig(epochs=experiment.epochs, max_minutes=experiment.minutes, max_steps=experiment.steps,
                          batch_size=experiment.batch_size, lr=experiment.lr, seed=experiment.seed,
                          device=str(device), out_dir=out_dir, resume=resume, progress=experiment.progress,
-                         monitor_every=experiment.monitor_every, compile=experiment.compile,
+                         monitor_every=experiment.monitor_every, compile=experiment.compile, amp=experiment.amp,
                          reference_weights=experiment.reference_weights)
     start = time.perf_counter()
     history = fit(method, data, config)
@@ -128,6 +132,7 @@ def run_experiment(experiment: Experiment, out_dir: str | Path | None, resume: b
         # for methods with several optimisers
         "optimizer": (next(iter(history.optimizers.values())) if len(history.optimizers) == 1
                       else history.optimizers),
+        "autocast": history.autocast,    # the dtype amp gave on this device ("bfloat16", "float16"), None: float32
         "experiment": {k: v for k, v in asdict(experiment).items() if k != "progress"},
         # knn_accuracy's bank is the labelled images; knn_all_labels_accuracy's (if any) this many training images
         "knn_bank": experiment.knn_bank, "knn_bank_size": _all_labels_bank_size(experiment.knn_bank, data),

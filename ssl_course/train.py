@@ -2,8 +2,9 @@
 
 What it does for a method (and what a method therefore never has to write):
 
-1. device placement (cuda → mps → cpu), ``channels_last``, bf16/fp16 autocast and ``torch.compile``
-   of the backbone on a GPU (falling back to eager if the compiler fails);
+1. device placement (cuda → mps → cpu), ``channels_last``, bf16/fp16 autocast (on a GPU by default,
+   on any device with ``amp="bf16"`` / ``"fp16"``) and ``torch.compile`` of the backbone on a GPU
+   (falling back to eager if the compiler fails);
 2. index batches that are a pure function of ``(seed, epoch)`` (:mod:`ssl_course.data.batches`)
    and augmentation generators seeded from ``(seed, step)``: a resumed run draws exactly the
    batches an uninterrupted one would;
@@ -45,6 +46,7 @@ from ssl_course.evaluate import evaluate_method
 from ssl_course.losses import skip_value_checks
 from ssl_course.methods.base import Batch, Method, OptimizerSpec, StepInfo, StepOutput
 from ssl_course.optim import OPTIMIZERS, OptimizerSettings, build_optimizer
+from ssl_course.precision import autocast_dtype, check_amp, dtype_name
 
 CHECKPOINT_NAME = "checkpoint.pt"
 CHECKPOINT_VERSION = 2   # 2: one optimiser state per update, by name
@@ -57,6 +59,13 @@ class TrainConfig:
     Give at least one of ``epochs``, ``max_steps`` or ``max_minutes``; with several, training stops
     at whichever comes first. One epoch is ``len(train set) // batch_size`` steps for every method,
     so "10 epochs" is the same number of primary images for all of them.
+
+    ``amp`` chooses mixed precision (:func:`ssl_course.precision.autocast_dtype`). A loss scaler
+    (``GradScaler``) runs only for float16 on CUDA, where small gradients would otherwise flush to
+    zero. A CPU under ``amp="fp16"`` runs without one: there float16 serves to test a method's
+    dtype paths on a machine without a GPU, not to train (a step took ~12x as long as in float32 on
+    the course CPU: 2.1 s against 0.16-0.19 s, ``supervised``, ``tiny``, batch 64, one thread; bfloat16
+    took 0.15 s); the weights and their gradients stay float32 either way.
     """
 
     epochs: float | None = None
@@ -69,7 +78,8 @@ class TrainConfig:
     weight_decay: float | None = None
     momentum: float | None = None          # SGD / LARS momentum; None: method.default_momentum
     warmup_fraction: float = 0.05
-    amp: bool = True                       # autocast on CUDA only
+    amp: bool | str = True                 # True: autocast on CUDA only (bf16, else fp16); False: float32;
+                                           # "bf16" / "fp16": that autocast dtype on any device (see below)
     channels_last: bool = True             # on CUDA only
     compile: bool | None = None            # torch.compile the backbone; None: on CUDA, for long runs
     compile_backend: Any = "inductor"      # torch.compile's backend ("eager" only traces: for tests)
@@ -102,6 +112,7 @@ class TrainConfig:
             raise ValueError(f"unknown optimizer {self.optimizer!r}: choose one of {list(OPTIMIZERS)}")
         if not 0 <= self.warmup_fraction < 1:
             raise ValueError(f"warmup_fraction must be in [0, 1), got {self.warmup_fraction}")
+        check_amp(self.amp)
 
 
 @dataclass
@@ -115,6 +126,7 @@ class History:
     lr: list[float] = field(default_factory=list)        # the first update's learning rate
     logs: dict[str, list[float]] = field(default_factory=dict)
     optimizers: dict[str, dict[str, Any]] = field(default_factory=dict)   # settings used, by update name
+    autocast: str | None = None          # "bfloat16" / "float16" under autocast; None: float32 (or not recorded)
     monitor_step: list[int] = field(default_factory=list)
     monitor_seconds: list[float] = field(default_factory=list)
     monitor_knn: list[float] = field(default_factory=list)   # kNN accuracy on the validation subset
@@ -379,9 +391,7 @@ def _start_or_resume(method: Method, data, config: TrainConfig) -> _Run:
     specs = _method_specs(method)
     base_lr = config.lr or method.default_lr * batch_size / 256
     settings = {update: optimizer_settings(method, spec, config, base_lr) for update, spec in specs.items()}
-    amp_dtype = None
-    if on_cuda and config.amp:
-        amp_dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    amp_dtype = autocast_dtype(config.amp, device)
     out_dir = Path(config.out_dir) if config.out_dir is not None else None
     run = _Run(
         method=method, data=data, config=config, device=device, batch_size=batch_size,
@@ -390,13 +400,14 @@ def _start_or_resume(method: Method, data, config: TrainConfig) -> _Run:
         warmup_fraction=config.warmup_fraction,
         parameters={update: list(spec.parameters) for update, spec in specs.items()}, settings=settings,
         optimizers={update: build_optimizer(spec.parameters, settings[update]) for update, spec in specs.items()},
-        scaler=_grad_scaler(amp_dtype), amp_dtype=amp_dtype,
+        scaler=_grad_scaler(amp_dtype, device), amp_dtype=amp_dtype,
         compiled=_compile_backbone(method, config, on_cuda, total_steps),
         record=_run_record(method, data, config, batch_size, base_lr, settings),
         checkpoint_path=out_dir / CHECKPOINT_NAME if out_dir is not None else None)
     if config.resume:
         _resume(run)
     run.history.optimizers = {update: value.record() for update, value in settings.items()}
+    run.history.autocast = dtype_name(amp_dtype)
     distributed.broadcast_state(method)  # every process starts from rank 0's weights
     run.streams = _index_streams(run)
     run.pending = _PendingLogs(device)
@@ -407,9 +418,9 @@ def _start_or_resume(method: Method, data, config: TrainConfig) -> _Run:
     return run
 
 
-def _grad_scaler(amp_dtype: torch.dtype | None):
-    """One loss scaler for every optimiser; it only scales under float16 autocast."""
-    return torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16)
+def _grad_scaler(amp_dtype: torch.dtype | None, device: torch.device):
+    """One loss scaler for every optimiser; it only scales under float16 autocast on CUDA (see TrainConfig)."""
+    return torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16 and device.type == "cuda")
 
 
 def _labeled_batch_size(method: Method, config: TrainConfig, batch_size: int) -> int:
@@ -444,9 +455,24 @@ def _resume(run: _Run) -> None:
     run.method.load_state_dict(state["method"])
     for update, optimizer in run.optimizers.items():
         optimizer.load_state_dict(state["optimizers"][update])
-    run.scaler.load_state_dict(state["scaler"])
+    _resume_scaler(run, state)
     run.step, run.elapsed_before = state["step"], state["elapsed"]
     run.history = History.from_dict(json.loads(state["history"]))
+
+
+def _resume_scaler(run: _Run, state: dict[str, Any]) -> None:
+    """The loss scale of the checkpoint, if both runs scale; a change of autocast dtype is allowed, with a warning.
+
+    A checkpoint may move between machines (a GPU run resumed on a CPU), so the dtype is not part of
+    the run record; a scaler that starts afresh finds its scale again within a few steps.
+    """
+    now = dtype_name(run.amp_dtype)
+    if "autocast" in state and state["autocast"] != now:
+        warnings.warn(f"checkpoint {run.checkpoint_path} was trained in {state['autocast'] or 'float32'}, this run "
+                      f"computes in {now or 'float32'} (amp={run.config.amp!r}): training continues, but not as the "
+                      "uninterrupted run would have", RuntimeWarning, stacklevel=4)
+    if run.scaler.is_enabled() and state["scaler"]:     # a disabled scaler saved an empty state
+        run.scaler.load_state_dict(state["scaler"])
 
 
 def _index_streams(run: _Run) -> dict[str, Any]:
@@ -579,7 +605,7 @@ def _restore(run: _Run, snapshot: dict[str, Any]) -> None:
     run.method.load_state_dict(snapshot["method"])
     for update, optimizer in run.optimizers.items():
         optimizer.load_state_dict(snapshot["optimizers"][update])
-    run.scaler = _grad_scaler(run.amp_dtype)     # forgets which optimisers the failed attempt stepped
+    run.scaler = _grad_scaler(run.amp_dtype, run.device)   # forgets which optimisers the failed attempt stepped
     run.scaler.load_state_dict(snapshot["scaler"])
 
 
@@ -639,7 +665,7 @@ def _save(run: _Run) -> None:
         "version": CHECKPOINT_VERSION, "run": run.record, "step": run.step, "elapsed": run.elapsed(),
         "method": run.method.state_dict(),
         "optimizers": {update: optimizer.state_dict() for update, optimizer in run.optimizers.items()},
-        "scaler": run.scaler.state_dict(), "history": history})
+        "scaler": run.scaler.state_dict(), "autocast": dtype_name(run.amp_dtype), "history": history})
     (run.checkpoint_path.parent / "history.json").write_text(history)
 
 

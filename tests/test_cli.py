@@ -60,7 +60,7 @@ def test_cli_needs_a_budget(tmp_path, capsys):
 def test_train_options_set_every_experiment_field():
     args = build_parser().parse_args(["train", "--method", "supervised", "--steps", "3", "--out", "x", "--no-progress",
                                       "--hparam", "label_smoothing=0.1", "--knn-bank", "50", "--compile", "off",
-                                      "--val-size", "0"])
+                                      "--val-size", "0", "--amp", "off"])
     settings = experiment_settings(args)
     # reference_weights only matters when notebooks record the course's reference runs
     # (SSL_COURSE_MODE=record): deliberately not a command-line option
@@ -69,6 +69,36 @@ def test_train_options_set_every_experiment_field():
     experiment = Experiment(**settings)
     assert experiment.hparams == {"label_smoothing": 0.1} and experiment.knn_bank == 50 and experiment.val_size == 0
     assert experiment.compile is False and experiment.progress is False and experiment.steps == 3
+    assert experiment.amp is False
+
+
+@pytest.mark.parametrize("value, expected", [("auto", True), ("off", False), ("bf16", "bf16"), ("fp16", "fp16")])
+def test_amp_option(value, expected):
+    for command in (["train", "--method", "supervised", "--steps", "1"], ["compare", "--epochs-per-method", "1"]):
+        args = build_parser().parse_args([*command, "--out", "x", "--amp", value])
+        assert experiment_settings(args)["amp"] == expected
+        Experiment(**{**experiment_settings(args), "method": "supervised", "labels": 250, "steps": 1}).validate()
+    defaults = build_parser().parse_args(["train", "--method", "supervised", "--steps", "1", "--out", "x"])
+    assert experiment_settings(defaults)["amp"] is True    # autocast on CUDA only, as TrainConfig's default
+
+
+def test_bad_amp_is_refused_with_the_choices(capsys):
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["train", "--method", "supervised", "--steps", "1", "--amp", "fp32"])
+    assert "invalid choice: 'fp32'" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="amp must be one of"):
+        Experiment(method="supervised", steps=1, amp="fp32").validate()
+
+
+def test_cli_trains_under_forced_bfloat16_and_records_it(tmp_path):
+    out = tmp_path / "bf16"
+    code = main(["train", "--method", "supervised", "--data", "synthetic", "--labels", "100", "--steps", "2",
+                 "--backbone", "tiny", "--batch-size", "16", "--train-subset", "200", "--test-subset", "50",
+                 "--val-size", "0", "--device", "cpu", "--amp", "bf16", "--out", str(out), "--no-progress"])
+    assert code == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["experiment"]["amp"] == "bf16" and metrics["autocast"] == "bfloat16"
+    assert json.loads((out / "history.json").read_text())["autocast"] == "bfloat16"
 
 
 @pytest.mark.parametrize("value, expected", [("labeled", "labeled"), ("all", "all"), ("2000", 2000)])

@@ -134,7 +134,7 @@ def test_one_loss_scaler_serves_every_optimiser(tiny_bundle, monkeypatch):
     fit(plain, tiny_bundle, _config())
     scalers = []
 
-    def cpu_scaler(amp_dtype):
+    def cpu_scaler(amp_dtype, device):
         scalers.append(torch.amp.GradScaler("cpu", init_scale=2.0**10, growth_interval=2))
         return scalers[-1]
 

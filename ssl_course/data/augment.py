@@ -60,6 +60,10 @@ resize is bilinear without antialiasing (crops are mostly up-sampled on CIFAR); 
 rejection sampling of ``RandomResizedCrop`` is vectorised (10 candidates per image, first valid
 one wins, else the whole image) so the crop distribution matches. Rotations/shears are defined
 in normalised coordinates, which equals pixel geometry for square images (CIFAR).
+
+Every public augmentation runs in float32 even inside ``torch.autocast`` (:func:`ssl_course.precision.full_precision`):
+under autocast the crop's matrix products would round the pixels to bfloat16/float16, and in
+float16 the hue rotation's guard against 0/0 on gray pixels (1e-30) rounds to 0 and gives NaN.
 """
 from __future__ import annotations
 
@@ -69,6 +73,8 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import Tensor
 from torch.nn import functional as F
+
+from ssl_course.precision import full_precision
 
 __all__ = [
     "CIFAR10_MEAN",
@@ -235,6 +241,7 @@ def _pad_crop_flip(x: Tensor, generator: torch.Generator | None, pad: int, flip:
     return torch.gather(x.reshape(b, c, h * w), 2, flat).view(b, c, h, w)
 
 
+@full_precision()
 @torch.no_grad()
 def weak_augment(x: Tensor, generator: torch.Generator | None = None, pad: int = 4,
                  flip: bool = True) -> Tensor:
@@ -329,6 +336,7 @@ def _adjust_hue(x: Tensor, shift: Tensor) -> Tensor:
     return weight.mul_(chroma.unsqueeze(1)).add_(minc.unsqueeze(1))
 
 
+@full_precision()
 def color_jitter(x: Tensor, generator: torch.Generator | None = None, brightness: float = 0.4,
                  contrast: float = 0.4, saturation: float = 0.4, hue: float = 0.1, p: float = 1.0) -> Tensor:
     """torchvision-style ``ColorJitter`` applied per image with probability ``p``.
@@ -375,6 +383,7 @@ def _color_jitter_(x: Tensor, generator: torch.Generator | None, brightness: flo
     return x
 
 
+@full_precision()
 def random_grayscale(x: Tensor, generator: torch.Generator | None = None, p: float = 0.2) -> Tensor:
     """Replace each image by its luma (copied to all 3 channels) with probability ``p``. Float in/out."""
     _check_images(x)
@@ -477,6 +486,7 @@ def _as_size(size: int | Sequence[int] | None, h: int, w: int) -> tuple[int, int
     return int(size[0]), int(size[1])
 
 
+@full_precision()
 @torch.no_grad()
 def contrastive_augment(x: Tensor, generator: torch.Generator | None = None,
                         crop_scale: tuple[float, float] = (0.2, 1.0),
@@ -517,6 +527,7 @@ def contrastive_augment(x: Tensor, generator: torch.Generator | None = None,
     return _normalize_(views)
 
 
+@full_precision()
 @torch.no_grad()
 def multicrop_augment(x: Tensor, generator: torch.Generator | None = None, size: int | tuple[int, int] = 18,
                       scale: tuple[float, float] = (0.3, 0.75), jitter_strength: float = 0.5,
@@ -677,6 +688,7 @@ STRONG_OPS: dict[str, Callable[[Tensor, Tensor], Tensor]] = {
 }
 
 
+@full_precision()
 def cutout(x: Tensor, generator: torch.Generator | None = None, size: int = 16, fill: float = _GRAY_FILL) -> Tensor:
     """Set a ``size x size`` square at a random centre per image to ``fill`` (float images in [0,1]).
 
@@ -699,6 +711,7 @@ def cutout(x: Tensor, generator: torch.Generator | None = None, size: int = 16, 
     return x.mul(1 - hole).add_(hole, alpha=fill)
 
 
+@full_precision()
 @torch.no_grad()
 def strong_augment(x: Tensor, generator: torch.Generator | None = None, num_ops: int = 2,
                    magnitude: float | None = None, pad: int = 4, flip: bool = True,
@@ -860,6 +873,7 @@ FIXMATCH_OPS: dict[str, Callable[[Tensor, Tensor, Tensor], Tensor]] = {
 }
 
 
+@full_precision()
 def cutout_abs(x: Tensor, generator: torch.Generator | None = None, size: int = 16,
                fill: float = _MC_CUTOUT_FILL) -> Tensor:
     """FixMatch-pytorch's ``CutoutAbs``: a gray square whose corner is ``max(0, c - size/2)`` for a
@@ -893,6 +907,7 @@ def fixmatch_randaugment_draws(b: int, num_ops: int, generator: torch.Generator 
     return op_ids, v, applied, sign
 
 
+@full_precision()
 @torch.no_grad()
 def fixmatch_augment(x: Tensor, generator: torch.Generator | None = None, num_ops: int = 2, pad: int = 4,
                      flip: bool = True, cutout_size: int = 16) -> Tensor:

@@ -34,6 +34,7 @@ from ._checks import (
     check_nonempty,
     check_same_device_dtype,
     check_same_shape,
+    probability_sum_tolerance,
     value_checks_enabled,
 )
 
@@ -124,7 +125,7 @@ def transformation_consistency_loss(transformed_logits: Tensor, target_probabili
         if bool((target_probabilities < 0).any()):
             raise ValueError("target_probabilities must be >= 0 (probabilities, e.g. the sharpened guess); "
                              "did you pass logits? Apply softmax (and sharpen) first.")
-        tolerance = 1e-6 if target_probabilities.dtype == torch.float64 else 1e-3
+        tolerance = probability_sum_tolerance(target_probabilities.dtype)
         if bool(((target_probabilities.sum(1) - 1).abs() > tolerance).any()):
             raise ValueError("each row of target_probabilities must sum to 1; normalise it with "
                              "q / q.sum(1, keepdim=True).")

@@ -122,8 +122,9 @@ class AET(Method):
         features = self.backbone(torch.cat([views] + copies)).split(views.shape[0])     # (1+F) × [B, D]
         # 4. each family's decoder reads (z, z_k)
         predicted = [self.decoders[name](features[0], z_k) for name, z_k in zip(self.families, features[1:])]
-        # 5. weighted sum of the families' mean squared errors
-        loss, per_family = aet_ensemble_loss(predicted, params, self.family_weights)
+        # 5. weighted sum of the families' mean squared errors, in float32 like the targets θ_k
+        #    (under autocast the decoders output bfloat16/float16)
+        loss, per_family = aet_ensemble_loss([p.float() for p in predicted], params, self.family_weights)
         logs = {f"aet_{name}": per_family[k].detach() for k, name in enumerate(self.families)}
         return StepOutput(loss, logs)
 
@@ -143,5 +144,5 @@ def transformation_error(backbone: nn.Module, decoders: nn.ModuleDict, images: t
     views = normalize(images)
     copies, params = transformed_copies(views, list(decoders), generator)
     z = backbone(views)
-    return {name: aet_loss(decoders[name](z, backbone(copy)), theta).item()
+    return {name: aet_loss(decoders[name](z, backbone(copy)).float(), theta).item()
             for name, copy, theta in zip(decoders, copies, params)}

@@ -119,10 +119,11 @@ class Colorization(Method):
 
     def predict_ab(self, lightness: torch.Tensor) -> torch.Tensor:
         """L ``[B,1,H,W]`` → predicted ab ``[B,2,H,W]`` at full resolution (annealed mean for classification)."""
-        output = self.decode(lightness)
-        ab = (annealed_mean(output, self.centers, self.annealing_temperature) if self.loss == "classification"
-              else output * AB_SCALE)
-        return F.interpolate(ab, size=lightness.shape[-2:], mode="bilinear", align_corners=False)
+        output = self.decode(lightness).float()
+        with torch.autocast(output.device.type, enabled=False):   # the annealed mean's product in float32
+            ab = (annealed_mean(output, self.centers, self.annealing_temperature) if self.loss == "classification"
+                  else output * AB_SCALE)
+            return F.interpolate(ab, size=lightness.shape[-2:], mode="bilinear", align_corners=False)
 
     @torch.no_grad()
     def colorize(self, images: torch.Tensor) -> torch.Tensor:
@@ -142,12 +143,19 @@ class Colorization(Method):
         return class_rebalancing_weights(counts, self.rebalance_mix, self.centers, self.sigma)
 
     def training_step(self, batch: Batch, step: StepInfo) -> StepOutput:
-        # 1-2. an augmented view in Lab
+        # 1-2. an augmented view in Lab (float32 even under autocast: ab are the targets)
         rgb = denormalize(weak_augment(batch.unlabeled_images, generator=batch.generator)).clamp_(0, 1)
         lab = rgb_to_lab(rgb)
         lightness, ab = lab[:, :1], lab[:, 1:]
         # 3-4. trunk on L, decoder at 1/4 resolution
         output = self.decode(lightness)
+        # 5-7. targets, rebalancing weights and loss in float32 outside autocast: the prior's smoothing is
+        #      a matrix product, and the targets need more than bfloat16's three digits
+        with torch.autocast(lab.device.type, enabled=False):
+            return self._loss_and_logs(output.float(), ab)
+
+    def _loss_and_logs(self, output: torch.Tensor, ab: torch.Tensor) -> StepOutput:
+        """Steps 5-7 on the decoder's float32 ``output`` and the view's true ``ab`` ``[B,2,H,W]``."""
         target_ab = F.adaptive_avg_pool2d(ab, output.shape[-2:])               # [B, 2, h, w]
         if self.loss == "regression":
             loss = colorization_l2_loss(output, target_ab / AB_SCALE)
@@ -166,9 +174,11 @@ class Colorization(Method):
     def pretext_loss(self, images: torch.Tensor) -> float:
         """The task's loss on normalised ``images`` without augmentation or rebalancing (lower is better)."""
         lab = rgb_to_lab(denormalize(images).clamp(0, 1))
-        output = self.decode(lab[:, :1])
-        target_ab = F.adaptive_avg_pool2d(lab[:, 1:], output.shape[-2:])
-        if self.loss == "regression":
-            return colorization_l2_loss(output, target_ab / AB_SCALE).item()
-        return colorization_loss(output, soft_encode_ab(target_ab, self.centers, self.neighbours, self.sigma)).item()
+        output = self.decode(lab[:, :1]).float()
+        with torch.autocast(lab.device.type, enabled=False):
+            target_ab = F.adaptive_avg_pool2d(lab[:, 1:], output.shape[-2:])
+            if self.loss == "regression":
+                return colorization_l2_loss(output, target_ab / AB_SCALE).item()
+            targets = soft_encode_ab(target_ab, self.centers, self.neighbours, self.sigma)
+            return colorization_loss(output, targets).item()
 

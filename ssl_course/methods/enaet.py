@@ -111,7 +111,8 @@ class EnAET(MixMatch):
         features = self.backbone(torch.cat([u] + copies)).split(u.shape[0])             # (1+F) × [B_u, D]
         loss, logs = output.loss, dict(output.logs)
         if self.aet_weight > 0:
-            predicted = [self.decoders[name](features[0], z_k) for name, z_k in zip(self.families, features[1:])]
+            predicted = [self.decoders[name](features[0], z_k).float()      # float32 like the targets θ_k
+                         for name, z_k in zip(self.families, features[1:])]
             weights = self.aet_weights_at(step.progress)
             loss_aet, per_family = aet_ensemble_loss(predicted, params, weights)
             loss = loss + loss_aet
