@@ -81,3 +81,10 @@ def torch_bincount(labels) -> list[int]:
     import torch
 
     return torch.bincount(labels, minlength=10).tolist()
+
+
+def test_relative_position_grid_prints_the_neighbour_only_accuracy():
+    out = _run("benchmarks/relative_position_grid.py", "--smoke", "--steps", "2", "--seeds", "0",
+               "--grid-shifts", "0", "16")
+    rows = [line for line in out.splitlines() if line.startswith("| 0 |") or line.startswith("| 16 |")]
+    assert len(rows) == 2 and all(0.0 <= float(row.split("|")[5]) <= 1.0 for row in rows)

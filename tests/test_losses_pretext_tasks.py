@@ -14,6 +14,7 @@ from ssl_course.losses import (
     colorization_l2_loss,
     colorization_loss,
     jigsaw_loss,
+    non_grey_mask,
     relative_position_loss,
     soft_encode_ab,
 )
@@ -127,10 +128,12 @@ def test_rebalancing_weights_equal_the_loop_and_their_limits():
     assert weights[3] > weights[0]                                          # rare colours weigh more
 
 
-def _colorization_loss_loop(logits, targets, weights):
+def _colorization_loss_loop(logits, targets, weights, image_mask=None):
     batch, bins, height, width = logits.shape
     total = logits.new_zeros(())
     for b in range(batch):
+        if image_mask is not None and image_mask[b] == 0:
+            continue                                   # a masked image adds nothing but counts below
         for h in range(height):
             for w in range(width):
                 log_probabilities = logits[b, :, h, w] - torch.log(torch.exp(logits[b, :, h, w]).sum())
@@ -147,6 +150,10 @@ def test_colorization_loss_equals_the_loop_with_and_without_weights():
     for w in (None, weights):
         _check_gradients(lambda x, t, w=w: colorization_loss(x, t, w),
                          lambda x, t, w=w: _colorization_loss_loop(x, t, w), logits, targets)
+    # the grey-image mask: image 1 left out, still counted in the mean
+    mask = torch.tensor([1.0, 0.0], dtype=torch.float64)
+    _check_gradients(lambda x, t: colorization_loss(x, t, weights, mask),
+                     lambda x, t: _colorization_loss_loop(x, t, weights, mask), logits, targets)
     # one-hot targets and no weights: the ordinary per-pixel cross-entropy
     hard = torch.nn.functional.one_hot(targets.argmax(1), 6).permute(0, 3, 1, 2).double()
     torch.testing.assert_close(colorization_loss(logits, hard),
@@ -203,6 +210,16 @@ def test_l2_prefers_the_grey_mean_where_classification_keeps_the_colours():
     assert top_two.tolist() == [-60.0, 60.0]                                   # both colours survive
 
 
+def test_non_grey_mask_uses_the_official_threshold_on_any_pixel():
+    ab = torch.zeros(4, 2, 3, 3, dtype=torch.float64)
+    ab[1, 0, 2, 2] = 4.9                      # faint everywhere: grey
+    ab[2, 1, 0, 1] = -5.1                     # one pixel with |b| > 5 is enough
+    ab[3] = 40.0
+    torch.testing.assert_close(non_grey_mask(ab), torch.tensor([0.0, 0.0, 1.0, 1.0], dtype=torch.float64))
+    torch.testing.assert_close(non_grey_mask(ab, threshold=4.0), torch.tensor([0.0, 1.0, 1.0, 1.0],
+                                                                              dtype=torch.float64))
+
+
 def test_colorization_losses_reject_bad_input():
     with pytest.raises(ValueError, match="2 channels"):
         soft_encode_ab(_randn(1, 3, 2, 2), CENTERS)
@@ -210,6 +227,10 @@ def test_colorization_losses_reject_bad_input():
         colorization_loss(_randn(1, 6, 2, 2), _randn(1, 5, 2, 2))
     with pytest.raises(ValueError, match="one entry per bin"):
         colorization_loss(_randn(1, 6, 2, 2), _randn(1, 6, 2, 2), torch.ones(5, dtype=torch.float64))
+    with pytest.raises(ValueError, match="one entry per image"):
+        colorization_loss(_randn(2, 6, 2, 2), _randn(2, 6, 2, 2), None, torch.ones(3, dtype=torch.float64))
+    with pytest.raises(ValueError, match="2 channels"):
+        non_grey_mask(_randn(1, 3, 2, 2))
     with pytest.raises(ValueError, match="bins"):
         annealed_mean(_randn(1, 5, 2, 2), CENTERS)
     with pytest.raises(ValueError, match="mix"):

@@ -2,11 +2,16 @@
 (That they learn is checked in test_methods_learn.py.)"""
 from __future__ import annotations
 
+import inspect
+
 import pytest
 import torch
 
+from ssl_course.data import transforms_params
 from ssl_course.methods import Batch, StepInfo, build_method
-from ssl_course.methods.enaet import OFFICIAL_WEIGHTS
+from ssl_course.methods import aet as aet_module
+from ssl_course.methods.enaet import OFFICIAL_WEIGHTS, EnAET
+from ssl_course.methods.mixmatch import MixMatch
 
 
 def _batch(data, seed: int = 0) -> Batch:
@@ -85,3 +90,39 @@ def test_aet_step_logs_each_family_and_families_parse_from_the_command_line(tiny
         build_method("aet", "tiny", 10, families="projective,perspective")
     with pytest.raises(ValueError, match="one number >= 0 per family"):
         build_method("aet", "tiny", 10, weights=(1.0,))
+
+
+def test_enaet_accepts_and_passes_on_every_mixmatch_setting():
+    """En-AET is MixMatch plus terms: every MixMatch hyper-parameter (e.g. the official BN momentum
+    0.001, docs/RECIPES.md) must be accepted with MixMatch's default and reach MixMatch."""
+    mixmatch = inspect.signature(MixMatch.__init__).parameters
+    enaet = inspect.signature(EnAET.__init__).parameters
+    for name, parameter in list(mixmatch.items())[3:]:
+        assert name in enaet, f"enaet does not accept MixMatch's {name!r}"
+        assert enaet[name].default == parameter.default, name
+    method = build_method("enaet", "tiny", 10, bn_momentum=0.001)
+    assert method.hparams()["bn_momentum"] == 0.001
+    norms = [m for m in method.backbone.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    assert norms and all(m.momentum == 0.001 for m in norms)
+
+
+def test_aet_draws_its_affine_scales_from_its_own_code_and_enaet_from_its_own(tiny_bundle, monkeypatch):
+    """AET's cifar/affine/main.py: scale 0.7-1.3; En-AET's ops/argparser.py: 0.8-1.2."""
+    ranges = []
+    original = aet_module.random_transformation
+
+    def spy(name, images, generator, scale_range=transforms_params.SCALE_RANGE):
+        ranges.append((name, tuple(scale_range)))
+        return original(name, images, generator, scale_range)
+
+    monkeypatch.setattr(aet_module, "random_transformation", spy)
+    aet = build_method("aet", "tiny", 10)
+    assert aet.affine_scale_range == (0.7, 1.3)
+    aet.training_step(_batch(tiny_bundle), StepInfo(0, 0, 0.0, 10))
+    assert ranges == [("projective", (0.7, 1.3)), ("affine", (0.7, 1.3))]   # the projective warp ignores it
+    ranges.clear()
+    enaet = build_method("enaet", "tiny", 10)
+    enaet.training_step(_batch(tiny_bundle), StepInfo(0, 0, 0.5, 10))
+    assert {r for _, r in ranges} == {(0.8, 1.2)}
+    with pytest.raises(ValueError, match="affine_scale_range"):
+        build_method("aet", "tiny", 10, affine_scale_range=(1.1, 1.3))

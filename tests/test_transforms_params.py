@@ -58,7 +58,7 @@ def test_a_quarter_turn_and_a_one_pixel_shift_are_exact(images):
     shift = torch.tensor([[1.0, 0.0, one_pixel, 0.0]]).expand(len(x), 4)
     shifted = T.apply_transformation("euclidean", images, shift)
     assert torch.allclose(shifted[..., 1:], x[..., :-1], atol=1e-5)
-    assert shifted[..., 0].abs().max() < 1e-6                                   # black fill on the left
+    assert (shifted[..., 0] - 128 / 255).abs().max() < 1e-6                     # official grey fill on the left
 
 
 def _homography_numpy(params: np.ndarray) -> np.ndarray:
@@ -76,7 +76,8 @@ def _homography_numpy(params: np.ndarray) -> np.ndarray:
 
 
 def _warp_one(image: torch.Tensor, homography: np.ndarray) -> torch.Tensor:
-    """Per-image loop oracle: every output pixel centre mapped by the 3x3 matrix, then grid_sample."""
+    """Per-image loop oracle: every output pixel centre mapped by the 3x3 matrix, then grid_sample;
+    outside the image the official mid-grey (128, 128, 128)."""
     _, h, w = image.shape
     grid = torch.empty(1, h, w, 2, dtype=torch.float64)
     for i in range(h):
@@ -84,7 +85,9 @@ def _warp_one(image: torch.Tensor, homography: np.ndarray) -> torch.Tensor:
             point = np.array([(2 * j + 1) / w - 1, (2 * i + 1) / h - 1, 1.0])
             mapped = homography @ point
             grid[0, i, j] = torch.from_numpy(mapped[:2] / mapped[2])
-    return F.grid_sample(image[None].double(), grid, mode="bilinear", padding_mode="zeros", align_corners=False)[0]
+    fill = 128 / 255
+    return F.grid_sample(image[None].double() - fill, grid, mode="bilinear", padding_mode="zeros",
+                         align_corners=False)[0] + fill
 
 
 def test_projective_warp_matches_a_per_image_loop(images):
@@ -96,18 +99,48 @@ def test_projective_warp_matches_a_per_image_loop(images):
         assert torch.allclose(batched[k].double(), want.clamp(0, 1), atol=1e-4)
 
 
-def test_affine_warp_matches_a_per_image_loop(images):
+def _official_forward_matrix(angle_deg: float, scale: float, shear_deg: float) -> np.ndarray:
+    """torchvision <= 0.4's RSS(a, scale, shear), which _get_inverse_affine_matrix inverts in both
+    maple-research-lab/AET (cifar/affine/dataset.py) and EnAET (Data_Processing/AET_All_Dataloader.py)."""
+    a, h = math.radians(angle_deg), math.radians(shear_deg)
+    return scale * np.array([[math.cos(a), -math.sin(a + h)], [math.sin(a), math.cos(a + h)]])
+
+
+@pytest.mark.parametrize("scale_range", [T.SCALE_RANGE, T.AET_AFFINE_SCALE_RANGE])
+def test_affine_warp_matches_a_per_image_loop_with_the_official_shear(images, scale_range):
     x = images[:3]
     params = T.sample_parameters("affine", 3, gen(6))
-    batched = T.apply_transformation("affine", x, params)
+    batched = T.apply_transformation("affine", x, params, scale_range)
+    low, high = scale_range
     for k in range(3):
         cos, sin, tx, ty, s, h = params[k].double().tolist()
-        scale, shear = 1 + 0.2 * s, math.tan(math.radians(30) * h)
+        # the official aff_para entries back to angle, scale and shear
+        angle, scale, shear = math.degrees(math.atan2(sin, cos)), (low + high) / 2 + s * (high - low) / 2, 30 * h
         forward = np.eye(3)
-        forward[:2, :2] = scale * np.array([[cos, -sin], [sin, cos]]) @ np.array([[1, shear], [0, 1]])
+        forward[:2, :2] = _official_forward_matrix(angle, scale, shear)
         forward[:2, 2] = [0.4 * tx, 0.4 * ty]                  # 20 % of the size = 0.4 normalised units
         want = _warp_one(x[k].float() / 255, np.linalg.inv(forward))
         assert torch.allclose(batched[k].double(), want.clamp(0, 1), atol=1e-4)
+
+
+def test_the_official_shear_turns_the_y_axis_and_keeps_its_length():
+    """torchvision's RSS shear rotates the y axis by a + h (unit length), unlike x += tan(h)·y."""
+    params = torch.tensor([[math.cos(0.3), math.sin(0.3), 0.0, 0.0, 0.0, 0.5]], dtype=torch.float64)
+    matrix, _ = T.affine_matrices(params)
+    y_axis = matrix[0, :, 1]
+    assert y_axis.norm().item() == pytest.approx(1.0)
+    assert math.atan2(-y_axis[0].item(), y_axis[1].item()) == pytest.approx(0.3 + math.radians(15))
+    assert matrix[0, :, 0].tolist() == pytest.approx([math.cos(0.3), math.sin(0.3)])
+
+
+def test_aet_scale_range_is_wider_than_enaet_for_the_same_parameters():
+    params = torch.tensor([[1.0, 0.0, 0.0, 0.0, 1.0, 0.0], [1.0, 0.0, 0.0, 0.0, -1.0, 0.0]], dtype=torch.float64)
+    enaet, _ = T.affine_matrices(params)
+    aet, _ = T.affine_matrices(params, T.AET_AFFINE_SCALE_RANGE)
+    assert enaet[:, 0, 0].tolist() == pytest.approx([1.2, 0.8])       # EnAET ops/argparser.py: 0.8-1.2
+    assert aet[:, 0, 0].tolist() == pytest.approx([1.3, 0.7])         # AET cifar/affine/main.py: 0.7-1.3
+    with pytest.raises(ValueError, match="scale_range"):
+        T.apply_transformation("affine", torch.zeros(2, 3, 8, 8), params.float(), (1.1, 1.3))
 
 
 def test_homography_sends_displaced_corners_to_corners():

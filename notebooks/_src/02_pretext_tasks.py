@@ -194,7 +194,11 @@ print(f"literal == vectorised == rotate_batch + rotation_loss: {literal.item():.
 # To say that a patch showing a wheel sits *below* a patch showing a car door, the network has to
 # recognise wheels and doors. Below: centre (left) and neighbour (right) with the label to predict.
 # On $32\times32$ images the course uses $8\times8$ patches, a 3-pixel gap and ±1 pixel of jitter
-# (`docs/RECIPES.md` lists the paper's values).
+# (`docs/RECIPES.md` lists the paper's values). Such a grid fills the whole image, so each of the 8
+# positions would always be cut from the same place, and a patch showing sky would be "above"
+# whatever it is paired with. As the official code places its grid anywhere in the image, the
+# method enlarges each image a little and cuts the grid's window at a random place
+# (`grid_shift`; the figure below shows the plain centred grid).
 
 # %%
 examples = data.train_images[:6]
@@ -241,7 +245,9 @@ print(f"literal loop == relative_position_loss: {literal.item():.6f} (chance: lo
 # position away. CIFAR-10's tiny images hardly show the effect, so we add an exaggerated one:
 # the red channel brightens from left to right and the blue channel from top to bottom. Then we
 # train twice for the same few steps: once as is, once with the paper's remedy, **colour
-# dropping** (each patch keeps one random channel; the other two become faint noise).
+# dropping** (each patch keeps one random channel; the other two become faint noise). Both runs
+# keep the official code's other patch defences: a third of the patches blurred, and every
+# patch's mean and overall contrast normalised, so brightness says nothing about the place.
 
 # %%
 rows = torch.linspace(-40, 40, 32, device=DEVICE)
@@ -391,13 +397,16 @@ plt.show()
 # **Regression averages colours into grey.** If a car can be red or blue, the L2 loss
 # $\tfrac12\lVert y - \hat y\rVert^2$ is minimised by the *mean* colour: a greyish purple. Zhang et
 # al. instead quantise the ab plane into $Q$ bins of side 10 (here $Q$ = `len(ab_bin_centers())`),
-# turn each true colour into a soft target $Z$ over its 5 nearest bins (Gaussian, $\sigma = 5$), and
+# turn each true colour into a soft target $Z$ over its nearest bins (5 in the paper, 10 in the
+# official code and in the method; Gaussian, $\sigma = 5$), and
 # train a classifier with a **class-rebalanced** cross-entropy (rare, saturated colours weigh more):
 # $$\mathcal{L}_{\text{col}} = -\frac{1}{BHW}\sum_{b,h,w} w_{q^*_{bhw}}\sum_{q=1}^{Q} Z_{bhw,q}\log\operatorname{softmax}(\ell_{bhw})_q,\qquad q^*_{bhw} = \arg\max_q Z_{bhw,q}$$
 # with $w \propto \big((1-\lambda)\tilde p + \lambda/Q\big)^{-1}$, $\tilde p$ the smoothed colour
 # frequencies, $\lambda = \tfrac12$. The colour is read out with the **annealed mean**: the mean of
 # $\operatorname{softmax}(\ell/T)$ with $T = 0.38$, between the grey mean ($T = 1$) and the patchy
-# mode ($T \to 0$).
+# mode ($T \to 0$). The official training code, and the method, take the true colour at every 4th
+# pixel (averaging would mix the two colours of an edge) and leave grey photographs out of the
+# loss: they have no colour to teach.
 
 # %%
 centers = ab_bin_centers().double()
@@ -583,10 +592,10 @@ plt.show()
 # %% [markdown]
 # ## Take-aways and pitfalls
 # - **A pretext task must be solvable, and solving it must need semantics.** Every task here has a
-#   cheap way out: orientation marks for rotation, chromatic aberration and continuing edges for
-#   relative position, touching borders for jigsaw, low-level colour statistics for colorization.
-#   Each paper's recipe (colour dropping, gaps and jitter, per-tile normalisation, far-apart
-#   permutations, rebalancing) exists to close one.
+#   cheap way out: orientation marks for rotation, chromatic aberration, continuing edges and the
+#   patch's place in the frame for relative position, touching borders for jigsaw, low-level colour
+#   statistics for colorization. Each recipe (colour dropping, gaps and jitter, a grid placed
+#   anywhere, per-tile normalisation, far-apart permutations, rebalancing) exists to close one.
 # - **Patch tasks train on small inputs.** The relative-position and jigsaw trunks see 8-pixel
 #   patches and are evaluated on whole 32-pixel images: the filters transfer, the scale does not
 #   quite, one reason why these tasks do less well on tiny images than on the papers' large ones.

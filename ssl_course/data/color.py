@@ -117,8 +117,10 @@ def ab_bin_centers(grid_size: float = 10.0, levels: int = 64) -> Tensor:
     Zhang et al. (ECCV 2016) quantise the ab plane into a grid of side 10 and keep the ``Q = 313``
     bins that are in gamut. Here the gamut is measured directly: ``levels^3`` colours spread over
     the sRGB cube are converted to Lab, and every grid cell (centre ``10·round(ab/10)``) hit by one
-    of them is kept: ``Q = 261`` for the defaults (262 with a finer sampling). (The paper's set
-    also comes from the gamut, with ImageNet as the sample of colours.) Cached; do not modify the result.
+    of them is kept: ``Q = 261`` for the defaults. The count depends a little on which colours the
+    sampling hits: 262 at ``levels=128``, 261 again at 256 (every 8-bit colour), because 128 levels
+    are not a subset of 256. (The paper's set also comes from the gamut, with ImageNet as the sample
+    of colours.) Cached; do not modify the result.
     """
     if not grid_size > 0 or not isinstance(levels, int) or levels < 2:
         raise ValueError(f"need grid_size > 0 and an int levels >= 2; got {grid_size!r}, {levels!r}.")

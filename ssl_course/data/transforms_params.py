@@ -14,7 +14,8 @@ Families (name → parameter vector, every entry scaled to lie in ``[-1, 1]``):
 ``projective``  8   displacement of the four corners (scale 0.8-1.2 about the centre, then
                     each corner moved by up to 1/8 of the image size), divided by their bound
 ``affine``      6   ``cos a, sin a, tx, ty, s, h``: rotation ``a`` in ±180°, translation up to
-                    20 % of the size, scale 0.8-1.2 (as ``(scale - 1) / 0.2``), shear ±30° (/30°)
+                    20 % of the size, scale in ``scale_range`` (En-AET 0.8-1.2, stored as
+                    ``(scale - 1) / 0.2``; AET's CIFAR code 0.7-1.3), shear ±30° (/30°)
 ``similarity``  5   the first five of ``affine`` (no shear)
 ``euclidean``   4   the first four of ``affine`` (no scale, no shear)
 ``ccbs``        4   colour (saturation), contrast, brightness and sharpness factors in
@@ -29,19 +30,27 @@ Geometry. Coordinates are ``affine_grid``'s normalised ones (``align_corners=Fal
 spans ``[-1, 1]`` in x (left → right) and y (top → bottom), so for square images (CIFAR) they are
 pixel geometry up to a scale. A spatial transformation is a map :math:`p \mapsto p'` that says
 where the content at :math:`p` in :math:`x` lands in :math:`t(x)`; warping samples :math:`x` at
-the *inverse* map of every output pixel (bilinear, black outside the image, as the official
-``fillcolor=0``). The affine map is :math:`p' = s\,R(a)\,\mathrm{Sh}(h)\,p + t` with
-:math:`\mathrm{Sh}(h) = [[1, \tan h], [0, 1]]`; the projective one is the homography that sends
-the corners :math:`(\pm 1, \pm 1)` to their displaced positions, solved per image by the
-four-point linear system (``torch.linalg.solve``).
+the *inverse* map of every output pixel (bilinear, mid-grey :data:`FILL` outside the image, as the
+official ``resample=PIL.Image.BILINEAR, fillcolor=(128, 128, 128)``). The affine map is
+:math:`p' = M p + t` with torchvision's (≤ 0.4) rotation-scale-shear matrix, which both official
+codes use (``_get_inverse_affine_matrix``):
+
+.. math::
+
+    M = s \begin{pmatrix}\cos a & -\sin(a + h)\\ \sin a & \cos(a + h)\end{pmatrix}
+
+(the x axis turned by :math:`a`, the y axis by :math:`a + h`). The projective one is the
+homography that sends the corners :math:`(\pm 1, \pm 1)` to their displaced positions, solved
+per image by the four-point linear system (``torch.linalg.solve``).
 
 Differences from the official loader, on purpose (also in ``docs/RECIPES.md``):
 
 * the official projective transformation also turns the corner order by a random multiple of
   90°, and its regression target is the 8 homography coefficients normalised by fixed
   statistics; here no 90° turn, and the target is the corner displacements, bounded in [-1, 1];
-* translations and corner shifts are continuous (official: whole pixels) and warps are bilinear
-  (official: PIL's nearest neighbour, ``resample=False``);
+* translations and corner shifts are continuous (official: whole pixels), and the rotation
+  centre is the image centre (official: half a pixel to the right and below it, PIL's
+  ``size * 0.5 + 0.5``);
 * the official ``ccbs`` target is the raw factor in 0.2-1.8, which its ``tanh`` regressor cannot
   reach above 1; here the factor is rescaled to [-1, 1].
 
@@ -71,7 +80,9 @@ from ssl_course.data.augment import (
 from ssl_course.precision import full_precision
 
 __all__ = [
+    "AET_AFFINE_SCALE_RANGE",
     "FAMILIES",
+    "FILL",
     "NON_SPATIAL_FAMILIES",
     "SPATIAL_FAMILIES",
     "TransformationFamily",
@@ -92,6 +103,12 @@ SCALE_RANGE = (0.8, 1.2)
 MAX_SHEAR_DEG = 30.0
 MAX_CORNER_SHIFT = 0.125
 CCBS_RANGE = (0.2, 1.8)
+#: AET's own CIFAR affine code (``maple-research-lab/AET`` ``cifar/affine/main.py``: ``--shrink 0.7
+#: --enlarge 1.3``); its projective code keeps 0.8-1.2, as En-AET does for every family.
+AET_AFFINE_SCALE_RANGE = (0.7, 1.3)
+#: Value of the pixels a spatial warp brings in from outside the image, in [0, 1]: both official
+#: codes pass ``fillcolor=(128, 128, 128)``.
+FILL = 128 / 255
 
 # Corners in normalised coordinates, in the order top-left, top-right, bottom-right, bottom-left.
 _CORNERS = ((-1.0, -1.0), (1.0, -1.0), (1.0, 1.0), (-1.0, 1.0))
@@ -108,7 +125,7 @@ class TransformationFamily:
     num_parameters: int
     spatial: bool
     sample: Callable[[int, torch.Generator | None, torch.device], Tensor]   # -> [B, P]
-    apply: Callable[[Tensor, Tensor], Tensor]                             # ([B,3,H,W], [B,P]) -> [B,3,H,W]
+    apply: Callable[[Tensor, Tensor, tuple[float, float]], Tensor]        # ([B,3,H,W], [B,P], scale range)
     identity: tuple[float, ...]
 
 
@@ -127,31 +144,41 @@ def _sample_affine(b: int, generator: torch.Generator | None, device: torch.devi
 
 
 @full_precision()
-def affine_matrices(params: Tensor) -> tuple[Tensor, Tensor]:
+def affine_matrices(params: Tensor, scale_range: tuple[float, float] = SCALE_RANGE) -> tuple[Tensor, Tensor]:
     """Parameters ``[B, 4|5|6]`` (``cos a, sin a, tx, ty[, s[, h]]``) → forward map ``(M [B,2,2], t [B,2])``.
 
-    Missing trailing entries mean scale 1 and shear 0, so the same function serves the
-    Euclidean, similarity and affine families. ``(cos a, sin a)`` is renormalised to unit length,
-    so a regressed (not exactly unit) pair still gives a rotation.
+    ``M = scale · [[cos a, -sin(a + h)], [sin a, cos(a + h)]]`` as torchvision's (≤ 0.4)
+    ``_get_inverse_affine_matrix`` that both official codes call; ``s`` in [-1, 1] stands for the
+    scale ``mid + s · half`` of ``scale_range``, as the official ``aff_para`` does. Missing trailing
+    entries mean scale 1 and shear 0, so the same function serves the Euclidean, similarity and
+    affine families. ``(cos a, sin a)`` is renormalised to unit length, so a regressed (not exactly
+    unit) pair still gives a rotation.
     """
     b, p = params.shape
     zeros = params.new_zeros(b)
     cos_sin = F.normalize(params[:, :2], dim=1)
     cos, sin = cos_sin[:, 0], cos_sin[:, 1]
     translation = params[:, 2:4] * (2 * MAX_TRANSLATION)                             # normalised units
-    scale = 1.0 + (SCALE_RANGE[1] - 1.0) * (params[:, 4] if p > 4 else zeros)
-    shear = torch.tan(math.radians(MAX_SHEAR_DEG) * (params[:, 5] if p > 5 else zeros))
-    rotation = torch.stack([torch.stack([cos, -sin], 1), torch.stack([sin, cos], 1)], 1)        # [B, 2, 2]
-    shear_matrix = torch.stack([torch.stack([zeros + 1, shear], 1), torch.stack([zeros, zeros + 1], 1)], 1)
-    return scale.view(b, 1, 1) * rotation @ shear_matrix, translation
+    low, high = scale_range
+    scale = (low + high) / 2 + (high - low) / 2 * (params[:, 4] if p > 4 else zeros)
+    shear = math.radians(MAX_SHEAR_DEG) * (params[:, 5] if p > 5 else zeros)
+    cos_sheared = cos * shear.cos() - sin * shear.sin()                               # cos(a + h)
+    sin_sheared = sin * shear.cos() + cos * shear.sin()                               # sin(a + h)
+    matrix = torch.stack([torch.stack([cos, -sin_sheared], 1), torch.stack([sin, cos_sheared], 1)], 1)
+    return scale.view(b, 1, 1) * matrix, translation
 
 
-def _warp_affine(x: Tensor, params: Tensor) -> Tensor:
-    matrix, translation = affine_matrices(params.to(x.dtype))
+def _fill_outside(x: Tensor, grid: Tensor) -> Tensor:
+    """Bilinear ``grid_sample`` with :data:`FILL` (official mid-grey) outside the image."""
+    return F.grid_sample(x - FILL, grid, mode="bilinear", padding_mode="zeros", align_corners=False) + FILL
+
+
+def _warp_affine(x: Tensor, params: Tensor, scale_range: tuple[float, float] = SCALE_RANGE) -> Tensor:
+    matrix, translation = affine_matrices(params.to(x.dtype), scale_range)
     inverse = torch.linalg.inv(matrix)                                             # output → input
     theta = torch.cat([inverse, -(inverse @ translation.unsqueeze(2))], dim=2)     # [B, 2, 3]
     grid = F.affine_grid(theta, list(x.shape), align_corners=False)
-    return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    return _fill_outside(x, grid)
 
 
 # --------------------------------------------------------------------------------------------
@@ -187,7 +214,9 @@ def projective_matrices(params: Tensor) -> Tensor:
     return torch.cat([solution, torch.ones_like(solution[:, :1])], 1).view(b, 3, 3).to(params.dtype)
 
 
-def _warp_projective(x: Tensor, params: Tensor) -> Tensor:
+def _warp_projective(x: Tensor, params: Tensor, scale_range: tuple[float, float] = SCALE_RANGE) -> Tensor:
+    # scale_range is the affine families' (one signature for every family); the projective
+    # scale is 0.8-1.2 in both official codes (SCALE_RANGE, built into _CORNER_BOUND)
     b = x.shape[0]
     homography = projective_matrices(params).to(x.dtype)                          # [B, 3, 3]
     identity = torch.eye(2, 3, dtype=x.dtype, device=x.device).expand(b, 2, 3)
@@ -195,7 +224,7 @@ def _warp_projective(x: Tensor, params: Tensor) -> Tensor:
     homogeneous = torch.cat([points, torch.ones_like(points[..., :1])], -1)        # [B, H, W, 3]
     mapped = torch.einsum("bij,bhwj->bhwi", homography, homogeneous)               # [B, H, W, 3]
     grid = mapped[..., :2] / mapped[..., 2:]
-    return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    return _fill_outside(x, grid)
 
 
 # --------------------------------------------------------------------------------------------
@@ -206,7 +235,7 @@ def _sample_ccbs(b: int, generator: torch.Generator | None, device: torch.device
     return _rand((b, 4), generator, device) * 2 - 1
 
 
-def _apply_ccbs(x: Tensor, params: Tensor) -> Tensor:
+def _apply_ccbs(x: Tensor, params: Tensor, scale_range: tuple[float, float] = SCALE_RANGE) -> Tensor:
     half_width = (CCBS_RANGE[1] - CCBS_RANGE[0]) / 2
     factors = 1.0 + half_width * params.to(x.dtype)                                # [B, 4]
     x = _adjust_saturation(x, factors[:, 0])
@@ -254,9 +283,12 @@ def sample_parameters(name: str, batch_size: int, generator: torch.Generator | N
 
 
 @full_precision()
-def apply_transformation(name: str, images: Tensor, params: Tensor) -> Tensor:
+def apply_transformation(name: str, images: Tensor, params: Tensor,
+                         scale_range: tuple[float, float] = SCALE_RANGE) -> Tensor:
     """Apply family ``name`` with per-image ``params [B, P]`` to ``images`` (uint8 or float in [0, 1]).
 
+    ``scale_range`` is what the affine and similarity families' scale entry in [-1, 1] stands
+    for (En-AET's 0.8-1.2 by default; :data:`AET_AFFINE_SCALE_RANGE` for AET's CIFAR code).
     Returns float32 images in ``[0, 1]`` (not normalised), ``[B, 3, H, W]`` on ``images.device``.
     """
     family = _family(name)
@@ -266,14 +298,19 @@ def apply_transformation(name: str, images: Tensor, params: Tensor) -> Tensor:
         raise ValueError(f"params for {name!r} must have shape [B, {family.num_parameters}] = "
                          f"[{images.shape[0]}, {family.num_parameters}] (one row per image); got {got}. "
                          f"Draw them with sample_parameters({name!r}, images.shape[0]).")
+    low, high = scale_range
+    if not 0 < low <= 1 <= high:
+        raise ValueError(f"scale_range must be (low, high) with 0 < low <= 1 <= high; got {scale_range!r}. "
+                         f"En-AET uses {SCALE_RANGE}, AET's CIFAR affine code {AET_AFFINE_SCALE_RANGE}.")
     x = to_float01(images)
-    return family.apply(x, params.to(device=x.device, dtype=x.dtype)).clamp_(0, 1)
+    return family.apply(x, params.to(device=x.device, dtype=x.dtype), (float(low), float(high))).clamp_(0, 1)
 
 
 @full_precision()
 @torch.no_grad()
-def random_transformation(name: str, images: Tensor, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
+def random_transformation(name: str, images: Tensor, generator: torch.Generator | None = None,
+                          scale_range: tuple[float, float] = SCALE_RANGE) -> tuple[Tensor, Tensor]:
     """Draw per-image parameters and apply them: ``(transformed [B,3,H,W] in [0,1], params [B,P])``."""
     _check_images(images, "images")
     params = sample_parameters(name, images.shape[0], generator, images.device)
-    return apply_transformation(name, images, params), params
+    return apply_transformation(name, images, params, scale_range), params

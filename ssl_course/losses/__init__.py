@@ -21,6 +21,7 @@ from .pretext import (
     cpc_info_nce,
     cpc_patch_grid,
     jigsaw_loss,
+    non_grey_mask,
     relative_position_loss,
     rotate_batch,
     rotation_loss,
@@ -61,6 +62,7 @@ __all__ = [
     "colorization_loss",
     "annealed_mean",
     "colorization_l2_loss",
+    "non_grey_mask",
     # exemplar (Exemplar, S4L-Exemplar)
     "exemplar_loss",
     "batch_hard_triplet_loss",

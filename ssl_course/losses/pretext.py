@@ -32,7 +32,7 @@ from ._checks import (
 
 __all__ = ["rotate_batch", "rotation_loss", "cpc_info_nce", "cpc_patch_grid", "relative_position_loss",
            "jigsaw_loss", "soft_encode_ab", "class_rebalancing_weights", "colorization_loss", "annealed_mean",
-           "colorization_l2_loss"]
+           "colorization_l2_loss", "non_grey_mask"]
 
 NUM_ROTATIONS = 4
 
@@ -260,7 +260,9 @@ def soft_encode_ab(ab: Tensor, centers: Tensor, neighbours: int = 5, sigma: floa
         {\sum_{q' \in \mathcal N_k(y_{hw})}\exp(-\lVert y_{hw} - c_{q'}\rVert^2 / 2\sigma^2)}
 
     with :math:`\mathcal N_k(y)` the :math:`k` bin centres nearest to :math:`y` (paper: :math:`k=5`,
-    :math:`\sigma = 5`).
+    :math:`\sigma = 5`; the official training code uses :math:`k = 10`, ``NNEncLayer`` in
+    ``richzhang/colorization`` ``resources/caffe_traininglayers.py``, and so does
+    :class:`ssl_course.methods.colorization.Colorization` by default).
 
     References:
         Zhang, Isola and Efros, "Colorful Image Colorization", ECCV 2016, Section 2.1.
@@ -329,7 +331,8 @@ def class_rebalancing_weights(prior: Tensor, mix: float = 0.5, centers: Tensor |
     return weights / (p * weights).sum()
 
 
-def colorization_loss(logits: Tensor, targets: Tensor, weights: Tensor | None = None) -> Tensor:
+def colorization_loss(logits: Tensor, targets: Tensor, weights: Tensor | None = None,
+                      image_mask: Tensor | None = None) -> Tensor:
     r"""Zhang et al.'s class-rebalanced multinomial cross-entropy over ab bins, averaged over pixels.
 
     Shapes:
@@ -337,15 +340,21 @@ def colorization_loss(logits: Tensor, targets: Tensor, weights: Tensor | None = 
         targets: ``[B, Q, H, W]`` soft-encoded true colours (:func:`soft_encode_ab`).
         weights: optional ``[Q]`` rebalancing weights (:func:`class_rebalancing_weights`);
                  ``None`` means 1 for every bin.
+        image_mask: optional ``[B]`` factor per image, 1 for images that count and 0 for images
+                 left out (the official code's grey-image mask, :func:`non_grey_mask`);
+                 ``None`` means 1 for every image.
         returns: a scalar in the logits' dtype.
 
     .. math::
 
-        \mathcal{L} = -\frac{1}{BHW}\sum_{b,h,w} v\big(Z_{b,hw}\big)
+        \mathcal{L} = -\frac{1}{BHW}\sum_{b,h,w} m_b\, v\big(Z_{b,hw}\big)
         \sum_{q=1}^{Q} Z_{b,hw,q}\,\log\operatorname{softmax}(\ell_{b,hw})_q,
         \qquad v(Z_{hw}) = w_{\arg\max_q Z_{hw,q}}
 
-    (The paper sums over pixels; the mean only rescales the loss.)
+    (The paper sums over pixels; the mean only rescales the loss. A masked image still counts in
+    the :math:`BHW` of the mean, as in the official code, where the mask only scales gradients:
+    ``richzhang/colorization`` ``models/colorization_train_val_v2.prototxt``, layer
+    ``prior_boost_nongray``.)
 
     References:
         Zhang, Isola and Efros, "Colorful Image Colorization", ECCV 2016, Eq. 2 and 3.
@@ -366,7 +375,40 @@ def colorization_loss(logits: Tensor, targets: Tensor, weights: Tensor | None = 
             raise ValueError(f"weights must have one entry per bin (Q = {logits.shape[1]}); got "
                              f"{weights.shape[0]}. Build them from the same ab_bin_centers.")
         cross_entropy = cross_entropy * weights.to(logits)[targets.argmax(1)]
+    # 3. leave out the masked images (they still count in the mean's denominator)
+    if image_mask is not None:
+        check_floating("image_mask", image_mask)
+        check_ndim("image_mask", image_mask, 1, "[B]")
+        if image_mask.shape[0] != logits.shape[0]:
+            raise ValueError(f"image_mask must have one entry per image (B = {logits.shape[0]}); got "
+                             f"{image_mask.shape[0]}. Build it with non_grey_mask(target_ab).")
+        cross_entropy = cross_entropy * image_mask.to(logits)[:, None, None]
     return cross_entropy.mean()
+
+
+def non_grey_mask(ab: Tensor, threshold: float = 5.0) -> Tensor:
+    r"""``[B]`` float mask: 1 for an image with any pixel whose :math:`|a|` or :math:`|b|` exceeds ``threshold``.
+
+    Shapes:
+        ab:      ``[B, 2, H, W]`` the colours of each image (the official code tests the
+                 subsampled target colours).
+        returns: ``[B]`` in ``ab``'s dtype.
+
+    A grey photograph (or one with hardly any colour) has no colour to teach; its targets all sit
+    in the grey bin and would pull every prediction towards grey. The official training net
+    leaves such images out of the loss (``NonGrayMaskLayer``, threshold 5, in
+    ``richzhang/colorization`` ``resources/caffe_traininglayers.py``).
+
+    .. math::
+
+        m_b = \big[\max_{h,w,c} |ab_{b,c,hw}| > \text{threshold}\big]
+    """
+    check_floating("ab", ab)
+    check_ndim("ab", ab, 4, "[B, 2, H, W]")
+    assert isinstance(ab, Tensor)
+    if ab.shape[1] != 2:
+        raise ValueError(f"ab must have 2 channels (a, b); got shape {tuple(ab.shape)}. Take lab[:, 1:].")
+    return (ab.abs().flatten(1).amax(1) > threshold).to(ab.dtype)
 
 
 def annealed_mean(logits: Tensor, centers: Tensor, temperature: float = 0.38) -> Tensor:

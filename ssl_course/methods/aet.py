@@ -20,15 +20,19 @@ Algorithm (one step, ``F`` families, default projective and affine)::
 
 Conventions and simplifications (see ``docs/RECIPES.md``, section ``aet``):
 
-* The official AET code (``maple-research-lab/AET``; the same decoder in
-  ``maple-research-lab/EnAET`` ``Model/Regressor.py``) regresses from the concatenated outputs of
-  extra convolutional blocks on *feature maps*, ``tanh(fc(cat(x1, x2)))``. Here the decoder is a
+* AET's CIFAR code (``maple-research-lab/AET`` ``cifar/affine/NetworkInNetwork.py``,
+  ``Regressor``) pools each image's last feature map and regresses ``tanh(fc(cat(z, z~)))`` with one
+  linear layer (En-AET's decoders add convolutional blocks on feature maps). Here the decoder is a
   2-layer MLP on the concatenated *pooled* features, followed by the same ``tanh``: the pooled
   features are what kNN and the probe evaluate, so they are the ones that must keep the geometry.
 * The paper trains one model per family (AET-affine, AET-project); here the families are summed
   with weights (default 1 each), which is En-AET's ensemble restricted to two families.
 * Every family's copy and the original go through the backbone in one batch (shared batch-norm
   statistics); the official code runs a forward pass per family.
+* The transformations follow AET's own CIFAR code (``maple-research-lab/AET``,
+  ``cifar/affine/main.py`` and ``dataset.py``, ``cifar/projective/main.py``): affine scale
+  0.7-1.3 (``affine_scale_range``; En-AET uses 0.8-1.2), projective scale 0.8-1.2 with corners
+  moved by up to 4 px, bilinear warps with a mid-grey fill, torchvision's shear.
 """
 from __future__ import annotations
 
@@ -39,7 +43,9 @@ from torch import nn
 
 from ssl_course.data.augment import denormalize, normalize, weak_augment
 from ssl_course.data.transforms_params import (
+    AET_AFFINE_SCALE_RANGE,
     FAMILIES,
+    SCALE_RANGE,
     num_parameters,
     random_transformation,
 )
@@ -71,14 +77,15 @@ def parse_families(families: str | Sequence[str]) -> tuple[str, ...]:
     return names
 
 
-def transformed_copies(views: torch.Tensor, families: Sequence[str],
-                       generator: torch.Generator) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+def transformed_copies(views: torch.Tensor, families: Sequence[str], generator: torch.Generator,
+                       scale_range: Sequence[float] = SCALE_RANGE) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
     """One random transformation per family of every normalised view ``[B,3,H,W]``:
-    ``(normalised copies, one [B,3,H,W] per family; their parameters, one [B, P_k] per family)``."""
+    ``(normalised copies, one [B,3,H,W] per family; their parameters, one [B, P_k] per family)``.
+    ``scale_range``: the affine / similarity scales (En-AET's 0.8-1.2 by default)."""
     images01 = denormalize(views).clamp_(0, 1)
     copies, params = [], []
     for name in families:
-        transformed, theta = random_transformation(name, images01, generator)
+        transformed, theta = random_transformation(name, images01, generator, tuple(scale_range))
         copies.append(normalize(transformed))
         params.append(theta)
     return copies, params
@@ -101,7 +108,8 @@ class AET(Method):
     default_batch_size = 128    # original images; each family adds as many transformed copies
 
     def __init__(self, backbone: nn.Module, num_classes: int, families: str | Sequence[str] = ("projective", "affine"),
-                 weights: Sequence[float] | None = None, hidden_dim: int = 256) -> None:
+                 weights: Sequence[float] | None = None, hidden_dim: int = 256,
+                 affine_scale_range: Sequence[float] = AET_AFFINE_SCALE_RANGE) -> None:
         super().__init__(backbone, num_classes)
         self.families = parse_families(families)
         self.weights = weights   # as given (None: 1 for every family), so hparams() records the input
@@ -110,14 +118,18 @@ class AET(Method):
             raise ValueError(f"weights must give one number >= 0 per family {self.families}; got {weights}")
         if not isinstance(hidden_dim, int) or hidden_dim < 1:
             raise ValueError(f"hidden_dim must be a positive int, got {hidden_dim!r}")
+        if len(affine_scale_range) != 2 or not 0 < affine_scale_range[0] <= 1 <= affine_scale_range[1]:
+            raise ValueError(f"affine_scale_range must be (low, high) with 0 < low <= 1 <= high; got "
+                             f"{affine_scale_range!r}. AET's CIFAR code uses {AET_AFFINE_SCALE_RANGE}.")
         self.family_weights, self.hidden_dim = family_weights, hidden_dim
+        self.affine_scale_range = tuple(float(v) for v in affine_scale_range)
         self.decoders = decoder_dict(backbone.feature_dim, self.families, hidden_dim)
 
     def training_step(self, batch: Batch, step: StepInfo) -> StepOutput:
         # 1. a weak view (crop + flip) of each image
         views = weak_augment(batch.unlabeled_images, generator=batch.generator)
         # 2. one random transformation per family, with its parameters θ_k [B, P_k]
-        copies, params = transformed_copies(views, self.families, batch.generator)
+        copies, params = transformed_copies(views, self.families, batch.generator, self.affine_scale_range)
         # 3. one backbone pass over the views and all their copies
         features = self.backbone(torch.cat([views] + copies)).split(views.shape[0])     # (1+F) × [B, D]
         # 4. each family's decoder reads (z, z_k)
@@ -132,17 +144,16 @@ class AET(Method):
     def transformation_error(self, images: torch.Tensor, seed: int = 0) -> dict[str, float]:
         """Mean squared parameter error per family on ``images`` (uint8), with fixed random
         transformations (``seed``) and no crop: a held-out measure of the pretext task."""
-        return transformation_error(self.backbone, self.decoders, images, seed)
-
+        return transformation_error(self.backbone, self.decoders, images, seed, self.affine_scale_range)
 
 
 @torch.no_grad()
 def transformation_error(backbone: nn.Module, decoders: nn.ModuleDict, images: torch.Tensor,
-                         seed: int = 0) -> dict[str, float]:
+                         seed: int = 0, scale_range: Sequence[float] = SCALE_RANGE) -> dict[str, float]:
     """Per family, ``MSE(θ̂, θ)`` of ``decoders`` on ``backbone``'s features of ``images`` and their copies."""
     generator = torch.Generator(device=images.device).manual_seed(seed)
     views = normalize(images)
-    copies, params = transformed_copies(views, list(decoders), generator)
+    copies, params = transformed_copies(views, list(decoders), generator, scale_range)
     z = backbone(views)
     return {name: aet_loss(decoders[name](z, backbone(copy)).float(), theta).item()
             for name, copy, theta in zip(decoders, copies, params)}

@@ -11,9 +11,11 @@ Algorithm (one step)::
     2. lab = rgb_to_lab(rgb); L, ab = lab[:, :1], lab[:, 1:]
     3. maps = backbone.forward_maps(lightness_input(L))      # L replicated on 3 channels
     4. logits = decoder(maps[-1], maps[-2])                  # [B, Q, h, w] at 1/4 resolution (8x8)
-    5. Z = soft_encode_ab(avg_pool(ab), centers)              # [B, Q, h, w], 5 nearest bins, σ = 5
+    5. y = subsample_ab(ab, (h, w))                           # every 4th pixel, as the official net
+       Z = soft_encode_ab(y, centers)                         # [B, Q, h, w], 10 nearest bins, σ = 5
     6. w = class_rebalancing_weights(prior, λ = 0.5)         # prior: bins seen so far, smoothed
-    7. loss = colorization_loss(logits, Z, w)
+       m = non_grey_mask(y)                                   # [B]: grey images (|ab| <= 5) get 0
+    7. loss = colorization_loss(logits, Z, w, m)
 
 With ``loss="regression"`` steps 4-7 become a 2-channel output and the L2 loss on ab (the paper's
 baseline, which averages plausible colours into grey). Colours are read out with the annealed mean
@@ -29,6 +31,13 @@ Conventions (``docs/RECIPES.md`` has the table):
   ImageNet. After one epoch it covers every training image.
 * ``embed`` (kNN, linear probe) converts normal RGB inputs to L first, so the evaluated trunk sees
   what it was trained on.
+* As in the official training net (``richzhang/colorization``,
+  ``models/colorization_train_val_v2.prototxt``): the target is ab at every 4th pixel
+  (``data_ab_ss``, a stride-4 1x1 convolution; the pooled variant there is commented out, and
+  averaging would pull the colours on both sides of an edge towards grey), each target colour is
+  spread over its **10** nearest bins (``NNEncLayer``; the paper says 5), and images without
+  colour (every subsampled |a|, |b| <= 5, ``NonGrayMaskLayer``) are left out of the loss
+  (``mask_grey_images``). The regression baseline keeps every image.
 """
 from __future__ import annotations
 
@@ -43,6 +52,7 @@ from ssl_course.losses.pretext import (
     class_rebalancing_weights,
     colorization_l2_loss,
     colorization_loss,
+    non_grey_mask,
     soft_encode_ab,
 )
 
@@ -51,6 +61,21 @@ from .base import Batch, Method, StepInfo, StepOutput
 
 LOSSES = ("classification", "regression")
 AB_SCALE = 100.0   # the regression head predicts ab / 100 (ab lies within about ±110)
+GREY_THRESHOLD = 5.0   # an image whose subsampled |a|, |b| never exceed this is grey (official value)
+
+
+def subsample_ab(ab: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """``[B,2,H,W]`` → ``[B,2,h,w]``: the pixel at the top-left of every ``H/h x W/w`` block.
+
+    The official net takes its targets this way (a stride-4 1x1 convolution with weight 1,
+    ``data_ab_ss``): every target is a real colour of the image. Averaging each block instead
+    mixes the colours on both sides of an edge into a duller one.
+    """
+    height, width = ab.shape[-2:]
+    if height % size[0] or width % size[1]:
+        raise ValueError(f"the image ({height}x{width}) must be a whole multiple of the output {size}; "
+                         "use 32x32 images with the course backbones (8x8 output).")
+    return ab[:, :, ::height // size[0], ::width // size[1]]
 
 
 def lightness_input(lightness: torch.Tensor) -> torch.Tensor:
@@ -90,8 +115,8 @@ class Colorization(Method):
     default_batch_size = 128
 
     def __init__(self, backbone: nn.Module, num_classes: int, loss: str = "classification",
-                 rebalance_mix: float = 0.5, annealing_temperature: float = 0.38, neighbours: int = 5,
-                 sigma: float = 5.0) -> None:
+                 rebalance_mix: float = 0.5, annealing_temperature: float = 0.38, neighbours: int = 10,
+                 sigma: float = 5.0, mask_grey_images: bool = True) -> None:
         super().__init__(backbone, num_classes)
         if loss not in LOSSES:
             raise ValueError(f"loss must be one of {LOSSES}; got {loss!r}.")
@@ -104,6 +129,7 @@ class Colorization(Method):
         self.loss = loss
         self.rebalance_mix, self.annealing_temperature = float(rebalance_mix), float(annealing_temperature)
         self.neighbours, self.sigma = int(neighbours), float(sigma)
+        self.mask_grey_images = bool(mask_grey_images)
         self.register_buffer("centers", ab_bin_centers().clone(), persistent=False)    # [Q, 2], a constant
         bins = len(self.centers)
         # soft counts of the training pixels' colours, for the rebalancing prior (saved: resumable)
@@ -156,17 +182,20 @@ class Colorization(Method):
 
     def _loss_and_logs(self, output: torch.Tensor, ab: torch.Tensor) -> StepOutput:
         """Steps 5-7 on the decoder's float32 ``output`` and the view's true ``ab`` ``[B,2,H,W]``."""
-        target_ab = F.adaptive_avg_pool2d(ab, output.shape[-2:])               # [B, 2, h, w]
+        target_ab = subsample_ab(ab, output.shape[-2:])                        # [B, 2, h, w]
         if self.loss == "regression":
             loss = colorization_l2_loss(output, target_ab / AB_SCALE)
             error = (output.detach() * AB_SCALE - target_ab).pow(2).sum(1).mean().sqrt()
             return StepOutput(loss, {"ab_rmse": error})
         # 5. soft targets over the Q bins, and the colours seen so far for the prior
         targets = soft_encode_ab(target_ab, self.centers, self.neighbours, self.sigma)   # [B, Q, h, w]
+        # 6. grey images (no colour to teach) are left out of the loss and of the prior
+        mask = non_grey_mask(target_ab, GREY_THRESHOLD) if self.mask_grey_images else None
         if self.training:
-            self.bin_counts += targets.detach().sum(dim=(0, 2, 3))
-        # 6-7. rebalanced cross-entropy
-        loss = colorization_loss(output, targets, self.rebalancing_weights())
+            counted = targets.detach() if mask is None else targets.detach() * mask[:, None, None, None]
+            self.bin_counts += counted.sum(dim=(0, 2, 3))
+        # 7. rebalanced cross-entropy
+        loss = colorization_loss(output, targets, self.rebalancing_weights(), mask)
         accuracy = (output.detach().argmax(1) == targets.argmax(1)).float().mean()
         return StepOutput(loss, {"bin_acc": accuracy})
 
@@ -176,7 +205,7 @@ class Colorization(Method):
         lab = rgb_to_lab(denormalize(images).clamp(0, 1))
         output = self.decode(lab[:, :1]).float()
         with torch.autocast(lab.device.type, enabled=False):
-            target_ab = F.adaptive_avg_pool2d(lab[:, 1:], output.shape[-2:])
+            target_ab = subsample_ab(lab[:, 1:], output.shape[-2:])
             if self.loss == "regression":
                 return colorization_l2_loss(output, target_ab / AB_SCALE).item()
             targets = soft_encode_ab(target_ab, self.centers, self.neighbours, self.sigma)

@@ -70,9 +70,10 @@ class EnAET(MixMatch):
                  aet_weight: float = 1.0, kl_weight: float = 1.0, aet_rampup_fraction: float = 0.1,
                  hidden_dim: int = 256, T: float = 0.5, K: int = 2, alpha: float = 0.75, lambda_u: float = 75.0,
                  rampup_fraction: float = 1 / 16, rampup_images: int = 1024 * 1024, ema_decay: float = 0.999,
-                 kl_rampup: bool = True) -> None:
+                 bn_momentum: float | None = None, kl_rampup: bool = True) -> None:
         super().__init__(backbone, num_classes, T=T, K=K, alpha=alpha, lambda_u=lambda_u,
-                         rampup_fraction=rampup_fraction, rampup_images=rampup_images, ema_decay=ema_decay)
+                         rampup_fraction=rampup_fraction, rampup_images=rampup_images, ema_decay=ema_decay,
+                         bn_momentum=bn_momentum)
         self.families = parse_families(families)
         for name, value in (("aet_weight", aet_weight), ("kl_weight", kl_weight)):
             if not isinstance(value, (int, float)) or value < 0:

@@ -9,7 +9,7 @@ Algorithm (one step)::
 
     1. x = weak_augment(images, pad=0)                        # random flip only
     2. tiles, y = jigsaw_puzzles(x, permutations)             # [B, 9, 3, t, t], y in 0..P-1
-    3. tiles = standardise(tiles)                              # per tile and channel
+    3. tiles = standardise(tiles)                              # one mean and std per tile
     4. f = backbone(tiles.flatten(0, 1)).view(B, 9 * D)        # shared trunk
     5. logits = head(f)                                        # [B, P]
     6. loss = jigsaw_loss(logits, y)
@@ -21,7 +21,9 @@ Shortcuts and the defences (``docs/RECIPES.md`` lists the paper's values and our
   cells; here 8 px tiles in 10 px cells). ``tile_size=cell_size`` removes the gaps: the notebook
   shows the pretext accuracy this shortcut buys.
 * **Low-level statistics**: adjacent tiles share mean brightness and contrast; each tile is
-  standardised on its own (mean 0, std 1 per channel), as in the paper.
+  standardised on its own, with one mean and one standard deviation over its pixels and channels
+  (as the reference loader ``bbrattoli/JigsawPuzzlePytorch``, ``JigsawLoader.py``, does), so the
+  tile keeps its colour balance: a red tile stays redder than it is green.
 * **Ambiguous classes**: two permutations of the set that differ in only two tiles are nearly the
   same puzzle; the set is chosen greedily for a large minimum Hamming distance
   (:func:`ssl_course.data.jigsaw_permutations`).
@@ -45,9 +47,14 @@ NUM_TILES = 9
 
 
 def standardise_tiles(tiles: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
-    """``[..., C, t, t]`` → each tile and channel shifted to mean 0 and scaled to std 1."""
-    mean = tiles.mean(dim=(-2, -1), keepdim=True)
-    std = tiles.std(dim=(-2, -1), keepdim=True)
+    """``[..., C, t, t]`` → each tile shifted to mean 0 and scaled to std 1 over all its channels and pixels.
+
+    One mean and one standard deviation per tile, as ``bbrattoli/JigsawPuzzlePytorch``
+    (``JigsawLoader.py``: ``m = tile.mean(); s = tile.std()``, then ``Normalize([m, m, m], [s, s, s])``).
+    Standardising each channel apart would also erase the tile's colour balance.
+    """
+    mean = tiles.mean(dim=(-3, -2, -1), keepdim=True)
+    std = tiles.std(dim=(-3, -2, -1), keepdim=True)
     return (tiles - mean) / (std + eps)
 
 
