@@ -26,8 +26,9 @@
 
 # %% [markdown]
 # ## Set-up
-# `SMOKE` is true when the tests run this notebook (`SSL_COURSE_SMOKE=1`): the same cells run on
-# tiny data for a few steps. Leave it alone when you learn.
+# `SMOKE` is true when the environment variable `SSL_COURSE_SMOKE=1` is set: every cell then runs
+# on tiny data for a few steps, a quick check that the notebook runs from top to bottom (its numbers
+# mean nothing). Leave it unset when you learn.
 
 # %%
 import sys
@@ -148,6 +149,19 @@ plt.show()
 # course's fast backbone with cross-entropy on 250 and then on 4000 labels for the same number
 # of epochs. Runs are saved under `runs/`: running the cell again reloads them instead of training
 # again.
+#
+# **What an epoch is in this course.** Every budget in the course is counted in epochs, and the
+# engine defines an epoch the same way for every method (`ssl_course.train.TrainConfig`): one epoch
+# is `len(training set) // batch_size` optimiser steps, where `batch_size` is the method's
+# **primary batch**. Here the training set holds the 45 000 images left after the validation split
+# (below) and the baseline's batch is 128 images, so one epoch is 351 steps. What the primary batch
+# holds depends on the method: labelled images for this supervised baseline (with 250 labels, one
+# epoch goes through the labelled set about 180 times: 351 × 128 / 250), unlabelled or all
+# training images for the self-supervised methods, and 448 unlabelled images for FixMatch (its
+# labelled batch of 64 comes on top). So "10 epochs" means the same number of primary images for
+# every method, about ten times the size of the training set: not the same number of passes over
+# the labelled set, not the same images, and not the same time (one method's step can cost as much
+# as several of another's).
 
 # %%
 BUDGET_EPOCHS = 10   # per label count; smoke mode stops after 30 steps instead
@@ -281,8 +295,18 @@ print(f"kNN on raw pixels, bank of up to 10 000 training images: {pixel_accuracy
 #
 # ## Exercise
 # Change `num_labels` in the split cell to 4000 and check, with `torch.bincount`, that every class
-# gets 400 labels. What error do you get for 45 labels, and why? (Answer:
-# [`notebooks/solutions/ANSWERS.md`, section 00](solutions/ANSWERS.md#00-set-up-and-data).)
+# gets 400 labels. What error do you get for 45 labels, and why?
+#
+# Two questions to think about (no code needed):
+# - **Epochs.** With the engine's epoch, how many steps does each of the two baseline runs above
+#   take in `BUDGET_EPOCHS = 10` epochs on all of CIFAR-10, and how many times does each see each of
+#   its labelled images? Why do the two runs take about the same time although one has 16 times
+#   more labels?
+# - **The kNN weights.** With $\tau = 0.1$, how many times more does a neighbour at cosine
+#   similarity 0.9 weigh than one at 0.5? What happens to the vote as $\tau$ grows very large, and
+#   as it shrinks towards 0?
+#
+# (Answers: [`notebooks/solutions/ANSWERS.md`, section 00](solutions/ANSWERS.md#00-set-up-and-data).)
 #
 # ## References
 # - A. Krizhevsky, *Learning Multiple Layers of Features from Tiny Images*, 2009 (CIFAR-10).

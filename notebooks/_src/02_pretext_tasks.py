@@ -10,12 +10,13 @@
 #   grey image (Zhang et al.);
 # - each task's loss, written with loops from its formula and checked against the library;
 # - the **shortcut** each task offers (a cue that solves the task without understanding the
-#   image) and how each paper closed it, shown by small experiments: chromatic aberration,
-#   touching tiles, ambiguous permutation sets, grey L2 colours;
-# - how the four compare on CIFAR-10 with few labels (kNN and linear probe) against a supervised
+#   image) and how each paper closed it, shown by small experiments for three of them: chromatic
+#   aberration, touching tiles and ambiguous permutation sets, plus grey L2 colours (rotation's
+#   shortcut, the corners and blur that an arbitrary-angle rotation leaves, is closed by design);
+# - how the four compare on CIFAR-10 with few labels (kNN and a linear probe) against a supervised
 #   baseline trained for the same number of epochs, and what their features look like (t-SNE).
 #
-# Contrastive Predictive Coding, which used to share this notebook, now has its own (03).
+# Contrastive Predictive Coding, which also learns from patches of an image, is notebook 03.
 #
 # **Time budget**: the training cell's `BUDGET_EPOCHS = 10` epochs per method dominate: about
 # 10 minutes on a laptop GPU (estimated from counted FLOPs, not measured on a laptop) and about
@@ -23,7 +24,8 @@
 # backbone (from measured one-epoch times, `benchmarks/RESULTS.md`), plus the short shortcut
 # experiments. Lower `BUDGET_EPOCHS` and `SHORT_STEPS` to go faster.
 #
-# **Prerequisites**: `00_setup_and_data` (data, engine, supervised baseline, kNN and linear probe).
+# **Prerequisites**: `00_setup_and_data` (data, engine and its epochs, supervised baseline, the
+# weighted kNN classifier). The linear probe is explained below, where it is first used.
 #
 # To look through this notebook without training (about a minute), start Jupyter with
 # `SSL_COURSE_MODE=present`: every training cell then loads the course's reference run instead
@@ -173,7 +175,13 @@ def rotation_loss_vectorised(images, network):
 
 
 weights = torch.randn(4, 3 * 8 * 8, dtype=torch.float64, generator=torch.Generator().manual_seed(0)) * 0.1
-toy_network = lambda x: x.flatten(1) @ weights.T   # noqa: E731  (a linear "backbone + head")
+
+
+def toy_network(x):
+    """A linear "backbone + head": flattened pixels times a random weight matrix."""
+    return x.flatten(1) @ weights.T
+
+
 toy_images = torch.randn(5, 3, 8, 8, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
 literal = rotation_loss_literal(toy_images, toy_network)
 torch.testing.assert_close(rotation_loss_vectorised(toy_images, toy_network), literal)
@@ -182,6 +190,14 @@ torch.testing.assert_close(rotation_loss(toy_network(library_images), library_la
 print(f"literal == vectorised == rotate_batch + rotation_loss: {literal.item():.6f}")
 
 # %% [markdown]
+# **The shortcut RotNet closes by design.** Rotating by an arbitrary angle resamples the pixels
+# and leaves the corners of the square empty: a network could read the angle from the empty
+# corners and the interpolation blur, without looking at the object. Multiples of 90° only move
+# pixels (by transposing and flipping the pixel grid), so every rotated image is as sharp and as
+# full as the original, and the only cue left is the content: which way is up for this object.
+# Gidaris et al. chose exactly four angles partly for this reason. (This notebook does not train on
+# other angles; the experiments below show the shortcuts of the other three tasks.)
+#
 # One detail that breaks RotNet silently: **augment first, rotate second**. A horizontal flip
 # applied *after* a 90° rotation gives the same picture as a flipped image rotated by 270°, so the
 # label would depend on something the network cannot see. `ssl_course.methods.rotation` crops and
@@ -284,8 +300,11 @@ for color_drop in (False, True):
 # %% [markdown]
 # ## Jigsaw puzzles: which permutation shuffled the tiles?
 # Noroozi and Favaro (2016) cut a $3\times3$ grid of tiles, shuffle them by one permutation of a
-# fixed set of $P = 100$, and the network, one shared trunk per tile, must name the permutation.
-# Tiles are cut at a random place inside their cell, which leaves random gaps between them.
+# fixed set of $P$, and the network, one shared trunk per tile, must name the permutation. The
+# paper's main setting is $P = 1000$ permutations; its ablation of the permutation set (Table 3)
+# also trains with 100. The course uses $P = 100$ (`num_permutations`), a smaller classification
+# head for short runs on small images. Tiles are cut at a random place inside their cell, which
+# leaves random gaps between them.
 
 # %%
 PERMUTATIONS = jigsaw_permutations(100)
@@ -468,12 +487,16 @@ plt.show()
 
 # %% [markdown]
 # ## Training on CIFAR-10 with few labels
-# The same engine, data and backbone for every method, and the same number of epochs. The pretext
-# methods never see a label; they are judged by a weighted kNN classifier (whose memory bank holds
-# *all* training labels) and by a linear probe fitted on the few labelled images. The supervised
-# baseline trains on those few labels for the same number of epochs over the labelled set, so its
-# test accuracy is the number to beat. Runs are saved under `runs/` and reloaded when the cell runs
-# again.
+# The same engine, data and backbone for every method, and the same number of epochs (the engine's
+# epoch of notebook 00: `len(training set) // batch_size` steps of each method's primary batch). The
+# pretext methods never see a label; they are judged by a weighted kNN classifier (whose memory bank
+# holds *all* training labels) and by a **linear probe**: the trained backbone is frozen, its
+# features of the few labelled images are computed once, and a logistic regression (one linear
+# layer and a softmax) is fitted on them; its test accuracy says how much of the class information
+# a linear read-out can find in the features. The supervised baseline trains on the few labelled
+# images for the same number of epochs; its primary batch holds labelled images, so it goes through
+# its few labels many times per epoch. Its test accuracy is the number to beat. Runs are saved
+# under `runs/` and reloaded when the cell runs again.
 
 # %%
 BUDGET_EPOCHS = 10   # per method; smoke mode trains 20 steps instead
@@ -534,12 +557,7 @@ best = max(pretext, key=lambda n: runs[n][2]["linear_probe_accuracy"])
 print(f"best pretext task by linear probe here: {best} "
       f"({'beats' if runs[best][2]['linear_probe_accuracy'] > baseline else 'does not beat'} the supervised classifier "
       f"at this budget)")
-print(f"your budget: {BUDGET_EPOCHS} epochs, backbone '{BACKBONE}', {LABELS} labels. Published, CIFAR-10, RotNet: "
-      "a 4-block NIN pretrained on every training image (200 epochs in the official config), then a conv block "
-      "trained on its block-2 features, has 35.37 % test error with 20 labels per class (about 65 % accuracy), "
-      "24.72 % with 100 and 17.16 % with 400 per class, against 66.34 %, 52.74 % and 25.81 % for the same network "
-      "trained on those labels alone (Gidaris et al. 2018, as tabulated in Qi & Luo, TPAMI 2022, Table 1). "
-      "The papers of the other three tasks evaluate on ImageNet and PASCAL VOC, not CIFAR-10 (see below).")
+print(f"your budget: {BUDGET_EPOCHS} epochs, backbone '{BACKBONE}', {LABELS} labels")
 
 figure, axis = plt.subplots(figsize=(10, 4.5))
 positions = torch.arange(len(METHODS)).float()
@@ -565,8 +583,12 @@ plt.show()
 claims.show("02", {name: metrics for name, (_, _, metrics) in runs.items()});
 
 # %% [markdown]
-# **How far is this from the papers?** Only RotNet was evaluated on CIFAR-10 with few labels (the
-# numbers printed above). Its protocol differs from yours in two ways that both favour it: a
+# **How far is this from the papers?** Only RotNet was evaluated on CIFAR-10 with few labels. A
+# 4-block NIN pretrained on every training image (200 epochs in the official config), then a conv
+# block trained on its block-2 features, has 35.37 % test error with 20 labels per class (about
+# 65 % accuracy), 24.72 % with 100 and 17.16 % with 400 per class, against 66.34 %, 52.74 % and
+# 25.81 % for the same network trained on those labels alone (Gidaris et al. 2018, as tabulated in
+# Qi & Luo, TPAMI 2022, Table 1). Its protocol differs from yours in two ways that both favour it: a
 # longer pretraining, and a small convolutional classifier trained on the *middle* of the network,
 # where its features are best, instead of a linear probe on the pooled output. The closest
 # published point to your 25 labels per class is 20 per class. The other three papers pretrain on
@@ -592,10 +614,11 @@ plt.show()
 # %% [markdown]
 # ## Take-aways and pitfalls
 # - **A pretext task must be solvable, and solving it must need semantics.** Every task here has a
-#   cheap way out: orientation marks for rotation, chromatic aberration, continuing edges and the
-#   patch's place in the frame for relative position, touching borders for jigsaw, low-level colour
-#   statistics for colorization. Each recipe (colour dropping, gaps and jitter, a grid placed
-#   anywhere, per-tile normalisation, far-apart permutations, rebalancing) exists to close one.
+#   cheap way out: the empty corners and resampling blur of an arbitrary-angle rotation, chromatic
+#   aberration and continuing edges for relative position, touching borders and near-identical
+#   permutations for jigsaw, low-level colour statistics for colorization. Each paper's recipe
+#   (rotations by multiples of 90°, colour dropping, gaps and jitter, per-tile normalisation,
+#   far-apart permutations, rebalancing) exists to close one.
 # - **Patch tasks train on small inputs.** The relative-position and jigsaw trunks see 8-pixel
 #   patches and are evaluated on whole 32-pixel images: the filters transfer, the scale does not
 #   quite, one reason why these tasks do less well on tiny images than on the papers' large ones.
@@ -644,7 +667,16 @@ check_colorization_loss(my_colorization_loss);
 # 1.0, 0.38 and 0.01 (set `colorizers["classification"].annealing_temperature`) and describe the
 # colours.
 #
-# Solutions to 1 and 2: `notebooks/solutions/pretext_solutions.py`. What to expect in 3 and 4, and
+# **5. Think: why only four angles?** Suppose RotNet used eight rotations, every 45°. What would a
+# 45° rotation of a 32×32 image look like at its corners, and what could the network learn from
+# that instead of the object? Why do 90° steps not have this problem?
+#
+# **6. Think: what "10 epochs" means for the baseline.** With the engine's epoch (notebook 00) and
+# the supervised baseline's batch of 128, how many steps does it take in 10 epochs on a training set
+# of 45 000 images, and how many times does it see each of its 250 labelled images? What does that
+# predict for its training loss, and for the gap between its training and test accuracy?
+#
+# Solutions to 1 and 2: `notebooks/solutions/pretext_solutions.py`. What to expect in 3 to 6, and
 # why: [`notebooks/solutions/ANSWERS.md`, section 02](solutions/ANSWERS.md#02-pretext-tasks).
 
 # %%

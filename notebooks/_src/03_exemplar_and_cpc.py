@@ -139,17 +139,26 @@ print(f"literal == F.cross_entropy == exemplar_loss: {literal.item():.6f}; chanc
 # Read the loss again: the weight row $w_j$ is a *prototype of image $j$*, and the softmax compares
 # a view with the prototypes of all $N$ images. Three problems appear as $N$ grows:
 # 1. **Cost.** Every view is scored against all $N$ rows: $O(N)$ per view, 1.2 million rows on ImageNet.
-# 2. **Stale prototypes.** Row $w_j$ is updated only when image $j$ is in the batch, once per
-#    epoch; the network changes in between. This is why Exemplar needs many epochs before its
-#    features improve (on the course's synthetic data, kNN accuracy can *fall* during the first
-#    two epochs while the exemplar loss falls).
+# 2. **Stale prototypes.** Under the full softmax every row gets a gradient at every step: for a
+#    view of image $i$, $\partial\mathcal{L}/\partial w_j = p_j\, f_\theta(T x_i)$ for $j \ne i$,
+#    with $p_j$ the softmax probability of class $j$, a small push *away* from that view, and
+#    $(p_i - 1)\, f_\theta(T x_i)$ for its own row, a pull towards it. But the pull that tells $w_j$
+#    what image $j$ looks like comes only when a view of image $j$ is in the batch, about once per
+#    epoch; in between the network changes and $w_j$ only drifts away from everything else. This
+#    is why Exemplar needs many epochs before its features improve (on the course's synthetic
+#    data, kNN accuracy can *fall* during the first two epochs while the exemplar loss falls).
 # 3. **Collisions.** Two near-identical images are different classes and are pushed apart.
 #
 # Instance discrimination (Wu et al. 2018) keeps the task and changes the parametrisation: the
 # prototype of image $j$ becomes a stored, normalised embedding $v_j$ of that image (a *memory
 # bank*), and the $N$-way softmax is estimated with NCE against a few thousand sampled
-# negatives (notebook 01). Taking the negatives from the current batch instead of a bank, and the
-# positive from a second view of the same image, gives InfoNCE as SimCLR uses it (notebook 04):
+# negatives (notebook 01). That removes the $N$ learned rows and most of the cost (problem 1), but
+# not the staleness: $v_j$ is rewritten only when image $j$ is in the batch, so a bank entry was
+# computed by the network of up to an epoch ago. MoCo (notebook 04) removes that staleness: its
+# negatives come from a queue of keys only $K/N$ steps old, computed by a slowly moving copy of the
+# encoder. Taking the negatives from the current batch instead, and the positive from a second
+# view of the same image, gives InfoNCE as SimCLR uses it (notebook 04), with no stored embedding at
+# all:
 # $$\underbrace{w_{i}^\top f(Tx_i)}_{\text{Exemplar}} \;\to\;
 #   \underbrace{v_{i}^\top f(Tx_i)/\tau}_{\text{memory bank + NCE}} \;\to\;
 #   \underbrace{f(T'x_i)^\top f(Tx_i)/\tau}_{\text{SimCLR, negatives from the batch}}$$
@@ -168,7 +177,7 @@ print(f"batch-hard soft-margin triplet loss: {by_hand.item():.4f} (by hand == li
 
 # %% [markdown]
 # ## Contrastive Predictive Coding: predict the patches below
-# CPC (van den Oord et al. 2018; CPC v2: Hénaff et al. 2019) cuts each $32\times32$ image into a
+# CPC (van den Oord et al. 2018; CPC v2: Hénaff et al., ICML 2020, arXiv 2019) cuts each $32\times32$ image into a
 # $7\times7$ grid of overlapping $8\times8$ patches with stride 4. The backbone encodes every
 # patch on its own; a context network reads the encodings from the top row down; from the
 # context at row $r$, linear maps $W_k$ predict the encodings $k$ rows further down.
@@ -231,8 +240,9 @@ plt.show()
 #   with anything the context has seen.
 # - **Batch norm.** Batch statistics mix every patch of the batch, including the ones to predict.
 #   CPC v2 replaced batch norm with layer norm in the encoder; the method swaps every `BatchNorm2d`
-#   of the backbone for `GroupNorm(1, C)`. The course tests check both properties, and that
-#   changing pixels below row $4r+8$ leaves the context at row $r$ untouched.
+#   of the backbone for `GroupNorm(1, C)`. With both, changing pixels below row $4r+8$ leaves the
+#   context at row $r$ untouched: the receptive-field plot above shows the same from the encodings'
+#   side.
 
 # %% [markdown]
 # ### The CPC InfoNCE loss
@@ -334,10 +344,12 @@ print(f"exemplar: views assigned to their own image {exemplar_acc[0]:.4f} -> {ex
 
 # %% [markdown]
 # What to look for: the exemplar loss starts at $\log N$ and falls slowly, because each weight row
-# learns only when its image is drawn. In a short run the features may even get *worse* for kNN
+# is pulled towards its image only when that image is drawn (every other step it is only pushed
+# away from the views in the batch). In a short run the features may even get *worse* for kNN
 # than an untrained network's: the task is far from solved and the network first separates images
-# by whatever is cheapest. That slowness is problem 2 above, the one a memory bank or in-batch
-# negatives remove.
+# by whatever is cheapest. That slowness is problem 2 above: a memory bank keeps it (its entries
+# are refreshed just as rarely), MoCo's queue of momentum keys shortens it to $K/N$ steps, and
+# in-batch negatives remove it.
 
 # %% [markdown]
 # ### What the papers claim here, and what the course's reference run shows
@@ -360,11 +372,19 @@ for name, (_, _, metrics) in runs.items():
     probe = metrics["linear_probe_accuracy"]
     versus = "" if name == "supervised" else f"{probe - baseline:+.3f} / {probe - baseline_probe:+.3f}"
     print(f"{name:>10} | {metrics['knn_all_labels_accuracy']:>6.3f} | {probe:>6.3f} | {versus}")
-print(f"your budget: {EPOCHS:g} epochs, backbone '{BACKBONE}', probe on {LABELS} labels. Published: no number for "
-      "this protocol. Exemplar-CNN learns from patches of unlabelled STL-10 images and reports CIFAR-10 accuracy "
-      "of a classifier on those features (Dosovitskiy et al. 2014); CPC (van den Oord et al. 2018) and CPC v2 "
-      "(Henaff et al. 2020) report ImageNet only, CPC v2 down to about 13 labels per class.")
+print(f"your budget: {EPOCHS:g} epochs, backbone '{BACKBONE}', probe on {LABELS} labels")
 
+# %% [markdown]
+# **How far is this from the papers?** No paper reports this protocol. Exemplar-CNN learns from
+# patches of unlabelled STL-10 images and reports the CIFAR-10 accuracy of a classifier on those
+# features (Dosovitskiy et al. 2014); CPC (van den Oord et al. 2018) and CPC v2 (Hénaff et al.,
+# ICML 2020, arXiv 2019) report ImageNet only, CPC v2 down to about 13 labels per class.
+#
+# ### t-SNE of the test embeddings
+# The features each method hands to the kNN and the probe, squeezed to 2-D and coloured by the
+# true class.
+
+# %%
 figure, axes = plt.subplots(1, 3, figsize=(15, 5))
 for axis, (name, (method, _, metrics)) in zip(axes, runs.items()):
     # present mode: the reference run's features of a fixed sample of 500 test images
@@ -422,9 +442,11 @@ plt.show()
 
 # %% [markdown]
 # ## Take-aways and pitfalls
-# - **Exemplar is instance discrimination with a parametric classifier.** Its weaknesses (cost
-#   linear in $N$, prototypes updated once per epoch, collisions between similar images) are
-#   exactly what memory banks with NCE and in-batch InfoNCE fix.
+# - **Exemplar is instance discrimination with a parametric classifier.** Its weaknesses: a cost
+#   linear in $N$, prototypes pulled towards their image only once per epoch, collisions between
+#   similar images. A memory bank with NCE fixes the cost but its entries are as stale (refreshed
+#   once per epoch); MoCo's queue of momentum keys and SimCLR's in-batch InfoNCE fix the staleness.
+#   Collisions remain in all of them (notebooks 05 and 06 address them with labels and neighbours).
 # - **The augmentations define the task.** Without colour distortion, "which image is this?" is
 #   answered by the colour histogram; without cropping, by the position of an edge.
 # - **CPC's shortcuts.** Context networks that can see below row $r$, targets that overlap the
@@ -460,7 +482,17 @@ check_cpc_info_nce(my_cpc_info_nce);
 # max_steps=runs["exemplar"][1].step[-1], num_exemplars=2000)`. Each class is now seen five times
 # as often: does the exemplar accuracy rise faster, and do kNN and probe follow?
 #
-# Solutions: `notebooks/solutions/nce_solutions.py` (exercise 1). What to expect in 2 and 3, and
+# **4. Think: who moves a prototype?** Write the gradient of one view's Exemplar loss with respect
+# to the row $w_j$ of another image $j$, and with respect to the row of its own image. How large is
+# the first when $N = 45\,000$ and the network is untrained (all scores about equal)? Which of the
+# two tells $w_j$ what image $j$ looks like, and how often does it come?
+#
+# **5. Think: how stale is a negative?** Exemplar's batch is 256 images and the training set holds
+# 45 000. How many steps pass between two refreshes of a memory-bank entry $v_j$ (Wu et al.)? How
+# old is the oldest key in MoCo's queue with $K = 4096$ at the same batch size, and how old is a
+# SimCLR negative?
+#
+# Solutions: `notebooks/solutions/nce_solutions.py` (exercise 1). What to expect in 2 to 5, and
 # why: [`notebooks/solutions/ANSWERS.md`, section 03](solutions/ANSWERS.md#03-exemplar-and-cpc).
 
 # %%
@@ -477,6 +509,7 @@ print(f"notebook ran in {time.perf_counter() - NOTEBOOK_START:.0f} s")
 # - A. Hermans, L. Beyer, B. Leibe, *In Defense of the Triplet Loss for Person Re-Identification*, 2017.
 # - A. van den Oord, Y. Li, O. Vinyals, *Representation Learning with Contrastive Predictive Coding*,
 #   arXiv:1807.03748, 2018.
-# - O. J. Hénaff et al., *Data-Efficient Image Recognition with Contrastive Predictive Coding*, ICML 2020 (CPC v2).
+# - O. J. Hénaff et al., *Data-Efficient Image Recognition with Contrastive Predictive Coding*, ICML 2020
+#   (arXiv:1905.09272, 2019) (CPC v2).
 # - A. van den Oord, N. Kalchbrenner, K. Kavukcuoglu, *Pixel Recurrent Neural Networks*, ICML 2016
 #   (masked convolutions).

@@ -14,7 +14,7 @@
 # - a measured label-efficiency curve: a pretrained encoder's linear probe against training from
 #   scratch at 4 to 400 labels per class;
 # - how both compare with the supervised baseline of notebook 00 when all three get the same few
-#   labels and the same time budget, judged by a linear probe, a kNN monitor and a t-SNE.
+#   labels and the same budget in epochs, judged by a linear probe, a kNN monitor and a t-SNE.
 #
 # **Time budget**: the trainings dominate (on a CPU the notebook switches to the `tiny` backbone and a 10 000-image subset): about 5 min on a laptop GPU
 # (estimated from the FLOPs counted per training step at an assumed 5 TFLOP/s) and about
@@ -32,8 +32,9 @@
 
 # %% [markdown]
 # ## Set-up
-# `SMOKE` is true when the tests run this notebook (`SSL_COURSE_SMOKE=1`): the same cells run on
-# tiny data for a few steps. Leave it alone when you learn.
+# `SMOKE` is true when the environment variable `SSL_COURSE_SMOKE=1` is set: every cell then runs
+# on tiny data for a few steps, a quick check that the notebook runs from top to bottom (its numbers
+# mean nothing). Leave it unset when you learn.
 
 # %%
 import sys
@@ -384,7 +385,8 @@ plt.show()
 # together, which is the "global BN" of its paper.
 #
 # ## Training: SimCLR, MoCo and the supervised baseline under the same budget
-# All three use the same backbone, the same `LABELS` labels and the same time budget. SimCLR and
+# All three use the same backbone, the same `LABELS` labels and the same budget in epochs (the
+# engine's epoch of notebook 00: the same number of primary images, not the same time). SimCLR and
 # MoCo train on every training image without labels; the supervised baseline trains on the
 # labelled images only (as in notebook 00, run again here so that budgets match). Runs are saved
 # under `runs/` and reloaded if you run the cell again. Where the course ships a reference run of
@@ -452,12 +454,7 @@ for name in ("simclr", "moco"):
     verdict = "beats" if accuracy > baseline else "does not beat"
     print(f"{name} + linear probe {verdict} the supervised baseline under this budget: "
           f"{accuracy:.3f} vs {baseline:.3f} ({accuracy - baseline:+.3f})")
-print(f"your budget: {BUDGET_EPOCHS} epochs, backbone '{BACKBONE}', probe on {LABELS} labels. Published, CIFAR-10, "
-      "MoCo: its official CIFAR-10 demo (facebookresearch/moco, colab/moco_cifar10_demo.ipynb) reports 82.6 % "
-      "for a kNN monitor like ours (k = 200, tau = 0.1, every training label in the bank) on a ResNet-18 after "
-      "200 epochs at batch size 512, 88.7 % after 800 epochs, and 90.7 % for a linear probe on all 50 000 labels "
-      "of its 800-epoch symmetric-loss model. SimCLR: about 94 % linear probe, ResNet-50, all labels "
-      "(Chen et al. 2020, Appendix B.9).")
+print(f"your budget: {BUDGET_EPOCHS} epochs, backbone '{BACKBONE}', probe on {LABELS} labels")
 
 figure, axis = plt.subplots(figsize=(7, 4))
 captions = {}
@@ -496,9 +493,11 @@ claims.show("04", {name: metrics for name, (_, _, metrics) in runs.items()});
 # **How far is this from the papers?** The SimCLR paper (Appendix B.9) reports about 94 % linear-probe
 # accuracy on CIFAR-10 for a ResNet-50 pretrained on CIFAR-10 for hundreds of epochs at batch sizes up
 # to 4096, with the probe trained on all 50 000 labels. MoCo's paper reports ImageNet only, but its
-# official CIFAR-10 demo (printed above) gives a kNN number measured the way this course measures
-# its kNN column: 82.6 % for a ResNet-18 after 200 epochs, so your MoCo kNN is directly comparable
-# with it, up to the network and the number of epochs. Your run differs on every axis: a smaller
+# official CIFAR-10 demo (`facebookresearch/moco`, `colab/moco_cifar10_demo.ipynb`) gives a kNN
+# number measured the way this course measures its kNN column (k = 200, τ = 0.1, every training
+# label in the bank): 82.6 % for a ResNet-18 after 200 epochs at batch size 512 and 88.7 % after
+# 800 epochs, so your MoCo kNN is directly comparable with it, up to the network and the number of
+# epochs; a linear probe on all 50 000 labels of its 800-epoch symmetric-loss model reaches 90.7 %. Your run differs on every axis: a smaller
 # network, `BUDGET_EPOCHS` epochs, and a probe that sees only `LABELS` labels. Expect tens of points
 # less; what you can compare is the *order* of the three methods at equal budget.
 #
@@ -748,8 +747,18 @@ check_momentum_update(my_momentum_update);
 # BN), by editing `HPARAMS["moco"]` (the run folder's name follows the settings). Which of the kNN numbers changes?
 # Does the training loss tell you the same story as the kNN accuracy?
 #
+# **4. Think: how many candidates?** At a batch of $N = 256$ images, how many negatives does each
+# SimCLR anchor have, and how many does a MoCo query have with $K = 4096$? By the bound of notebook
+# 01, what is the largest amount of mutual information, in nats, that each loss can certify?
+#
+# **5. Think: the momentum against the budget.** On all of CIFAR-10 (as on a GPU), SimCLR and
+# MoCo train on the 45 000 training images at a batch of 256. How many steps is one epoch, and how
+# many are `BUDGET_EPOCHS = 10` epochs? The key encoder lags the query encoder by about $1/(1-m)$
+# steps: what fraction of the run is that for $m = 0.99$ and for ImageNet's $m = 0.999$, and what
+# would the larger momentum do to the keys early in this run?
+#
 # Solutions to 1 and 2: `notebooks/solutions/contrastive_solutions.py` (`nt_xent`,
-# `momentum_update`). What to expect in 3, and why: [`notebooks/solutions/ANSWERS.md`, section 04](solutions/ANSWERS.md#04-simclr-and-moco).
+# `momentum_update`). What to expect in 3 to 5, and why: [`notebooks/solutions/ANSWERS.md`, section 04](solutions/ANSWERS.md#04-simclr-and-moco).
 #
 # ## References
 # - T. Chen, S. Kornblith, M. Norouzi, G. Hinton, *A Simple Framework for Contrastive Learning of

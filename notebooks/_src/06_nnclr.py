@@ -31,8 +31,9 @@
 
 # %% [markdown]
 # ## Set-up
-# `SMOKE` is true when the tests run this notebook (`SSL_COURSE_SMOKE=1`): the same cells run on
-# tiny data for a few steps. Leave it alone when you learn. `notebook_setup` seeds everything, picks
+# `SMOKE` is true when the environment variable `SSL_COURSE_SMOKE=1` is set: every cell then runs
+# on tiny data for a few steps, a quick check that the notebook runs from top to bottom (its numbers
+# mean nothing). Leave it unset when you learn. `notebook_setup` seeds everything, picks
 # the device, loads CIFAR-10 (the course's synthetic data when CIFAR-10 is not on this machine) and
 # chooses the backbone: `tiny` on a CPU, where it also trains on a 10 000-image subset, `small` on
 # a GPU.
@@ -508,11 +509,13 @@ if reference.presenting():
     print(f"(the course's numbers: {reference.describe(baseline_dir)})")
 elif shipped and shipped["metrics"]:
     print(f"reference: supervised baseline {shipped['metrics']['test_accuracy']:.3f} ({reference.describe(baseline_dir)})")
-print("For scale: the NNCLR paper reports 75.6 % ImageNet top-1 for a linear probe on a ResNet-50 "
-      "pretrained for 1000 epochs (abstract); it reports no few-label CIFAR-10 number.")
 
+# %% [markdown]
+# **How far is this from the paper?** For scale: the NNCLR paper reports 75.6 % ImageNet top-1 for
+# a linear probe on a ResNet-50 pretrained for 1000 epochs (abstract); it reports no few-label
+# CIFAR-10 number.
 
-
+# %%
 def test_embedding(model, folder):
     """[n, D] backbone features of test images and their labels; in present mode the fixed sample of
     500 test images stored with the reference run (the networks are not shipped)."""

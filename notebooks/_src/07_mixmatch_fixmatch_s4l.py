@@ -28,8 +28,9 @@
 
 # %% [markdown]
 # ## Set-up
-# `SMOKE` is true when the tests run this notebook (`SSL_COURSE_SMOKE=1`): the same cells run on
-# a small subset for a few steps.
+# `SMOKE` is true when the environment variable `SSL_COURSE_SMOKE=1` is set: every cell then runs
+# on a small subset for a few steps, a quick check that the notebook runs from top to bottom (its
+# numbers mean nothing). Leave it unset when you learn.
 
 # %%
 import sys
@@ -392,8 +393,8 @@ plt.show()
 # %% [markdown]
 # **S4L-Rotation's loss, with loops.** With class logits of the labelled images, rotation logits
 # of all $R$ rotated (labelled and unlabelled) images and a weight $w$:
-# $$\mathcal{L} = rac{1}{N_l}\sum_{i=1}^{N_l} -\log \operatorname{softmax}(f_c(x_i))_{y_i}
-#   + w\,rac{1}{R}\sum_{r=1}^{R} -\log \operatorname{softmax}(f_r(\operatorname{rot}_{a_r} x_r))_{a_r}.$$
+# $$\mathcal{L} = \frac{1}{N_l}\sum_{i=1}^{N_l} -\log \operatorname{softmax}(f_c(x_i))_{y_i}
+#   + w\,\frac{1}{R}\sum_{r=1}^{R} -\log \operatorname{softmax}(f_r(\operatorname{rot}_{a_r} x_r))_{a_r}.$$
 # One row at a time, in float64, against `ssl_course.losses.s4l_loss`:
 
 # %%
@@ -449,7 +450,7 @@ print(f"S4L-Rotation loss, loop == library (values and gradients): total {looped
 # twice as costly as S4L-Rotation's 4 rotations).
 
 # %%
-from ssl_course.losses import s4l_exemplar_loss  # noqa: E402
+from ssl_course.losses import s4l_exemplar_loss
 
 
 def triplet_literal(embeddings, image_of):
@@ -520,9 +521,14 @@ for name in METHODS[1:]:   # judged on the validation split; the bars above show
     difference = results[name]["val_accuracy"] - results["supervised"]["val_accuracy"]
     print(f"{name:>9} vs supervised, validation accuracy: {difference:+.3f} "
           f"({'better' if difference > 0 else 'not better'} in this run)")
-print(f"your budget: {BUDGET_EPOCHS} epochs, backbone '{BACKBONE}', {NUM_LABELS} labels. Published, CIFAR-10, "
-      "250 labels, WRN-28-2: FixMatch 94.93 % after 2^20 training steps (Sohn et al. 2020, abstract and Table 2); "
-      "MixMatch about 89 % (11 % error; Berthelot et al. 2019, abstract).")
+print(f"your budget: {BUDGET_EPOCHS} epochs, backbone '{BACKBONE}', {NUM_LABELS} labels")
+
+# %% [markdown]
+# **How far is this from the papers?** On CIFAR-10 with 250 labels and a WRN-28-2, FixMatch
+# reaches 94.93 % after $2^{20}$ training steps (Sohn et al. 2020, abstract and Table 2) and
+# MixMatch about 89 % (11 % error; Berthelot et al. 2019, abstract). With the engine's epoch
+# (notebook 00) and FixMatch's primary batch of 448 unlabelled images, $2^{20}$ steps are about
+# 10 000 epochs of the 45 000 training images; your run has `BUDGET_EPOCHS`.
 
 # %% [markdown]
 # ### What this comparison should show, and what the course's reference run shows
@@ -542,9 +548,8 @@ claims.show("07", results);
 # (`pseudo_correct_rate`); their ratio is the accuracy of the pseudo-labels that were used.
 # MixMatch logs the confidence of its sharpened guesses and how often their arg-max is right.
 #
-# The hidden labels are read **only for these plots**. The methods never put them in a loss (a
-# test in `tests/` checks that shuffling them leaves the loss unchanged); a real learner would
-# not have them.
+# The hidden labels are read **only for these plots**. The methods never put them in a loss
+# (shuffling them would leave every loss unchanged); a real learner would not have them.
 
 # %%
 histories = {name: load_run_history(run_dirs[name]) for name in METHODS}
@@ -668,6 +673,16 @@ check_mixup(my_mixup);
 # `run_methods({"fixmatch": {"threshold": 0.7}}, "07_t07", **SETTINGS)` (the settings of the cell above),
 # and plot the mask rate and the accuracy of the passing pseudo-labels next to the 0.95 run. Which
 # curve rises faster, and which one is more often right? Does the test accuracy follow?
+#
+# **4. Think: what passes $\tau = 0.95$?** An untrained 10-class network gives logits that are
+# almost equal. Suppose the largest logit exceeds the nine others, all equal, by a margin $m$. How
+# large must $m$ be for the prediction to pass the threshold? What does that say about the first
+# steps of a FixMatch run?
+#
+# **5. Think: epochs for a semi-supervised method.** FixMatch's primary batch is its 448
+# unlabelled images, with 64 labelled images on top. On the 45 000 training images, how many steps
+# is one epoch, and how many times is each of 250 labelled images drawn in 10 epochs? Compare with
+# the supervised baseline (batch 128 labelled images) at the same 10 epochs.
 #
 # ## References
 # - D. Berthelot, N. Carlini, I. Goodfellow, N. Papernot, A. Oliver, C. Raffel, *MixMatch: A

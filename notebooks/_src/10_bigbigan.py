@@ -31,8 +31,9 @@
 
 # %% [markdown]
 # ## Set-up
-# `SMOKE` is true when the tests run this notebook (`SSL_COURSE_SMOKE=1`): the same cells run on
-# tiny data for a few steps. Leave it alone when you learn.
+# `SMOKE` is true when the environment variable `SSL_COURSE_SMOKE=1` is set: every cell then runs
+# on tiny data for a few steps, a quick check that the notebook runs from top to bottom (its numbers
+# mean nothing). Leave it unset when you learn.
 
 # %%
 import sys
@@ -188,7 +189,8 @@ assert abs(library[0] - loop[0]) < 1e-10 and abs(library[1] - loop[1]) < 1e-10
 # %% [markdown]
 # ### Exercise 1: the two losses
 # Write both losses yourself, vectorised (no Python loop over the batch). The checkers run them on
-# six random inputs and, when they differ, name the usual mistake. Solutions:
+# six random inputs and, when they differ, name the usual mistake; until you fill them in, the stubs
+# raise `NotImplementedError` and the checkers say so instead of stopping the notebook. Solutions:
 # `notebooks/solutions/bigbigan_solutions.py`.
 
 # %%
@@ -197,12 +199,12 @@ from ssl_course.exercises import check_bigbigan_discriminator_loss, check_bigbig
 
 def my_discriminator_loss(real_scores, fake_scores):
     # TODO: hinge each of the three scores, sum the parts per pair, average each batch, add.
-    return torch.zeros(())
+    raise NotImplementedError("replace this line with your code")
 
 
 def my_encoder_generator_loss(real_scores, fake_scores):
     # TODO: mean summed score of the real pairs minus that of the generated pairs.
-    return torch.zeros(())
+    raise NotImplementedError("replace this line with your code")
 
 
 check_bigbigan_discriminator_loss(my_discriminator_loss);
@@ -368,9 +370,6 @@ axis.set_xticks([i + 0.2 for i in range(len(names))], names)
 axis.set(xlabel="method", ylabel="test accuracy", title=f"{EPOCHS:g} epochs each, {NUM_LABELS} labels")
 axis.legend(loc="upper right")
 plt.show()
-print("Published reference point: BigBiGAN's results are on ImageNet (linear probe of a large RevNet encoder "
-      "after hundreds of thousands of steps at batch 2048; Donahue and Simonyan, NeurIPS 2019), not on CIFAR-10, "
-      "so there is no published number for this setting; the SimCLR bar is the comparison that matters here.")
 
 # %% [markdown]
 # ### What the papers claim here, and what the course's reference run shows
@@ -383,6 +382,11 @@ print("Published reference point: BigBiGAN's results are on ImageNet (linear pro
 claims.show("10", results);
 
 # %% [markdown]
+# **How far is this from the paper?** BigBiGAN's results are on ImageNet (a linear probe of a
+# large RevNet encoder after hundreds of thousands of steps at batch 2048; Donahue and Simonyan,
+# NeurIPS 2019), not on CIFAR-10, so there is no published number for this setting; the SimCLR
+# bar is the comparison that matters here.
+#
 # ### t-SNE of the BigBiGAN encoder's test features
 
 # %%

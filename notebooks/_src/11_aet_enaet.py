@@ -234,9 +234,11 @@ plt.show()
 # $$\mathcal L = \mathcal L_{\mathrm{MM}} + \sum_{k} w_k\,\mathcal L_{\mathrm{AET}}^{(k)}
 #    + \lambda_{\mathrm{KL}}\,\frac{1}{F}\sum_{k}\frac1N\sum_n \mathrm{KL}\big(q_n \,\Vert\, p(y \mid t_k(u_n))\big),$$
 #
-# with one decoder per family $k$, the official weights $w = (1, 0.75, 0.5, 0.2, 0.05)$ for
-# projective, affine, similarity, Euclidean and ccbs (ramped in over the first tenth of
-# training), $\lambda_{\mathrm{KL}} = 1$, and $q_n$ MixMatch's sharpened guess for the untransformed
+# with one decoder per family $k$, $F$ the number of transformation families (five: the sums
+# over $k$ run over all of them, and the KL term is averaged over them), the official weights
+# $w = (1, 0.75, 0.5, 0.2, 0.05)$ for projective, affine, similarity, Euclidean and ccbs (ramped in
+# over the first tenth of training), $t_k(u_n)$ a random transformation of family $k$ applied to
+# $u_n$, $\lambda_{\mathrm{KL}} = 1$, and $q_n$ MixMatch's sharpened guess for the untransformed
 # image. The KL term asks the classifier to give a transformed copy the class the untransformed
 # image was guessed to have, a consistency much stronger than MixMatch's flips and crops.
 #
@@ -348,6 +350,14 @@ check_transformation_consistency(my_consistency);
 # (`run_methods({"aet": {"families": "affine"}}, "11_affine", ...)` with the settings of the AET
 # cell) and compare its kNN accuracy with the two-family run. Then try `families="ccbs"`: does a
 # network that only has to predict colour changes learn features that separate the classes?
+#
+# **4. Think: the baseline of the parameter plot.** Each parameter is drawn uniformly from
+# $[-1, 1]$. Why does a decoder that always predicts 0 score an MSE of about 1/3, and why is 0 the
+# best constant guess?
+#
+# **5. Think: which families need geometry?** For each of the five families, could a network predict
+# the parameters from the colour histograms of the two images alone, without knowing where anything
+# is in them? What does your answer predict about the features each family teaches?
 #
 # ## References
 # - L. Zhang, G.-J. Qi, L. Wang, J. Luo, *AET vs. AED: Unsupervised Representation Learning by

@@ -117,10 +117,9 @@ if reference.has_reference(RESULTS.name):   # the course ships a comparison with
 
 # %% [markdown]
 # ## Who beats the baseline?
-# The supervised baseline sees the same labels for the same time. A method that cannot beat it has
-# not earned its extra machinery, at least not at this budget. The ranking uses validation accuracy
-# (5 000 training images held out); the table above also gives test accuracy, which is reported,
-# never used to choose.
+# The supervised baseline sees the same labels for the same number of epochs. A method that cannot
+# beat it has not earned its extra machinery, at least not at this budget. Which method
+# wins is decided on validation accuracy; test accuracy is reported, never used to choose.
 
 # %%
 def mean_accuracy(method, labels, split="val"):
@@ -183,7 +182,7 @@ except FileNotFoundError as error:
 
 # %% [markdown]
 # ## What a bigger batch, queue or support set costs
-# A budget in minutes hides a second question: what does each knob of a method cost per step?
+# A budget hides a second question: what does each knob of a method cost per step?
 # `benchmarks/scaling.py` times one training step (and its memory) while it sweeps SimCLR's batch
 # size, MoCo's and NNCLR's queue size and PAWS's support set. The figures measured for the course
 # are stored in `benchmarks/figures/` (device in each title); run the script on your machine to
@@ -213,14 +212,20 @@ if not figures:
 
 # %% [markdown]
 # ## What these numbers say, and what they do not
-# - **Budget.** Every method got the same number of epochs (the same images seen). A method that is
-#   slow per step (PAWS with many crops, MixMatch's double forward) takes longer for them; under a
-#   time budget (`--minutes-per-method`) it would pay for that instead; with a longer
-#   budget the ranking can change. Published numbers use hundreds of epochs. The course's
-#   reference comparison is a time budget: every training stopped after at most 1 CPU-minute
-#   (one thread), so a method with a cheap step (the supervised baseline, MixMatch) took many more
-#   steps there than one with an expensive step (PAWS, FixMatch); the steps column says how many.
-#   Notebooks 07–09 give the semi-supervised methods 12 CPU-minutes each, with a second seed.
+# - **Budget.** Every method got the same number of epochs, with the engine's epoch of notebook 00:
+#   `len(training set) // batch_size` steps of the method's primary batch, so every method drew
+#   about the same number of primary images. They are not the same images, nor the same kind: the
+#   baseline's primary batch holds labelled images (its few labels, many times over), a
+#   self-supervised method's holds training images without labels, and FixMatch's holds 448
+#   unlabelled images with 64 labelled images on top. A method that is slow per step (PAWS with
+#   many crops, MixMatch's double forward) takes longer for its epochs; under a time budget
+#   (`--minutes-per-method`) it would pay for that instead; with a longer budget the ranking can
+#   change. Published numbers use hundreds of epochs.
+#   The course's reference comparison is a time budget instead: every training stopped after at
+#   most 1 CPU-minute (one thread), so a method with a cheap step (the supervised baseline,
+#   MixMatch) took many more steps there than one with an expensive step (PAWS, FixMatch); the
+#   steps column says how many. Notebooks 07–09 give the semi-supervised methods 12 CPU-minutes
+#   each, with a second seed.
 # - **Seeds.** With one seed, differences of a point or two are noise; use `--seeds 0 1 2` and
 #   compare the ± columns before believing an order.
 # - **Data.** CIFAR-10 downloaded by `ssl_course` (or from the official page) is the original data.
@@ -234,6 +239,15 @@ if not figures:
 # ## Exercise
 # Run the comparison from a terminal with three seeds for two methods of your choice, point
 # `RESULTS` at it, and decide whether their difference is larger than the spread between seeds.
+#
+# Two questions to think about first (no training):
+# - **Validation or test?** Why does the table hold both a validation and a test accuracy, and what
+#   goes wrong if you pick each method's learning rate by its test accuracy and then report that
+#   same test accuracy?
+# - **kNN and probe disagree.** A method's kNN accuracy (labelled bank) is far below its linear
+#   probe accuracy, while for another method the two are close. What does each case say about how
+#   the classes sit in the features?
+#
 # How to decide, and what to expect: [`notebooks/solutions/ANSWERS.md`, section 12](solutions/ANSWERS.md#12-compare).
 #
 # ## References

@@ -93,8 +93,22 @@ def _remember(case: _Case) -> None:
 
 
 def _report(case: _Case, lines: list[str]) -> None:
+    if lines and lines[0].startswith(NOT_IMPLEMENTED):   # an untouched stub: no input to rerun
+        print("\n".join(lines))
+        return
     _remember(case)
     print("\n".join(lines if _RERUN in lines else [*lines, _RERUN]))
+
+
+#: First words of the verdict on an exercise stub that still raises NotImplementedError.
+NOT_IMPLEMENTED = "✗ not implemented yet"
+
+
+def not_implemented_message(exercise: str = "") -> str:
+    """The friendly verdict on a stub that still raises NotImplementedError (shared by every checker)."""
+    where = f" ({exercise})" if exercise else ""
+    return (f"{NOT_IMPLEMENTED}{where}: your function raised NotImplementedError. Replace the "
+            "`raise NotImplementedError` line with your code, then run this cell again.")
 
 
 _RERUN = ("    to rerun it: from ssl_course.exercises.contrastive import last_failed_input; "
@@ -104,6 +118,8 @@ _RERUN = ("    to rerun it: from ssl_course.exercises.contrastive import last_fa
 def _call(fn: Callable[..., Any], case: _Case, index: int) -> tuple[Any, _Outcome | None]:
     try:
         return fn(*[_copy(a) for a in case.args]), None
+    except NotImplementedError:   # the exercise's stub, not yet filled in
+        return None, _Outcome(False, [not_implemented_message()])
     except Exception as exc:  # the learner's code may raise anything; report it, don't crash
         _remember(case)
         frames = traceback.extract_tb(exc.__traceback__)

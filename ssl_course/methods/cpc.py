@@ -2,8 +2,9 @@ r"""Contrastive Predictive Coding on a patch grid, CIFAR-sized (CPC v2 flavour).
 
 Van den Oord et al. (2018) turned "predict the future" into a contrastive task: encode the pieces
 of a signal, summarise the past with an autoregressive *context* network, and from that context
-pick the true future encoding out of a crowd of others. Hénaff et al. (2019, "CPC v2") made it
-work well on images; this file keeps their recipe at CIFAR scale so that it trains in minutes.
+pick the true future encoding out of a crowd of others. Hénaff et al. ("CPC v2", ICML 2020;
+arXiv 2019) made it work well on images; this file keeps their recipe at CIFAR scale so that it
+trains in minutes.
 
 Algorithm (one step)::
 
