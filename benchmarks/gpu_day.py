@@ -1,4 +1,4 @@
-"""One command for a short GPU slot: measure the course's speed and train its reference results.
+"""One command for a short GPU slot: measure the course's speed and record its GPU reference runs.
 
     python benchmarks/gpu_day.py pack                        # here, once: CIFAR-10 -> data/packed/ (~53 MB)
     python benchmarks/gpu_day.py --dry-run                   # the plan: each step and its estimated seconds
@@ -9,13 +9,32 @@ Steps, in order of value (each is skipped when it would not fit in what is left 
 
 1. ``throughput``: training images/s of every registered method (one epoch's time follows), and the
    FLOPs of its training step per primary image (counted by ``torch.utils.flop_counter``);
-2. ``augment_share``: the share of a training step spent in augmentation (weak, contrastive, strong);
-3. ``peer``: our SimCLR step against lightly's pipeline with the same backbone (skipped, with the
+2. ``record:<notebook>``: the notebook top to bottom in record mode on the GPU
+   (``tools/record_reference.py --device cuda --runner script``, no Jupyter needed): every training
+   cell trains its whole ``BUDGET_EPOCHS`` with the ``small`` backbone (a cap of
+   :data:`GPU_RECORD_MINUTES` per training that a GPU does not reach) and writes its reference run,
+   with device and budget, into ``OUT/results/``; a notebook that finishes gets its marker
+   ``recorded_NN_small.json``, which makes present mode show it with these references.
+   :data:`RECORD_NOTEBOOKS`, most valuable first (``--record`` names others). The step is stopped
+   when the time left runs out: the runs it finished stay, and a rerun continues from them;
+3. ``augment_share``: the share of a training step spent in augmentation (weak, contrastive, strong);
+4. ``peer``: our SimCLR step against lightly's pipeline with the same backbone (skipped, with the
    reason, when lightly is not installed);
-4. ``compile``: SimCLR steps/s with ``torch.compile`` on and off (compile time reported apart);
-5. ``train:<method>@<labels>``: the notebooks' training cells at their default epoch budget
+5. ``compile``: SimCLR steps/s with ``torch.compile`` on and off (compile time reported apart);
+6. ``train:<method>@<labels>``: the notebooks' training cells at their default epoch budget
    (:data:`TRAINING_CELLS`, most valuable first), each writing ``metrics.json``, ``history.json`` and
-   ``embedding.npz`` (see :mod:`ssl_course.results`) into ``OUT/runs/<method>_<labels>/``.
+   ``embedding.npz`` (see :mod:`ssl_course.results`) into ``OUT/runs/<method>_<labels>/``: the
+   methods no recorded notebook trained, when time is left.
+
+The archive (``--archive``) holds everything but checkpoints, ``results/`` with its weights
+included, split into parts of at most ``--archive-part-mib`` (a device machine sends back files of
+at most 16 MiB, 8 files). Back here, from the repository's root, one command puts the GPU
+references into ``results/`` (a single archive or its parts alike)::
+
+    cat FOLDER/results.tar.gz* | tar -xzf - results
+
+The ``small`` references' weights are several MB each (``.gitignore`` keeps them out of git, see
+the README): a clone without them presents those notebooks with the CPU's ``tiny`` references.
 
 Every finished step is written at once (``OUT/steps/<step>.json``), the archive and ``report.md``
 are rewritten after each step, and a rerun skips finished steps (``--resume-from ARCHIVE`` restores
@@ -57,6 +76,30 @@ TRAINING_CELLS: tuple[tuple[str, int, str], ...] = (
 )
 #: Default epoch budget of every notebook training cell and of ``compare``.
 BUDGET_EPOCHS = 10
+#: ``record:<notebook>`` steps, most valuable first: (the notebook's source in notebooks/_src/, the trainings it
+#: runs as (method, share of BUDGET_EPOCHS)): only for the plan's estimate. 00 first: it records the supervised
+#: baseline that 07-09 share (0.0 there: reused). 07-09 next: their lessons (the semi-supervised methods
+#: pull ahead of the baseline) need the longest training. 11 is left out: it keeps the tiny backbone on every
+#: device, so a GPU recording of it would replace its CPU references under the same names.
+RECORD_NOTEBOOKS: tuple[tuple[str, tuple[tuple[str, float], ...]], ...] = (
+    ("00_setup_and_data", (("supervised", 1.0), ("supervised", 1.0))),
+    ("07_mixmatch_fixmatch_s4l", (("supervised", 0.0), ("mixmatch", 1.0), ("fixmatch", 1.0), ("s4l", 1.0))),
+    ("08_paws", (("paws", 1.0), ("supervised", 0.0))),
+    ("09_featmatch", (("featmatch", 1.0), ("supervised", 0.0))),
+    ("04_simclr_moco", (("simclr", 1.0), ("moco", 1.0), ("supervised", 1.0))),
+    ("05_supcon_selfcon", (("supcon", 1.0), ("selfcon", 1.0), ("supervised", 1.0))),
+    ("06_nnclr", (("nnclr", 1.0), ("nnclr", 0.8), ("supervised", 1.0))),    # + 4 queue sizes x 2 epochs
+    ("10_bigbigan", (("bigbigan", 1.0), ("supervised", 1.0), ("simclr", 1.0))),
+    ("02_pretext_tasks", (("rotation", 1.0), ("relative_position", 1.0), ("jigsaw", 1.0), ("colorization", 1.0),
+                          ("supervised", 1.0), ("relative_position", 0.3))),   # + the short shortcut runs
+    ("03_exemplar_and_cpc", (("exemplar", 2.0), ("cpc", 2.0), ("supervised", 2.0), ("rotation", 1.0),
+                             ("relative_position", 1.0), ("jigsaw", 1.0), ("colorization", 1.0), ("simclr", 1.0))),
+    ("12_compare", (("*", 1.0),)),   # every registered method
+)
+#: Record steps: the most minutes one training may take. No 10-epoch training of the small backbone comes
+#: near it on a GPU, so the runs have their whole budget ("uncapped"); the step's time limit bounds the rest.
+GPU_RECORD_MINUTES = 30.0
+NOTEBOOK_S = 45           # per recorded notebook: python, imports, data, evaluations, figures
 BACKBONE = "small"
 #: Sustained training FLOP rate assumed for the plan before anything is measured: a guess (about 8 %
 #: of the ~790 TFLOP/s bf16 matrix rate measured on an H200; 32x32 convolutions reach far less than
@@ -78,6 +121,13 @@ class Context:
     started: float
     timed_steps: int = 10     # steps timed per method by ``throughput`` (after 2 warm-up steps)
     shrink: int = 1           # ``throughput`` divides each method's batch by this (keeping its ratio)
+    record: list[Path] | None = None   # notebook sources for ``record:`` steps instead of RECORD_NOTEBOOKS
+    archive_part_bytes: int = 15 * 2**20   # the archive is split into parts of at most this size
+
+    @property
+    def results(self) -> Path:
+        """Where ``record:`` steps write reference runs (``$SSL_COURSE_RESULTS`` of the notebooks)."""
+        return self.out / "results"
 
     def remaining(self) -> float:
         return self.budget_s - (time.perf_counter() - self.started)
@@ -284,6 +334,68 @@ def train_cell(ctx: Context, method: str, labels: int) -> dict[str, Any]:
                                                  "eval_seconds", "device")}}
 
 
+# ------------------------------------------------------------------ recording notebooks -----------------
+def _notebook_number(source: Path) -> str:
+    return source.name.split("_")[0]
+
+
+def record_notebook(ctx: Context, source: Path) -> dict[str, Any]:
+    """Run one notebook in record mode on ``ctx.device`` into ``ctx.results``; never longer than the time left.
+
+    A separate process group (the notebook runs as a script under ``tools/record_reference.py``), so
+    that when time runs out the whole notebook stops and the GPU is free for the next step.
+    """
+    import signal
+    import subprocess
+
+    from ssl_course import reference
+
+    os.environ[reference.RESULTS_ENV] = str(ctx.results)   # for the notebook, and for reading its marker here
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
+    command = [sys.executable, str(ROOT / "tools" / "record_reference.py"), "--runner", "script",
+               "--device", str(ctx.device), "--minutes", str(1.0 if ctx.smoke else GPU_RECORD_MINUTES), str(source)]
+    ctx.results.mkdir(parents=True, exist_ok=True)
+    process = subprocess.Popen(command, cwd=ROOT, env=env, start_new_session=True)
+    limit = max(1.0, ctx.remaining())
+    try:
+        process.wait(timeout=limit)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+        raise TimeoutError(f"{source.name}: stopped after {limit:.0f} s, the time left; the runs it finished are in "
+                           f"{ctx.results} (and the archive), and a rerun continues from them") from None
+    if process.returncode != 0:
+        raise RuntimeError(f"{source.name} failed in record mode (exit code {process.returncode}): see the output "
+                           "above; the runs it finished are kept")
+    number = _notebook_number(source)
+    markers = {backbone: json.loads(path.read_text()) for backbone in reference.BACKBONES
+               if (path := reference.recording_marker(number, backbone)).is_file()}
+    runs = {name: {**entry, "device": json.loads((ctx.results / name / reference.REFERENCE_FILE).read_text())["device"]}
+            for marker in markers.values() for name, entry in marker["runs"].items()}
+    print(f"  {source.stem}: {len(runs)} reference runs, " + ", ".join(
+        f"{name} {entry['steps']} steps in {entry['seconds']:.0f} s" for name, entry in runs.items()), flush=True)
+    return {"notebook": source.stem, "backbones": sorted(markers), "complete": bool(markers), "runs": runs,
+            "training_seconds": round(sum(entry["seconds"] for entry in runs.values()), 1)}
+
+
+def _record_sources(record: list[Path] | None) -> list[tuple[Path, tuple[tuple[str, float], ...]]]:
+    if record is not None:
+        return [(path, (("*", 0.1),)) for path in record]   # unknown notebooks: a tenth of a comparison's time
+    return [(ROOT / "notebooks" / "_src" / f"{stem}.py", trainings) for stem, trainings in RECORD_NOTEBOOKS]
+
+
+def _record_estimate(trainings: tuple[tuple[str, float], ...], measured: dict[str, Any] | None,
+                     flops: dict[str, float]) -> tuple[float, str]:
+    from ssl_course.methods import method_names
+
+    total, how = NOTEBOOK_S, "from counted FLOPs"
+    for method, share in trainings:
+        for name in (method_names() if method == "*" else [method]):
+            seconds, how = _training_estimate(name, measured, flops)
+            total += share * (seconds - EVAL_S) + EVAL_S * (share > 0)
+    return total, how
+
+
 # ------------------------------------------------------------------ the plan ----------------------------
 @dataclass
 class Step:
@@ -308,7 +420,7 @@ def _training_estimate(method: str, measured: dict[str, Any] | None, flops: dict
     return seconds + EVAL_S, f"from counted FLOPs at an assumed {ASSUMED_TFLOPS:.0f} TFLOP/s"
 
 
-def build_plan(measured: dict[str, Any] | None = None) -> list[Step]:
+def build_plan(measured: dict[str, Any] | None = None, record: list[Path] | None = None) -> list[Step]:
     from ssl_course.methods import method_names
 
     names = method_names()
@@ -318,8 +430,12 @@ def build_plan(measured: dict[str, Any] | None = None) -> list[Step]:
         peer = Step("peer", 25, step_peer)
     except ImportError:
         peer = Step("peer", 0, step_peer, "skipped: lightly is not installed")
-    steps = [Step("throughput", 5 + 4 * len(names), step_throughput, f"{len(names)} registered methods"),
-             Step("augment_share", 10, step_augment_share), peer,
+    steps = [Step("throughput", 5 + 4 * len(names), step_throughput, f"{len(names)} registered methods")]
+    for source, trainings in _record_sources(record):
+        estimate, how = _record_estimate(trainings, measured, flops)
+        steps.append(Step(f"record:{source.stem}", estimate, lambda ctx, path=source: record_notebook(ctx, path),
+                          f"record mode, {BUDGET_EPOCHS} epochs per training; {how}"))
+    steps += [Step("augment_share", 10, step_augment_share), peer,
              Step("compile", 75, step_compile, "compiling takes most of it")]
     cells = list(TRAINING_CELLS) + [(name, 250, "none yet") for name in names
                                     if name not in {cell[0] for cell in TRAINING_CELLS}]
@@ -333,8 +449,8 @@ def build_plan(measured: dict[str, Any] | None = None) -> list[Step]:
     return steps
 
 
-def print_plan(budget_s: float) -> int:
-    steps = build_plan()
+def print_plan(budget_s: float, record: list[Path] | None = None) -> int:
+    steps = build_plan(record=record)
     total = STARTUP_S
     print(f"{'startup':<24} {STARTUP_S:>6.0f} s  python, CUDA, decoding the CIFAR-10 pack")
     for step in steps:
@@ -374,6 +490,13 @@ def write_report(out: Path) -> str:
             lines += [f"| {m} | {r['images_per_s']:,.0f} | {r['seconds_per_epoch']:.1f} "
                       f"| {r.get('gflop_per_image', '')} |"
                       for m, r in result["methods"].items()]
+        elif record["step"].startswith("record:") and "runs" in result:
+            lines += ["", f"notebook {result['notebook']} recorded whole: {result['complete']} "
+                          f"(backbone {', '.join(result['backbones']) or '-'}), training "
+                          f"{result['training_seconds']:.0f} s of the step's {record['seconds']:.0f} s", "",
+                      "| reference run | device | steps | seconds | capped | weights |", "|---|---|---|---|---|---|"]
+            lines += [f"| {name} | {run['device']} | {run['steps']} | {run['seconds']:.0f} | {run['capped']} "
+                      f"| {run['weights']} |" for name, run in result["runs"].items()]
         else:
             shown = result if record["status"] == "ok" else record.get("error")
             lines += ["", "```", json.dumps(shown, indent=1)[:3000], "```"]
@@ -383,15 +506,60 @@ def write_report(out: Path) -> str:
     return text
 
 
-def write_archive(out: Path, archive: Path) -> None:
-    """Everything but checkpoints into one ``.tar.gz`` (a remote machine may send back only 8 files)."""
+#: Most archive parts a device machine sends back (it returns at most 8 files from $OUT).
+MAX_ARCHIVE_PARTS = 8
+
+
+def _archive_parts(archive: Path) -> list[Path]:
+    """The parts ``<archive>.00``, ``<archive>.01``... of a split archive, in order."""
+    return sorted(path for path in archive.parent.glob(archive.name + ".*") if path.suffix[1:].isdigit())
+
+
+def write_archive(out: Path, archive: Path, part_bytes: int = 15 * 2**20) -> list[Path]:
+    """Everything but checkpoints into one ``.tar.gz``: the reports, the runs' results, and ``results/`` whole
+    (the reference runs of ``record:`` steps, weights included).
+
+    A device machine sends back at most 8 files of 16 MiB: an archive over ``part_bytes`` is split
+    into ``<archive>.00``, ``.01``... (``cat <archive>* | tar -xzf - ...`` reads either form).
+    Returns the files written.
+    """
     archive.parent.mkdir(parents=True, exist_ok=True)
-    partial = archive.with_name(archive.name + ".partial")
+    partial = archive.with_name("partial-" + archive.name)   # never matched by `cat <archive>*`
+    results = out / "results"
     with tarfile.open(partial, "w:gz") as tar:
         for path in sorted(out.rglob("*")):
-            if path.is_file() and path.suffix in (".json", ".md", ".npz") and path.resolve() != archive.resolve():
+            wanted = path.suffix in (".json", ".md", ".npz") or path.is_relative_to(results)
+            if path.is_file() and wanted and path.resolve() != archive.resolve():
                 tar.add(path, arcname=str(path.relative_to(out)))
-    partial.replace(archive)
+    stale = _archive_parts(archive) + [archive]
+    if partial.stat().st_size <= part_bytes:
+        written = [archive]
+        partial.replace(archive)
+    else:
+        data = partial.read_bytes()
+        written = [archive.with_name(f"{archive.name}.{index:02d}") for index in range(-(-len(data) // part_bytes))]
+        for index, part in enumerate(written):
+            part.write_bytes(data[index * part_bytes:(index + 1) * part_bytes])
+        partial.unlink()
+        if len(written) > MAX_ARCHIVE_PARTS:
+            print(f"WARNING: the archive has {len(written)} parts; a device machine sends back only "
+                  f"{MAX_ARCHIVE_PARTS} files: record fewer notebooks per slot", flush=True)
+    for path in stale:
+        if path not in written:
+            path.unlink(missing_ok=True)
+    return written
+
+
+def read_archive(archive: Path) -> tarfile.TarFile:
+    """Open an archive of :func:`write_archive`, whole or split into parts."""
+    import io
+
+    if archive.is_file():
+        return tarfile.open(archive)
+    parts = _archive_parts(archive)
+    if not parts:
+        raise FileNotFoundError(f"no archive {archive} (nor its parts {archive.name}.00, .01...)")
+    return tarfile.open(fileobj=io.BytesIO(b"".join(part.read_bytes() for part in parts)), mode="r:gz")
 
 
 def _environment(ctx: Context) -> dict[str, Any]:
@@ -413,19 +581,20 @@ def run_plan(ctx: Context, only: list[str] | None, archive: Path | None) -> int:
     _write_json(ctx.out / "environment.json", _environment(ctx))
     measured = None
     failures = 0
-    for step in build_plan():
+    for step in build_plan(record=ctx.record):
         if only and not any(step.name == o or step.name.startswith((o + ":", o + "@")) for o in only):
             continue
         path = _step_file(ctx.out, step.name)
         if path.is_file():
             print(f"{step.name}: done in an earlier run, skipped")
         else:
-            if step.name.startswith("train:"):
+            if step.name.startswith(("train:", "record:")):
                 throughput = _step_file(ctx.out, "throughput")
                 if measured is None and throughput.is_file():
                     measured = json.loads(throughput.read_text()).get("result", {}).get("methods")
-                method = step.name.split(":")[1].split("@")[0]
-                step.estimate_s, _ = _training_estimate(method, measured, _flops_per_image())
+                if measured:   # planned again from the measured images/s
+                    replanned = {planned.name: planned.estimate_s for planned in build_plan(measured, ctx.record)}
+                    step.estimate_s = replanned[step.name]
             if not ctx.smoke and step.estimate_s > ctx.remaining():
                 print(f"{step.name}: needs ~{step.estimate_s:.0f} s, {ctx.remaining():.0f} s left: skipped")
                 continue
@@ -446,7 +615,7 @@ def run_plan(ctx: Context, only: list[str] | None, archive: Path | None) -> int:
                 _write_json(path.with_suffix(".failed"), record)
         write_report(ctx.out)
         if archive is not None:
-            write_archive(ctx.out, archive)
+            write_archive(ctx.out, archive, ctx.archive_part_bytes)
     print(f"finished: {failures} failed step(s); results in {ctx.out}" + (f", archive {archive}" if archive else ""))
     return 1 if failures else 0
 
@@ -515,17 +684,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timed-steps", type=int, default=10, help="steps timed per method by `throughput`")
     parser.add_argument("--shrink", type=int, default=1, help="`throughput`: divide every batch size by this")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (a shared CPU: 1)")
+    parser.add_argument("--record", nargs="+", type=Path, default=None,
+                        help="notebook sources (notebooks/_src/NN_x.py) for the record: steps, instead of the plan's")
+    parser.add_argument("--archive-part-mib", type=float, default=15.0,
+                        help="split the archive into parts of at most this many MiB (a device sends back 16 at most)")
     parser.add_argument("--dry-run", action="store_true")
     parser.add_argument("--smoke", action="store_true", help="tiny settings on the CPU (for the tests)")
     args = parser.parse_args(argv)
     if args.dry_run:
-        print_plan(args.budget_s)
+        print_plan(args.budget_s, args.record)
         return 0
     from ssl_course.data import cifar10_available
 
     out = Path(args.out)
     if args.resume_from:
-        with tarfile.open(args.resume_from) as tar:
+        with read_archive(Path(args.resume_from)) as tar:
             tar.extractall(out, filter="data") if sys.version_info >= (3, 12) else tar.extractall(out)
     BACKBONE = args.backbone
     if args.threads:
@@ -533,7 +706,8 @@ def main(argv: list[str] | None = None) -> int:
     device = config.pick_device("cpu" if args.smoke else args.device)
     ctx = Context(out=out, device=device, smoke=args.smoke, budget_s=args.budget_s - STARTUP_S,
                   data_name="synthetic" if args.smoke or not cifar10_available() else "cifar10",
-                  started=time.perf_counter(), timed_steps=args.timed_steps, shrink=args.shrink)
+                  started=time.perf_counter(), timed_steps=args.timed_steps, shrink=args.shrink, record=args.record,
+                  archive_part_bytes=int(args.archive_part_mib * 2**20))
     if ctx.data_name == "synthetic" and not args.smoke:
         print("WARNING: CIFAR-10 not found (no pickles, no pack under data/packed/): training on synthetic data")
     return run_plan(ctx, args.only, Path(args.archive) if args.archive else None)

@@ -197,7 +197,8 @@ def _record_comparison(out: Path, run_dir: Path, rows: list[dict[str, Any]], sec
               if key in ("minutes_per_method", "epochs_per_method", "methods", "labels", "seeds")}
     reference.write_reference_info(out, steps=sum(run["steps"] for run in runs), seconds=seconds, budget=budget,
                                    capped=any(run["capped"] for run in runs), history=None,
-                                   device=torch.device("cpu"))
+                                   device=reference.forced_device() or torch.device("cpu"),
+                                   backbone=json.loads((out / SETTINGS_NAME).read_text()).get("backbone"))
 
 
 def _run_one(run_dir: Path, experiment: Experiment) -> dict[str, Any]:

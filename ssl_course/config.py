@@ -30,6 +30,9 @@ _DEVICE_ORDER = ("cuda", "mps", "cpu")
 #: (:mod:`ssl_course.reference` explains them).
 MODE_ENV = "SSL_COURSE_MODE"
 MODES = ("learn", "present", "record")
+#: Record mode only: the device the recording trains on (``cpu``, the default, or e.g. ``cuda``): an explicit
+#: opt-in, because a notebook chooses its backbone, and so its run names, by its device.
+RECORD_DEVICE_ENV = "SSL_COURSE_RECORD_DEVICE"
 
 
 def data_root() -> Path:
@@ -60,8 +63,9 @@ def mode() -> str:
 def pick_device(prefer: str | torch.device | None = None) -> torch.device:
     """The best available device: ``prefer`` if given, else cuda, then mps, then cpu.
 
-    In present and record mode (``$SSL_COURSE_MODE``) the default is the CPU: the course's reference
-    runs are CPU runs, and a notebook must choose the same backbone and run names as when they were made.
+    In present mode (``$SSL_COURSE_MODE``) the default is the CPU: presenting trains nothing, and a
+    notebook must choose the same backbone and run names on every machine. In record mode it is
+    :func:`record_device` (the CPU unless ``$SSL_COURSE_RECORD_DEVICE`` names another).
 
     Raises ``ValueError`` when ``prefer`` names a device this machine does not have, so that a
     notebook asking for ``"cuda"`` on a laptop without one says so instead of failing later.
@@ -76,13 +80,31 @@ def pick_device(prefer: str | torch.device | None = None) -> torch.device:
         if device.type not in _DEVICE_ORDER:
             raise ValueError(f"unknown device {prefer!r}: expected one of {_DEVICE_ORDER}")
         return device
-    if mode() in ("present", "record"):
+    if mode() == "present":
         return torch.device("cpu")
+    if mode() == "record":
+        return record_device()
     if torch.cuda.is_available():
         return torch.device("cuda")
     if _mps_available():
         return torch.device("mps")
     return torch.device("cpu")
+
+
+def record_device() -> torch.device:
+    """Record mode's device: ``$SSL_COURSE_RECORD_DEVICE`` (e.g. ``cuda``) if set, else the CPU.
+
+    Raises ``ValueError`` when it names a device this machine does not have (a GPU recording asked
+    for on a machine without one must not quietly record CPU references instead).
+    """
+    raw = os.environ.get(RECORD_DEVICE_ENV, "").strip().lower()
+    if not raw:
+        return torch.device("cpu")
+    try:
+        return pick_device(raw)
+    except (ValueError, RuntimeError) as error:
+        raise ValueError(f"{RECORD_DEVICE_ENV}={raw!r}: {error}. Name a device of this machine (cpu, cuda, "
+                         "cuda:1, mps) or unset it to record on the CPU") from error
 
 
 def _mps_available() -> bool:

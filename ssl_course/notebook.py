@@ -3,11 +3,13 @@
 One call instead of the same thirty lines in every notebook::
 
     from ssl_course.notebook import notebook_setup
-    SMOKE, DEVICE, DATA, NUM_LABELS, SUBSET, BACKBONE, data = notebook_setup()
+    SMOKE, DEVICE, DATA, NUM_LABELS, SUBSET, BACKBONE, data = notebook_setup(notebook="05")
 
 The choices depend on the smoke switch and the device only, never on anything else of the machine,
 so that the run names (which contain ``DATA``, ``NUM_LABELS`` and ``BACKBONE``) are the same in
-learn, present and record mode on a CPU (see :mod:`ssl_course.reference`).
+learn, present and record mode on a CPU (see :mod:`ssl_course.reference`). Presenting, the backbone
+is the one of the notebook's references (``small`` when a GPU recording of it is here,
+:func:`ssl_course.reference.notebook_backbone`).
 """
 from __future__ import annotations
 
@@ -37,9 +39,15 @@ class NotebookSetup(NamedTuple):
     data: object                 # the ssl_course.data.DataBundle
 
 
-def notebook_setup(num_labels: int = 250, smoke_labels: int = 100, seed: int = 0) -> NotebookSetup:
-    """Seed everything, pick the device, load the data bundle and print what was chosen."""
+def notebook_setup(num_labels: int = 250, smoke_labels: int = 100, seed: int = 0,
+                   notebook: str | None = None) -> NotebookSetup:
+    """Seed everything, pick the device, load the data bundle and print what was chosen.
+
+    ``notebook`` (its two-digit number) lets present mode choose the backbone of the notebook's
+    references (:func:`ssl_course.reference.notebook_backbone`); without it: ``tiny`` on a CPU.
+    """
     from ssl_course.data import cifar10_available, make_bundle
+    from ssl_course.reference import notebook_backbone
 
     smoke = config.smoke()
     device = config.pick_device()
@@ -56,7 +64,8 @@ def notebook_setup(num_labels: int = 250, smoke_labels: int = 100, seed: int = 0
         subset = dict(CPU_SUBSET)
     else:
         subset = {}
-    backbone = "tiny" if smoke or device.type == "cpu" else "small"
+    backbone = (notebook_backbone(notebook, smoke, device) if notebook is not None
+                else "tiny" if smoke or device.type == "cpu" else "small")
     data = make_bundle(data_name, num_labels=labels, seed=seed, device=device, **subset)
     print(f"device: {device} · smoke mode: {smoke} · mode: {config.mode()} · backbone: {backbone}")
     print(data)

@@ -15,13 +15,17 @@
   device, date, budget and steps it really had (:func:`describe` turns them into a figure caption).
 
 A run is named by the last part of its ``out_dir`` (for example ``04_simclr_cifar10_250_tiny``), so
-the name is the same in every mode. Presentation and recording use the CPU (:func:`forced_device`):
-the references are CPU runs, so a notebook must choose the same backbone and run names in both.
+the name is the same in every mode. Presentation uses the CPU, and so does recording unless
+``$SSL_COURSE_RECORD_DEVICE`` names a GPU (:func:`forced_device`). A notebook chooses its backbone
+with :func:`notebook_backbone`: the ``tiny`` one on a CPU, the ``small`` one on a GPU, so a GPU
+recording writes ``..._small`` references beside the CPU's ``..._tiny`` ones. Present mode shows a
+notebook's ``small`` references when a GPU recording of the whole notebook exists (its marker
+``recorded_<notebook>_small.json``, :func:`recorded_notebook`), else the ``tiny`` ones.
 
 What a reference folder holds (all small enough for git; ``tests/test_reference.py`` checks the total):
 
-* ``reference.json``: device, date, the budget the cell asked for, the recording cap, the steps and
-  seconds the run had, the command that made it;
+* ``reference.json``: device, backbone, date, the budget the cell asked for, the recording cap, the
+  steps and seconds the run had, the command that made it;
 * ``history.json``: the :class:`ssl_course.train.History` (curves);
 * ``weights.pt``: the trained method's ``state_dict`` in half precision (float tensors), only for runs
   whose later cells need the trained network (``TrainConfig(reference_weights=True)``, the default of
@@ -29,6 +33,9 @@ What a reference folder holds (all small enough for git; ``tests/test_reference.
 * ``evaluations.json``: the metrics each :func:`~ssl_course.evaluate.evaluate_method` call computed;
 * ``metrics.json`` and ``embedding.npz`` for runs made by :func:`~ssl_course.experiment.run_experiment`
   (the format of :mod:`ssl_course.results`).
+
+Beside the run folders, ``recorded_<notebook>_<backbone>.json`` (:func:`write_recording_marker`)
+says that a recording of the whole notebook finished, on which device, and which runs it needs.
 """
 from __future__ import annotations
 
@@ -41,11 +48,13 @@ from typing import Any
 
 import torch
 
-from ssl_course.config import MODE_ENV, MODES, REPO_ROOT, mode
+from ssl_course.config import MODE_ENV, MODES, RECORD_DEVICE_ENV, REPO_ROOT, mode, record_device
 
 __all__ = ["MODE_ENV", "MODES", "RESULTS_ENV", "RECORD_MINUTES_ENV", "DEFAULT_RECORD_MINUTES",
            "REFERENCE_FILE", "WEIGHTS_FILE", "EVALUATIONS_FILE", "SHARED_RUNS", "shared_name", "reusable_recording",
-           "RECORD_REUSE_ENV", "mode", "presenting", "recording",
+           "RECORD_REUSE_ENV", "RECORD_DEVICE_ENV", "RECORD_LOG_ENV", "mode", "presenting", "recording",
+           "record_device", "notebook_backbone", "recorded_notebook", "recording_marker", "write_recording_marker",
+           "note_recorded", "logged_runs", "run_backbone", "device_description",
            "forced_device", "results_dir", "reference_dir", "has_reference", "record_minutes",
            "load_reference", "describe", "save_weights", "load_weights", "write_reference_info",
            "evaluation_key", "stored_evaluation", "store_evaluation", "missing_reference_error"]
@@ -59,6 +68,11 @@ DEFAULT_RECORD_MINUTES = 1.5
 RECORD_COMMAND_ENV = "SSL_COURSE_RECORD_COMMAND"
 #: Record mode: ``0`` records every run again instead of reusing one already recorded at the same budget.
 RECORD_REUSE_ENV = "SSL_COURSE_RECORD_REUSE"
+#: Record mode: a file where every run the notebook recorded or reused is noted (one folder per line), so
+#: that ``tools/record_reference.py`` can list them in the notebook's marker (:func:`write_recording_marker`).
+RECORD_LOG_ENV = "SSL_COURSE_RECORD_LOG"
+#: The backbones a notebook chooses between (:func:`notebook_backbone`): CPU and GPU.
+BACKBONES = ("tiny", "small")
 
 REFERENCE_FILE = "reference.json"
 WEIGHTS_FILE = "weights.pt"
@@ -78,8 +92,11 @@ def recording() -> bool:
 
 
 def forced_device() -> torch.device | None:
-    """The device the mode imposes: the CPU in present and record mode (references are CPU runs), else None."""
-    return torch.device("cpu") if mode() in ("present", "record") else None
+    """The device the mode imposes: the CPU in present mode, :func:`record_device` in record mode
+    (the CPU unless ``$SSL_COURSE_RECORD_DEVICE`` names another), else None."""
+    if mode() == "present":
+        return torch.device("cpu")
+    return record_device() if mode() == "record" else None
 
 
 def results_dir() -> Path:
@@ -102,6 +119,7 @@ def _run_name(run: str | Path) -> str:
 #: number) to the notebooks whose run of that name is the shared one.
 SHARED_RUNS: dict[str, tuple[str, ...]] = {
     "supervised_cifar10_250_tiny": ("00", "07", "08", "09"),
+    "supervised_cifar10_250_small": ("00", "07", "08", "09"),   # the same cells on a GPU
 }
 SHARED_PREFIX = "shared_"
 
@@ -140,11 +158,16 @@ def reusable_recording(run: str | Path, budget: dict[str, Any]) -> bool:
     asked = info.get("budget_asked") or {}
     if not all(asked.get(key) == value for key, value in budget.items()):
         return False
+    if info.get("device_type", "cpu") != record_device().type:   # a CPU run is no GPU recording (older ones: CPU)
+        return False
     # the same cap, or a run that finished its whole budget within a cap no larger than this one (it would
     # train the same steps again)
     recorded_cap = info.get("record_minutes")
-    return recorded_cap == record_minutes() or (not info.get("capped", True) and recorded_cap is not None
-                                                and recorded_cap <= record_minutes())
+    reusable = recorded_cap == record_minutes() or (not info.get("capped", True) and recorded_cap is not None
+                                                    and recorded_cap <= record_minutes())
+    if reusable:
+        note_recorded(run)
+    return reusable
 
 
 def record_minutes() -> float:
@@ -255,16 +278,28 @@ def load_weights(method: torch.nn.Module, run: str | Path) -> None:
                             for name in own})
 
 
+def device_description(device: torch.device) -> str:
+    """How ``reference.json`` names a device: ``CPU (x86_64, 1 thread)``, ``cuda (NVIDIA H100 80GB HBM3)``."""
+    device = torch.device(device)
+    if device.type == "cpu":
+        threads = torch.get_num_threads()
+        return f"CPU ({platform.machine()}, {threads} thread{'s' if threads > 1 else ''})"
+    if device.type == "cuda" and torch.cuda.is_available():
+        return f"cuda ({torch.cuda.get_device_name(device)})"
+    return device.type
+
+
 def write_reference_info(run: str | Path, *, steps: int, seconds: float, budget: dict[str, Any],
-                         capped: bool, history: dict[str, Any] | None, device: torch.device) -> Path:
+                         capped: bool, history: dict[str, Any] | None, device: torch.device,
+                         backbone: str | None = None) -> Path:
     """Write ``reference.json`` and ``history.json`` of a recorded run (no ``history.json`` when ``history`` is None,
-    e.g. for a whole comparison, whose runs have their own)."""
+    e.g. for a whole comparison, whose runs have their own). ``backbone``: its name (else read from the run's name)."""
     folder = reference_dir(run)
     folder.mkdir(parents=True, exist_ok=True)
-    threads = torch.get_num_threads()
-    device_name = (f"CPU ({platform.machine()}, {threads} thread{'s' if threads > 1 else ''})"
-                   if device.type == "cpu" else f"{device.type}")
-    info = {"name": shared_name(run), "device": device_name, "steps": int(steps), "seconds": round(float(seconds), 1),
+    device = torch.device(device)
+    info = {"name": shared_name(run), "device": device_description(device), "device_type": device.type,
+            "backbone": backbone or _backbone_in_name(shared_name(run)),
+            "steps": int(steps), "seconds": round(float(seconds), 1),
             "budget_asked": budget, "record_minutes": record_minutes(), "capped": bool(capped),
             "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
             "command": os.environ.get(RECORD_COMMAND_ENV, f"{MODE_ENV}=record"),
@@ -273,6 +308,7 @@ def write_reference_info(run: str | Path, *, steps: int, seconds: float, budget:
         (folder / "history.json").write_text(json.dumps(history))
     path = folder / REFERENCE_FILE
     path.write_text(json.dumps(info, indent=2))
+    note_recorded(run)
     return path
 
 
@@ -301,3 +337,111 @@ def store_evaluation(method: torch.nn.Module, key: str, metrics: dict[str, float
     stored = json.loads(path.read_text()) if path.is_file() else {}
     stored[key] = {metric: float(value) for metric, value in metrics.items()}
     path.write_text(json.dumps(stored, indent=1, sort_keys=True))
+
+
+# ---------------------------------------------------------------- whole notebooks and backbones -
+def _backbone_in_name(name: str) -> str | None:
+    """The backbone a run's name states (the course's run names hold ``_tiny`` or ``_small``), else None."""
+    found = [part for part in name.split("_") if part in BACKBONES]
+    return found[-1] if found else None
+
+
+def run_backbone(name: str) -> str | None:
+    """The backbone of a recorded run: its ``reference.json``'s ``backbone``, else the one its name states."""
+    path = results_dir() / name / REFERENCE_FILE
+    info = json.loads(path.read_text()) if path.is_file() else {}
+    return info.get("backbone") or _backbone_in_name(name)
+
+
+def note_recorded(run: str | Path) -> None:
+    """Record mode: note in ``$SSL_COURSE_RECORD_LOG`` (if set) that this run was recorded or reused."""
+    log = os.environ.get(RECORD_LOG_ENV, "").strip()
+    if not log or not recording():
+        return
+    with open(log, "a") as stream:
+        stream.write(str(reference_dir(run).resolve()) + "\n")
+
+
+def logged_runs(log: str | Path) -> list[str]:
+    """The reference folders of :func:`results_dir` that a recording's log names, in order, each once.
+
+    Runs recorded inside another reference (the runs of a comparison) are not listed: their
+    comparison is."""
+    path = Path(log)
+    lines = path.read_text().splitlines() if path.is_file() else []
+    folder = results_dir().resolve()
+    names = [Path(line).name for line in lines if line.strip() and Path(line).parent == folder]
+    return list(dict.fromkeys(names))
+
+
+def _check_notebook(notebook: str) -> str:
+    if not (isinstance(notebook, str) and len(notebook) == 2 and notebook.isdigit()):
+        raise ValueError(f"notebook {notebook!r}: expected the notebook's two-digit number as a string, e.g. '04'")
+    return notebook
+
+
+def recording_marker(notebook: str, backbone: str) -> Path:
+    """The marker of a whole-notebook recording: ``results/recorded_<notebook>_<backbone>.json``."""
+    if backbone not in BACKBONES:
+        raise ValueError(f"backbone {backbone!r}: expected one of {list(BACKBONES)}")
+    return results_dir() / f"recorded_{_check_notebook(notebook)}_{backbone}.json"
+
+
+def write_recording_marker(notebook: str, runs: list[str]) -> list[Path]:
+    """After a notebook ran top to bottom in record mode: write its marker, one per backbone of its runs.
+
+    ``runs`` are the reference folders the notebook recorded or reused (:func:`logged_runs`). The
+    marker lists them, with whether each has weights, so that present mode uses this backbone for
+    the notebook only while every one of them is there (:func:`recorded_notebook`): reference
+    folders deleted, or weights kept out of git, send it back to the ``tiny`` references.
+    """
+    by_backbone: dict[str, dict[str, Any]] = {}
+    for name in runs:
+        info = json.loads((results_dir() / name / REFERENCE_FILE).read_text())
+        backbone = run_backbone(name)
+        if backbone not in BACKBONES:
+            continue   # a run whose backbone is neither of the notebook's choices: not part of the choice
+        entry = by_backbone.setdefault(backbone, {"notebook": notebook, "backbone": backbone, "devices": [],
+                                                  "runs": {}})
+        if info["device"] not in entry["devices"]:
+            entry["devices"].append(info["device"])
+        entry["runs"][name] = {"weights": (results_dir() / name / WEIGHTS_FILE).is_file(), "steps": info["steps"],
+                               "seconds": info["seconds"], "capped": info["capped"]}
+    written = []
+    for backbone, entry in by_backbone.items():
+        entry.update(record_minutes=record_minutes(), date=_dt.datetime.now(_dt.timezone.utc).isoformat(
+            timespec="seconds"), command=os.environ.get(RECORD_COMMAND_ENV, f"{MODE_ENV}=record"))
+        path = recording_marker(notebook, backbone)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(entry, indent=2))
+        written.append(path)
+    return written
+
+
+def recorded_notebook(notebook: str, backbone: str) -> bool:
+    """True when a whole recording of this notebook with this backbone is here: its marker, and every
+    run the marker lists (with its weights where the recording kept them)."""
+    path = recording_marker(notebook, backbone)
+    if not path.is_file():
+        return False
+    try:
+        runs = json.loads(path.read_text())["runs"]
+    except (ValueError, KeyError, TypeError):
+        return False   # a marker that cannot be read promises nothing
+    return bool(runs) and all(
+        (results_dir() / name / REFERENCE_FILE).is_file()
+        and (not entry.get("weights") or (results_dir() / name / WEIGHTS_FILE).is_file())
+        for name, entry in runs.items())
+
+
+def notebook_backbone(notebook: str, smoke: bool, device: torch.device | str) -> str:
+    """The backbone a notebook trains, records or presents: ``"tiny"`` or ``"small"`` (~16x the compute).
+
+    Learning and recording: ``"tiny"`` in smoke mode and on a CPU, else ``"small"`` (so a GPU
+    recording writes ``_small`` references). Presenting (always on the CPU): ``"small"`` when a GPU
+    recording of the whole notebook is here (:func:`recorded_notebook`), else the CPU's ``"tiny"``.
+    """
+    _check_notebook(notebook)
+    if presenting():
+        return "small" if recorded_notebook(notebook, "small") else "tiny"
+    return "tiny" if smoke or torch.device(device).type == "cpu" else "small"

@@ -365,7 +365,8 @@ def _record_reference_run(run: _Run) -> None:
     budget = {"epochs": run.config.epochs, "max_steps": run.config.max_steps, "total_steps": run.total_steps}
     reference.write_reference_info(name, steps=run.step, seconds=run.elapsed(), budget=budget,
                                    capped=run.total_steps is None or run.step < run.total_steps,
-                                   history=run.history.to_dict(), device=run.device)
+                                   history=run.history.to_dict(), device=run.device,
+                                   backbone=getattr(run.method, "backbone_name", None))
     setattr(run.method, reference.RUN_NAME_ATTRIBUTE, name)
 
 

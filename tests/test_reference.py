@@ -129,13 +129,27 @@ def test_bad_record_cap_is_a_clear_error(monkeypatch):
         reference.record_minutes()
 
 
+def _shipped_files(folder: Path) -> list[Path]:
+    """The files of ``folder`` that a clone carries: what git tracks or would add (the GPU references' weights,
+    which .gitignore keeps out, are not); every file outside a git checkout."""
+    import subprocess
+
+    try:
+        listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard", "--", "."],
+                                cwd=folder, capture_output=True, check=True).stdout.split(b"\0")
+    except (OSError, subprocess.CalledProcessError):
+        return [path for path in folder.rglob("*") if path.is_file()]
+    return [folder / name.decode() for name in listed if name and (folder / name.decode()).is_file()]
+
+
 def test_shipped_reference_runs_load_and_stay_small():
     folder = config.REPO_ROOT / "results"
     if not folder.is_dir():
         pytest.skip("no results/ folder in this checkout")
-    total = sum(path.stat().st_size for path in folder.rglob("*") if path.is_file())
+    shipped = _shipped_files(folder)
+    total = sum(path.stat().st_size for path in shipped)
     assert total <= RESULTS_BUDGET_BYTES, f"results/ weighs {total / 1e6:.1f} MB (budget {RESULTS_BUDGET_BYTES:,} B)"
-    largest = max(folder.rglob("*"), key=lambda path: path.stat().st_size if path.is_file() else 0)
+    largest = max(shipped, key=lambda path: path.stat().st_size)
     assert largest.stat().st_size <= 2_200_000, f"{largest} is {largest.stat().st_size:,} B: keep each file under ~2 MB"
     runs = [path for path in folder.iterdir() if path.is_dir()]
     assert runs, "results/ holds no reference run"
@@ -150,6 +164,9 @@ def test_shipped_reference_runs_load_and_stay_small():
             assert loaded["history"] is not None, run
         assert loaded["info"]["steps"] > 0, run
         assert reference.describe(run.name).startswith("reference run:")
+    for marker in folder.glob("recorded_*.json"):   # a whole-notebook recording names runs that are here
+        runs = json.loads(marker.read_text())["runs"]
+        assert runs and all((folder / name / reference.REFERENCE_FILE).is_file() for name in runs), marker
 
 
 def test_plot_history_draws_the_reference_beside_a_learners_run(results, data, monkeypatch):

@@ -73,7 +73,7 @@ elif DEVICE.type == "cpu":
     SUBSET = dict(train_subset=10_000, test_subset=2000)
 else:
     SUBSET = {}
-BACKBONE = "tiny" if SMOKE or DEVICE.type == "cpu" else "small"
+BACKBONE = reference.notebook_backbone("03", SMOKE, DEVICE)   # "tiny" on a CPU, "small" on a GPU
 LABELS = 100 if SMOKE else 250
 data = make_bundle(DATA, num_labels=LABELS, seed=0, device=DEVICE, **SUBSET)
 TRAIN_SIZE = len(data.train_images)

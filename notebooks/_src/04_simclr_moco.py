@@ -76,7 +76,7 @@ print(f"ssl_course {ssl_course.__version__} · torch {torch.__version__} · devi
 # %%
 DATA = "cifar10" if cifar10_available() else "synthetic"
 LABELS = 100 if SMOKE else 250
-BACKBONE = "tiny" if SMOKE or DEVICE.type == "cpu" else "small"   # "small": ~16x the compute of "tiny"
+BACKBONE = reference.notebook_backbone("04", SMOKE, DEVICE)   # "small": ~16x the compute of "tiny"
 if SMOKE:
     SUBSET = dict(train_subset=2000, test_subset=500)
 elif DEVICE.type == "cpu" and DATA == "cifar10":

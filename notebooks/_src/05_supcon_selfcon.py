@@ -66,7 +66,7 @@ from ssl_course.results import load_trained
 from ssl_course.results import test_embedding as results_test_embedding
 from ssl_course.viz import image_grid, interactive_plot, plot_history, plot_tsne, small_multiples
 
-SMOKE, DEVICE, DATA, NUM_LABELS, SUBSET, BACKBONE, data = notebook_setup(num_labels=250)
+SMOKE, DEVICE, DATA, NUM_LABELS, SUBSET, BACKBONE, data = notebook_setup(num_labels=250, notebook="05")
 
 # %% [markdown]
 # ## Intuition: which pairs are positives?

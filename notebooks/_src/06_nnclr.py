@@ -66,7 +66,7 @@ from ssl_course.results import test_embedding as results_test_embedding
 from ssl_course.train import TrainConfig, fit
 from ssl_course.viz import image_grid, interactive_plot, plot_tsne, reference_history, small_multiples
 
-SMOKE, DEVICE, DATA, NUM_LABELS, SUBSET, BACKBONE, data = notebook_setup(num_labels=250)
+SMOKE, DEVICE, DATA, NUM_LABELS, SUBSET, BACKBONE, data = notebook_setup(num_labels=250, notebook="06")
 # NNCLR never sees the labels; the linear probe and the baseline do.
 
 # %% [markdown]

@@ -50,7 +50,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ssl_course import claims, config
+from ssl_course import claims, config, reference
 from ssl_course.data import beta_sample, cifar10_available, make_bundle
 from ssl_course.data.augment import normalize
 from ssl_course.evaluate import extract_features
@@ -498,7 +498,7 @@ BUDGET_EPOCHS = 10   # per method; smoke mode uses a few steps instead. Fraction
 # a training step; hours on a CPU (measured times: README and benchmarks/RESULTS.md).
 METHODS = ("supervised", "mixmatch", "fixmatch", "s4l")
 SMOKE_BATCH = {"supervised": 64, "mixmatch": 32, "fixmatch": 64, "s4l": 16}
-BACKBONE = "tiny" if SMOKE or DEVICE.type == "cpu" else "small"
+BACKBONE = reference.notebook_backbone("07", SMOKE, DEVICE)   # "tiny" on a CPU, "small" on a GPU
 SETTINGS = dict(batch_sizes=SMOKE_BATCH if SMOKE else None, data=DATA, labels=NUM_LABELS, backbone=BACKBONE,
                 epochs=BUDGET_EPOCHS, steps=30 if SMOKE else None, **SUBSET)
 # the t-SNE below needs the trained FixMatch and baseline networks: only their reference runs keep weights

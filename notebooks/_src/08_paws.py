@@ -61,6 +61,7 @@ from ssl_course.exercises import check_me_max, check_paws_loss, check_sharpen, c
 from ssl_course.experiment import run_methods
 from ssl_course.losses import me_max_regularizer, paws, sharpen, snn
 from ssl_course.methods import build_method
+from ssl_course.reference import notebook_backbone
 from ssl_course.results import load_trained
 from ssl_course.viz import (
     interactive_plot,
@@ -476,7 +477,7 @@ plt.show()
 DATA = "cifar10" if cifar10_available() else "synthetic"
 NUM_LABELS = 100 if SMOKE else 250
 SUBSET = dict(train_subset=2000, test_subset=500) if SMOKE else {}
-BACKBONE = "tiny" if SMOKE or DEVICE.type == "cpu" else "small"
+BACKBONE = notebook_backbone("08", SMOKE, DEVICE)   # "tiny" on a CPU, "small" on a GPU
 BUDGET_EPOCHS = 10   # per method; smoke mode uses a few steps instead. Fractions such as 0.5 work too.
 # Expected time (paws and the baseline, 10 epochs each): about 11 min on a laptop GPU, an estimate
 # from the FLOPs of a training step; hours on a CPU (measured times: README and benchmarks/RESULTS.md).

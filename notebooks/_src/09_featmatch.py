@@ -47,7 +47,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ssl_course import claims, config
+from ssl_course import claims, config, reference
 from ssl_course.cluster import extract_prototypes
 from ssl_course.data import cifar10_available, make_bundle
 from ssl_course.evaluate import classifier_accuracy, extract_features, knn_accuracy, per_class_accuracy
@@ -340,7 +340,7 @@ plt.show()
 DATA = "cifar10" if cifar10_available() else "synthetic"
 NUM_LABELS = 100 if SMOKE else 250
 SUBSET = dict(train_subset=2000, test_subset=500) if SMOKE else {}
-BACKBONE = "tiny" if SMOKE or DEVICE.type == "cpu" else "small"
+BACKBONE = reference.notebook_backbone("09", SMOKE, DEVICE)   # "tiny" on a CPU, "small" on a GPU
 BUDGET_EPOCHS = 10   # per method; smoke mode uses a few steps instead. Fractions such as 0.5 work too.
 # Expected time (featmatch and the baseline, 10 epochs each): about 6 min on a laptop GPU, an
 # estimate from the FLOPs of a training step (2.6 GFLOP per image for FeatMatch, 0.68 for the

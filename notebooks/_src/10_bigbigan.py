@@ -71,7 +71,7 @@ print(f"device: {DEVICE} · smoke mode: {SMOKE} · mode: {config.mode()}")
 DATA = "cifar10" if cifar10_available() else "synthetic"
 SUBSET = dict(train_subset=1000, test_subset=300) if SMOKE else {}
 NUM_LABELS = 100 if SMOKE else 250     # BigBiGAN never sees them; the probe and the baseline do
-BACKBONE = "tiny" if SMOKE or DEVICE.type == "cpu" else "small"
+BACKBONE = reference.notebook_backbone("10", SMOKE, DEVICE)   # "tiny" on a CPU, "small" on a GPU
 data = make_bundle(DATA, num_labels=NUM_LABELS, seed=0, device=DEVICE, **SUBSET)
 print(data)
 

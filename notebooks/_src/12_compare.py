@@ -72,7 +72,7 @@ BUDGET_EPOCHS = 10   # per method: the default of `compare --epochs-per-method`;
 #   (benchmarks/RESULTS.md); the tiny backbone used on a CPU is cheaper, still hours; more cores are
 #   faster. Fractions such as 0.5 work too.
 DATA = "cifar10" if cifar10_available() else "synthetic"
-BACKBONE = "tiny" if SMOKE or DEVICE.type == "cpu" else "small"
+BACKBONE = reference.notebook_backbone("12", SMOKE, DEVICE)   # "tiny" on a CPU, "small" on a GPU
 if SMOKE:
     settings = dict(methods=["supervised", "simclr", "fixmatch"], labels=[100], minutes_per_method=None,
                     epochs_per_method=1, seeds=[0], backbone="tiny", train_subset=1000, test_subset=300)

@@ -49,11 +49,14 @@ def build_method(name: str, backbone: nn.Module | str, num_classes: int, **hpara
     unknown = sorted(set(hparams) - accepted)
     if unknown:
         raise ValueError(f"method {name!r} has no hyper-parameter(s) {unknown}; it accepts {sorted(accepted)}")
+    backbone_name = backbone if isinstance(backbone, str) else None
     if isinstance(backbone, str):
         from ssl_course.models import build_backbone
 
         backbone = build_backbone(backbone)
-    return cls(backbone, num_classes, **hparams)
+    method = cls(backbone, num_classes, **hparams)
+    method.backbone_name = backbone_name   # recorded in a reference run's reference.json (None: a module given)
+    return method
 
 
 __all__ = ["Batch", "Method", "OptimizerSpec", "StepInfo", "StepOutput", "METHODS", "register", "method_names",
