@@ -45,8 +45,8 @@ notebooks: setup
 # smoke (tiny synthetic data, a few steps: every figure, no trained results; the notebook tests fill its
 # cache, so after `make test` it executes nothing) or full (the notebooks' own budgets).
 # Executed notebooks are cached in _build/site_cache/<mode>: a rebuild reruns only the notebooks that changed.
-# tools/site_cache.py fills the cache first (one notebook at a time, a hung cell retried once in a fresh
-# kernel), so Sphinx only reads it.
+# tools/site_cache.py fills the cache first (one notebook at a time; a cell that runs to its timeout fails
+# the build), so Sphinx only reads it.
 SITE_MODE ?= present
 SITE_JOBS ?= auto
 site: setup

@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 if TYPE_CHECKING:
     import nbformat
@@ -92,46 +92,67 @@ def store_executed(path: Path, executed: nbformat.NotebookNode, seconds: float, 
                                     check_validity=False, overwrite=True)
 
 
-#: Seconds one cell may run before it counts as hung. Present and smoke mode cells take seconds to
-#: a few minutes; a kernel message lost between kernel and client (seen a few times in many runs:
-#: both then wait, idle) would otherwise hold a build for MyST-NB's whole timeout.
-CELL_TIMEOUT_S = 480
-#: The same for :func:`fill` in present mode, whose cells load reference runs: none takes a minute.
-PRESENT_CELL_TIMEOUT_S = 240
+#: Seconds one cell may run in :func:`execute` before it counts as hung, per site mode: about five
+#: times the slowest cell measured (every notebook once, ``tools/repro_stall.py --plain``, a busy 2-core
+#: CPU, 2026-12-06: 26 s in present mode, 60 s in smoke mode; ``benchmarks/RESULTS.md``), a margin for
+#: slower machines and one thread per test worker. ``full`` mode trains as long as each notebook's
+#: budget says (hours on a CPU): no limit.
+CELL_TIMEOUT_S: dict[str, int | None] = {"present": 120, "smoke": 300, "full": None}
 
 
-def execute(path: Path, timeout: int = CELL_TIMEOUT_S, attempts: int = 2) -> tuple[nbformat.NotebookNode, float]:
-    """Run ``read_as_site(path)`` top to bottom in the current environment; returns it and the seconds taken.
+class Execution(NamedTuple):
+    """One top-to-bottom run: the executed notebook, its seconds, and each code cell's seconds by index."""
 
-    A run that times out or loses its kernel is retried in a fresh kernel (``attempts`` runs in all);
-    a cell that raises fails at once. ``record_timing=False``: timings would land in the cells'
-    metadata, which the cache's hash covers.
+    notebook: nbformat.NotebookNode
+    seconds: float
+    cell_seconds: dict[int, float]
+
+
+class CellStalledError(RuntimeError):
+    """A cell ran until its timeout: a hang, or a kernel reply the client read only when the timeout fired."""
+
+
+def execute(path: Path, timeout: int | None = CELL_TIMEOUT_S["smoke"]) -> Execution:
+    """Run ``read_as_site(path)`` top to bottom in the current environment, once, in one kernel.
+
+    Raises nbclient's ``CellExecutionError`` for a cell that raises and :class:`CellStalledError` for a
+    cell that ran ``timeout`` seconds: nbclient does not always raise then, because a reply that sat
+    unread in its socket is read when the timeout fires and the run goes on, which hid a lost wake-up
+    for a long time (``tools/repro_stall.py``). ``record_timing=False``: timings would land in the
+    cells' metadata, which the cache's hash covers; cells are timed by hooks instead.
     """
-    import warnings
-
     import nbclient
 
-    for attempt in range(1, attempts + 1):
-        notebook = read_as_site(path)
-        client = nbclient.NotebookClient(notebook, timeout=timeout, kernel_name="python3", record_timing=False,
-                                         resources={"metadata": {"path": str(Path(path).parent)}})
-        start = time.perf_counter()
-        try:
-            client.execute()
-            return notebook, time.perf_counter() - start
-        except (nbclient.exceptions.CellTimeoutError, nbclient.exceptions.DeadKernelError) as error:
-            if attempt == attempts:
-                raise
-            warnings.warn(f"{Path(path).name}: {type(error).__name__} ({error}); running it again in a fresh kernel",
-                          stacklevel=2)
-    raise AssertionError("unreachable")
+    notebook = read_as_site(path)
+    started: dict[int, float] = {}
+    cell_seconds: dict[int, float] = {}
+
+    def cell_sent(cell, cell_index):  # noqa: ARG001 - nbclient passes both by name
+        started[cell_index] = time.perf_counter()
+
+    def cell_done(cell, cell_index, execute_reply):  # noqa: ARG001
+        cell_seconds[cell_index] = time.perf_counter() - started[cell_index]
+
+    client = nbclient.NotebookClient(notebook, timeout=timeout, kernel_name="python3", record_timing=False,
+                                     on_cell_execute=cell_sent, on_cell_executed=cell_done,
+                                     resources={"metadata": {"path": str(Path(path).parent)}})
+    start = time.perf_counter()
+    client.execute()
+    seconds = time.perf_counter() - start
+    stalled = {index: round(s) for index, s in cell_seconds.items() if timeout and s >= timeout}
+    if stalled:
+        raise CellStalledError(f"{Path(path).name}: cells {stalled} (index: seconds) ran to the {timeout} s cell "
+                               "timeout. Run `python tools/repro_stall.py` on the notebook to see which kernel "
+                               "message came late")
+    return Execution(notebook, seconds, cell_seconds)
 
 
 def fill(mode: str, notebooks: list[Path] | None = None) -> int:
-    """Execute every notebook the cache of ``mode`` lacks (with :func:`execute`'s retry) and store it.
+    """Execute every notebook the cache of ``mode`` lacks and store it.
 
-    ``make site`` calls this before Sphinx, so MyST-NB finds every notebook in the cache and a lost
-    kernel message costs one retry instead of a hung build. Returns the number executed.
+    ``make site`` calls this before Sphinx, so MyST-NB finds every notebook in the cache, and a cell
+    that hangs fails the build after :data:`CELL_TIMEOUT_S` instead of MyST-NB's much longer timeout.
+    Returns the number executed.
     """
     import os
 
@@ -149,10 +170,12 @@ def fill(mode: str, notebooks: list[Path] | None = None) -> int:
             continue   # already there with this code
         except KeyError:
             pass
-        notebook, seconds = execute(path, timeout=PRESENT_CELL_TIMEOUT_S if mode == "present" else CELL_TIMEOUT_S)
-        store_executed(path, notebook, seconds, mode=mode)
+        run = execute(path, timeout=CELL_TIMEOUT_S[mode])
+        store_executed(path, run.notebook, run.seconds, mode=mode)
         executed += 1
-        print(f"site cache ({mode}): executed {path.name} in {seconds:.0f} s", flush=True)
+        slowest = max(run.cell_seconds.values(), default=0.0)
+        print(f"site cache ({mode}): executed {path.name} in {run.seconds:.0f} s (slowest cell {slowest:.0f} s)",
+              flush=True)
     return executed
 
 

@@ -4,9 +4,17 @@ In a notebook, :func:`interactive_plot` shows one ipywidgets slider per argument
 area and redraws the figure there whenever a slider is released. Smoke mode keeps the sliders
 (only training is shrunk), so the tests draw through the same code a learner uses. Outside
 IPython, or without ipywidgets, it draws once with the default values.
+
+The figure reaches the output area by setting the area's ``outputs`` from the kernel, not by
+drawing inside ``with output:``. Drawing inside it makes a headless runner (nbclient: ``jupyter
+nbconvert --execute``, papermill, the web site's build) answer every captured output with a
+message on the kernel's shell channel while it waits for the cell's reply there, and that send can
+swallow the reply's wake-up: the run then sits idle until the cell timeout (jupyter/nbclient#312;
+``tools/repro_stall.py`` shows it).
 """
 from __future__ import annotations
 
+import traceback
 from collections.abc import Callable
 from typing import Any
 
@@ -53,21 +61,12 @@ def interactive_plot(draw: Callable[..., Any], **sliders: tuple[float, float, fl
         return draw(**defaults)
     if get_ipython() is None:
         return draw(**defaults)
-    from ipywidgets.widgets.interaction import show_inline_matplotlib_plots
-
     controls = {name: _make_slider(widgets, name, *spec) for name, spec in sliders.items()}
     output = widgets.Output()
 
     def redraw(_change=None) -> BaseException | None:
-        failure = None
-        with output:  # an exception inside is shown in the output area, and swallowed by it
-            output.clear_output(wait=True)
-            try:
-                draw(**{name: control.value for name, control in controls.items()})
-                show_inline_matplotlib_plots()
-            except Exception as error:
-                failure = error
-                raise
+        outputs, failure = _draw_captured(draw, {name: control.value for name, control in controls.items()})
+        output.outputs = outputs   # one state update, kernel to front end: no reply expected
         return failure
 
     for control in controls.values():
@@ -76,5 +75,33 @@ def interactive_plot(draw: Callable[..., Any], **sliders: tuple[float, float, fl
     failure = redraw()
     if failure is not None:
         raise RuntimeError(f"{getattr(draw, '__name__', 'the figure')} failed at the slider defaults "
-                           f"{defaults}: {failure!r} (traceback above)") from failure
+                           f"{defaults}: {failure!r} (traceback in the figure's area)") from failure
     return None
+
+
+def _draw_captured(draw: Callable[..., Any], values: dict[str, float]) -> tuple[tuple[dict, ...], Exception | None]:
+    """Run ``draw(**values)`` and return what it printed and displayed as notebook outputs, and its error.
+
+    The outputs are nbformat output dicts (``stream``, ``display_data``), the form an Output widget
+    stores; an exception becomes a ``stderr`` stream with its traceback, as the output area would
+    show it, and is returned instead of raised.
+    """
+    from IPython.utils.capture import capture_output
+    from ipywidgets.widgets.interaction import show_inline_matplotlib_plots
+
+    failure = None
+    with capture_output() as captured:
+        try:
+            draw(**values)
+            show_inline_matplotlib_plots()   # a figure the drawing left open, not shown
+        except Exception as error:  # noqa: BLE001 - shown below the sliders; the first drawing re-raises it
+            failure = error
+    outputs: list[dict] = []
+    if captured.stdout:
+        outputs.append({"output_type": "stream", "name": "stdout", "text": captured.stdout})
+    outputs += [{"output_type": "display_data", "data": shown.data, "metadata": shown.metadata or {}}
+                for shown in captured.outputs]
+    stderr = captured.stderr + ("".join(traceback.format_exception(failure)) if failure is not None else "")
+    if stderr:
+        outputs.append({"output_type": "stream", "name": "stderr", "text": stderr})
+    return tuple(outputs), failure
