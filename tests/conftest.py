@@ -38,3 +38,14 @@ def pytest_collection_modifyitems(config, items):
         for item in items:
             if "cifar" in item.keywords:
                 item.add_marker(skip)
+
+
+@pytest.fixture()
+def one_thread():
+    """One intra-op thread for a test of many small ops: on a shared 2-core machine two OpenMP threads per
+    process spin against each other and against the other workers (measured many times slower; see
+    test_methods_learn.py). Use it with ``pytestmark = pytest.mark.usefixtures("one_thread")``."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -13,12 +13,7 @@ from ssl_course.models.gan import Generator, JointDiscriminator, LatentHead, nor
 SMALL = dict(z_dim=16, generator_width=16, discriminator_width=16, hidden_dim=64)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

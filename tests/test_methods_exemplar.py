@@ -11,13 +11,7 @@ from ssl_course.methods.s4l_exemplar import S4LExemplar
 from ssl_course.models import small_net
 from ssl_course.train import TrainConfig, fit
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_exemplar_is_registered_with_one_class_per_cifar_image():

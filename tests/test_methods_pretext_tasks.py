@@ -20,12 +20,7 @@ from ssl_course.methods.relative_position import RelativePosition, blur_some, ce
 NAMES = ("relative_position", "jigsaw", "colorization")
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _batch(images, seed=0):

@@ -144,6 +144,15 @@ def check_nonempty(name: str, t: Tensor, dim: int = 0, what: str = "rows") -> No
         )
 
 
+def check_vector(name: str, t: object, layout: str, length: int, per: str, fix: str) -> None:
+    """``t`` is a floating 1-D tensor (``layout``, e.g. ``"[Q]"``) with one entry per ``per``, ``length`` in all;
+    ``fix`` says how to build it."""
+    check_floating(name, t)
+    check_ndim(name, t, 1, layout)
+    if t.shape[0] != length:
+        raise ValueError(f"{name} must have one entry per {per} ({length}); got {t.shape[0]}. {fix}")
+
+
 def check_same_shape(name_a: str, a: Tensor, name_b: str, b: Tensor) -> None:
     """Raise unless ``a`` and ``b`` have exactly the same shape."""
     if a.shape != b.shape:

@@ -27,6 +27,7 @@ from ._checks import (
     check_same_shape,
     check_temperature,
     check_tensor,
+    check_vector,
     value_checks_enabled,
 )
 
@@ -369,19 +370,12 @@ def colorization_loss(logits: Tensor, targets: Tensor, weights: Tensor | None = 
     cross_entropy = -(targets * torch.log_softmax(logits, dim=1)).sum(1)
     # 2. weight each pixel by the rebalancing weight of its most likely true bin
     if weights is not None:
-        check_floating("weights", weights)
-        check_ndim("weights", weights, 1, "[Q]")
-        if weights.shape[0] != logits.shape[1]:
-            raise ValueError(f"weights must have one entry per bin (Q = {logits.shape[1]}); got "
-                             f"{weights.shape[0]}. Build them from the same ab_bin_centers.")
+        check_vector("weights", weights, "[Q]", logits.shape[1], "bin", "Build them from the same ab_bin_centers.")
         cross_entropy = cross_entropy * weights.to(logits)[targets.argmax(1)]
     # 3. leave out the masked images (they still count in the mean's denominator)
     if image_mask is not None:
-        check_floating("image_mask", image_mask)
-        check_ndim("image_mask", image_mask, 1, "[B]")
-        if image_mask.shape[0] != logits.shape[0]:
-            raise ValueError(f"image_mask must have one entry per image (B = {logits.shape[0]}); got "
-                             f"{image_mask.shape[0]}. Build it with non_grey_mask(target_ab).")
+        check_vector("image_mask", image_mask, "[B]", logits.shape[0], "image",
+                     "Build it with non_grey_mask(target_ab).")
         cross_entropy = cross_entropy * image_mask.to(logits)[:, None, None]
     return cross_entropy.mean()
 
