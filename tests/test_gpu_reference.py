@@ -184,3 +184,17 @@ def test_a_notebook_source_runs_where_ipython_is_missing(monkeypatch, capsys):
 
     display(Markdown("| method | accuracy |"))
     assert capsys.readouterr().out == "| method | accuracy |\n"
+
+
+def test_record_mode_cell_timeout_fits_a_comparison_of_every_method():
+    """Notebook 12 trains all 21 methods in one cell: at the default 1.5-minute cap that is ~45 minutes,
+    more than the present-mode timeout, so record mode must allow a cell that long."""
+    sys.path.insert(0, str(ROOT / "tools"))
+    import record_reference
+
+    from ssl_course.methods import method_names
+
+    comparison_seconds = len(method_names()) * 2 * 1.5 * 60   # each training plus its evaluation
+    assert record_reference.cell_timeout("record", 1.5) >= comparison_seconds
+    assert record_reference.cell_timeout("record", 12) >= len(method_names()) * 2 * 12 * 60
+    assert record_reference.cell_timeout("present", 12) == record_reference.CELL_TIMEOUT_S
