@@ -108,17 +108,22 @@ def methods_table(folder: Path = COMPARISON) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _shown(path: Path) -> str:
+    """``path`` relative to the repository when it lies inside it."""
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
+
+
 def _reference_sentence(folder: Path) -> str:
     info_path = folder / "reference.json"
     if not info_path.is_file():
-        return (f"The course's column: no reference comparison in `{folder.relative_to(ROOT)}` yet "
+        return (f"The course's column: no reference comparison in `{_shown(folder)}` yet "
                 "(`python tools/record_reference.py notebooks/12_compare.ipynb` records one).")
     info = json.loads(info_path.read_text())
     settings_path = folder / "compare.json"
     backbone = json.loads(settings_path.read_text()).get("backbone") if settings_path.is_file() else None
     cap = f", each training capped at {info['record_minutes']:g} min" if info.get("capped") else ""
     return (f"**Course reference**: validation accuracy of the reference comparison "
-            f"`{folder.relative_to(ROOT)}/results.csv` (250 labels, one seed, backbone `{backbone}`, "
+            f"`{_shown(folder)}/results.csv` (250 labels, one seed, backbone `{backbone}`, "
             f"{info.get('device')}{cap}; recorded {str(info.get('date', '?'))[:10]}), with the training steps "
             "it had. These are minutes of training, the papers' are days: compare methods *within* the "
             "column, not with the published one.")
@@ -126,7 +131,7 @@ def _reference_sentence(folder: Path) -> str:
 
 def replace_between_markers(text: str, block: str) -> str:
     if text.count(BEGIN) != 1 or text.count(END) != 1 or text.index(BEGIN) > text.index(END):
-        raise ValueError(f"{COURSE_MAP.relative_to(ROOT)} must hold {BEGIN} and then {END}, once each")
+        raise ValueError(f"{_shown(COURSE_MAP)} must hold {BEGIN} and then {END}, once each")
     head, rest = text.split(BEGIN)
     _, tail = rest.split(END)
     return f"{head}{BEGIN}\n{block}{END}{tail}"
@@ -148,10 +153,59 @@ def load_glossary(path: Path = GLOSSARY_YML) -> list[dict]:
     return terms
 
 
-def notebook_files() -> dict[str, Path]:
+def notebook_files(folder: Path = ROOT / "notebooks") -> dict[str, Path]:
     """``{slug: notebook}`` in the course's order; the slug is the file name without its number."""
-    paths = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+    paths = sorted(folder.glob("[0-9][0-9]_*.ipynb"))
     return {path.stem.split("_", 1)[1]: path for path in paths}
+
+
+def markdown_cells(path: Path) -> list[str]:
+    """The text of every Markdown cell of a notebook."""
+    cells = json.loads(path.read_text())["cells"]
+    return ["".join(cell["source"]) for cell in cells if cell["cell_type"] == "markdown"]
+
+
+_BOLD = re.compile(r"\*\*([^*\n]+?)\*\*")
+
+
+def defines(cells: list[str], patterns: list[str]) -> bool:
+    """True when one of ``patterns`` is in bold (``**...**``) or in a heading of these Markdown cells
+    (the convention of docs/NOTEBOOK_SHAPE.md)."""
+    regexes = [re.compile(pattern, re.IGNORECASE) for pattern in patterns]
+    for cell in cells:
+        spans = _BOLD.findall(cell) + [line for line in cell.splitlines() if line.lstrip().startswith("#")]
+        if any(regex.search(span) for regex in regexes for span in spans):
+            return True
+    return False
+
+
+def uses(cells: list[str], patterns: list[str]) -> int:
+    """How many times one of ``patterns`` occurs in these Markdown cells."""
+    text = "\n".join(cells)
+    return sum(len(re.findall(pattern, text, re.IGNORECASE)) for pattern in patterns)
+
+
+def glossary_problems(terms: list[dict], folder: Path = ROOT / "notebooks") -> dict[str, list[str]]:
+    """``{term: problems}`` for every term whose notebook does not define it, or that an earlier notebook
+    (in number order) already uses in Markdown; terms without problems are absent."""
+    notebooks = notebook_files(folder)
+    order = list(notebooks)
+    cells = {slug: markdown_cells(path) for slug, path in notebooks.items()}
+    problems: dict[str, list[str]] = {}
+    for entry in terms:
+        slug, patterns, found = entry["notebook"], entry["uses"], []
+        if slug not in notebooks:
+            problems[entry["term"]] = [f"no notebook is named NN_{slug}.ipynb (slugs: {order})"]
+            continue
+        if not defines(cells[slug], patterns):
+            found.append(f"{notebooks[slug].name} does not define it (bold or heading)")
+        for earlier in order[:order.index(slug)]:
+            count = uses(cells[earlier], patterns)
+            if count:
+                found.append(f"{notebooks[earlier].name} uses it {count}× before {notebooks[slug].name} defines it")
+        if found:
+            problems[entry["term"]] = found
+    return problems
 
 
 def glossary_page(terms: list[dict]) -> str:
@@ -160,7 +214,8 @@ def glossary_page(terms: list[dict]) -> str:
              "<!-- Generated by tools/course_map.py from docs/glossary.yml: edit the .yml, then run the tool. -->",
              "", "Every term the notebooks use, where the course defines it, and what it means. A notebook "
              "*defines* a term where the term is first written in **bold** or in a heading "
-             "(docs/NOTEBOOK_SHAPE.md); no earlier notebook uses it. See also the [course map](course_map.md).",
+             "(docs/NOTEBOOK_SHAPE.md), and no earlier notebook should need it. See also the "
+             "[course map](course_map.md).",
              "", "| term | definition | defined in |", "|---|---|---|"]
     for entry in sorted(terms, key=lambda e: e["term"].lower()):
         path = notebooks.get(entry["notebook"])
@@ -181,9 +236,9 @@ def outdated() -> list[str]:
     """What ``python tools/course_map.py`` would change (empty when everything is up to date)."""
     stale = []
     if replace_between_markers(COURSE_MAP.read_text(), methods_table()) != COURSE_MAP.read_text():
-        stale.append(f"{COURSE_MAP.relative_to(ROOT)}: the methods table differs from the facts and results/")
+        stale.append(f"{_shown(COURSE_MAP)}: the methods table differs from the facts and results/")
     if not GLOSSARY_MD.is_file() or GLOSSARY_MD.read_text() != glossary_page(load_glossary()):
-        stale.append(f"{GLOSSARY_MD.relative_to(ROOT)}: differs from docs/glossary.yml")
+        stale.append(f"{_shown(GLOSSARY_MD)}: differs from docs/glossary.yml")
     return stale
 
 
