@@ -84,6 +84,11 @@ image_grid(examples, nrow=per_class, suptitle="eight training images of each cla
 plt.show()
 
 # %% [markdown]
+# **What to look for**: ten rows, each holding one class (planes, cars, birds, ...), every image 32×32
+# pixels and recognisable. If a row mixes classes, or the colours look inverted or noisy, the labels
+# or the normalisation are wrong, and every later notebook inherits the error.
+
+# %% [markdown]
 # ## A few labels
 # Semi-supervised papers report CIFAR-10 results with 40, 250 and 4000 labels: 4, 25 or 400 per
 # class. The 250- and 4000-label settings come from Oliver et al. (2018), who proposed a common
@@ -107,6 +112,12 @@ axis.bar(range(data.num_classes), counts.numpy())
 axis.set(xticks=range(data.num_classes), ylabel="labelled images", title=f"{data.labeled_idx.numel()} labels: per-class counts")
 axis.set_xticklabels(data.class_names, rotation=45, ha="right")
 plt.show()
+
+# %% [markdown]
+# **What to look for**: the first grid has exactly four images per row, each row one class; the bar
+# chart has ten bars of equal height (25 each for 250 labels). Unequal bars would mean the split is
+# not class-balanced, and an overlap other than 0 above would mean a labelled image also sits in the
+# unlabelled pool.
 
 # %% [markdown]
 # ## Augmentations, batched on the device
@@ -136,7 +147,7 @@ image_grid(torch.cat(rows), nrow=13, titles=titles, scale=0.9)
 plt.show()
 
 # %% [markdown]
-# Things to notice: weak views are the same picture shifted by a few pixels; contrastive views
+# **What to look for**: weak views are the same picture shifted by a few pixels; contrastive views
 # can zoom into a small part and change the colours, so "is this the same image?" needs more
 # than colour histograms; strong views can be hard to recognise at all. Contrastive methods
 # learn what stays the same across such views; FixMatch asks the network to give a strong view
@@ -204,6 +215,12 @@ figure, axis = plt.subplots(figsize=(4, 3))
 axis.bar([str(n) for n in LABEL_COUNTS], [results[n]["test_accuracy"] for n in LABEL_COUNTS])
 axis.set(xlabel="labels", ylabel="test accuracy", ylim=(0, 1), title="supervised baseline")
 plt.show()
+
+# %% [markdown]
+# **What to look for**: in each history the training loss falls and the validation accuracy rises,
+# then flattens; a validation curve that falls while the training loss keeps falling is the network
+# memorising its few labels. In the bar chart, 4000 labels should beat 250 by a wide margin: labels
+# are the scarce resource the rest of the course tries to replace.
 
 # %% [markdown]
 # **How far is this from the papers?** Oliver et al. (2018, Table 1) report 20.26 % test *error*
