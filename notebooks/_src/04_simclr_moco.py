@@ -295,6 +295,11 @@ small_multiples(draw_temperature, axes_per_value=2, sharey=False, panel_size=(3.
 plt.show()
 
 # %% [markdown]
+# **What to look for**: as τ falls, the softmax on the left concentrates on the few hard negatives and
+# the right panel's orange bar (share of the push on the 5 hard negatives) grows towards 1; at τ = 2
+# the 120 easy negatives take most of the push.
+
+# %% [markdown]
 # Too small a $\tau$ over-reacts to a few negatives, which on an unlabelled data set are often
 # images of the *same class* (a "false negative"); too large a $\tau$ learns little from any
 # single one. That is why $\tau$ is tuned per data set and batch size.
@@ -367,6 +372,11 @@ for m in (0.9, 0.99, 0.999):
 axis.set(xlabel="optimiser step", ylabel="weight value", title="the momentum encoder lags the query encoder")
 axis.legend(fontsize=8)
 plt.show()
+
+# %% [markdown]
+# **What to look for**: each coloured curve is a smoothed, delayed copy of the black one: the larger
+# m, the smoother and the later. With m = 0.999 the key weight still sits near its starting value
+# after a few hundred steps, which is why a short CIFAR run uses 0.99.
 
 # %% [markdown]
 # With $m = 0.999$ (MoCo on ImageNet, ~5000 steps per epoch) the key weight is ~1000 steps behind;
@@ -475,6 +485,11 @@ for name, caption in captions.items():
         print(f"{name:>10}: {caption}")
 
 # %% [markdown]
+# **What to look for**: the solid kNN curves rise over the training seconds; the dashed ones are the
+# course's reference runs of the same cell. A curve that stays at chance (0.1) while the loss falls
+# means the views are solvable by a shortcut rather than by content.
+
+# %% [markdown]
 # ### What the papers claim here, and what the course's reference run shows
 # The cell below prints the claim this notebook's training tests, judged on the **validation**
 # split: the course's reference run of the cell above (its budget is printed with it) and, when
@@ -534,6 +549,11 @@ axis.axis("off")
 plt.show()
 
 # %% [markdown]
+# **What to look for**: the SimCLR probe column against the random-probe column: the gap is what
+# pretraining bought at each number of labels, and it shrinks as labels grow. All three columns rise
+# from left to right.
+
+# %% [markdown]
 # **Reading it honestly.** At this budget (ten SimCLR epochs on 10 000 images with a tiny network)
 # the pretraining buys little: the SimCLR probe is a few points above the *random* encoder's probe
 # everywhere, ahead of training from scratch only at 4 labels per class, and behind it from 25
@@ -573,6 +593,11 @@ for label, method in (("untrained", untrained), ("SimCLR", simclr)):
     positive_mask[torch.arange(2 * N_PICKED), torch.cat([torch.arange(N_PICKED, 2 * N_PICKED), torch.arange(N_PICKED)])] = True
     print(f"{label:>9}: mean positive similarity {similarity[positive_mask].mean():.3f}, "
           f"mean negative similarity {similarity[mask & ~positive_mask].mean():.3f}")
+
+# %% [markdown]
+# **What to look for**: after training, the diagonal band of positive pairs (each view against the
+# other view of its image) is brighter than the rest, and the printed mean positive similarity is well
+# above the negative one. Untrained, positives and negatives look alike.
 
 # %% [markdown]
 # ### MoCo's look-up, seen from one query
@@ -618,6 +643,10 @@ print(f"the positive key is the most similar of all {len(queue) + 1} keys for "
       f"median number of queued keys that beat it: {rank.float().median().item():.0f}")
 
 # %% [markdown]
+# **What to look for**: the red line (query 0 against its own key) lies to the right of the grey mass
+# of queued keys; the printed share of queries whose own key wins should be far above chance.
+
+# %% [markdown]
 # ### Queue size: more negatives make the look-up harder
 # Same queries, now against $K$ fresh keys of *other* training images (so no negative is the
 # query's own image), for growing $K$. A look-up that is no better than guessing has loss
@@ -643,6 +672,11 @@ for k, loss in zip(sizes, losses):
     print(f"K={k:5d}: loss {loss:.3f}, log(K+1) - loss = {math.log(k + 1) - loss:.3f} nats")
 
 # %% [markdown]
+# **What to look for**: the loss (left) grows with K but stays below the dashed log(K+1); the gap
+# (right) grows with K too, up to the limit log(K+1) allows: more negatives let the bound see more of
+# what the encoder learned.
+
+# %% [markdown]
 # A bigger queue costs almost nothing (one matrix product), which is MoCo's point; the limit is
 # staleness: the oldest key in the queue is $K/N$ steps old.
 #
@@ -660,6 +694,11 @@ for axis, (name, (method, _, metrics)) in zip(axes, runs.items()):
               title=f"{name} (kNN {metrics['knn_all_labels_accuracy']:.2f})", max_points=500 if SMOKE else 2000)
 figure.tight_layout()
 plt.show()
+
+# %% [markdown]
+# **What to look for**: in the supervised panel the classes form separate clusters; SimCLR's and
+# MoCo's panels show looser ones, with vehicles apart from animals before the classes within each
+# group separate. A single blob coloured at random means features that ignore the content.
 
 # %% [markdown]
 # ## Take-aways and pitfalls

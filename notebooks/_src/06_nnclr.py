@@ -119,6 +119,11 @@ axis.legend(fontsize=7, loc="lower left")
 plt.show()
 
 # %% [markdown]
+# **What to look for**: the red circle marks the queue entry nearest to view 1; NNCLR pulls view 2
+# towards it (red arrow) instead of towards view 1 itself (dashed). When that neighbour has the same
+# class as the query, the positive brings new within-class variation.
+
+# %% [markdown]
 # ## The formula
 # For a batch of $N$ images with two views each:
 #
@@ -323,6 +328,11 @@ plt.tight_layout()
 plt.show()
 
 # %% [markdown]
+# **What to look for**: the loss falls; NN purity starts near chance (0.1) and climbs as the queue
+# fills with embeddings of a network that groups classes; the kNN monitor rises with it. Purity stuck
+# at chance means the neighbours are random and NNCLR's positives are noise.
+
+# %% [markdown]
 # ### Who are the neighbours? Early vs late
 # Six test images (never in the queue) are the queries. For each, the three nearest queue entries
 # at step `EARLY_STEP` and at the end of training, shown as the training images they came from
@@ -391,6 +401,10 @@ else:
     print(NOT_SHIPPED)
 
 # %% [markdown]
+# **What to look for**: late in training more neighbours carry a ✓ (same class as the query) than
+# early on, and the printed share of agreeing neighbours should rise between the two lines.
+
+# %% [markdown]
 # ### How many of the queue's entries does a good neighbour need?
 # With the final queue, look up the test queries among only the most recent `entries` rows. The
 # slider changes that number; the plot shows the similarity of the nearest neighbour found and
@@ -433,6 +447,11 @@ if TRAINED_HERE:
     prefix_sizes = sorted({max(8, queue_size // 64), max(8, queue_size // 8), queue_size})
     small_multiples(draw_prefix, panel_size=(4.6, 3.2), entries=prefix_sizes)
     plt.show()
+
+# %% [markdown]
+# **What to look for**: with more entries the nearest neighbour is more similar (the histogram moves
+# right) and the purity in the title rises; a small recent slice of the queue already finds most good
+# neighbours.
 
 # %% [markdown]
 # ## The queue size, trained
@@ -491,6 +510,11 @@ best_size = max(QUEUE_SIZES, key=lambda s: sweep[s]["knn"])
 print(f"largest kNN accuracy in this sweep: queue {best_size} ({sweep[best_size]['knn']:.3f})")
 
 # %% [markdown]
+# **What to look for**: purity, kNN and probe for each queue size; the best size is usually in the
+# middle: a tiny queue offers poor neighbours, a huge one stale ones. Differences of a point or two
+# are within the noise of one seed.
+
+# %% [markdown]
 # ## Compared with the supervised baseline, and the embedding
 # The cross-entropy baseline of notebook 00 on the same `NUM_LABELS` labels and the same
 # backbone, with NNCLR's main-run budget. NNCLR's test accuracy is a linear probe on those same
@@ -534,6 +558,11 @@ for axis, (name, model, folder, accuracy) in zip(axes, [
               legend=name == "NNCLR", title=f"{name} (test acc {accuracy:.2f})")
 plt.tight_layout()
 plt.show()
+
+# %% [markdown]
+# **What to look for**: the supervised panel separates the classes most; NNCLR's shows looser
+# clusters, with vehicles apart from animals. A single blob coloured at random means features that
+# ignore the content.
 
 # %% [markdown]
 # ## Take-aways
