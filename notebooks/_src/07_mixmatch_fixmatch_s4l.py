@@ -336,6 +336,11 @@ plt.show()
 print(f"mean λ' = {torch.maximum(draws, 1 - draws).mean():.3f}: on average a mixed image keeps about that much of its own row")
 
 # %% [markdown]
+# **What to look for**: in the top row the first image fades into the second as λ falls, and the label
+# bars below split between the two classes with the same weights. In the histogram, λ piles up near 0
+# and 1, while λ' = max(λ, 1 − λ) never goes below 0.5.
+
+# %% [markdown]
 # ## Label guessing and sharpening
 # MixMatch predicts each unlabelled image under $K = 2$ augmentations, averages the two
 # distributions and sharpens the average. The bars below are made-up predictions (random logits
@@ -363,7 +368,7 @@ def show_guess(T=0.5):
 interactive_plot(show_guess, T=(0.1, 2.0, 0.05, 0.5))
 
 # %% [markdown]
-# Without a kernel: the sharpened guess for four temperatures.
+# **What to look for**: the average of the two views is flatter than either view; sharpening with T < 1 makes it peakier without moving its arg-max, and T = 1 leaves it unchanged. Without a kernel: the sharpened guess for four temperatures.
 
 # %%
 def draw_guess(axis, T):
@@ -375,6 +380,10 @@ def draw_guess(axis, T):
 
 small_multiples(draw_guess, T=(0.1, 0.5, 1.0, 2.0), title="MixMatch's guessed label, sharpened with temperature T")
 plt.show()
+
+# %% [markdown]
+# **What to look for**: the tallest bar stays on the same class for every T; the smaller T, the closer
+# the guess to one-hot (T = 0.1) and the larger, the flatter (T = 2).
 
 # %% [markdown]
 # ## Rotation as an auxiliary task (S4L)
@@ -389,6 +398,10 @@ order = torch.arange(12).reshape(4, 3).T.reshape(-1)  # show image by image: 0°
 image_grid(rotated[order], nrow=4, titles=[f"{90 * int(r)}°" for r in rotation_labels[order]],
            suptitle="three training images under the four rotations (labels 0-3)")
 plt.show()
+
+# %% [markdown]
+# **What to look for**: each row is one image under 0°, 90°, 180° and 270°; only the first copy is
+# upright. S4L's rotation head must say which, on labelled and unlabelled images alike.
 
 # %% [markdown]
 # **S4L-Rotation's loss, with loops.** With class logits of the labelled images, rotation logits
@@ -524,6 +537,12 @@ for name in METHODS[1:]:   # judged on the validation split; the bars above show
 print(f"your budget: {BUDGET_EPOCHS} epochs, backbone '{BACKBONE}', {NUM_LABELS} labels")
 
 # %% [markdown]
+# **What to look for**: the bars are each method's test accuracy from its own classifier (MixMatch and
+# FixMatch with their moving-average weights); the dashed line is the baseline's. At this short budget
+# a method may not clear the baseline; the printed validation differences, not the bars, decide the
+# claims below. A bar at the red chance line means a broken run.
+
+# %% [markdown]
 # **How far is this from the papers?** On CIFAR-10 with 250 labels and a WRN-28-2, FixMatch
 # reaches 94.93 % after $2^{20}$ training steps (Sohn et al. 2020, abstract and Table 2) and
 # MixMatch about 89 % (11 % error; Berthelot et al. 2019, abstract). With the engine's epoch
@@ -613,6 +632,11 @@ for axis, name in zip(axes, ("fixmatch", "supervised")):
               max_points=500 if SMOKE else 2000,
               title=f"{name}: test accuracy {results[name]['test_accuracy']:.3f}")
 plt.show()
+
+# %% [markdown]
+# **What to look for**: FixMatch's panel should show class clusters at least as compact as the
+# baseline's; where the two models confuse classes (cat and dog, car and truck), their clusters touch.
+# A single blob coloured at random means features that ignore the content.
 
 # %% [markdown]
 # ## Take-aways

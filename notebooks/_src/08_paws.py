@@ -127,13 +127,17 @@ def show_snn_regions(temperature):
 interactive_plot(show_snn_regions, temperature=(0.02, 1.0, 0.02, 0.1))
 
 # %% [markdown]
-# The same figure for a few temperatures, side by side (it does not need a running kernel):
+# **What to look for**: with a small τ each region takes the class of its single nearest support and the colours are saturated up to sharp borders; with a large τ the colours fade, since every support votes almost equally. The same figure for a few temperatures, side by side (it does not need a running kernel):
 
 # %%
 small_multiples(lambda axis, temperature: draw_snn_regions(axis, temperature, legend=temperature == 0.02),
                 temperature=(0.02, 0.1, 0.3, 1.0), panel_size=(4.6, 4.6), sharey=False,
                 title="SNN prediction for four temperatures τ (stronger colour = more confident)")
 plt.show()
+
+# %% [markdown]
+# **What to look for**: the four panels side by side: as τ grows, the borders between classes blur and
+# the colours fade towards a uniform prediction far from the supports.
 
 # %% [markdown]
 # ## The formulas
@@ -298,6 +302,10 @@ small_multiples(lambda axis, T: draw_sharpening(axis, T, legend=T == 0.1), T=(0.
 plt.show()
 
 # %% [markdown]
+# **What to look for**: the arg-max never moves; T < 1 lowers the entropy printed in the title (a more
+# decided target), T = 1 changes nothing and T = 2 raises it.
+
+# %% [markdown]
 # ## ME-MAX and sharpening: two different collapses
 # Sharpened targets reward confidence, and there is a cheap way to be confident: put every
 # unlabelled image near the supports of *one* class. Each view then agrees with the other view,
@@ -409,6 +417,11 @@ plt.tight_layout()
 plt.show()
 
 # %% [markdown]
+# **What to look for**: without ME-MAX the largest share of one class climbs towards 1 and the
+# accuracy falls to chance: collapse onto one class. With ME-MAX the largest share stays near one
+# third, the dashed balanced level. The spread of the dots shows how much the seeds disagree.
+
+# %% [markdown]
 # And how the average prediction $\bar p$ moves during training, for the first seed, with and
 # without ME-MAX (both with sharpening); the balanced answer is one third each.
 
@@ -503,6 +516,11 @@ plot_runs(run_dirs, logs_of="paws", keys=("paws_xent", "me_max", "target_acc"),
 plt.show()
 
 # %% [markdown]
+# **What to look for**: `paws_xent` falls; `me_max` stays near the dashed −log K (balanced
+# predictions); `target_acc` rises above chance. `me_max` drifting up towards 0 signals collapse onto
+# a few classes.
+
+# %% [markdown]
 # `target_acc` is how often the arg-max of a target agrees with the hidden label of its
 # unlabelled image; the method logs it for you and never trains on it. The ME-MAX term sits near
 # $-\log K$ when predictions are spread over all classes.
@@ -551,6 +569,11 @@ print_reference_results(run_dirs)
 print(f"your budget: {BUDGET_EPOCHS} epochs, backbone '{BACKBONE}', {NUM_LABELS} labels")
 
 # %% [markdown]
+# **What to look for**: PAWS (its SNN classifier over the labelled set) against the baseline (its own
+# classifier), class by class on the test split: the gains and losses are rarely uniform. The linear
+# head line beside it compares the two backbones under one protocol.
+
+# %% [markdown]
 # **How far is this from the papers?** On CIFAR-10, PAWS with its soft nearest-neighbour
 # classifier (PAWS-NN), a WRN-28-2, 4000 labels and 600 epochs (official config
 # `configs/paws/cifar10_train.yaml`) has 4.0 ± 0.25 % test error, i.e. about 96 % accuracy (Assran
@@ -566,6 +589,11 @@ for axis, name in zip(axes, METHODS):
               legend=axis is axes[0], title=f"{name}: backbone features (test acc {results[name]['test_accuracy']:.2f})")
 plt.tight_layout()
 plt.show()
+
+# %% [markdown]
+# **What to look for**: the two panels show backbone features; PAWS's clusters should be at least as
+# compact as the baseline's, with vehicles apart from animals. A single blob coloured at random means
+# features that ignore the content.
 
 # %% [markdown]
 # ## Take-aways and pitfalls
