@@ -441,7 +441,7 @@ plt.tight_layout()
 plt.show()
 
 # %% [markdown]
-# **What the experiment shows** (5 seeds, 200 steps; your numbers match when you run it outside
+# **What to look for, and what the experiment shows** (5 seeds, 200 steps; your numbers match when you run it outside
 # smoke mode; `benchmarks/RESULTS.md` records them):
 # - *Without sharpening* ($T = 1$) the single predictions end at the uniform vote in every seed
 #   (entropy $\log 3$ to two decimals), with or without ME-MAX: the embeddings close up to

@@ -119,6 +119,11 @@ print(f"mean margin (distance to nearest other-class prototype minus nearest own
       f"raw {prototype_margin(toy_features):.3f}, refined {prototype_margin(toy_refined):.3f}")
 
 # %% [markdown]
+# **What to look for**: the stars (prototypes) sit in the clumps, two per class; the refined points
+# are pulled towards prototypes of their own class, so the clumps of one colour move together and the
+# printed margin grows from raw to refined.
+
+# %% [markdown]
 # ## The formulas
 # **Prototypes.** For every class $c$, the features $X_c$ of its labelled images (and of unlabelled
 # images whose pseudo-label is $c$ with confidence above a threshold) are clustered by **cosine
@@ -306,6 +311,11 @@ plt.tight_layout()
 plt.show()
 
 # %% [markdown]
+# **What to look for**: Euclidean k-means splits the class into short and long features; cosine
+# k-means splits it by direction, which is what the attention's cosine similarity compares. The stars
+# show where each puts its two prototypes.
+
+# %% [markdown]
 # The consistency weights start at 0 and grow: early pseudo-labels are mostly wrong, and a
 # strong weight would teach the network its own mistakes. The official code uses a linear ramp
 # (the sigmoid-shaped ramp of Mean Teacher is commented out there).
@@ -318,6 +328,10 @@ for schedule in ("linear", "sigmoid"):
 axis.set(xlabel="fraction of training", ylabel="weight / final weight", title="consistency ramp over the first 40 %")
 axis.legend()
 plt.show()
+
+# %% [markdown]
+# **What to look for**: both ramps go from 0 to 1 over the first 40 % of training and stay at 1; the
+# linear one (the official code's) rises steadily, the sigmoid one starts slowly and catches up late.
 
 # %% [markdown]
 # ## Training FeatMatch on CIFAR-10 with few labels
@@ -363,7 +377,7 @@ plot_runs(run_dirs, logs_of="featmatch", keys=("clf", "con_g", "con_f", "ramp", 
 plt.show()
 
 # %% [markdown]
-# `attention` switches from 0 to 1 at the first epoch end, when the first prototypes exist;
+# **What to look for**: `attention` switches from 0 to 1 at the first epoch end, when the first prototypes exist;
 # `con_f` is zero before that. `pseudo_acc` compares the arg-max of the pseudo-labels with the
 # hidden labels (logged for you, never trained on).
 
@@ -417,6 +431,11 @@ agree = (data.train_labels[bank_index[nearest]] == featmatch.prototype_labels).f
 print(f"the nearest image has the prototype's class for {agree:.0%} of the prototypes")
 
 # %% [markdown]
+# **What to look for**: most images in a row show the row's class; a `U` prototype (from
+# pseudo-labelled features) whose nearest image has another class is a pseudo-label error baked into
+# the prototypes. The printed agreement should be far above 0.1.
+
+# %% [markdown]
 # ## Which prototypes does an image attend to?
 # Rows: test images, a few per class, grouped by class; columns: the prototypes, grouped by
 # class; colour: attention weight averaged over the heads. A well-trained model should put most
@@ -453,6 +472,11 @@ print(f"attention on prototypes of the image's own class: {own_mass.mean():.3f} 
       f"(uniform attention would give {1 / data.num_classes:.3f})")
 
 # %% [markdown]
+# **What to look for**: bright diagonal blocks (images attending to prototypes of their own class) on
+# a dark background; the printed own-class mass should be well above the uniform level. Bright
+# off-diagonal blocks show which classes the model confuses.
+
+# %% [markdown]
 # Pick one of those images with the slider: its picture, its attention over the prototypes
 # (coloured by the prototype's class) and the class probabilities from raw and refined features.
 
@@ -481,7 +505,7 @@ def show_attention(image_index):
 interactive_plot(show_attention, image_index=(0, len(shown) - 1, 1, 0))
 
 # %% [markdown]
-# Without a kernel: four of the images (one column each; top: attention over the prototypes,
+# **What to look for**: for most images the attention bars of the image's own class (colour) are the tallest, and the refined probabilities are at least as peaked on the right class as the raw ones. Without a kernel: four of the images (one column each; top: attention over the prototypes,
 # bottom: class probabilities from raw and refined features).
 
 # %%
@@ -502,6 +526,11 @@ def draw_attention_column(axes, image_index):
 small_multiples(draw_attention_column, axes_per_value=2, panel_size=(4.2, 3.0), sharey=False,
                 image_index=[int(i) for i in np.linspace(0, len(shown) - 1, 4)])
 plt.show()
+
+# %% [markdown]
+# **What to look for**: the tallest attention bars in each column carry the colour of the image's
+# class named in the title; where they do not, the refined probabilities often move towards the wrong
+# class too.
 
 # %% [markdown]
 # ## Refined versus raw features
@@ -564,6 +593,11 @@ print_reference_results(run_dirs)
 print(f"your budget: {BUDGET_EPOCHS} epochs, backbone '{BACKBONE}', {NUM_LABELS} labels")
 
 # %% [markdown]
+# **What to look for**: each method's predictions on the test split: FeatMatch's classifier on refined
+# features against the baseline's classifier, class by class. Gains are rarely uniform: the printed
+# number of classes where FeatMatch is better says more than the mean.
+
+# %% [markdown]
 # **How far is this from the papers?** On CIFAR-10 with a WRN-28-2, FeatMatch has 7.50 ± 0.64 %
 # test error at 250 labels (92.5 % accuracy) and 4.91 ± 0.18 % at 4000 (Kuo et al. 2020, as quoted
 # in the README of `GT-RIPL/FeatMatch`), after 183 000 iterations at batch sizes 64 labelled + 128
@@ -579,6 +613,12 @@ for axis, (title, features) in zip(axes, panels):
               legend=axis is axes[0], title=title)
 plt.tight_layout()
 plt.show()
+
+# %% [markdown]
+# **What to look for**: the baseline's raw features, FeatMatch's raw features f, and its refined
+# features g. The refined panel should show the most compact clusters, since the attention pulls each
+# feature towards prototypes of its pseudo-class; a refined panel that merges classes means wrong
+# prototypes.
 
 # %% [markdown]
 # ## Take-aways and pitfalls

@@ -126,6 +126,11 @@ axis.legend(loc="upper left")
 plt.show()
 
 # %% [markdown]
+# **What to look for**: the dashed D* is 1/2 exactly where the two densities cross, near 1 where only
+# the data has mass and near 0 where only the generator does. The printed V(D*, G) equals −log 4 + 2
+# JS: the game measures the Jensen–Shannon divergence.
+
+# %% [markdown]
 # ## 2. BiGAN: a discriminator on pairs makes E and G inverse maps
 # A GAN has no way back from an image to its latent. BiGAN (Donahue, Krähenbühl and Darrell,
 # ICLR 2017) and ALI (Dumoulin et al., ICLR 2017) add an **encoder** $E: x \mapsto z$ and let the
@@ -268,6 +273,11 @@ for when, images in shown:
     plt.show()
 
 # %% [markdown]
+# **What to look for**: before training the samples are noise; after each epoch they gain colour blobs
+# and then rough layouts (sky above ground). Sixteen near-identical samples are mode collapse: the
+# generator found one picture that fools D.
+
+# %% [markdown]
 # ### The discriminator's three scores over training
 # Each curve is a batch mean of one score on real pairs (solid) and generated pairs (dashed). A
 # healthy game keeps real above generated without the gap running away; D's accuracy on the
@@ -297,6 +307,11 @@ plt.tight_layout()
 plt.show()
 
 # %% [markdown]
+# **What to look for**: solid (real) scores stay above dashed (generated) ones, with a gap that does
+# not run away; D's accuracy hovers well below 1. An accuracy stuck at 1 means D has won and E and G
+# get no useful gradient.
+
+# %% [markdown]
 # ### Reconstructions $G(E(x))$ next to $x$
 # Top row: test images; bottom row: the generator's drawing of the encoder's latent (its mean).
 
@@ -311,6 +326,10 @@ image_grid(torch.cat([normalized_to_unit(originals).cpu(), reconstructions]), nr
 plt.show()
 pixel_error = (reconstructions - normalized_to_unit(originals).cpu()).abs().mean().item()
 print(f"mean absolute pixel error of G(E(x)): {pixel_error:.3f} (pixels in [0, 1])")
+
+# %% [markdown]
+# **What to look for**: the bottom row should keep some of the top row's colour layout (a dark object
+# on a light background, a blue band of sky), not its pixels: the printed pixel error stays large.
 
 # %% [markdown]
 # ## 5. Where a small GAN falls short
@@ -334,6 +353,10 @@ diversity = torch.pdist(fake).mean().item() / torch.pdist(real).mean().item()
 print(f"sample diversity (mean pairwise distance, generated / real): {diversity:.2f}")
 image_grid(fake[:16].view(-1, 3, 32, 32), nrow=8, scale=1.0, suptitle="16 random samples: how different are they?")
 plt.show()
+
+# %% [markdown]
+# **What to look for**: sixteen different pictures; the printed diversity ratio near 1 means the
+# samples vary as much as real images, a ratio well below 1 means they collapse onto a few modes.
 
 # %% [markdown]
 # ## 6. The encoder as a representation: kNN and linear probe
@@ -372,6 +395,11 @@ axis.legend(loc="upper right")
 plt.show()
 
 # %% [markdown]
+# **What to look for**: two bars per method on the test split: kNN whose bank is the labelled images
+# only, and a linear probe fitted on those same labels. SimCLR usually leads BigBiGAN at this budget;
+# bars at chance (0.1) would mean an encoder that ignores the image.
+
+# %% [markdown]
 # ### What the papers claim here, and what the course's reference run shows
 # The cell below prints the claim this notebook's training tests, judged on the **validation**
 # split: the course's reference run of the cell above (its budget is printed with it) and, when
@@ -396,6 +424,11 @@ figure, axis = plt.subplots(figsize=(8, 7))
 plot_tsne(features.cpu(), data.test_labels.cpu(), data.class_names, axis=axis, title="BigBiGAN encoder (t-SNE)",
           max_points=300 if SMOKE else 2000)
 plt.show()
+
+# %% [markdown]
+# **What to look for**: compared with the t-SNE panels of notebooks 04 and 12, BigBiGAN's encoder
+# separates the classes less at this budget; colour-driven groups (sky, sea) are easier to see than
+# classes.
 
 # %% [markdown]
 # ## Read the results honestly

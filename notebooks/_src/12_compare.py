@@ -146,6 +146,10 @@ for labels in sorted({int(r["labels"]) for r in rows}):
     plt.show()
 
 # %% [markdown]
+# **What to look for**: the red bar is the supervised baseline; blue bars to its right beat it on
+# validation accuracy at this budget. Differences of a point or two are within the spread of seeds.
+
+# %% [markdown]
 # ### What this comparison should show, and what the course's reference run shows
 # The cell below prints each claim this notebook makes about the training above, judged on the
 # **validation** split (the test split is never used to decide anything): the course's reference
@@ -166,6 +170,11 @@ plot_curves(RESULTS)
 plt.show()
 
 # %% [markdown]
+# **What to look for**: a line still climbing at its right end would gain from more time; a line that
+# plateaued early would not. Stars far above the end of their line mean the probe or classifier does
+# better than the kNN monitor suggests.
+
+# %% [markdown]
 # ## The same test images through every method
 # Each panel embeds the same test images with one trained model and maps them to 2-D with t-SNE,
 # coloured by true class. Compact, separated colours mean a linear probe or a kNN will do well;
@@ -179,6 +188,10 @@ try:
     plt.show()
 except FileNotFoundError as error:
     print(error)
+
+# %% [markdown]
+# **What to look for**: panels with compact, separated colours belong to the methods with the highest
+# kNN accuracy; compare panels by who is next to whom, not by cluster sizes, which t-SNE distorts.
 
 # %% [markdown]
 # ## What a bigger batch, queue or support set costs
@@ -204,7 +217,7 @@ if not figures:
     print("no stored scaling figure: run benchmarks/scaling.py")
 
 # %% [markdown]
-# Read the curves against the formulas: NT-Xent builds a `[2B, 2B]` similarity matrix, so its share
+# **What to look for**: Read the curves against the formulas: NT-Xent builds a `[2B, 2B]` similarity matrix, so its share
 # grows with the square of the batch; MoCo compares `2B` queries with `K` queued keys, cheap until
 # `K` reaches tens of thousands; NNCLR additionally searches the queue for each nearest neighbour;
 # PAWS pushes its support images through the network every step, so a bigger support set costs
