@@ -240,7 +240,8 @@ plt.show()
 # 3. each neighbour votes for its class with weight $e^{s_i/\tau}$, $\tau = 0.1$:
 #    $\text{score}_c(f) = \sum_{i \in \mathcal{N}_k(f)} e^{s_i/\tau}\,[y_i = c]$;
 # 4. predict $\arg\max_c \text{score}_c(f)$.
-#
+
+# %% [markdown]
 # Why $e^{s/\tau}$ rather than one vote each: with $\tau = 0.1$ a neighbour at $s = 0.9$ weighs
 # $e^{(0.9 - 0.7)/0.1} = e^2 \approx 7.4$ times one at $s = 0.7$, so the closest neighbours decide
 # and the 200th matters little, but ties between classes are still broken by the many.
@@ -296,6 +297,8 @@ print(f"kNN on raw pixels, bank of up to 10 000 training images: {pixel_accuracy
 #   CIFAR-10's 50,000; `val_size=` / `--val-size`): no method trains on it, the kNN monitor during
 #   training and any choice of a hyper-parameter read it, and the test set is read once, for the
 #   final numbers. Choose settings by `val_accuracy`, report `test_accuracy`.
+
+# %% [markdown]
 # - The kNN accuracy printed above uses only the **labelled** images as its memory bank: what a
 #   few-label learner can do with the features. The representation-learning convention, a bank of
 #   *every* training image with its label, is `knn_all_labels_accuracy` (`knn_bank="all"`,
@@ -309,7 +312,8 @@ print(f"kNN on raw pixels, bank of up to 10 000 training images: {pixel_accuracy
 # by `ssl_course` (or from the official page) is the original data; a copy rebuilt from JPEG files
 # (some mirrors distribute one) costs a couple of points of accuracy, so compare with published
 # numbers only on the original.
-#
+
+# %% [markdown]
 # ## Exercise
 # Change `num_labels` in the split cell to 4000 and check, with `torch.bincount`, that every class
 # gets 400 labels. What error do you get for 45 labels, and why?

@@ -153,7 +153,8 @@ print(f"literal == F.cross_entropy == exemplar_loss: {literal.item():.6f}; chanc
 #    is why Exemplar needs many epochs before its features improve (on the course's synthetic
 #    data, kNN accuracy can *fall* during the first two epochs while the exemplar loss falls).
 # 3. **Collisions.** Two near-identical images are different classes and are pushed apart.
-#
+
+# %% [markdown]
 # Instance discrimination (Wu et al. 2018) keeps the task and changes the parametrisation: the
 # prototype of image $j$ becomes a stored, normalised embedding $v_j$ of that image (a *memory
 # bank*), and the $N$-way softmax is estimated with NCE against a few thousand sampled

@@ -393,7 +393,8 @@ plt.show()
 # every batch-norm layer into `bn_splits = 8` groups ("virtual GPUs") and shuffles the keys
 # before the key encoder, as MoCo's CIFAR demo does. SimCLR instead normalises all $2N$ views
 # together, which is the "global BN" of its paper.
-#
+
+# %% [markdown]
 # ## Training: SimCLR, MoCo and the supervised baseline under the same budget
 # All three use the same backbone, the same `LABELS` labels and the same budget in epochs (the
 # engine's epoch of notebook 00: the same number of primary images, not the same time). SimCLR and
@@ -515,7 +516,8 @@ claims.show("04", {name: metrics for name, (_, _, metrics) in runs.items()});
 # epochs; a linear probe on all 50 000 labels of its 800-epoch symmetric-loss model reaches 90.7 %. Your run differs on every axis: a smaller
 # network, `BUDGET_EPOCHS` epochs, and a probe that sees only `LABELS` labels. Expect tens of points
 # less; what you can compare is the *order* of the three methods at equal budget.
-#
+
+# %% [markdown]
 # ## Why pretrain at all? Label efficiency, measured
 # The case for self-supervised pretraining is strongest when labels are scarce. The figure below
 # comes from `benchmarks/label_efficiency.py`: one SimCLR pretraining on a 10 000-image CIFAR-10
@@ -713,6 +715,8 @@ plt.show()
 #   wants large batches (the paper used 4096). MoCo gets $K$ negatives from its queue at any batch
 #   size; the price is stale keys and a second network. The queue must be consistent: that is
 #   what the momentum $m$ is for, and $1/(1-m)$ must be small next to the run's length.
+
+# %% [markdown]
 # - **The 2× convention.** The official SimCLR TF code adds the mean losses of the two
 #   directions (view 1 as anchors, then view 2), which is twice the value of the mean over all
 #   $2N$ anchors that `ssl_course.losses.nt_xent` and the PyTorch ports return (checked in the
@@ -789,7 +793,8 @@ check_momentum_update(my_momentum_update);
 # **4. Think: how many candidates?** At a batch of $N = 256$ images, how many negatives does each
 # SimCLR anchor have, and how many does a MoCo query have with $K = 4096$? By the bound of notebook
 # 01, what is the largest amount of mutual information, in nats, that each loss can certify?
-#
+
+# %% [markdown]
 # **5. Think: the momentum against the budget.** On all of CIFAR-10 (as on a GPU), SimCLR and
 # MoCo train on the 45 000 training images at a batch of 256. How many steps is one epoch, and how
 # many are `BUDGET_EPOCHS = 10` epochs? The key encoder lags the query encoder by about $1/(1-m)$

@@ -154,7 +154,8 @@ plt.show()
 # \qquad
 # \mathcal{L} = \tfrac12\big(\mathcal{L}_{1\to 2} + \mathcal{L}_{2\to 1}\big)
 # $$
-#
+
+# %% [markdown]
 # Each neighbour must pick out the prediction of *its own* image's other view among the $N$
 # predictions of the batch. The arg max has no gradient: the loss trains the network through the
 # predictions $p$, and the neighbours act as fixed targets. After the step, the batch's $\hat z_1$

@@ -653,6 +653,8 @@ plt.show()
 #   huge gradients from the first few pseudo-labels.
 # - A low threshold lets wrong pseudo-labels in and the model then trains on its own mistakes
 #   (confirmation bias); a threshold that nothing reaches makes the method supervised.
+
+# %% [markdown]
 # - MixMatch's $\lambda' = \max(\lambda, 1-\lambda)$; the official code draws $\lambda$ per sample, the
 #   paper's pseudo-code once per batch. Forgetting the ramp-up of $\lambda_U = 75$ lets random
 #   early guesses dominate.
@@ -707,7 +709,8 @@ check_mixup(my_mixup);
 # unlabelled images, with 64 labelled images on top. On the 45 000 training images, how many steps
 # is one epoch, and how many times is each of 250 labelled images drawn in 10 epochs? Compare with
 # the supervised baseline (batch 128 labelled images) at the same 10 epochs.
-#
+
+# %% [markdown]
 # ## References
 # - D. Berthelot, N. Carlini, I. Goodfellow, N. Papernot, A. Oliver, C. Raffel, *MixMatch: A
 #   Holistic Approach to Semi-Supervised Learning*, NeurIPS 2019. Code:

@@ -321,7 +321,8 @@ plt.show()
 # pushing predictions away from the uniform vote. The PAWS paper credits sharpening with
 # avoiding (representation) collapse; ME-MAX with using all the classes. Both claims can be
 # measured.
-#
+
+# %% [markdown]
 # **A toy experiment.** 600 unlabelled points from three overlapping 2-D blobs (200 per class),
 # two labelled supports per class, a small MLP as the "network", two noisy "views" of each
 # point, and the PAWS loss from the library, trained with Adam for `TOY_STEPS` steps, in four
@@ -453,6 +454,8 @@ plt.show()
 #   average of uniform votes is perfectly balanced.
 # - *With sharpening* the predictions stay confident (entropy far below $\log 3$) in every seed.
 #   Sharpening is what prevents this collapse, as the paper says.
+
+# %% [markdown]
 # - *ME-MAX* then does the other job: without it one class takes a larger share of $\bar p$
 #   (in some seeds more than half); with it the shares stay close to 1/3.
 # - *Balance is not accuracy*: the seed-to-seed spread of the accuracy is as large as the
@@ -615,6 +618,8 @@ plt.show()
 #   and the loss sits at 0). A too-large learning rate can cause that collapse even with
 #   sharpening (the method's docstring lists rates that collapsed in short runs); watch for a
 #   loss stuck at 0 and a `target_acc` at chance.
+
+# %% [markdown]
 # - Support batches must be **class-balanced**: the SNN is a vote, and a class with more
 #   supports wins more votes. The official code samples 64 labelled images of every class per
 #   step; the method does the same when every class has 64 labels, and otherwise uses as many

@@ -126,59 +126,55 @@ print(f"mean margin (distance to nearest other-class prototype minus nearest own
 # %% [markdown]
 # ## The formulas
 # **Prototypes.** For every class $c$, the features $X_c$ of its labelled images (and of unlabelled
-# images whose pseudo-label is $c$ with confidence above a threshold) are clustered by **cosine
-# k-means** into $p$ clusters: k-means on the L2-normalised features $\hat x = x / \lVert x \rVert$,
+# images pseudo-labelled $c$ with confidence above a threshold) are clustered by **cosine k-means**
+# into $p$ clusters: k-means on the L2-normalised features $\hat x = x / \lVert x \rVert$,
 # minimising $\sum_{x \in X_c} \min_{j} \lVert \hat x - \mu_{c,j} \rVert^2$. For unit vectors
-# $\lVert \hat x - \hat \mu \rVert^2 = 2 - 2\cos(x, \mu)$, so the nearest centroid is the one with
-# the largest cosine similarity: the clusters group features by *direction*, not by length.
-# The prototype of a cluster is the mean of its **raw** (unnormalised) features. This is what
-# the official code does (`GT-RIPL/FeatMatch`, `train/featmatch.py`: scikit-learn `KMeans` on
-# normalised features, then the mean of the raw features of each cluster) and what
-# `ssl_course.cluster.extract_prototypes(..., metric="cosine")` does for the method; the
-# paper's text just says k-means. Why cosine? Backbone features after a ReLU differ a lot in
-# length (a confident, high-contrast image gives a long feature), and Euclidean k-means would
-# then split a class by feature length. The $P = Cp$ prototypes, stacked, are
-# $\mathbf{P} \in \mathbb{R}^{P \times D}$; they are recomputed now and then (every epoch here),
-# not learned by gradient descent.
-#
+# $\lVert \hat x - \hat \mu \rVert^2 = 2 - 2\cos(x, \mu)$: the clusters group features by
+# *direction*, not by length. Why? Backbone features after a ReLU differ a lot in length (a
+# high-contrast image gives a long feature), and Euclidean k-means would split a class by length.
+# A cluster's prototype is the mean of its **raw** (unnormalised) features, as in the official
+# code (`GT-RIPL/FeatMatch`, `train/featmatch.py`: scikit-learn `KMeans` on normalised features)
+# and in `ssl_course.cluster.extract_prototypes(..., metric="cosine")`; the paper just says
+# k-means. The $P = Cp$ prototypes ($C$ classes), stacked, are $\mathbf{P} \in \mathbb{R}^{P \times D}$,
+# recomputed every epoch here, not learned by gradient descent.
+
+# %% [markdown]
 # **Attention over prototypes** (`AugF`). For a backbone feature $f \in \mathbb{R}^D$ and each of
-# $H$ heads $h$ with head size $d = D / H$, a linear map $\phi^h_e$ embeds the feature and the
+# $n_h$ heads $h$ with head size $d = D / n_h$, a linear map $\phi^h_e$ embeds the feature and the
 # prototypes in the same space:
 #
 # $$w^h = \operatorname{softmax}\!\Big(\frac{\phi^h_e(f)\, \phi^h_e(\mathbf{P})^{\top}}{\sqrt d}\Big) \in \Delta^{P},
 # \qquad a^h = \operatorname{ReLU}\Big(\phi^h_a\big([\,w^h \phi^h_e(\mathbf{P})\,;\ \phi^h_e(f)\,]\big)\Big),$$
 #
-# $$g = \operatorname{ReLU}\big(f + \phi_r([a^1; \dots; a^H])\big).$$
+# $$g = \operatorname{ReLU}\big(f + \phi_r([a^1; \dots; a^{n_h}])\big).$$
 #
-# $w^h_j$ is how much head $h$ of the feature looks at prototype $j$; $a^h$ fuses the attended
-# prototype summary with the feature's own embedding; $\phi_r$ maps the heads back to $D$ and the
-# result is added to $f$ (a residual, so $g$ starts close to $f$).
+# $w^h_j$ is how much head $h$ looks at prototype $j$; $a^h$ fuses the attended prototype summary
+# with the feature's own embedding; $\phi_r$ maps the heads back to $D$ and the result is added to
+# $f$ (a residual, so $g$ starts close to $f$).
 #
-# **The $1/\sqrt d$.** The paper's Eq. 1 writes the attention weights as a softmax of plain dot
-# products, without a scale; the official code divides by $\sqrt d$ (scaled dot-product
-# attention, as in Vaswani et al. 2017), and so does the course. The reason: for embeddings
-# with entries of unit variance, a dot product of two $d$-dimensional vectors has variance
-# about $d$, so without the scale the softmax over prototypes saturates (nearly one-hot weights,
-# vanishing gradients for the others) as soon as $d$ is large; dividing by $\sqrt d$ keeps the
-# scores of order one whatever the head size. We follow the code because the code produced the
-# published results (`docs/RECIPES.md`).
-#
+# **The $1/\sqrt d$.** The paper's Eq. 1 has no scale; the official code divides by $\sqrt d$
+# (scaled dot-product attention, Vaswani et al. 2017), and so does the course (`docs/RECIPES.md`).
+# For embeddings with unit-variance entries a dot product of two $d$-dimensional vectors has
+# variance about $d$: unscaled, the softmax over prototypes saturates (nearly one-hot weights,
+# vanishing gradients for the others) once $d$ is large; the scale keeps the scores of order one.
+
+# %% [markdown]
 # **Loss.** One linear classifier $\operatorname{Clf}$ reads both $g$ and $f$. Each unlabelled
-# image comes as a weak view $u^w$ and $K$ strong views $u^{s_1}, \dots, u^{s_K}$. The
-# pseudo-label is the sharpened refined prediction of the weak view ($T = 0.75$, no gradient),
+# image comes as a weak view $u^w$ and $n_s$ strong views. The pseudo-label is the sharpened
+# refined prediction of the weak view ($T = 0.75$, no gradient),
 # $\hat p = \operatorname{Sharpen}\big(\operatorname{softmax}(\operatorname{Clf}(g(u^w))), T\big)$,
-# and every view, the weak one included, must agree with it. With the $V = K + 1$ views
-# $u^1, \dots, u^V$ (the $K$ strong ones and $u^w$),
+# and every view, the weak one included, must agree with it. With the $V = n_s + 1$ views
+# $u^1, \dots, u^V$,
 #
 # $$\mathcal{L} = \underbrace{H\big(y, \operatorname{Clf}(g(x^s))\big)}_{\mathcal{L}_{\text{clf}}}
 # + \lambda_g(t)\,\underbrace{\frac{1}{V}\sum_{v=1}^{V} H\big(\hat p, \operatorname{Clf}(g(u^v))\big)}_{\mathcal{L}_{\text{con-g}}}
 # + \lambda_f(t)\,\underbrace{\frac{1}{V}\sum_{v=1}^{V} H\big(\hat p, \operatorname{Clf}(f(u^v))\big)}_{\mathcal{L}_{\text{con-f}}},$$
 #
-# with $H(q, z) = -\sum_k q_k \log \operatorname{softmax}(z)_k$ averaged over the batch, labelled
-# strong views $x^s$ with labels $y$, and weights ramped linearly from 0 to $\lambda_g = 0.5$ and
-# $\lambda_f = 2$. In the official code, and here, labelled and unlabelled strong views and
-# their (pseudo-)labels are first mixed with MixUp, $\lambda' = \max(\lambda, 1-\lambda)$,
-# $\lambda \sim \operatorname{Beta}(0.75, 0.75)$.
+# with the cross-entropy $H(q, z) = -\sum_k q_k \log \operatorname{softmax}(z)_k$ averaged over the
+# batch, labelled strong views $x^s$ with labels $y$, and weights ramped linearly from 0 to
+# $\lambda_g = 0.5$ and $\lambda_f = 2$. In the official code, and here, labelled and unlabelled
+# strong views and their (pseudo-)labels are first mixed with MixUp, $\lambda' = \max(\lambda,
+# 1-\lambda)$, $\lambda \sim \operatorname{Beta}(0.75, 0.75)$.
 
 # %% [markdown]
 # ## The formulas with loops, then checked against the library

@@ -241,6 +241,8 @@ if not figures:
 #   each, with a second seed.
 # - **Seeds.** With one seed, differences of a point or two are noise; use `--seeds 0 1 2` and
 #   compare the ± columns before believing an order.
+
+# %% [markdown]
 # - **Data.** CIFAR-10 downloaded by `ssl_course` (or from the official page) is the original data.
 #   Some mirrors distribute a copy rebuilt from JPEG files; training on such a copy costs a couple
 #   of points of accuracy, so compare published numbers only with runs on the original. Every
@@ -252,7 +254,8 @@ if not figures:
 # ## Exercise
 # Run the comparison from a terminal with three seeds for two methods of your choice, point
 # `RESULTS` at it, and decide whether their difference is larger than the spread between seeds.
-#
+
+# %% [markdown]
 # Two questions to think about first (no training):
 # - **Validation or test?** Why does the table hold both a validation and a test accuracy, and what
 #   goes wrong if you pick each method's learning rate by its test accuracy and then report that
