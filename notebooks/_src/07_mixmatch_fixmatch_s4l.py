@@ -66,6 +66,7 @@ from ssl_course.losses import (
     sharpen,
 )
 from ssl_course.methods import build_method
+from ssl_course.notebook import CPU_SUBSET, SMOKE_SUBSET
 from ssl_course.results import load_trained
 from ssl_course.viz import (
     image_grid,
@@ -304,7 +305,12 @@ for trial in range(3):
 
 # %%
 DATA = "cifar10" if cifar10_available() else "synthetic"
-SUBSET = dict(train_subset=2000, test_subset=500) if SMOKE else {}
+FULL_BUDGET = False   # True: every training image for BUDGET_EPOCHS epochs, as on a GPU (~3.5 h on one CPU thread)
+# Run All on a CPU (FULL_BUDGET = False) trains on a 10 000-image subset for CPU_EPOCHS epochs:
+# the four trainings below take about 15-17 min on one thread. Present mode shows the course's reference runs, recorded on every image. Runs resume
+# from runs/: delete this notebook's folders there before switching FULL_BUDGET.
+CPU_RUN = DEVICE.type == "cpu" and config.mode() == "learn" and not (SMOKE or FULL_BUDGET)
+SUBSET = dict(SMOKE_SUBSET) if SMOKE else dict(CPU_SUBSET) if CPU_RUN and DATA == "cifar10" else {}
 NUM_LABELS = 100 if SMOKE else 250
 data = make_bundle(DATA, num_labels=NUM_LABELS, seed=0, device=DEVICE, **SUBSET)
 print(data)
@@ -506,14 +512,19 @@ print(f"S4L-Exemplar loss, loop == library: {expected.item():.4f}")
 # Smoke mode uses the tiny backbone, 30 steps and small batches: its numbers mean nothing.
 
 # %%
-BUDGET_EPOCHS = 10   # per method; smoke mode uses a few steps instead. Fractions such as 0.5 work too.
-# Expected time (4 runs of 10 epochs): about 17 min on a laptop GPU, an estimate from the FLOPs of
-# a training step; hours on a CPU (measured times: README and benchmarks/RESULTS.md).
+BUDGET_EPOCHS = 10   # per method, on every image (GPU, or FULL_BUDGET = True); fractions such as 0.5 work
+CPU_EPOCHS = 4       # per method, on the CPU's 10 000-image subset (FULL_BUDGET = False)
+EPOCHS = CPU_EPOCHS if CPU_RUN else BUDGET_EPOCHS   # smoke mode stops after 30 steps instead
+# Expected time: about 17 min on a laptop GPU (4 runs of 10 epochs), an estimate from the FLOPs of
+# a training step. CPU, one thread, tiny backbone, 9000 training images (the subset minus validation):
+# supervised 13 s, MixMatch 39 s, FixMatch 42 s, S4L 132 s per epoch, so about 15 min for 4 epochs
+# (step times measured on a loaded 2-core machine, benchmarks/RESULTS.md "CPU step times"); every
+# image for 10 epochs is five times the images and 2.5 times the epochs (the README measured 3.5 h).
 METHODS = ("supervised", "mixmatch", "fixmatch", "s4l")
 SMOKE_BATCH = {"supervised": 64, "mixmatch": 32, "fixmatch": 64, "s4l": 16}
 BACKBONE = reference.notebook_backbone("07", SMOKE, DEVICE)   # "tiny" on a CPU, "small" on a GPU
 SETTINGS = dict(batch_sizes=SMOKE_BATCH if SMOKE else None, data=DATA, labels=NUM_LABELS, backbone=BACKBONE,
-                epochs=BUDGET_EPOCHS, steps=30 if SMOKE else None, **SUBSET)
+                epochs=EPOCHS, steps=30 if SMOKE else None, **SUBSET)
 # the t-SNE below needs the trained FixMatch and baseline networks: only their reference runs keep weights
 results, run_dirs = run_methods(("supervised", "fixmatch"), "07", reference_weights=True, **SETTINGS)
 more_results, more_run_dirs = run_methods(("mixmatch", "s4l"), "07", **SETTINGS)
@@ -534,7 +545,8 @@ for name in METHODS[1:]:   # judged on the validation split; the bars above show
     difference = results[name]["val_accuracy"] - results["supervised"]["val_accuracy"]
     print(f"{name:>9} vs supervised, validation accuracy: {difference:+.3f} "
           f"({'better' if difference > 0 else 'not better'} in this run)")
-print(f"your budget: {BUDGET_EPOCHS} epochs, backbone '{BACKBONE}', {NUM_LABELS} labels")
+print(f"your budget: {EPOCHS:g} epochs of {len(data.train_images)} training images, backbone '{BACKBONE}', "
+      f"{NUM_LABELS} labels")
 
 # %% [markdown]
 # **What to look for**: the bars are each method's test accuracy from its own classifier (MixMatch and

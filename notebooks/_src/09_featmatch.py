@@ -56,6 +56,7 @@ from ssl_course.experiment import run_methods
 from ssl_course.losses import consistency_ramp, featmatch_loss, featmatch_pseudo_labels, soft_cross_entropy
 from ssl_course.methods import build_method
 from ssl_course.models import PrototypeAttention
+from ssl_course.notebook import CPU_SUBSET, SMOKE_SUBSET
 from ssl_course.results import load_trained
 from ssl_course.viz import (
     image_grid,
@@ -338,7 +339,7 @@ plt.show()
 # | phase 1 | 3000 iterations without attention | the first epoch (no prototypes yet) |
 # | prototypes | refreshed every 500 iterations; 20 per class (half from labelled, half from confident unlabelled features, class means included) | refreshed every epoch; `prototypes_per_class = 10`, half and half, no class mean |
 # | first prototypes | labelled features only | labelled features only |
-# | views per unlabelled image | 1 flip-and-crop + $K = 8$ RandAugment, all in the consistency terms | 1 weak + $K = 2$ strong (RandAugment + Cutout), all in the consistency terms (`num_strong_views`; each strong view adds to a step's cost) |
+# | views per unlabelled image | 1 flip-and-crop + $n_s = 8$ RandAugment, all in the consistency terms | 1 weak + $n_s = 2$ strong (RandAugment + Cutout), all in the consistency terms (`num_strong_views`; each strong view adds to a step's cost) |
 # | loss | MixUp, soft cross-entropy, `mix = 0.5`, `graph = 2.0`, linear ramp over 75k of 183k iterations | the same, ramp over the first 40 % |
 # | evaluation | classifier on refined features | the same (`predict`); raw-feature classifier shown below |
 #
@@ -349,12 +350,22 @@ plt.show()
 # %%
 DATA = "cifar10" if cifar10_available() else "synthetic"
 NUM_LABELS = 100 if SMOKE else 250
-SUBSET = dict(train_subset=2000, test_subset=500) if SMOKE else {}
+FULL_BUDGET = False   # True: every training image for BUDGET_EPOCHS epochs, as on a GPU (~0.75-2.5 h on one CPU thread)
+# Run All on a CPU (FULL_BUDGET = False) trains on a 10 000-image subset for CPU_EPOCHS epochs:
+# FeatMatch and the baseline take about 5-15 min on one thread. Present mode shows the course's reference runs, recorded on every image. Runs resume
+# from runs/: delete this notebook's folders there before switching FULL_BUDGET.
+CPU_RUN = DEVICE.type == "cpu" and config.mode() == "learn" and not (SMOKE or FULL_BUDGET)
+SUBSET = dict(SMOKE_SUBSET) if SMOKE else dict(CPU_SUBSET) if CPU_RUN and DATA == "cifar10" else {}
 BACKBONE = reference.notebook_backbone("09", SMOKE, DEVICE)   # "tiny" on a CPU, "small" on a GPU
-BUDGET_EPOCHS = 10   # per method; smoke mode uses a few steps instead. Fractions such as 0.5 work too.
-# Expected time (featmatch and the baseline, 10 epochs each): about 6 min on a laptop GPU, an
-# estimate from the FLOPs of a training step (2.6 GFLOP per image for FeatMatch, 0.68 for the
-# baseline, at 5 TFLOP/s); hours on a CPU (measured times: README, benchmarks/RESULTS.md).
+BUDGET_EPOCHS = 10   # per method, on every image (GPU, or FULL_BUDGET = True); fractions such as 0.5 work
+CPU_EPOCHS = 5       # per method, on the CPU's 10 000-image subset (FULL_BUDGET = False)
+EPOCHS = CPU_EPOCHS if CPU_RUN else BUDGET_EPOCHS   # smoke mode stops after 40 steps instead
+# Expected time: about 6 min on a laptop GPU (2 runs of 10 epochs), an estimate from the FLOPs of a
+# training step (2.6 GFLOP per image for FeatMatch, 0.68 for the baseline, at 5 TFLOP/s). CPU, one
+# thread, tiny backbone, 9000 training images: FeatMatch 160 s and the baseline 13 s per epoch, so
+# about 15 min for 5 epochs (step times measured on a loaded 2-core machine, benchmarks/RESULTS.md
+# "CPU step times"; the README's 45 min for the full budget, measured on a quieter machine, gives
+# 5 min); every image for 10 epochs: 0.75-2.5 h.
 data = make_bundle(DATA, num_labels=NUM_LABELS, seed=0, device=DEVICE, **SUBSET)
 print(data)
 
@@ -362,7 +373,7 @@ METHODS = {"featmatch": {}, "supervised": {}}
 # smoke: 2000 images / batch 64 = 31 steps per epoch, so 40 steps include one prototype refresh
 # reference_weights: the cells below need both trained networks, so their reference runs keep them
 results, run_dirs = run_methods(METHODS, "09", data=DATA, labels=NUM_LABELS, backbone=BACKBONE,
-                                epochs=BUDGET_EPOCHS, steps=40 if SMOKE else None,
+                                epochs=EPOCHS, steps=40 if SMOKE else None,
                                 batch_size=64 if SMOKE else None, progress=not SMOKE, reference_weights=True,
                                 **SUBSET)
 
@@ -586,7 +597,8 @@ print(f"mean test accuracy: FeatMatch {accuracy['featmatch'].mean():.3f}, baseli
       f"(difference {gap.mean():+.3f}); FeatMatch better on {int((gap > 0).sum())} of {data.num_classes} classes")
 print(f"steps in the budget: FeatMatch {results['featmatch']['steps']}, baseline {results['supervised']['steps']}")
 print_reference_results(run_dirs)
-print(f"your budget: {BUDGET_EPOCHS} epochs, backbone '{BACKBONE}', {NUM_LABELS} labels")
+print(f"your budget: {EPOCHS:g} epochs of {len(data.train_images)} training images, backbone '{BACKBONE}', "
+      f"{NUM_LABELS} labels")
 
 # %% [markdown]
 # **What to look for**: each method's predictions on the test split: FeatMatch's classifier on refined

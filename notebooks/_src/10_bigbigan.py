@@ -58,6 +58,7 @@ from ssl_course.experiment import run_methods
 from ssl_course.losses import bigbigan_losses
 from ssl_course.methods import build_method
 from ssl_course.models.gan import normalized_to_unit
+from ssl_course.notebook import CPU_SUBSET
 from ssl_course.train import TrainConfig, fit
 from ssl_course.viz import image_grid, plot_tsne, reference_history
 
@@ -69,7 +70,13 @@ print(f"device: {DEVICE} · smoke mode: {SMOKE} · mode: {config.mode()}")
 
 # %%
 DATA = "cifar10" if cifar10_available() else "synthetic"
-SUBSET = dict(train_subset=1000, test_subset=300) if SMOKE else {}
+FULL_BUDGET = False   # True: every training image for BUDGET_EPOCHS epochs, as on a GPU (~5 h on one CPU thread)
+# Run All on a CPU (FULL_BUDGET = False) trains on a 10 000-image subset for CPU_EPOCHS epochs:
+# about 15 min on one thread for the three trainings. Present mode shows the course's reference
+# runs, recorded on every image. Runs resume from runs/: delete this notebook's folders there
+# before switching FULL_BUDGET.
+CPU_RUN = DEVICE.type == "cpu" and config.mode() == "learn" and not (SMOKE or FULL_BUDGET)
+SUBSET = dict(train_subset=1000, test_subset=300) if SMOKE else dict(CPU_SUBSET) if CPU_RUN and DATA == "cifar10" else {}
 NUM_LABELS = 100 if SMOKE else 250     # BigBiGAN never sees them; the probe and the baseline do
 BACKBONE = reference.notebook_backbone("10", SMOKE, DEVICE)   # "tiny" on a CPU, "small" on a GPU
 data = make_bundle(DATA, num_labels=NUM_LABELS, seed=0, device=DEVICE, **SUBSET)
@@ -226,14 +233,16 @@ check_bigbigan_encoder_generator_loss(my_encoder_generator_loss);
 # network beside SimCLR and the supervised baseline, and running the cell again reloads it.
 
 # %%
-BUDGET_EPOCHS = 10   # the same budget for BigBiGAN, SimCLR and the baseline; smoke mode: 2 epochs of tiny data
-# Expected time of this cell and of the comparison below (10 epochs each, `small` backbone on a GPU):
-#   laptop GPU ~ 7 min for the three methods: estimated from counted FLOPs (benchmarks/gpu_day_flops.json:
-#   BigBiGAN 2.0, SimCLR 1.4, supervised 0.7 GFLOP per image) at an assumed 5 TFLOP/s, not measured;
-#   CPU (`tiny` backbone): a `small`-backbone BigBiGAN step of 128 images took about 20 s on one thread
-#   (benchmarks/RESULTS.md), an epoch about 2 h; the `tiny` one is cheaper but still far too slow for
-#   10 epochs: on a CPU set BUDGET_EPOCHS = 0.2 to watch the mechanics, not to learn features.
-EPOCHS = 2 if SMOKE else BUDGET_EPOCHS
+BUDGET_EPOCHS = 10   # BigBiGAN, SimCLR and the baseline, on every image (GPU, or FULL_BUDGET = True)
+CPU_EPOCHS = 2       # the same three on the CPU's 10 000-image subset (FULL_BUDGET = False)
+EPOCHS = 2 if SMOKE else CPU_EPOCHS if CPU_RUN else BUDGET_EPOCHS   # smoke mode: 2 epochs of tiny data
+# Expected time of this cell and of the comparison below:
+#   laptop GPU ~ 7 min for the three methods (10 epochs, `small` backbone): estimated from counted FLOPs
+#   (benchmarks/gpu_day_flops.json: BigBiGAN 2.0, SimCLR 1.4, supervised 0.7 GFLOP per image) at an
+#   assumed 5 TFLOP/s, not measured;
+#   CPU, one thread, `tiny` backbone, 9000 training images: a BigBiGAN step of 128 images took 5.6 s on
+#   a loaded 2-core machine (benchmarks/RESULTS.md "CPU step times"), 400 s per epoch, so about 13 min
+#   for 2 epochs plus a minute for SimCLR and the baseline: the mechanics, not a representation.
 RUN = config.runs_dir() / f"10_bigbigan_{DATA}_{NUM_LABELS}_{BACKBONE}"   # resumes from here
 
 method = build_method("bigbigan", BACKBONE, data.num_classes)
