@@ -550,7 +550,7 @@ def train(name, run_name=None, **hyperparameters):
     metrics = evaluate_method(method, data, knn_bank=1000 if SMOKE else "all")
     if reference.recording():   # the test features of a fixed sample, for present mode's t-SNE
         save_embedding_sample(reference.reference_dir(out_dir), method, data)
-    print(f"{name:>18}: {history.step[-1]} steps in {history.seconds[-1]:.0f} s · kNN {metrics['knn_all_labels_accuracy']:.3f} "
+    print(f"{name:>18}: {history.step[-1]} steps in {history.seconds[-1]:.0f} s · kNN (all labels) {metrics['knn_all_labels_accuracy']:.3f} "
           f"· linear probe on {LABELS} labels {metrics['linear_probe_accuracy']:.3f}"
           + (f" · classifier {metrics['classifier_accuracy']:.3f}" if "classifier_accuracy" in metrics else ""))
     shipped = reference.load_reference(out_dir)
@@ -586,10 +586,11 @@ print(f"your budget: {BUDGET_EPOCHS} epochs, backbone '{BACKBONE}', {LABELS} lab
 
 figure, axis = plt.subplots(figsize=(10, 4.5))
 positions = torch.arange(len(METHODS)).float()
-axis.bar(positions - 0.2, [runs[n][2]["knn_all_labels_accuracy"] for n in METHODS], width=0.4, color="tab:gray", label="kNN")
+axis.bar(positions - 0.2, [runs[n][2]["knn_all_labels_accuracy"] for n in METHODS], width=0.4, color="tab:gray",
+         label="kNN (bank: all training labels)")
 axis.bar(positions + 0.2, [runs[n][2]["linear_probe_accuracy"] for n in METHODS], width=0.4, color="tab:blue",
-         label="linear probe")
-axis.axhline(baseline, color="black", linestyle="--", label="supervised test accuracy")
+         label=f"linear probe ({LABELS} labels)")
+axis.axhline(baseline, color="black", linestyle="--", label="supervised (its own classifier)")
 axis.axhline(1 / data.num_classes, color="tab:red", linestyle=":", label="chance")
 axis.set_xticks(positions.tolist(), [n.replace("_", "\n") for n in METHODS])
 axis.set(ylim=(0, 1), ylabel="test accuracy", title=f"{DATA}, {LABELS} labels, same epochs")
@@ -638,7 +639,7 @@ for axis, (name, (method, _, metrics)) in zip(axes, runs.items()):
     # present mode: the reference run's features of a fixed sample of 500 test images
     features, labels = test_embedding(run_dir(name), data, method)
     plot_tsne(features, labels, data.class_names, axis=axis, legend=name == "supervised",
-              title=f"{name} (kNN {metrics['knn_all_labels_accuracy']:.2f})", max_points=300 if SMOKE else 2000)
+              title=f"{name} (kNN, all labels: {metrics['knn_all_labels_accuracy']:.2f})", max_points=300 if SMOKE else 2000)
 figure.tight_layout()
 plt.show()
 

@@ -335,7 +335,7 @@ def train(name, run_name=None, bundle=None, max_steps=None, **hyperparameters):
     metrics = evaluate_method(method, bundle, knn_bank=1000 if SMOKE else "all")
     if reference.recording():   # the test features of a fixed sample, for present mode's t-SNE
         save_embedding_sample(reference.reference_dir(out_dir), method, bundle)
-    print(f"{name:>10}: {history.step[-1]} steps in {history.seconds[-1]:.0f} s · kNN {metrics['knn_all_labels_accuracy']:.3f} "
+    print(f"{name:>10}: {history.step[-1]} steps in {history.seconds[-1]:.0f} s · kNN (all labels) {metrics['knn_all_labels_accuracy']:.3f} "
           f"· linear probe on {LABELS} labels {metrics['linear_probe_accuracy']:.3f}"
           + (f" · classifier {metrics['classifier_accuracy']:.3f}" if "classifier_accuracy" in metrics else ""))
     shipped = reference.load_reference(out_dir)
@@ -406,7 +406,7 @@ for axis, (name, (method, _, metrics)) in zip(axes, runs.items()):
     # present mode: the reference run's features of a fixed sample of 500 test images
     features, labels = test_embedding(run_dir(name), data, method)
     plot_tsne(features, labels, data.class_names, axis=axis, legend=name == "supervised",
-              title=f"{name} (kNN {metrics['knn_all_labels_accuracy']:.2f})", max_points=300 if SMOKE else 2000)
+              title=f"{name} (kNN, all labels: {metrics['knn_all_labels_accuracy']:.2f})", max_points=300 if SMOKE else 2000)
 figure.tight_layout()
 plt.show()
 

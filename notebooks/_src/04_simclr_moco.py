@@ -431,15 +431,15 @@ def train(name):
                            out_dir=out_dir, resume=True, seed=0, progress=not SMOKE)
     history = fit(method, data, settings)
     metrics = evaluate_method(method, data, knn_bank="all")
-    print(f"{name:>10}: {history.step[-1]} steps in {history.seconds[-1]:.0f} s; test accuracy "
-          f"{metrics['test_accuracy']:.3f}, kNN {metrics['knn_all_labels_accuracy']:.3f}")
+    print(f"{name:>10}: {history.step[-1]} steps in {history.seconds[-1]:.0f} s; test accuracy (classifier or linear probe) "
+          f"{metrics['test_accuracy']:.3f}, kNN (all labels) {metrics['knn_all_labels_accuracy']:.3f}")
     shipped = reference.load_reference(out_dir)
     if reference.presenting():
         print(f"{'':>10}  (these are the course's numbers: {reference.describe(out_dir)})")
     elif shipped and shipped["evaluations"]:
         ref = next(iter(shipped["evaluations"].values()))
         print(f"{'':>10}  reference: test accuracy {ref['test_accuracy']:.3f}, "
-              f"kNN {ref['knn_all_labels_accuracy']:.3f} ({reference.describe(out_dir)})")
+              f"kNN (all labels) {ref['knn_all_labels_accuracy']:.3f} ({reference.describe(out_dir)})")
     RUN_DIRS[name] = out_dir   # the run's name, for the reference curves below
     return method, history, metrics
 
@@ -693,7 +693,7 @@ for axis, (name, (method, _, metrics)) in zip(axes, runs.items()):
     features = extract_features(method.embed, data.test_images)
     method.train()
     plot_tsne(features, data.test_labels, data.class_names, axis=axis, legend=name == "supervised",
-              title=f"{name} (kNN {metrics['knn_all_labels_accuracy']:.2f})", max_points=500 if SMOKE else 2000)
+              title=f"{name} (kNN, all labels: {metrics['knn_all_labels_accuracy']:.2f})", max_points=500 if SMOKE else 2000)
 figure.tight_layout()
 plt.show()
 

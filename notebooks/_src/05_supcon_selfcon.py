@@ -464,7 +464,7 @@ for name in names:
         print(f"{'':>10}  (the course's numbers: {reference.describe(run_dirs[name])})")
     elif shipped and shipped["metrics"]:
         print(f"{'':>10}  reference: test accuracy {shipped['metrics']['test_accuracy']:.3f}, "
-              f"kNN {shipped['metrics']['knn_all_labels_accuracy']:.3f} ({reference.describe(run_dirs[name])})")
+              f"kNN (all labels) {shipped['metrics']['knn_all_labels_accuracy']:.3f} ({reference.describe(run_dirs[name])})")
 print(f"your budget: {BUDGET_EPOCHS} epochs, backbone '{BACKBONE}', {NUM_LABELS} labels")
 
 # %% [markdown]

@@ -275,7 +275,7 @@ metrics = evaluate_method(method, data, knn_bank="all")
 if reference.recording():   # present mode's t-SNE: the features of a fixed sample of test images (small)
     save_embedding_sample(reference.reference_dir(run_dir), method, data)
 print(f"NNCLR: {history.step[-1]} steps in {history.seconds[-1]:.0f} s; linear probe {metrics['test_accuracy']:.3f}, "
-      f"kNN {metrics['knn_all_labels_accuracy']:.3f}; final NN purity {history.logs['nn_purity'][-1]:.3f} "
+      f"kNN (all labels) {metrics['knn_all_labels_accuracy']:.3f}; final NN purity {history.logs['nn_purity'][-1]:.3f} "
       f"(chance {1 / data.num_classes:.2f})")
 shipped = reference.load_reference(run_dir)
 if reference.presenting():

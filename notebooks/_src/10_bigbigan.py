@@ -72,7 +72,7 @@ print(f"device: {DEVICE} · smoke mode: {SMOKE} · mode: {config.mode()}")
 DATA = "cifar10" if cifar10_available() else "synthetic"
 FULL_BUDGET = False   # True: every training image for BUDGET_EPOCHS epochs, as on a GPU (~5 h on one CPU thread)
 # Run All on a CPU (FULL_BUDGET = False) trains on a 10 000-image subset for CPU_EPOCHS epochs:
-# about 15 min on one thread for the three trainings. Present mode shows the course's reference
+# about 15-17 min on one thread for the three trainings. Present mode shows the course's reference
 # runs, recorded on every image. Runs resume from runs/: delete this notebook's folders there
 # before switching FULL_BUDGET.
 CPU_RUN = DEVICE.type == "cpu" and config.mode() == "learn" and not (SMOKE or FULL_BUDGET)
@@ -242,7 +242,7 @@ EPOCHS = 2 if SMOKE else CPU_EPOCHS if CPU_RUN else BUDGET_EPOCHS   # smoke mode
 #   assumed 5 TFLOP/s, not measured;
 #   CPU, one thread, `tiny` backbone, 9000 training images: a BigBiGAN step of 128 images took 5.6 s on
 #   a loaded 2-core machine (benchmarks/RESULTS.md "CPU step times"), 400 s per epoch, so about 13 min
-#   for 2 epochs plus a minute for SimCLR and the baseline: the mechanics, not a representation.
+#   for 2 epochs, plus 1-4 min for SimCLR and the baseline: the mechanics, not a representation.
 RUN = config.runs_dir() / f"10_bigbigan_{DATA}_{NUM_LABELS}_{BACKBONE}"   # resumes from here
 
 method = build_method("bigbigan", BACKBONE, data.num_classes)
