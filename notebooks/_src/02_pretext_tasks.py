@@ -153,7 +153,7 @@ plt.show()
 # %% [markdown]
 # ## The rotation loss
 # With $\mathrm{rot}_k$ the counter-clockwise rotation by $k\cdot 90°$, $f_\theta$ the backbone,
-# $W \in \mathbb{R}^{4\times F}$ a linear head and a batch of $B$ images $x_1,\dots,x_B$:
+# $W \in \mathbb{R}^{4\times D}$ a linear head ($D$ the feature dimension) and a batch of $B$ images $x_1,\dots,x_B$:
 # $$\mathcal{L}_{\text{rot}} = -\frac{1}{4B}\sum_{i=1}^{B}\sum_{k=0}^{3}
 #   \log\operatorname{softmax}\big(W f_\theta(\mathrm{rot}_k(x_i))\big)_k$$
 # a four-way cross-entropy in which every image appears under all four rotations in the same batch

@@ -182,18 +182,18 @@ for title, (_, accuracy) in toy_runs.items():
 # **FixMatch** (Sohn et al. 2020). For each unlabelled image, $q_b = \operatorname{softmax}(f(\alpha(u_b)))$
 # is the prediction on the weak view and $\hat y_b = \arg\max_k q_{bk}$ its hard pseudo-label:
 #
-# $$\ell_u = \frac{1}{\mu B} \sum_{b=1}^{\mu B} \mathbb{1}\big[\max_k q_{bk} \ge \tau\big]\;
+# $$\ell_u = \frac{1}{\mu B} \sum_{b=1}^{\mu B} \mathbb{1}\big[\max_k q_{bk} \ge \gamma\big]\;
 #   H\big(\hat y_b, \operatorname{softmax}(f(\mathcal{A}(u_b)))\big), \qquad
 #   \mathcal{L} = \ell_s + \lambda_u \ell_u$$
 #
-# with $\tau = 0.95$ the confidence threshold, $\lambda_u = 1$, $\ell_s$ the cross-entropy of the
+# with $\gamma = 0.95$ the confidence threshold (the paper's $\tau$; the course keeps $\tau$ for temperatures), $\lambda_u = 1$, $\ell_s$ the cross-entropy of the
 # weak labelled views, and no gradient through $q_b$. The sum runs over **all** $\mu B$ images,
 # also those that did not pass: the loss grows as more images pass.
 #
-# **MixMatch** (Berthelot et al. 2019). Guess a label from $K$ weak views, then sharpen it with a
+# **MixMatch** (Berthelot et al. 2019). Guess a label from $n_a$ weak views, then sharpen it with a
 # temperature $T$:
 #
-# $$\bar q_b = \frac{1}{K}\sum_{k=1}^{K} \operatorname{softmax}\big(f(\alpha_k(u_b))\big), \qquad
+# $$\bar q_b = \frac{1}{n_a}\sum_{a=1}^{n_a} \operatorname{softmax}\big(f(\alpha_a(u_b))\big), \qquad
 #   \operatorname{Sharpen}(\bar q_b, T)_c = \frac{\bar q_{bc}^{1/T}}{\sum_{j=1}^{C} \bar q_{bj}^{1/T}}$$
 #
 # MixUp each (image, label vector) pair with a partner drawn from the shuffled union of both
@@ -233,21 +233,21 @@ def softmax_row(z):
     return [e / total for e in exps]
 
 
-def fixmatch_loss_loop(logits_weak, logits_strong, tau):
+def fixmatch_loss_loop(logits_weak, logits_strong, threshold):
     n, num_classes = logits_weak.shape
     loss = 0.0
     for b in range(n):
         q = softmax_row(logits_weak[b])
         best = max(range(num_classes), key=lambda k: q[k])          # hard pseudo-label
-        if q[best] >= tau:                                           # the confidence mask
+        if q[best] >= threshold:                                           # the confidence mask
             log_p = logits_strong[b][best] - torch.log(sum(torch.exp(logits_strong[b][k]) for k in range(num_classes)))
             loss = loss - log_p
     return loss / n                                                  # mean over ALL samples
 
 
-def fixmatch_loss_vectorised(logits_weak, logits_strong, tau):
+def fixmatch_loss_vectorised(logits_weak, logits_strong, threshold):
     confidence, pseudo = torch.softmax(logits_weak, 1).max(1)
-    mask = (confidence >= tau).to(logits_strong.dtype)
+    mask = (confidence >= threshold).to(logits_strong.dtype)
     return (F.cross_entropy(logits_strong, pseudo, reduction="none") * mask).mean()
 
 
@@ -348,13 +348,13 @@ print(f"mean λ' = {torch.maximum(draws, 1 - draws).mean():.3f}: on average a mi
 
 # %% [markdown]
 # ## Label guessing and sharpening
-# MixMatch predicts each unlabelled image under $K = 2$ augmentations, averages the two
+# MixMatch predicts each unlabelled image under $n_a = 2$ augmentations, averages the two
 # distributions and sharpens the average. The bars below are made-up predictions (random logits
 # with a fixed seed), so you can see the arithmetic; move the slider to change $T$. $T = 1$ keeps
 # the average, $T \to 0$ approaches a one-hot vector at the arg-max, $T > 1$ flattens it.
 
 # %%
-example_logits = torch.randn(2, 1, data.num_classes, generator=torch.Generator().manual_seed(3)) * 1.5  # [K, N, C]
+example_logits = torch.randn(2, 1, data.num_classes, generator=torch.Generator().manual_seed(3)) * 1.5  # [n_a, N, C]
 
 
 def show_guess(T=0.5):
@@ -457,7 +457,7 @@ print(f"S4L-Rotation loss, loop == library (values and gradients): total {looped
 # %% [markdown]
 # ### S4L-Exemplar: the other self-supervised task of S4L
 # S4L's second variant replaces rotation by Exemplar (notebook 03): every labelled and unlabelled
-# image is shown as $K = 8$ heavily augmented copies, and an embedding head must keep the copies of
+# image is shown as $n_a = 8$ heavily augmented copies, and an embedding head must keep the copies of
 # one image closer to each other than to any copy of another image. With L2-normalised embeddings
 # $\hat e$, Euclidean distances $d$, and for each anchor $a$ its farthest copy $p$ and the nearest
 # copy $n$ of another image, the batch-hard soft-margin triplet loss (S4L, Section 3.2) is
@@ -575,7 +575,7 @@ claims.show("07", results);
 # %% [markdown]
 # ## How many pseudo-labels pass, and how many are right?
 # FixMatch logs, every few steps, the fraction of unlabelled images whose weak-view confidence
-# passed $\tau$ (`mask_rate`) and the fraction that passed **and** matched the hidden true label
+# passed $\gamma$ (`mask_rate`) and the fraction that passed **and** matched the hidden true label
 # (`pseudo_correct_rate`); their ratio is the accuracy of the pseudo-labels that were used.
 # MixMatch logs the confidence of its sharpened guesses and how often their arg-max is right.
 #
@@ -712,7 +712,7 @@ check_mixup(my_mixup);
 # and plot the mask rate and the accuracy of the passing pseudo-labels next to the 0.95 run. Which
 # curve rises faster, and which one is more often right? Does the test accuracy follow?
 #
-# **4. Think: what passes $\tau = 0.95$?** An untrained 10-class network gives logits that are
+# **4. Think: what passes $\gamma = 0.95$?** An untrained 10-class network gives logits that are
 # almost equal. Suppose the largest logit exceeds the nine others, all equal, by a margin $m$. How
 # large must $m$ be for the prediction to pass the threshold? What does that say about the first
 # steps of a FixMatch run?

@@ -143,14 +143,14 @@ plt.show()
 # %% [markdown]
 # ## The formulas
 # **Soft nearest neighbours.** For an embedding $z_i \in \mathbb{R}^D$, supports
-# $z_{S,1}, \dots, z_{S,M}$ with (smoothed one-hot) label rows $y_{S,m} \in \mathbb{R}^K$, and a
+# $z_{S,1}, \dots, z_{S,M}$ with (smoothed one-hot) label rows $y_{S,m} \in \mathbb{R}^C$, and a
 # temperature $\tau > 0$, with $\hat z = z / \lVert z \rVert_2$:
 #
-# $$\pi(z_i) = \sum_{m=1}^{M} \frac{\exp(\hat z_i \cdot \hat z_{S,m} / \tau)}{\sum_{m'=1}^{M} \exp(\hat z_i \cdot \hat z_{S,m'} / \tau)}\; y_{S,m} \;\in\; \Delta^{K}$$
+# $$\pi(z_i) = \sum_{m=1}^{M} \frac{\exp(\hat z_i \cdot \hat z_{S,m} / \tau)}{\sum_{m'=1}^{M} \exp(\hat z_i \cdot \hat z_{S,m'} / \tau)}\; y_{S,m} \;\in\; \Delta^{C}$$
 #
 # **Sharpening** with temperature $T$ raises every probability to the power $1/T$ and renormalises:
 #
-# $$\operatorname{Sharpen}(p, T)_k = \frac{p_k^{1/T}}{\sum_{j=1}^{K} p_j^{1/T}}$$
+# $$\operatorname{Sharpen}(p, T)_k = \frac{p_k^{1/T}}{\sum_{j=1}^{C} p_j^{1/T}}$$
 #
 # **The PAWS loss.** Every unlabelled image $x$ gives two global views and $m$ small crops. Let
 # $z_i$ be the embedding of anchor view $i$ (anchors get gradients) and $z_i^+$ the embedding of
@@ -159,11 +159,11 @@ plt.show()
 # without gradient, and
 #
 # $$\mathcal{L} = \underbrace{\frac{1}{n}\sum_{i=1}^{n} H\big(t_i, \pi(z_i)\big)}_{\text{cross-entropy}}
-# \; + \; \underbrace{\sum_{k=1}^{K} \bar p_k \log \bar p_k}_{\text{ME-MAX}},
+# \; + \; \underbrace{\sum_{k=1}^{C} \bar p_k \log \bar p_k}_{\text{ME-MAX}},
 # \qquad \bar p = \frac{1}{n}\sum_{i=1}^{n} \operatorname{Sharpen}\big(\pi(z_i), T\big),$$
 #
 # where $n$ is the number of anchor views and $H(t, p) = -\sum_k t_k \log p_k$. The ME-MAX term is
-# the *negative entropy of the average prediction*: it is smallest, $-\log K$, when the batch as
+# the *negative entropy of the average prediction*: it is smallest, $-\log C$, when the batch as
 # a whole uses every class equally often. The official defaults are $\tau = 0.1$, $T = 0.25$ and
 # label smoothing 0.1 on the support labels; target entries below $10^{-4}$ are set to zero.
 
@@ -173,7 +173,7 @@ plt.show()
 
 # %%
 def snn_loop(query, supports, labels, tau):
-    """π(z) for ONE query vector [D] against supports [M, D] with label rows [M, K]."""
+    """π(z) for ONE query vector [D] against supports [M, D] with label rows [M, C]."""
     query_norm = math.sqrt(sum(float(v) ** 2 for v in query))
     weights = []
     for support in supports:
@@ -205,13 +205,13 @@ def paws_loop(anchors, targets, supports, labels, tau, T, multicrop, target_supp
 
 
 generator = torch.Generator().manual_seed(0)
-B, MULTICROP, M, K, D, TAU, T = 3, 2, 6, 3, 5, 0.1, 0.25
+B, MULTICROP, M, C, D, TAU, T = 3, 2, 6, 3, 5, 0.1, 0.25
 anchors = torch.randn((2 + MULTICROP) * B, D, generator=generator, dtype=torch.float64)
 views = torch.randn(2 * B, D, generator=generator, dtype=torch.float64)
 targets = torch.cat([views[B:], views[:B]])                       # row i targets anchor i: the OTHER view
 supports = torch.randn(M, D, generator=generator, dtype=torch.float64)
 target_supports = supports + 0.1 * torch.randn(M, D, generator=generator, dtype=torch.float64)
-labels = F.one_hot(torch.arange(M) % K, K).double() * 0.9 + 0.1 / K   # label smoothing 0.1
+labels = F.one_hot(torch.arange(M) % C, C).double() * 0.9 + 0.1 / C   # label smoothing 0.1
 
 # the vectorised versions, one line each
 snn_vectorised = torch.softmax(F.normalize(anchors, dim=1) @ F.normalize(supports, dim=1).T / TAU, dim=1) @ labels
@@ -228,7 +228,7 @@ library = paws(anchors, targets, supports, labels, TAU, T, me_max=True, multicro
 looped = paws_loop(anchors, targets, supports, labels, TAU, T, MULTICROP, target_supports)
 torch.testing.assert_close(torch.stack(library), torch.tensor(looped, dtype=torch.float64))
 torch.testing.assert_close(me_max_regularizer(snn_vectorised, T), torch.tensor(looped[1], dtype=torch.float64))
-print(f"loops == library: cross-entropy {looped[0]:.5f}, ME-MAX {looped[1]:.5f} (minimum possible -log K = {-math.log(K):.5f})")
+print(f"loops == library: cross-entropy {looped[0]:.5f}, ME-MAX {looped[1]:.5f} (minimum possible -log C = {-math.log(C):.5f})")
 
 # %% [markdown]
 # ## The SNN is a soft kNN over the labelled support set
@@ -247,20 +247,20 @@ print(f"loops == library: cross-entropy {looped[0]:.5f}, ME-MAX {looped[1]:.5f} 
 # with one-hot label rows: the SNN *is* the normalised weighted kNN vote over the supports. Three
 # differences remain, all deliberate: the bank is the small labelled support set, re-embedded at
 # every step (not a bank of all training images); every support votes ($k = M$, not the top
-# 200); and PAWS smooths the label rows, $y = 0.9\,\text{one-hot} + 0.1/K$, which mixes the vote
-# with the uniform distribution, $\pi_{\text{smoothed}} = 0.9\,\pi + 0.1/K$. Because the vote is
+# 200); and PAWS smooths the label rows, $y = 0.9\,\text{one-hot} + 0.1/C$, which mixes the vote
+# with the uniform distribution, $\pi_{\text{smoothed}} = 0.9\,\pi + 0.1/C$. Because the vote is
 # differentiable in the embeddings, PAWS can train *through* its classifier, which the kNN
 # evaluation never does. The cell checks all three statements against `ssl_course.evaluate`.
 
 # %%
-support_classes = torch.arange(M) % K
-one_hot_labels = F.one_hot(support_classes, K).double()
-knn_scores = knn_predict(supports, support_classes, anchors, K, k=M, temperature=TAU).double()   # [N, K] votes
+support_classes = torch.arange(M) % C
+one_hot_labels = F.one_hot(support_classes, C).double()
+knn_scores = knn_predict(supports, support_classes, anchors, C, k=M, temperature=TAU).double()   # [N, C] votes
 knn_vote = knn_scores / knn_scores.sum(dim=1, keepdim=True)                                     # normalised vote
 torch.testing.assert_close(snn(anchors, supports, one_hot_labels, TAU), knn_vote, rtol=1e-5, atol=1e-6)
-torch.testing.assert_close(snn(anchors, supports, labels, TAU), 0.9 * knn_vote + 0.1 / K, rtol=1e-5, atol=1e-6)
+torch.testing.assert_close(snn(anchors, supports, labels, TAU), 0.9 * knn_vote + 0.1 / C, rtol=1e-5, atol=1e-6)
 same_class = (snn(anchors, supports, labels, TAU).argmax(1) == knn_scores.argmax(1)).all().item()
-print(f"SNN with one-hot labels == normalised kNN vote (k = M = {M}); with smoothed labels == 0.9·vote + 0.1/K; "
+print(f"SNN with one-hot labels == normalised kNN vote (k = M = {M}); with smoothed labels == 0.9·vote + 0.1/C; "
       f"same predicted class: {same_class}")
 
 # %% [markdown]
@@ -315,7 +315,7 @@ plt.show()
 # allowing every single prediction to be confident.
 #
 # There is a second way to make two views agree: map *every* image to the same direction. Then
-# every prediction is the same vote of the supports, the uniform vote $(1/K, \dots, 1/K)$ for a
+# every prediction is the same vote of the supports, the uniform vote $(1/C, \dots, 1/C)$ for a
 # class-balanced support set, and the two views agree perfectly. Without sharpening the target
 # is that uniform vote too, and the loss cannot tell this collapse from learning. With
 # sharpening, a nearly uniform prediction still gets a more decisive target, so the loss keeps
@@ -525,19 +525,19 @@ results, run_dirs = run_methods(METHODS, "08", data=DATA, labels=NUM_LABELS, bac
 # %%
 plot_runs(run_dirs, logs_of="paws", keys=("paws_xent", "me_max", "target_acc"),
           title="PAWS: the two loss terms and how often targets are right",
-          reference_lines={"me_max": (-math.log(data.num_classes), "-log K (balanced)"),
+          reference_lines={"me_max": (-math.log(data.num_classes), "-log C (balanced)"),
                            "target_acc": (1 / data.num_classes, "chance")})
 plt.show()
 
 # %% [markdown]
-# **What to look for**: `paws_xent` falls; `me_max` stays near the dashed −log K (balanced
+# **What to look for**: `paws_xent` falls; `me_max` stays near the dashed −log C (balanced
 # predictions); `target_acc` rises above chance. `me_max` drifting up towards 0 signals collapse onto
 # a few classes.
 
 # %% [markdown]
 # `target_acc` is how often the arg-max of a target agrees with the hidden label of its
 # unlabelled image; the method logs it for you and never trains on it. The ME-MAX term sits near
-# $-\log K$ when predictions are spread over all classes.
+# $-\log C$ when predictions are spread over all classes.
 
 # %% [markdown]
 # ### What this comparison should show, and what the course's reference run shows
@@ -626,7 +626,7 @@ plt.show()
 #   labels.
 # - **ME-MAX** prevents the other collapse, in which every image goes to one class; it assumes
 #   the unlabelled data are roughly class-balanced, and it cannot see the first collapse (the
-#   average of uniform votes is balanced: the cross-entropy is then $\log K$, ME-MAX $-\log K$
+#   average of uniform votes is balanced: the cross-entropy is then $\log C$, ME-MAX $-\log C$
 #   and the loss sits at 0). A too-large learning rate can cause that collapse even with
 #   sharpening (the method's docstring lists rates that collapsed in short runs); watch for a
 #   loss stuck at 0 and a `target_acc` at chance.
@@ -656,7 +656,7 @@ plt.show()
 # `notebooks/solutions/semi_supervised_solutions.py` and `notebooks/solutions/paws_solutions.py`;
 # answers to the questions: `notebooks/solutions/ANSWERS_07_11.md` (notebook 08).
 #
-# **Exercise 1.** Implement `my_sharpen(p, T)` for a batch `p` of shape `[N, K]`.
+# **Exercise 1.** Implement `my_sharpen(p, T)` for a batch `p` of shape `[N, C]`.
 
 # %%
 def my_sharpen(p, T):
@@ -668,7 +668,7 @@ check_sharpen(my_sharpen);
 
 # %% [markdown]
 # **Exercise 2.** Implement the soft nearest-neighbour classifier `my_snn(query, support_embeddings,
-# support_labels, temperature)`: `[N, D]`, `[M, D]`, `[M, K]` → `[N, K]`. Do not forget to
+# support_labels, temperature)`: `[N, D]`, `[M, D]`, `[M, C]` → `[N, C]`. Do not forget to
 # normalise both sets of embeddings.
 
 # %%
@@ -697,7 +697,7 @@ check_me_max(my_me_max);
 # **Exercise 4.** The whole PAWS loss for two global views, without multi-crop:
 # `my_paws_loss(anchors, supports, support_labels, tau, T)` with `anchors` `[2B, D]` (rows
 # `0..B-1` are view 1 of images `0..B-1`, rows `B..2B-1` view 2 of the same images), supports
-# `[M, D]` and label rows `[M, K]`. Return one number: the cross-entropy between each anchor's SNN
+# `[M, D]` and label rows `[M, C]`. Return one number: the cross-entropy between each anchor's SNN
 # prediction and the sharpened SNN prediction of the *other* view of its image (no gradient
 # through the target; entries below $10^{-4}$ zeroed), plus the ME-MAX term. The checker knows
 # the usual mistakes (targets from the same view, no sharpening, sharpening the wrong side, an

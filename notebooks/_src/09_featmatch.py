@@ -447,7 +447,7 @@ print(f"the nearest image has the prototype's class for {agree:.0%} of the proto
 # Rows: test images, a few per class, grouped by class; columns: the prototypes, grouped by
 # class; colour: attention weight averaged over the heads. A well-trained model should put most
 # of the weight on the diagonal blocks (prototypes of the image's own class); the number printed
-# below the map says how far your run got, against $1/K$ for uniform attention. Every row sums to 1.
+# below the map says how far your run got, against $1/C$ for uniform attention. Every row sums to 1.
 
 # %%
 PER_CLASS_SHOWN = 4

@@ -162,12 +162,12 @@ plt.show()
 # ## 3. BigBiGAN: three scores and hinge losses
 # BigBiGAN (Donahue and Simonyan, NeurIPS 2019) scales BiGAN up with BigGAN's networks and splits
 # the discriminator into three parts:
-# - $F(x)$, a conv net on the image, with a unary score $s_x = \theta_x^\top F(x)$: a plain GAN
-#   critic, which cares about sample quality;
-# - $H(z)$, an MLP on the latent, with a unary score $s_z = \theta_z^\top H(z)$: it tells the
-#   prior from the encoder's outputs, pushing $E(x)$ towards $p_z$;
-# - $J(F(x), H(z))$, an MLP on both, with the joint score $s_{xz} = \theta_{xz}^\top J$: the BiGAN
-#   term that ties each image to its latent.
+# - $D_x(x)$ (the paper's $F$), a conv net on the image, with a unary score
+#   $s_x = \theta_x^\top D_x(x)$: a plain GAN critic, which cares about sample quality;
+# - $D_z(z)$ (the paper's $H$), an MLP on the latent, with a unary score $s_z = \theta_z^\top D_z(z)$:
+#   it tells the prior from the encoder's outputs, pushing $E(x)$ towards $p_z$;
+# - $D_{xz}(D_x(x), D_z(z))$ (the paper's $J$), an MLP on both, with the joint score
+#   $s_{xz} = \theta_{xz}^\top D_{xz}$: the BiGAN term that ties each image to its latent.
 #
 # With the hinge $h(t) = \max(0, 1 - t)$ and $y = +1$ for real pairs, $y = -1$ for generated ones:
 #
@@ -226,7 +226,7 @@ check_bigbigan_encoder_generator_loss(my_encoder_generator_loss);
 # ## 4. Training a small BigBiGAN
 # `build_method("bigbigan", ...)` holds the encoder (the course backbone plus a head that outputs
 # the mean and standard deviation of a Gaussian over $z$), a small DCGAN-style generator and the
-# F/H/J discriminator (`ssl_course/models/gan.py`). Each training step has two updates with two
+# three-part discriminator $D_x$, $D_z$, $D_{xz}$ (`ssl_course/models/gan.py`). Each training step has two updates with two
 # Adam optimisers, first D, then E and G together; `docs/RECIPES.md` lists every setting next to
 # the paper's. We keep a fixed set of latents and draw $G(z)$ from them at the end of each epoch,
 # to watch the samples form. The run is saved in its own folder: section 6 evaluates this same
