@@ -206,8 +206,10 @@ def run_methods(methods: Sequence[str] | Mapping[str, Mapping[str, Any]], tag: s
         results[name] = run_experiment(experiment, folders[name], resume=True)
         if from_reference:   # its history and weights are read from the reference folder
             folders[name] = reference.reference_dir(folders[name])
+        # name the protocol behind the headline accuracy: the method's own classifier, else a linear probe
+        headline = "own classifier" if "classifier_accuracy" in results[name] else "linear probe"
         scores = ", ".join(f"{label} {results[name][key]:.3f}" for key, label in (
-            ("val_accuracy", "validation accuracy"), ("test_accuracy", "test accuracy"),
+            ("val_accuracy", f"validation accuracy ({headline})"), ("test_accuracy", f"test accuracy ({headline})"),
             ("linear_probe_accuracy", "linear probe"), ("knn_accuracy", "kNN (labelled bank)"),
             ("knn_all_labels_accuracy", "kNN (all labels)"))
             if key in results[name])

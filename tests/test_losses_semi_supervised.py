@@ -176,7 +176,7 @@ def test_sharpen_bad_inputs():
         sharpen(p, 0.0)
     with pytest.raises(ValueError, match="T must be > 0"):
         sharpen(p, -1.0)
-    with pytest.raises(ValueError, match=r"2-D with shape \[N, K\]"):
+    with pytest.raises(ValueError, match=r"2-D with shape \[N, C\]"):
         sharpen(p[0], 0.5)
     with pytest.raises(ValueError, match="floating-point"):
         sharpen(torch.ones(3, 4, dtype=torch.int64), 0.5)
@@ -457,7 +457,7 @@ def test_mixmatch_guess_labels_matches_loop(device, dtype):
 
 
 def test_mixmatch_guess_labels_bad_inputs():
-    with pytest.raises(ValueError, match=r"\[K, N, C\]"):
+    with pytest.raises(ValueError, match=r"\[n_a, N, C\]"):
         mixmatch_guess_labels(torch.randn(5, 4))
     with pytest.raises(ValueError, match="same shape"):
         mixmatch_guess_labels([torch.randn(5, 4), torch.randn(6, 4)])

@@ -82,7 +82,7 @@ suppress_warnings = ["image.nonlocal_uri", "myst.header"]
 # Pages in the left-hand navigation, after the landing page (the README, which GitHub shows too and so
 # holds no Sphinx directive: the table of contents is added to it while the site builds).
 NOTEBOOKS = sorted(path.stem for path in (ROOT / "notebooks").glob("[0-9]*.ipynb"))
-DOCS = ["docs/course_map", "docs/glossary",
+DOCS = ["docs/course_map", "docs/notation", "docs/glossary",
         "docs/site/api", "docs/ARCHITECTURE", "docs/RECIPES", "docs/CONTRIBUTING", "docs/NOTEBOOK_SHAPE",
         "data/README", "benchmarks/RESULTS", "notebooks/solutions/ANSWERS", "notebooks/solutions/ANSWERS_07_11"]
 

@@ -84,6 +84,11 @@ image_grid(examples, nrow=per_class, suptitle="eight training images of each cla
 plt.show()
 
 # %% [markdown]
+# **What to look for**: ten rows, each holding one class (planes, cars, birds, ...), every image 32×32
+# pixels and recognisable. If a row mixes classes, or the colours look inverted or noisy, the labels
+# or the normalisation are wrong, and every later notebook inherits the error.
+
+# %% [markdown]
 # ## A few labels
 # Semi-supervised papers report CIFAR-10 results with 40, 250 and 4000 labels: 4, 25 or 400 per
 # class. The 250- and 4000-label settings come from Oliver et al. (2018), who proposed a common
@@ -107,6 +112,12 @@ axis.bar(range(data.num_classes), counts.numpy())
 axis.set(xticks=range(data.num_classes), ylabel="labelled images", title=f"{data.labeled_idx.numel()} labels: per-class counts")
 axis.set_xticklabels(data.class_names, rotation=45, ha="right")
 plt.show()
+
+# %% [markdown]
+# **What to look for**: the first grid has exactly four images per row, each row one class; the bar
+# chart has ten bars of equal height (25 each for 250 labels). Unequal bars would mean the split is
+# not class-balanced, and an overlap other than 0 above would mean a labelled image also sits in the
+# unlabelled pool.
 
 # %% [markdown]
 # ## Augmentations, batched on the device
@@ -136,7 +147,7 @@ image_grid(torch.cat(rows), nrow=13, titles=titles, scale=0.9)
 plt.show()
 
 # %% [markdown]
-# Things to notice: weak views are the same picture shifted by a few pixels; contrastive views
+# **What to look for**: weak views are the same picture shifted by a few pixels; contrastive views
 # can zoom into a small part and change the colours, so "is this the same image?" needs more
 # than colour histograms; strong views can be hard to recognise at all. Contrastive methods
 # learn what stays the same across such views; FixMatch asks the network to give a strong view
@@ -206,6 +217,12 @@ axis.set(xlabel="labels", ylabel="test accuracy", ylim=(0, 1), title="supervised
 plt.show()
 
 # %% [markdown]
+# **What to look for**: in each history the training loss falls and the validation accuracy rises,
+# then flattens; a validation curve that falls while the training loss keeps falling is the network
+# memorising its few labels. In the bar chart, 4000 labels should beat 250 by a wide margin: labels
+# are the scarce resource the rest of the course tries to replace.
+
+# %% [markdown]
 # **How far is this from the papers?** Oliver et al. (2018, Table 1) report 20.26 % test *error*
 # (79.7 % accuracy) for purely supervised training of a WideResNet-28-2 on 4000 CIFAR-10 labels,
 # after 500 000 training iterations. Your run above uses a smaller network and `BUDGET_EPOCHS`
@@ -223,7 +240,8 @@ plt.show()
 # 3. each neighbour votes for its class with weight $e^{s_i/\tau}$, $\tau = 0.1$:
 #    $\text{score}_c(f) = \sum_{i \in \mathcal{N}_k(f)} e^{s_i/\tau}\,[y_i = c]$;
 # 4. predict $\arg\max_c \text{score}_c(f)$.
-#
+
+# %% [markdown]
 # Why $e^{s/\tau}$ rather than one vote each: with $\tau = 0.1$ a neighbour at $s = 0.9$ weighs
 # $e^{(0.9 - 0.7)/0.1} = e^2 \approx 7.4$ times one at $s = 0.7$, so the closest neighbours decide
 # and the 200th matters little, but ties between classes are still broken by the many.
@@ -279,6 +297,8 @@ print(f"kNN on raw pixels, bank of up to 10 000 training images: {pixel_accuracy
 #   CIFAR-10's 50,000; `val_size=` / `--val-size`): no method trains on it, the kNN monitor during
 #   training and any choice of a hyper-parameter read it, and the test set is read once, for the
 #   final numbers. Choose settings by `val_accuracy`, report `test_accuracy`.
+
+# %% [markdown]
 # - The kNN accuracy printed above uses only the **labelled** images as its memory bank: what a
 #   few-label learner can do with the features. The representation-learning convention, a bank of
 #   *every* training image with its label, is `knn_all_labels_accuracy` (`knn_bank="all"`,
@@ -292,7 +312,8 @@ print(f"kNN on raw pixels, bank of up to 10 000 training images: {pixel_accuracy
 # by `ssl_course` (or from the official page) is the original data; a copy rebuilt from JPEG files
 # (some mirrors distribute one) costs a couple of points of accuracy, so compare with published
 # numbers only on the original.
-#
+
+# %% [markdown]
 # ## Exercise
 # Change `num_labels` in the split cell to 4000 and check, with `torch.bincount`, that every class
 # gets 400 labels. What error do you get for 45 labels, and why?

@@ -95,6 +95,11 @@ twin.legend(loc="upper right")
 plt.show()
 
 # %% [markdown]
+# **What to look for**: the black curve is near 1 where blue (data) dominates, around u = 1.5, and
+# near 0 in the tails, where only orange (noise) lives. It never reaches 1 because, with five noise
+# points per data point, noise is present everywhere.
+
+# %% [markdown]
 # ## The NCE loss
 # **Model.** An *unnormalised* Gaussian with a free log-normaliser:
 # $$\log p_m(u;\theta) = -\frac{(u-\mu)^2}{2\sigma^2} + c,\qquad \theta = (\mu,\ \log\sigma,\ c).$$
@@ -220,6 +225,11 @@ figure.tight_layout()
 plt.show()
 
 # %% [markdown]
+# **What to look for**: the NCE loss falls and levels off; the learned c settles near the dashed line
+# and the learned μ near the dotted one; the red dashed density lies on the black one. A c that keeps
+# drifting means the noise density does not cover the data.
+
+# %% [markdown]
 # ### More noise, better estimates
 # Gutmann & Hyvärinen show that the estimator's variance falls as $\nu$ grows, towards that of
 # maximum likelihood. Below, the same fit is repeated on fresh samples for a few values of $\nu$;
@@ -246,6 +256,10 @@ axis.set_xticks(range(1, len(NUS) + 1), [str(nu) for nu in NUS])
 axis.axhline(0, color="black", linewidth=0.8)
 axis.set(xlabel="ν (noise samples per data sample)", ylabel="c − c*", title="NCE estimate of the log-normaliser")
 plt.show()
+
+# %% [markdown]
+# **What to look for**: the boxes narrow from ν = 1 to ν = 16 and stay centred near 0: more noise
+# samples give a less noisy estimate of the normaliser, not a different one.
 
 # %% [markdown]
 # ## InfoNCE: from "data or noise?" to "which one is real?"
@@ -334,7 +348,8 @@ small_multiples(draw_softmax, panel_size=(3.4, 2.8), temperature=[0.05, 0.2, 0.5
 plt.show()
 
 # %% [markdown]
-# One negative here is *more* similar to the query than the positive (a "hard negative", e.g. an
+# **What to look for**: one negative here is *more* similar to the query than the positive (a
+# "hard negative", e.g. an
 # image of the same class). At small $\tau$ the loss is dominated by pushing it away; at large $\tau$
 # all candidates look alike and the loss tends to $\log N$ whatever the similarities are.
 

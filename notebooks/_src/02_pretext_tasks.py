@@ -146,9 +146,14 @@ image_grid(rotated, nrow=8, titles=[f"{90 * int(k)}°" for k in rotation_labels]
 plt.show()
 
 # %% [markdown]
+# **What to look for**: each image appears four times, turned by 0°, 90°, 180° and 270°, with the
+# label under it. The upright copy should be easy for you to pick out: that is the knowledge the
+# network must acquire. Images that look the same at every angle (a flat sky) carry no signal.
+
+# %% [markdown]
 # ## The rotation loss
 # With $\mathrm{rot}_k$ the counter-clockwise rotation by $k\cdot 90°$, $f_\theta$ the backbone,
-# $W \in \mathbb{R}^{4\times F}$ a linear head and a batch of $B$ images $x_1,\dots,x_B$:
+# $W \in \mathbb{R}^{4\times D}$ a linear head ($D$ the feature dimension) and a batch of $B$ images $x_1,\dots,x_B$:
 # $$\mathcal{L}_{\text{rot}} = -\frac{1}{4B}\sum_{i=1}^{B}\sum_{k=0}^{3}
 #   \log\operatorname{softmax}\big(W f_\theta(\mathrm{rot}_k(x_i))\big)_k$$
 # a four-way cross-entropy in which every image appears under all four rotations in the same batch
@@ -224,6 +229,11 @@ pairs = torch.stack([centre, neighbour], dim=1).flatten(0, 1)
 titles = [t for k in position.tolist() for t in ("centre", f"label {k} {names[k]}")]
 image_grid(pairs, nrow=6, titles=titles, scale=1.4, suptitle="relative_position_pairs: centre patch and its neighbour")
 plt.show()
+
+# %% [markdown]
+# **What to look for**: each centre patch is followed by a neighbour, and the arrow in its label
+# points from the centre to where the neighbour was cut. Gaps and jitter between patches mean that
+# matching edges cannot give the answer away.
 
 # %% [markdown]
 # **The loss.** With $f$ the trunk shared by both patches and $g$ the head that reads the two
@@ -324,6 +334,11 @@ figure.tight_layout()
 plt.show()
 
 # %% [markdown]
+# **What to look for**: the tiles of each puzzle are the image's nine tiles in the order of the
+# printed permutation, with white gaps between them; reading the permutation back should restore the
+# image. Gaps keep the tiles' edges from lining up, a shortcut the network would otherwise take.
+
+# %% [markdown]
 # **The loss.** With $t_{m,1..9}$ the tiles of puzzle $m$, $\pi_m$ its permutation (index $k_m$ in
 # the set), $f$ the shared trunk and $g$ the head on the 9 concatenated features:
 # $$\mathcal{L}_{\text{jig}} = -\frac{1}{M}\sum_{m=1}^{M}\log\operatorname{softmax}\big(g([f(t_{m,\pi_m(1)}),\dots,f(t_{m,\pi_m(9)})])\big)_{k_m}$$
@@ -374,6 +389,11 @@ axis.legend(fontsize=10, loc="upper left")
 plt.show()
 
 # %% [markdown]
+# **What to look for**: the near-identical set piles up at small distances (two positions swapped),
+# the greedy sets at large ones (most positions differ), and the random set in between. The minimum
+# distance printed for each set is the hardest pair the network must tell apart.
+
+# %% [markdown]
 # Now train the same network for the same steps with the greedy set, with the near-identical set,
 # and with the greedy set but **no gaps** (tiles cut edge to edge, `tile_size=cell_size`), the
 # shortcut the paper closes: matching borders and lines that run across tiles.
@@ -411,6 +431,11 @@ image_grid(as_uint8(torch.cat([rgb, grey, colour_only])), nrow=6, scale=1.4,
            titles=["RGB"] * 6 + ["L (input)"] * 6 + ["ab (target) at L = 60"] * 6,
            suptitle="what the network sees (L) and what it must predict (ab)")
 plt.show()
+
+# %% [markdown]
+# **What to look for**: the middle row (L only) is a grey photo whose shapes you still recognise; the
+# bottom row (ab only) is colour without shading. The network sees the middle row and must produce the
+# bottom row: knowing that the sky is blue takes knowing it is sky.
 
 # %% [markdown]
 # **Regression averages colours into grey.** If a car can be red or blue, the L2 loss
@@ -525,7 +550,7 @@ def train(name, run_name=None, **hyperparameters):
     metrics = evaluate_method(method, data, knn_bank=1000 if SMOKE else "all")
     if reference.recording():   # the test features of a fixed sample, for present mode's t-SNE
         save_embedding_sample(reference.reference_dir(out_dir), method, data)
-    print(f"{name:>18}: {history.step[-1]} steps in {history.seconds[-1]:.0f} s · kNN {metrics['knn_all_labels_accuracy']:.3f} "
+    print(f"{name:>18}: {history.step[-1]} steps in {history.seconds[-1]:.0f} s · kNN (all labels) {metrics['knn_all_labels_accuracy']:.3f} "
           f"· linear probe on {LABELS} labels {metrics['linear_probe_accuracy']:.3f}"
           + (f" · classifier {metrics['classifier_accuracy']:.3f}" if "classifier_accuracy" in metrics else ""))
     shipped = reference.load_reference(out_dir)
@@ -561,16 +586,23 @@ print(f"your budget: {BUDGET_EPOCHS} epochs, backbone '{BACKBONE}', {LABELS} lab
 
 figure, axis = plt.subplots(figsize=(10, 4.5))
 positions = torch.arange(len(METHODS)).float()
-axis.bar(positions - 0.2, [runs[n][2]["knn_all_labels_accuracy"] for n in METHODS], width=0.4, color="tab:gray", label="kNN")
+axis.bar(positions - 0.2, [runs[n][2]["knn_all_labels_accuracy"] for n in METHODS], width=0.4, color="tab:gray",
+         label="kNN (bank: all training labels)")
 axis.bar(positions + 0.2, [runs[n][2]["linear_probe_accuracy"] for n in METHODS], width=0.4, color="tab:blue",
-         label="linear probe")
-axis.axhline(baseline, color="black", linestyle="--", label="supervised test accuracy")
+         label=f"linear probe ({LABELS} labels)")
+axis.axhline(baseline, color="black", linestyle="--", label="supervised (its own classifier)")
 axis.axhline(1 / data.num_classes, color="tab:red", linestyle=":", label="chance")
 axis.set_xticks(positions.tolist(), [n.replace("_", "\n") for n in METHODS])
 axis.set(ylim=(0, 1), ylabel="test accuracy", title=f"{DATA}, {LABELS} labels, same epochs")
 axis.legend(fontsize=10, loc="upper right")
 figure.tight_layout()
 plt.show()
+
+# %% [markdown]
+# **What to look for**: every bar sits above the red chance line; the grey kNN bar (bank: all training
+# labels) and the blue linear probe (250 labels) of a pretext method usually stay below the dashed
+# supervised line at this short budget. A bar at chance means a method learned nothing: check its loss
+# curve above.
 
 # %% [markdown]
 # ### What the papers claim here, and what the course's reference run shows
@@ -607,9 +639,15 @@ for axis, (name, (method, _, metrics)) in zip(axes, runs.items()):
     # present mode: the reference run's features of a fixed sample of 500 test images
     features, labels = test_embedding(run_dir(name), data, method)
     plot_tsne(features, labels, data.class_names, axis=axis, legend=name == "supervised",
-              title=f"{name} (kNN {metrics['knn_all_labels_accuracy']:.2f})", max_points=300 if SMOKE else 2000)
+              title=f"{name} (kNN, all labels: {metrics['knn_all_labels_accuracy']:.2f})", max_points=300 if SMOKE else 2000)
 figure.tight_layout()
 plt.show()
+
+# %% [markdown]
+# **What to look for**: in the supervised panel the classes form separate clusters; a pretext method's
+# panel shows looser ones, with vehicles (plane, car, ship, truck) away from animals before the
+# classes within each group separate. A single blob coloured at random means features that ignore the
+# content.
 
 # %% [markdown]
 # ## Take-aways and pitfalls

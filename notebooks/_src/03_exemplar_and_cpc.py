@@ -104,6 +104,11 @@ image_grid(rows[order], nrow=8, scale=1.1,
 plt.show()
 
 # %% [markdown]
+# **What to look for**: along a row the crop, scale, flip and colours change, but the object stays the
+# same; the network must map all eight pictures of a row to one class. A row whose views are identical
+# would make the task trivial.
+
+# %% [markdown]
 # ## The Exemplar loss
 # With $T_m$ a random transformation, $x_{i_m}$ the training image behind view $m$, $f_\theta$ the
 # backbone (plus a hidden layer) and one weight row $w_j$ per training image:
@@ -148,7 +153,8 @@ print(f"literal == F.cross_entropy == exemplar_loss: {literal.item():.6f}; chanc
 #    is why Exemplar needs many epochs before its features improve (on the course's synthetic
 #    data, kNN accuracy can *fall* during the first two epochs while the exemplar loss falls).
 # 3. **Collisions.** Two near-identical images are different classes and are pushed apart.
-#
+
+# %% [markdown]
 # Instance discrimination (Wu et al. 2018) keeps the task and changes the parametrisation: the
 # prototype of image $j$ becomes a stored, normalised embedding $v_j$ of that image (a *memory
 # bank*), and the $N$-way softmax is estimated with NCE against a few thousand sampled
@@ -202,6 +208,11 @@ axes[1].set(title="the 7×7 grid, each patch on its own", xticks=[], yticks=[])
 plt.show()
 
 # %% [markdown]
+# **What to look for**: the three outlined patches on the left: the red and orange ones overlap by
+# half, the cyan one shares no pixel with the red one. On the right, the 49 patches in their 7×7 grid,
+# each one encoded alone by the backbone.
+
+# %% [markdown]
 # ### The masked context network
 # The context at row $r$ must not see rows below $r$, or predicting them is copying. CPC v2 uses a
 # PixelCNN-style network; here it is a stack of residual blocks whose $3\times3$ convolutions have
@@ -232,6 +243,11 @@ for axis, (row, col) in zip(axes[1:], [(2, 3), (4, 1)]):
     print(f"context ({row},{col}): influenced by grid rows {sorted(set(influence.nonzero()[:, 0].tolist()))}")
 figure.tight_layout()
 plt.show()
+
+# %% [markdown]
+# **What to look for**: blue cells (what the context at the star depends on) lie only in the star's
+# row and the rows above it; the outlined cells it predicts lie strictly below. A blue cell below the
+# star would be a leak: the network could copy its target.
 
 # %% [markdown]
 # Two more ways to cheat, and what the course's `cpc` method does about them:
@@ -319,7 +335,7 @@ def train(name, run_name=None, bundle=None, max_steps=None, **hyperparameters):
     metrics = evaluate_method(method, bundle, knn_bank=1000 if SMOKE else "all")
     if reference.recording():   # the test features of a fixed sample, for present mode's t-SNE
         save_embedding_sample(reference.reference_dir(out_dir), method, bundle)
-    print(f"{name:>10}: {history.step[-1]} steps in {history.seconds[-1]:.0f} s · kNN {metrics['knn_all_labels_accuracy']:.3f} "
+    print(f"{name:>10}: {history.step[-1]} steps in {history.seconds[-1]:.0f} s · kNN (all labels) {metrics['knn_all_labels_accuracy']:.3f} "
           f"· linear probe on {LABELS} labels {metrics['linear_probe_accuracy']:.3f}"
           + (f" · classifier {metrics['classifier_accuracy']:.3f}" if "classifier_accuracy" in metrics else ""))
     shipped = reference.load_reference(out_dir)
@@ -390,9 +406,14 @@ for axis, (name, (method, _, metrics)) in zip(axes, runs.items()):
     # present mode: the reference run's features of a fixed sample of 500 test images
     features, labels = test_embedding(run_dir(name), data, method)
     plot_tsne(features, labels, data.class_names, axis=axis, legend=name == "supervised",
-              title=f"{name} (kNN {metrics['knn_all_labels_accuracy']:.2f})", max_points=300 if SMOKE else 2000)
+              title=f"{name} (kNN, all labels: {metrics['knn_all_labels_accuracy']:.2f})", max_points=300 if SMOKE else 2000)
 figure.tight_layout()
 plt.show()
+
+# %% [markdown]
+# **What to look for**: in the supervised panel the classes form separate clusters; Exemplar's and
+# CPC's panels show looser ones, with vehicles apart from animals before the classes within each group
+# separate. A single blob coloured at random means features that ignore the content.
 
 # %% [markdown]
 # ## All pretext tasks, and SimCLR, under one budget

@@ -295,6 +295,11 @@ small_multiples(draw_temperature, axes_per_value=2, sharey=False, panel_size=(3.
 plt.show()
 
 # %% [markdown]
+# **What to look for**: as τ falls, the softmax on the left concentrates on the few hard negatives and
+# the right panel's orange bar (share of the push on the 5 hard negatives) grows towards 1; at τ = 2
+# the 120 easy negatives take most of the push.
+
+# %% [markdown]
 # Too small a $\tau$ over-reacts to a few negatives, which on an unlabelled data set are often
 # images of the *same class* (a "false negative"); too large a $\tau$ learns little from any
 # single one. That is why $\tau$ is tuned per data set and batch size.
@@ -369,6 +374,11 @@ axis.legend(fontsize=8)
 plt.show()
 
 # %% [markdown]
+# **What to look for**: each coloured curve is a smoothed, delayed copy of the black one: the larger
+# m, the smoother and the later. With m = 0.999 the key weight still sits near its starting value
+# after a few hundred steps, which is why a short CIFAR run uses 0.99.
+
+# %% [markdown]
 # With $m = 0.999$ (MoCo on ImageNet, ~5000 steps per epoch) the key weight is ~1000 steps behind;
 # CIFAR runs are much shorter, so the course uses 0.99, the value of MoCo's CIFAR-10 demo. A
 # smoke run of 30 steps is shorter still: there we use $m = 0.9$, otherwise the key encoder
@@ -383,7 +393,8 @@ plt.show()
 # every batch-norm layer into `bn_splits = 8` groups ("virtual GPUs") and shuffles the keys
 # before the key encoder, as MoCo's CIFAR demo does. SimCLR instead normalises all $2N$ views
 # together, which is the "global BN" of its paper.
-#
+
+# %% [markdown]
 # ## Training: SimCLR, MoCo and the supervised baseline under the same budget
 # All three use the same backbone, the same `LABELS` labels and the same budget in epochs (the
 # engine's epoch of notebook 00: the same number of primary images, not the same time). SimCLR and
@@ -420,15 +431,15 @@ def train(name):
                            out_dir=out_dir, resume=True, seed=0, progress=not SMOKE)
     history = fit(method, data, settings)
     metrics = evaluate_method(method, data, knn_bank="all")
-    print(f"{name:>10}: {history.step[-1]} steps in {history.seconds[-1]:.0f} s; test accuracy "
-          f"{metrics['test_accuracy']:.3f}, kNN {metrics['knn_all_labels_accuracy']:.3f}")
+    print(f"{name:>10}: {history.step[-1]} steps in {history.seconds[-1]:.0f} s; test accuracy (classifier or linear probe) "
+          f"{metrics['test_accuracy']:.3f}, kNN (all labels) {metrics['knn_all_labels_accuracy']:.3f}")
     shipped = reference.load_reference(out_dir)
     if reference.presenting():
         print(f"{'':>10}  (these are the course's numbers: {reference.describe(out_dir)})")
     elif shipped and shipped["evaluations"]:
         ref = next(iter(shipped["evaluations"].values()))
         print(f"{'':>10}  reference: test accuracy {ref['test_accuracy']:.3f}, "
-              f"kNN {ref['knn_all_labels_accuracy']:.3f} ({reference.describe(out_dir)})")
+              f"kNN (all labels) {ref['knn_all_labels_accuracy']:.3f} ({reference.describe(out_dir)})")
     RUN_DIRS[name] = out_dir   # the run's name, for the reference curves below
     return method, history, metrics
 
@@ -475,6 +486,11 @@ for name, caption in captions.items():
         print(f"{name:>10}: {caption}")
 
 # %% [markdown]
+# **What to look for**: the solid kNN curves rise over the training seconds; the dashed ones are the
+# course's reference runs of the same cell. A curve that stays at chance (0.1) while the loss falls
+# means the views are solvable by a shortcut rather than by content.
+
+# %% [markdown]
 # ### What the papers claim here, and what the course's reference run shows
 # The cell below prints the claim this notebook's training tests, judged on the **validation**
 # split: the course's reference run of the cell above (its budget is printed with it) and, when
@@ -500,7 +516,8 @@ claims.show("04", {name: metrics for name, (_, _, metrics) in runs.items()});
 # epochs; a linear probe on all 50 000 labels of its 800-epoch symmetric-loss model reaches 90.7 %. Your run differs on every axis: a smaller
 # network, `BUDGET_EPOCHS` epochs, and a probe that sees only `LABELS` labels. Expect tens of points
 # less; what you can compare is the *order* of the three methods at equal budget.
-#
+
+# %% [markdown]
 # ## Why pretrain at all? Label efficiency, measured
 # The case for self-supervised pretraining is strongest when labels are scarce. The figure below
 # comes from `benchmarks/label_efficiency.py`: one SimCLR pretraining on a 10 000-image CIFAR-10
@@ -532,6 +549,11 @@ figure, axis = plt.subplots(figsize=(8, 5))
 axis.imshow(plt.imread(FIGURES / "label_efficiency_cpu.png"))
 axis.axis("off")
 plt.show()
+
+# %% [markdown]
+# **What to look for**: the SimCLR probe column against the random-probe column: the gap is what
+# pretraining bought at each number of labels, and it shrinks as labels grow. All three columns rise
+# from left to right.
 
 # %% [markdown]
 # **Reading it honestly.** At this budget (ten SimCLR epochs on 10 000 images with a tiny network)
@@ -573,6 +595,11 @@ for label, method in (("untrained", untrained), ("SimCLR", simclr)):
     positive_mask[torch.arange(2 * N_PICKED), torch.cat([torch.arange(N_PICKED, 2 * N_PICKED), torch.arange(N_PICKED)])] = True
     print(f"{label:>9}: mean positive similarity {similarity[positive_mask].mean():.3f}, "
           f"mean negative similarity {similarity[mask & ~positive_mask].mean():.3f}")
+
+# %% [markdown]
+# **What to look for**: after training, the diagonal band of positive pairs (each view against the
+# other view of its image) is brighter than the rest, and the printed mean positive similarity is well
+# above the negative one. Untrained, positives and negatives look alike.
 
 # %% [markdown]
 # ### MoCo's look-up, seen from one query
@@ -618,6 +645,10 @@ print(f"the positive key is the most similar of all {len(queue) + 1} keys for "
       f"median number of queued keys that beat it: {rank.float().median().item():.0f}")
 
 # %% [markdown]
+# **What to look for**: the red line (query 0 against its own key) lies to the right of the grey mass
+# of queued keys; the printed share of queries whose own key wins should be far above chance.
+
+# %% [markdown]
 # ### Queue size: more negatives make the look-up harder
 # Same queries, now against $K$ fresh keys of *other* training images (so no negative is the
 # query's own image), for growing $K$. A look-up that is no better than guessing has loss
@@ -643,6 +674,11 @@ for k, loss in zip(sizes, losses):
     print(f"K={k:5d}: loss {loss:.3f}, log(K+1) - loss = {math.log(k + 1) - loss:.3f} nats")
 
 # %% [markdown]
+# **What to look for**: the loss (left) grows with K but stays below the dashed log(K+1); the gap
+# (right) grows with K too, up to the limit log(K+1) allows: more negatives let the bound see more of
+# what the encoder learned.
+
+# %% [markdown]
 # A bigger queue costs almost nothing (one matrix product), which is MoCo's point; the limit is
 # staleness: the oldest key in the queue is $K/N$ steps old.
 #
@@ -657,9 +693,14 @@ for axis, (name, (method, _, metrics)) in zip(axes, runs.items()):
     features = extract_features(method.embed, data.test_images)
     method.train()
     plot_tsne(features, data.test_labels, data.class_names, axis=axis, legend=name == "supervised",
-              title=f"{name} (kNN {metrics['knn_all_labels_accuracy']:.2f})", max_points=500 if SMOKE else 2000)
+              title=f"{name} (kNN, all labels: {metrics['knn_all_labels_accuracy']:.2f})", max_points=500 if SMOKE else 2000)
 figure.tight_layout()
 plt.show()
+
+# %% [markdown]
+# **What to look for**: in the supervised panel the classes form separate clusters; SimCLR's and
+# MoCo's panels show looser ones, with vehicles apart from animals before the classes within each
+# group separate. A single blob coloured at random means features that ignore the content.
 
 # %% [markdown]
 # ## Take-aways and pitfalls
@@ -674,6 +715,8 @@ plt.show()
 #   wants large batches (the paper used 4096). MoCo gets $K$ negatives from its queue at any batch
 #   size; the price is stale keys and a second network. The queue must be consistent: that is
 #   what the momentum $m$ is for, and $1/(1-m)$ must be small next to the run's length.
+
+# %% [markdown]
 # - **The 2× convention.** The official SimCLR TF code adds the mean losses of the two
 #   directions (view 1 as anchors, then view 2), which is twice the value of the mean over all
 #   $2N$ anchors that `ssl_course.losses.nt_xent` and the PyTorch ports return (checked in the
@@ -750,7 +793,8 @@ check_momentum_update(my_momentum_update);
 # **4. Think: how many candidates?** At a batch of $N = 256$ images, how many negatives does each
 # SimCLR anchor have, and how many does a MoCo query have with $K = 4096$? By the bound of notebook
 # 01, what is the largest amount of mutual information, in nats, that each loss can certify?
-#
+
+# %% [markdown]
 # **5. Think: the momentum against the budget.** On all of CIFAR-10 (as on a GPU), SimCLR and
 # MoCo train on the 45 000 training images at a batch of 256. How many steps is one epoch, and how
 # many are `BUDGET_EPOCHS = 10` epochs? The key encoder lags the query encoder by about $1/(1-m)$

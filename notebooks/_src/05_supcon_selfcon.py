@@ -122,6 +122,11 @@ plt.tight_layout()
 plt.show()
 
 # %% [markdown]
+# **What to look for**: left: one green cell per row, at the other view of the same image (a shifted
+# diagonal); right: extra green cells wherever two images share a class. The grey diagonal (an anchor
+# against itself) is never a positive.
+
+# %% [markdown]
 # ## The SupCon loss
 # Stack the $V$ views of the $N$ images of a batch into $A = VN$ embeddings $z_1, \dots, z_A$,
 # each L2-normalised by the model (the loss does not normalise). For an anchor $a$:
@@ -260,6 +265,11 @@ small_multiples(draw_anchor, panel_size=(4.2, 3.2), temperature=[0.05, 0.1, 0.3,
 plt.show()
 
 # %% [markdown]
+# **What to look for**: as the temperature falls, the probability mass moves onto the few candidates
+# most similar to the anchor; at τ = 1 it spreads almost evenly. The printed mass on positives is
+# highest at an intermediate temperature when some negatives are very similar to the anchor.
+
+# %% [markdown]
 # ## SelfCon: the positive comes from inside the network
 # SupCon needs two augmented views per image, so two forward passes. SelfCon (Bae, Kim, Ko, Lee, Noh
 # and Yun, AAAI 2023) attaches a small **sub-network** after an intermediate stage of the backbone. One
@@ -334,6 +344,11 @@ axis.set(xlim=(-0.2, len(main_path) * 2.1), ylim=(-0.2, 2.7),
 plt.show()
 
 # %% [markdown]
+# **What to look for**: the blue boxes are the backbone's stages, the orange ones the sub-network that
+# branches off after `exit_after`. Both exits end in an embedding of the same size, so the two can be
+# compared in one contrastive loss.
+
+# %% [markdown]
 # The sub-network shares the stem and the first stages, so its gradient trains them too: the early
 # layers receive signal from a short path, like the auxiliary classifiers of deeply supervised
 # networks. The official CIFAR script puts the exit after the second of four ResNet stages;
@@ -401,6 +416,11 @@ for name in METHODS:
 plt.show()
 
 # %% [markdown]
+# **What to look for**: each method's training loss falls and its validation accuracy rises; the
+# dashed curves are the course's reference runs. A contrastive loss that flattens at its starting
+# value is a collapsed or stuck run.
+
+# %% [markdown]
 # ### What the papers claim here, and what the course's reference run shows
 # The cell below prints the claim this notebook's training tests, judged on the **validation**
 # split: the course's reference run of the cell above (its budget is printed with it) and, when
@@ -422,9 +442,9 @@ test_acc = [results[n]["test_accuracy"] for n in names]
 knn_acc = [results[n]["knn_all_labels_accuracy"] for n in names]
 figure, axis = plt.subplots(figsize=(6, 3))
 x = torch.arange(len(names)).numpy()
-axis.bar(x - 0.2, test_acc, width=0.4, label="test accuracy")
-axis.bar(x + 0.2, knn_acc, width=0.4, label="kNN accuracy")
-axis.set(xticks=x, ylim=(0, 1), ylabel="accuracy", title=f"{NUM_LABELS} labels, same budget, backbone {BACKBONE}")
+axis.bar(x - 0.2, test_acc, width=0.4, label="classifier (baseline) / linear probe")
+axis.bar(x + 0.2, knn_acc, width=0.4, label="kNN, bank: all training labels")
+axis.set(xticks=x, ylim=(0, 1), ylabel="test accuracy", title=f"{NUM_LABELS} labels, same budget, backbone {BACKBONE}")
 axis.set_xticklabels(names)
 axis.legend()
 plt.show()
@@ -444,8 +464,15 @@ for name in names:
         print(f"{'':>10}  (the course's numbers: {reference.describe(run_dirs[name])})")
     elif shipped and shipped["metrics"]:
         print(f"{'':>10}  reference: test accuracy {shipped['metrics']['test_accuracy']:.3f}, "
-              f"kNN {shipped['metrics']['knn_all_labels_accuracy']:.3f} ({reference.describe(run_dirs[name])})")
+              f"kNN (all labels) {shipped['metrics']['knn_all_labels_accuracy']:.3f} ({reference.describe(run_dirs[name])})")
 print(f"your budget: {BUDGET_EPOCHS} epochs, backbone '{BACKBONE}', {NUM_LABELS} labels")
+
+# %% [markdown]
+# **What to look for**: on the test split, the left bar of each method is its few-label number (the
+# baseline's own classifier, a linear probe on the `NUM_LABELS` labels for SupCon and SelfCon), the
+# right bar a kNN whose bank holds all training labels. SupCon's left bar near or above the
+# baseline's is its claim; a kNN bar far above the probe bar means features that separate classes
+# which the few labels cannot yet exploit.
 
 # %% [markdown]
 # **How far is this from the papers?** The SupCon paper (Table 2) reports 96.0 % CIFAR-10 test
@@ -480,6 +507,11 @@ for axis, name in zip(axes, names):
               legend=axis is axes[0], title=f"{name} (test acc {results[name]['test_accuracy']:.2f})")
 plt.tight_layout()
 plt.show()
+
+# %% [markdown]
+# **What to look for**: SupCon's panel should show tighter class clusters than the baseline's, since
+# it pulls same-class embeddings together explicitly; SelfCon's sits in between. A single blob
+# coloured at random means features that ignore the content.
 
 # %% [markdown]
 # ## Take-aways

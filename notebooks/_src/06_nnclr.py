@@ -119,6 +119,11 @@ axis.legend(fontsize=7, loc="lower left")
 plt.show()
 
 # %% [markdown]
+# **What to look for**: the red circle marks the queue entry nearest to view 1; NNCLR pulls view 2
+# towards it (red arrow) instead of towards view 1 itself (dashed). When that neighbour has the same
+# class as the query, the positive brings new within-class variation.
+
+# %% [markdown]
 # ## The formula
 # For a batch of $N$ images with two views each:
 #
@@ -149,7 +154,8 @@ plt.show()
 # \qquad
 # \mathcal{L} = \tfrac12\big(\mathcal{L}_{1\to 2} + \mathcal{L}_{2\to 1}\big)
 # $$
-#
+
+# %% [markdown]
 # Each neighbour must pick out the prediction of *its own* image's other view among the $N$
 # predictions of the batch. The arg max has no gradient: the loss trains the network through the
 # predictions $p$, and the neighbours act as fixed targets. After the step, the batch's $\hat z_1$
@@ -269,7 +275,7 @@ metrics = evaluate_method(method, data, knn_bank="all")
 if reference.recording():   # present mode's t-SNE: the features of a fixed sample of test images (small)
     save_embedding_sample(reference.reference_dir(run_dir), method, data)
 print(f"NNCLR: {history.step[-1]} steps in {history.seconds[-1]:.0f} s; linear probe {metrics['test_accuracy']:.3f}, "
-      f"kNN {metrics['knn_all_labels_accuracy']:.3f}; final NN purity {history.logs['nn_purity'][-1]:.3f} "
+      f"kNN (all labels) {metrics['knn_all_labels_accuracy']:.3f}; final NN purity {history.logs['nn_purity'][-1]:.3f} "
       f"(chance {1 / data.num_classes:.2f})")
 shipped = reference.load_reference(run_dir)
 if reference.presenting():
@@ -321,6 +327,11 @@ if caption:
     figure.suptitle(caption if reference.presenting() else f"dashed: {caption}")
 plt.tight_layout()
 plt.show()
+
+# %% [markdown]
+# **What to look for**: the loss falls; NN purity starts near chance (0.1) and climbs as the queue
+# fills with embeddings of a network that groups classes; the kNN monitor rises with it. Purity stuck
+# at chance means the neighbours are random and NNCLR's positives are noise.
 
 # %% [markdown]
 # ### Who are the neighbours? Early vs late
@@ -391,6 +402,10 @@ else:
     print(NOT_SHIPPED)
 
 # %% [markdown]
+# **What to look for**: late in training more neighbours carry a ✓ (same class as the query) than
+# early on, and the printed share of agreeing neighbours should rise between the two lines.
+
+# %% [markdown]
 # ### How many of the queue's entries does a good neighbour need?
 # With the final queue, look up the test queries among only the most recent `entries` rows. The
 # slider changes that number; the plot shows the similarity of the nearest neighbour found and
@@ -433,6 +448,11 @@ if TRAINED_HERE:
     prefix_sizes = sorted({max(8, queue_size // 64), max(8, queue_size // 8), queue_size})
     small_multiples(draw_prefix, panel_size=(4.6, 3.2), entries=prefix_sizes)
     plt.show()
+
+# %% [markdown]
+# **What to look for**: with more entries the nearest neighbour is more similar (the histogram moves
+# right) and the purity in the title rises; a small recent slice of the queue already finds most good
+# neighbours.
 
 # %% [markdown]
 # ## The queue size, trained
@@ -491,6 +511,11 @@ best_size = max(QUEUE_SIZES, key=lambda s: sweep[s]["knn"])
 print(f"largest kNN accuracy in this sweep: queue {best_size} ({sweep[best_size]['knn']:.3f})")
 
 # %% [markdown]
+# **What to look for**: purity, kNN and probe for each queue size; the best size is usually in the
+# middle: a tiny queue offers poor neighbours, a huge one stale ones. Differences of a point or two
+# are within the noise of one seed.
+
+# %% [markdown]
 # ## Compared with the supervised baseline, and the embedding
 # The cross-entropy baseline of notebook 00 on the same `NUM_LABELS` labels and the same
 # backbone, with NNCLR's main-run budget. NNCLR's test accuracy is a linear probe on those same
@@ -534,6 +559,11 @@ for axis, (name, model, folder, accuracy) in zip(axes, [
               legend=name == "NNCLR", title=f"{name} (test acc {accuracy:.2f})")
 plt.tight_layout()
 plt.show()
+
+# %% [markdown]
+# **What to look for**: the supervised panel separates the classes most; NNCLR's shows looser
+# clusters, with vehicles apart from animals. A single blob coloured at random means features that
+# ignore the content.
 
 # %% [markdown]
 # ## Take-aways

@@ -66,6 +66,7 @@ from ssl_course.losses import (
     sharpen,
 )
 from ssl_course.methods import build_method
+from ssl_course.notebook import CPU_SUBSET, SMOKE_SUBSET
 from ssl_course.results import load_trained
 from ssl_course.viz import (
     image_grid,
@@ -181,18 +182,18 @@ for title, (_, accuracy) in toy_runs.items():
 # **FixMatch** (Sohn et al. 2020). For each unlabelled image, $q_b = \operatorname{softmax}(f(\alpha(u_b)))$
 # is the prediction on the weak view and $\hat y_b = \arg\max_k q_{bk}$ its hard pseudo-label:
 #
-# $$\ell_u = \frac{1}{\mu B} \sum_{b=1}^{\mu B} \mathbb{1}\big[\max_k q_{bk} \ge \tau\big]\;
+# $$\ell_u = \frac{1}{\mu B} \sum_{b=1}^{\mu B} \mathbb{1}\big[\max_k q_{bk} \ge \gamma\big]\;
 #   H\big(\hat y_b, \operatorname{softmax}(f(\mathcal{A}(u_b)))\big), \qquad
 #   \mathcal{L} = \ell_s + \lambda_u \ell_u$$
 #
-# with $\tau = 0.95$ the confidence threshold, $\lambda_u = 1$, $\ell_s$ the cross-entropy of the
+# with $\gamma = 0.95$ the confidence threshold (the paper's $\tau$; the course keeps $\tau$ for temperatures), $\lambda_u = 1$, $\ell_s$ the cross-entropy of the
 # weak labelled views, and no gradient through $q_b$. The sum runs over **all** $\mu B$ images,
 # also those that did not pass: the loss grows as more images pass.
 #
-# **MixMatch** (Berthelot et al. 2019). Guess a label from $K$ weak views, then sharpen it with a
+# **MixMatch** (Berthelot et al. 2019). Guess a label from $n_a$ weak views, then sharpen it with a
 # temperature $T$:
 #
-# $$\bar q_b = \frac{1}{K}\sum_{k=1}^{K} \operatorname{softmax}\big(f(\alpha_k(u_b))\big), \qquad
+# $$\bar q_b = \frac{1}{n_a}\sum_{a=1}^{n_a} \operatorname{softmax}\big(f(\alpha_a(u_b))\big), \qquad
 #   \operatorname{Sharpen}(\bar q_b, T)_c = \frac{\bar q_{bc}^{1/T}}{\sum_{j=1}^{C} \bar q_{bj}^{1/T}}$$
 #
 # MixUp each (image, label vector) pair with a partner drawn from the shuffled union of both
@@ -232,21 +233,21 @@ def softmax_row(z):
     return [e / total for e in exps]
 
 
-def fixmatch_loss_loop(logits_weak, logits_strong, tau):
+def fixmatch_loss_loop(logits_weak, logits_strong, threshold):
     n, num_classes = logits_weak.shape
     loss = 0.0
     for b in range(n):
         q = softmax_row(logits_weak[b])
         best = max(range(num_classes), key=lambda k: q[k])          # hard pseudo-label
-        if q[best] >= tau:                                           # the confidence mask
+        if q[best] >= threshold:                                           # the confidence mask
             log_p = logits_strong[b][best] - torch.log(sum(torch.exp(logits_strong[b][k]) for k in range(num_classes)))
             loss = loss - log_p
     return loss / n                                                  # mean over ALL samples
 
 
-def fixmatch_loss_vectorised(logits_weak, logits_strong, tau):
+def fixmatch_loss_vectorised(logits_weak, logits_strong, threshold):
     confidence, pseudo = torch.softmax(logits_weak, 1).max(1)
-    mask = (confidence >= tau).to(logits_strong.dtype)
+    mask = (confidence >= threshold).to(logits_strong.dtype)
     return (F.cross_entropy(logits_strong, pseudo, reduction="none") * mask).mean()
 
 
@@ -304,7 +305,12 @@ for trial in range(3):
 
 # %%
 DATA = "cifar10" if cifar10_available() else "synthetic"
-SUBSET = dict(train_subset=2000, test_subset=500) if SMOKE else {}
+FULL_BUDGET = False   # True: every training image for BUDGET_EPOCHS epochs, as on a GPU (~3.5 h on one CPU thread)
+# Run All on a CPU (FULL_BUDGET = False) trains on a 10 000-image subset for CPU_EPOCHS epochs:
+# the four trainings below take about 15-17 min on one thread. Present mode shows the course's reference runs, recorded on every image. Runs resume
+# from runs/: delete this notebook's folders there before switching FULL_BUDGET.
+CPU_RUN = DEVICE.type == "cpu" and config.mode() == "learn" and not (SMOKE or FULL_BUDGET)
+SUBSET = dict(SMOKE_SUBSET) if SMOKE else dict(CPU_SUBSET) if CPU_RUN and DATA == "cifar10" else {}
 NUM_LABELS = 100 if SMOKE else 250
 data = make_bundle(DATA, num_labels=NUM_LABELS, seed=0, device=DEVICE, **SUBSET)
 print(data)
@@ -336,14 +342,19 @@ plt.show()
 print(f"mean λ' = {torch.maximum(draws, 1 - draws).mean():.3f}: on average a mixed image keeps about that much of its own row")
 
 # %% [markdown]
+# **What to look for**: in the top row the first image fades into the second as λ falls, and the label
+# bars below split between the two classes with the same weights. In the histogram, λ piles up near 0
+# and 1, while λ' = max(λ, 1 − λ) never goes below 0.5.
+
+# %% [markdown]
 # ## Label guessing and sharpening
-# MixMatch predicts each unlabelled image under $K = 2$ augmentations, averages the two
+# MixMatch predicts each unlabelled image under $n_a = 2$ augmentations, averages the two
 # distributions and sharpens the average. The bars below are made-up predictions (random logits
 # with a fixed seed), so you can see the arithmetic; move the slider to change $T$. $T = 1$ keeps
 # the average, $T \to 0$ approaches a one-hot vector at the arg-max, $T > 1$ flattens it.
 
 # %%
-example_logits = torch.randn(2, 1, data.num_classes, generator=torch.Generator().manual_seed(3)) * 1.5  # [K, N, C]
+example_logits = torch.randn(2, 1, data.num_classes, generator=torch.Generator().manual_seed(3)) * 1.5  # [n_a, N, C]
 
 
 def show_guess(T=0.5):
@@ -363,7 +374,7 @@ def show_guess(T=0.5):
 interactive_plot(show_guess, T=(0.1, 2.0, 0.05, 0.5))
 
 # %% [markdown]
-# Without a kernel: the sharpened guess for four temperatures.
+# **What to look for**: the average of the two views is flatter than either view; sharpening with T < 1 makes it peakier without moving its arg-max, and T = 1 leaves it unchanged. Without a kernel: the sharpened guess for four temperatures.
 
 # %%
 def draw_guess(axis, T):
@@ -375,6 +386,10 @@ def draw_guess(axis, T):
 
 small_multiples(draw_guess, T=(0.1, 0.5, 1.0, 2.0), title="MixMatch's guessed label, sharpened with temperature T")
 plt.show()
+
+# %% [markdown]
+# **What to look for**: the tallest bar stays on the same class for every T; the smaller T, the closer
+# the guess to one-hot (T = 0.1) and the larger, the flatter (T = 2).
 
 # %% [markdown]
 # ## Rotation as an auxiliary task (S4L)
@@ -389,6 +404,10 @@ order = torch.arange(12).reshape(4, 3).T.reshape(-1)  # show image by image: 0°
 image_grid(rotated[order], nrow=4, titles=[f"{90 * int(r)}°" for r in rotation_labels[order]],
            suptitle="three training images under the four rotations (labels 0-3)")
 plt.show()
+
+# %% [markdown]
+# **What to look for**: each row is one image under 0°, 90°, 180° and 270°; only the first copy is
+# upright. S4L's rotation head must say which, on labelled and unlabelled images alike.
 
 # %% [markdown]
 # **S4L-Rotation's loss, with loops.** With class logits of the labelled images, rotation logits
@@ -438,7 +457,7 @@ print(f"S4L-Rotation loss, loop == library (values and gradients): total {looped
 # %% [markdown]
 # ### S4L-Exemplar: the other self-supervised task of S4L
 # S4L's second variant replaces rotation by Exemplar (notebook 03): every labelled and unlabelled
-# image is shown as $K = 8$ heavily augmented copies, and an embedding head must keep the copies of
+# image is shown as $n_a = 8$ heavily augmented copies, and an embedding head must keep the copies of
 # one image closer to each other than to any copy of another image. With L2-normalised embeddings
 # $\hat e$, Euclidean distances $d$, and for each anchor $a$ its farthest copy $p$ and the nearest
 # copy $n$ of another image, the batch-hard soft-margin triplet loss (S4L, Section 3.2) is
@@ -493,14 +512,19 @@ print(f"S4L-Exemplar loss, loop == library: {expected.item():.4f}")
 # Smoke mode uses the tiny backbone, 30 steps and small batches: its numbers mean nothing.
 
 # %%
-BUDGET_EPOCHS = 10   # per method; smoke mode uses a few steps instead. Fractions such as 0.5 work too.
-# Expected time (4 runs of 10 epochs): about 17 min on a laptop GPU, an estimate from the FLOPs of
-# a training step; hours on a CPU (measured times: README and benchmarks/RESULTS.md).
+BUDGET_EPOCHS = 10   # per method, on every image (GPU, or FULL_BUDGET = True); fractions such as 0.5 work
+CPU_EPOCHS = 4       # per method, on the CPU's 10 000-image subset (FULL_BUDGET = False)
+EPOCHS = CPU_EPOCHS if CPU_RUN else BUDGET_EPOCHS   # smoke mode stops after 30 steps instead
+# Expected time: about 17 min on a laptop GPU (4 runs of 10 epochs), an estimate from the FLOPs of
+# a training step. CPU, one thread, tiny backbone, 9000 training images (the subset minus validation):
+# supervised 13 s, MixMatch 39 s, FixMatch 42 s, S4L 132 s per epoch, so about 15 min for 4 epochs
+# (step times measured on a loaded 2-core machine, benchmarks/RESULTS.md "CPU step times"); every
+# image for 10 epochs is five times the images and 2.5 times the epochs (the README measured 3.5 h).
 METHODS = ("supervised", "mixmatch", "fixmatch", "s4l")
 SMOKE_BATCH = {"supervised": 64, "mixmatch": 32, "fixmatch": 64, "s4l": 16}
 BACKBONE = reference.notebook_backbone("07", SMOKE, DEVICE)   # "tiny" on a CPU, "small" on a GPU
 SETTINGS = dict(batch_sizes=SMOKE_BATCH if SMOKE else None, data=DATA, labels=NUM_LABELS, backbone=BACKBONE,
-                epochs=BUDGET_EPOCHS, steps=30 if SMOKE else None, **SUBSET)
+                epochs=EPOCHS, steps=30 if SMOKE else None, **SUBSET)
 # the t-SNE below needs the trained FixMatch and baseline networks: only their reference runs keep weights
 results, run_dirs = run_methods(("supervised", "fixmatch"), "07", reference_weights=True, **SETTINGS)
 more_results, more_run_dirs = run_methods(("mixmatch", "s4l"), "07", **SETTINGS)
@@ -521,7 +545,14 @@ for name in METHODS[1:]:   # judged on the validation split; the bars above show
     difference = results[name]["val_accuracy"] - results["supervised"]["val_accuracy"]
     print(f"{name:>9} vs supervised, validation accuracy: {difference:+.3f} "
           f"({'better' if difference > 0 else 'not better'} in this run)")
-print(f"your budget: {BUDGET_EPOCHS} epochs, backbone '{BACKBONE}', {NUM_LABELS} labels")
+print(f"your budget: {EPOCHS:g} epochs of {len(data.train_images)} training images, backbone '{BACKBONE}', "
+      f"{NUM_LABELS} labels")
+
+# %% [markdown]
+# **What to look for**: the bars are each method's test accuracy from its own classifier (MixMatch and
+# FixMatch with their moving-average weights); the dashed line is the baseline's. At this short budget
+# a method may not clear the baseline; the printed validation differences, not the bars, decide the
+# claims below. A bar at the red chance line means a broken run.
 
 # %% [markdown]
 # **How far is this from the papers?** On CIFAR-10 with 250 labels and a WRN-28-2, FixMatch
@@ -544,7 +575,7 @@ claims.show("07", results);
 # %% [markdown]
 # ## How many pseudo-labels pass, and how many are right?
 # FixMatch logs, every few steps, the fraction of unlabelled images whose weak-view confidence
-# passed $\tau$ (`mask_rate`) and the fraction that passed **and** matched the hidden true label
+# passed $\gamma$ (`mask_rate`) and the fraction that passed **and** matched the hidden true label
 # (`pseudo_correct_rate`); their ratio is the accuracy of the pseudo-labels that were used.
 # MixMatch logs the confidence of its sharpened guesses and how often their arg-max is right.
 #
@@ -615,6 +646,11 @@ for axis, name in zip(axes, ("fixmatch", "supervised")):
 plt.show()
 
 # %% [markdown]
+# **What to look for**: FixMatch's panel should show class clusters at least as compact as the
+# baseline's; where the two models confuse classes (cat and dog, car and truck), their clusters touch.
+# A single blob coloured at random means features that ignore the content.
+
+# %% [markdown]
 # ## Take-aways
 # - All three methods add a term on unlabelled images to plain cross-entropy: MixMatch a squared
 #   error to sharpened, averaged guesses on MixUp'ed inputs; FixMatch a cross-entropy to hard,
@@ -629,6 +665,8 @@ plt.show()
 #   huge gradients from the first few pseudo-labels.
 # - A low threshold lets wrong pseudo-labels in and the model then trains on its own mistakes
 #   (confirmation bias); a threshold that nothing reaches makes the method supervised.
+
+# %% [markdown]
 # - MixMatch's $\lambda' = \max(\lambda, 1-\lambda)$; the official code draws $\lambda$ per sample, the
 #   paper's pseudo-code once per batch. Forgetting the ramp-up of $\lambda_U = 75$ lets random
 #   early guesses dominate.
@@ -674,7 +712,7 @@ check_mixup(my_mixup);
 # and plot the mask rate and the accuracy of the passing pseudo-labels next to the 0.95 run. Which
 # curve rises faster, and which one is more often right? Does the test accuracy follow?
 #
-# **4. Think: what passes $\tau = 0.95$?** An untrained 10-class network gives logits that are
+# **4. Think: what passes $\gamma = 0.95$?** An untrained 10-class network gives logits that are
 # almost equal. Suppose the largest logit exceeds the nine others, all equal, by a margin $m$. How
 # large must $m$ be for the prediction to pass the threshold? What does that say about the first
 # steps of a FixMatch run?
@@ -683,7 +721,8 @@ check_mixup(my_mixup);
 # unlabelled images, with 64 labelled images on top. On the 45 000 training images, how many steps
 # is one epoch, and how many times is each of 250 labelled images drawn in 10 epochs? Compare with
 # the supervised baseline (batch 128 labelled images) at the same 10 epochs.
-#
+
+# %% [markdown]
 # ## References
 # - D. Berthelot, N. Carlini, I. Goodfellow, N. Papernot, A. Oliver, C. Raffel, *MixMatch: A
 #   Holistic Approach to Semi-Supervised Learning*, NeurIPS 2019. Code:

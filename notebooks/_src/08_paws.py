@@ -61,6 +61,7 @@ from ssl_course.exercises import check_me_max, check_paws_loss, check_sharpen, c
 from ssl_course.experiment import run_methods
 from ssl_course.losses import me_max_regularizer, paws, sharpen, snn
 from ssl_course.methods import build_method
+from ssl_course.notebook import CPU_SUBSET, SMOKE_SUBSET
 from ssl_course.reference import notebook_backbone
 from ssl_course.results import load_trained
 from ssl_course.viz import (
@@ -127,7 +128,7 @@ def show_snn_regions(temperature):
 interactive_plot(show_snn_regions, temperature=(0.02, 1.0, 0.02, 0.1))
 
 # %% [markdown]
-# The same figure for a few temperatures, side by side (it does not need a running kernel):
+# **What to look for**: with a small τ each region takes the class of its single nearest support and the colours are saturated up to sharp borders; with a large τ the colours fade, since every support votes almost equally. The same figure for a few temperatures, side by side (it does not need a running kernel):
 
 # %%
 small_multiples(lambda axis, temperature: draw_snn_regions(axis, temperature, legend=temperature == 0.02),
@@ -136,16 +137,20 @@ small_multiples(lambda axis, temperature: draw_snn_regions(axis, temperature, le
 plt.show()
 
 # %% [markdown]
+# **What to look for**: the four panels side by side: as τ grows, the borders between classes blur and
+# the colours fade towards a uniform prediction far from the supports.
+
+# %% [markdown]
 # ## The formulas
 # **Soft nearest neighbours.** For an embedding $z_i \in \mathbb{R}^D$, supports
-# $z_{S,1}, \dots, z_{S,M}$ with (smoothed one-hot) label rows $y_{S,m} \in \mathbb{R}^K$, and a
+# $z_{S,1}, \dots, z_{S,M}$ with (smoothed one-hot) label rows $y_{S,m} \in \mathbb{R}^C$, and a
 # temperature $\tau > 0$, with $\hat z = z / \lVert z \rVert_2$:
 #
-# $$\pi(z_i) = \sum_{m=1}^{M} \frac{\exp(\hat z_i \cdot \hat z_{S,m} / \tau)}{\sum_{m'=1}^{M} \exp(\hat z_i \cdot \hat z_{S,m'} / \tau)}\; y_{S,m} \;\in\; \Delta^{K}$$
+# $$\pi(z_i) = \sum_{m=1}^{M} \frac{\exp(\hat z_i \cdot \hat z_{S,m} / \tau)}{\sum_{m'=1}^{M} \exp(\hat z_i \cdot \hat z_{S,m'} / \tau)}\; y_{S,m} \;\in\; \Delta^{C}$$
 #
 # **Sharpening** with temperature $T$ raises every probability to the power $1/T$ and renormalises:
 #
-# $$\operatorname{Sharpen}(p, T)_k = \frac{p_k^{1/T}}{\sum_{j=1}^{K} p_j^{1/T}}$$
+# $$\operatorname{Sharpen}(p, T)_k = \frac{p_k^{1/T}}{\sum_{j=1}^{C} p_j^{1/T}}$$
 #
 # **The PAWS loss.** Every unlabelled image $x$ gives two global views and $m$ small crops. Let
 # $z_i$ be the embedding of anchor view $i$ (anchors get gradients) and $z_i^+$ the embedding of
@@ -154,11 +159,11 @@ plt.show()
 # without gradient, and
 #
 # $$\mathcal{L} = \underbrace{\frac{1}{n}\sum_{i=1}^{n} H\big(t_i, \pi(z_i)\big)}_{\text{cross-entropy}}
-# \; + \; \underbrace{\sum_{k=1}^{K} \bar p_k \log \bar p_k}_{\text{ME-MAX}},
+# \; + \; \underbrace{\sum_{k=1}^{C} \bar p_k \log \bar p_k}_{\text{ME-MAX}},
 # \qquad \bar p = \frac{1}{n}\sum_{i=1}^{n} \operatorname{Sharpen}\big(\pi(z_i), T\big),$$
 #
 # where $n$ is the number of anchor views and $H(t, p) = -\sum_k t_k \log p_k$. The ME-MAX term is
-# the *negative entropy of the average prediction*: it is smallest, $-\log K$, when the batch as
+# the *negative entropy of the average prediction*: it is smallest, $-\log C$, when the batch as
 # a whole uses every class equally often. The official defaults are $\tau = 0.1$, $T = 0.25$ and
 # label smoothing 0.1 on the support labels; target entries below $10^{-4}$ are set to zero.
 
@@ -168,7 +173,7 @@ plt.show()
 
 # %%
 def snn_loop(query, supports, labels, tau):
-    """π(z) for ONE query vector [D] against supports [M, D] with label rows [M, K]."""
+    """π(z) for ONE query vector [D] against supports [M, D] with label rows [M, C]."""
     query_norm = math.sqrt(sum(float(v) ** 2 for v in query))
     weights = []
     for support in supports:
@@ -200,13 +205,13 @@ def paws_loop(anchors, targets, supports, labels, tau, T, multicrop, target_supp
 
 
 generator = torch.Generator().manual_seed(0)
-B, MULTICROP, M, K, D, TAU, T = 3, 2, 6, 3, 5, 0.1, 0.25
+B, MULTICROP, M, C, D, TAU, T = 3, 2, 6, 3, 5, 0.1, 0.25
 anchors = torch.randn((2 + MULTICROP) * B, D, generator=generator, dtype=torch.float64)
 views = torch.randn(2 * B, D, generator=generator, dtype=torch.float64)
 targets = torch.cat([views[B:], views[:B]])                       # row i targets anchor i: the OTHER view
 supports = torch.randn(M, D, generator=generator, dtype=torch.float64)
 target_supports = supports + 0.1 * torch.randn(M, D, generator=generator, dtype=torch.float64)
-labels = F.one_hot(torch.arange(M) % K, K).double() * 0.9 + 0.1 / K   # label smoothing 0.1
+labels = F.one_hot(torch.arange(M) % C, C).double() * 0.9 + 0.1 / C   # label smoothing 0.1
 
 # the vectorised versions, one line each
 snn_vectorised = torch.softmax(F.normalize(anchors, dim=1) @ F.normalize(supports, dim=1).T / TAU, dim=1) @ labels
@@ -223,7 +228,7 @@ library = paws(anchors, targets, supports, labels, TAU, T, me_max=True, multicro
 looped = paws_loop(anchors, targets, supports, labels, TAU, T, MULTICROP, target_supports)
 torch.testing.assert_close(torch.stack(library), torch.tensor(looped, dtype=torch.float64))
 torch.testing.assert_close(me_max_regularizer(snn_vectorised, T), torch.tensor(looped[1], dtype=torch.float64))
-print(f"loops == library: cross-entropy {looped[0]:.5f}, ME-MAX {looped[1]:.5f} (minimum possible -log K = {-math.log(K):.5f})")
+print(f"loops == library: cross-entropy {looped[0]:.5f}, ME-MAX {looped[1]:.5f} (minimum possible -log C = {-math.log(C):.5f})")
 
 # %% [markdown]
 # ## The SNN is a soft kNN over the labelled support set
@@ -242,20 +247,20 @@ print(f"loops == library: cross-entropy {looped[0]:.5f}, ME-MAX {looped[1]:.5f} 
 # with one-hot label rows: the SNN *is* the normalised weighted kNN vote over the supports. Three
 # differences remain, all deliberate: the bank is the small labelled support set, re-embedded at
 # every step (not a bank of all training images); every support votes ($k = M$, not the top
-# 200); and PAWS smooths the label rows, $y = 0.9\,\text{one-hot} + 0.1/K$, which mixes the vote
-# with the uniform distribution, $\pi_{\text{smoothed}} = 0.9\,\pi + 0.1/K$. Because the vote is
+# 200); and PAWS smooths the label rows, $y = 0.9\,\text{one-hot} + 0.1/C$, which mixes the vote
+# with the uniform distribution, $\pi_{\text{smoothed}} = 0.9\,\pi + 0.1/C$. Because the vote is
 # differentiable in the embeddings, PAWS can train *through* its classifier, which the kNN
 # evaluation never does. The cell checks all three statements against `ssl_course.evaluate`.
 
 # %%
-support_classes = torch.arange(M) % K
-one_hot_labels = F.one_hot(support_classes, K).double()
-knn_scores = knn_predict(supports, support_classes, anchors, K, k=M, temperature=TAU).double()   # [N, K] votes
+support_classes = torch.arange(M) % C
+one_hot_labels = F.one_hot(support_classes, C).double()
+knn_scores = knn_predict(supports, support_classes, anchors, C, k=M, temperature=TAU).double()   # [N, C] votes
 knn_vote = knn_scores / knn_scores.sum(dim=1, keepdim=True)                                     # normalised vote
 torch.testing.assert_close(snn(anchors, supports, one_hot_labels, TAU), knn_vote, rtol=1e-5, atol=1e-6)
-torch.testing.assert_close(snn(anchors, supports, labels, TAU), 0.9 * knn_vote + 0.1 / K, rtol=1e-5, atol=1e-6)
+torch.testing.assert_close(snn(anchors, supports, labels, TAU), 0.9 * knn_vote + 0.1 / C, rtol=1e-5, atol=1e-6)
 same_class = (snn(anchors, supports, labels, TAU).argmax(1) == knn_scores.argmax(1)).all().item()
-print(f"SNN with one-hot labels == normalised kNN vote (k = M = {M}); with smoothed labels == 0.9·vote + 0.1/K; "
+print(f"SNN with one-hot labels == normalised kNN vote (k = M = {M}); with smoothed labels == 0.9·vote + 0.1/C; "
       f"same predicted class: {same_class}")
 
 # %% [markdown]
@@ -298,6 +303,10 @@ small_multiples(lambda axis, T: draw_sharpening(axis, T, legend=T == 0.1), T=(0.
 plt.show()
 
 # %% [markdown]
+# **What to look for**: the arg-max never moves; T < 1 lowers the entropy printed in the title (a more
+# decided target), T = 1 changes nothing and T = 2 raises it.
+
+# %% [markdown]
 # ## ME-MAX and sharpening: two different collapses
 # Sharpened targets reward confidence, and there is a cheap way to be confident: put every
 # unlabelled image near the supports of *one* class. Each view then agrees with the other view,
@@ -306,14 +315,15 @@ plt.show()
 # allowing every single prediction to be confident.
 #
 # There is a second way to make two views agree: map *every* image to the same direction. Then
-# every prediction is the same vote of the supports, the uniform vote $(1/K, \dots, 1/K)$ for a
+# every prediction is the same vote of the supports, the uniform vote $(1/C, \dots, 1/C)$ for a
 # class-balanced support set, and the two views agree perfectly. Without sharpening the target
 # is that uniform vote too, and the loss cannot tell this collapse from learning. With
 # sharpening, a nearly uniform prediction still gets a more decisive target, so the loss keeps
 # pushing predictions away from the uniform vote. The PAWS paper credits sharpening with
 # avoiding (representation) collapse; ME-MAX with using all the classes. Both claims can be
 # measured.
-#
+
+# %% [markdown]
 # **A toy experiment.** 600 unlabelled points from three overlapping 2-D blobs (200 per class),
 # two labelled supports per class, a small MLP as the "network", two noisy "views" of each
 # point, and the PAWS loss from the library, trained with Adam for `TOY_STEPS` steps, in four
@@ -409,6 +419,11 @@ plt.tight_layout()
 plt.show()
 
 # %% [markdown]
+# **What to look for**: without ME-MAX the largest share of one class climbs towards 1 and the
+# accuracy falls to chance: collapse onto one class. With ME-MAX the largest share stays near one
+# third, the dashed balanced level. The spread of the dots shows how much the seeds disagree.
+
+# %% [markdown]
 # And how the average prediction $\bar p$ moves during training, for the first seed, with and
 # without ME-MAX (both with sharpening); the balanced answer is one third each.
 
@@ -428,7 +443,7 @@ plt.tight_layout()
 plt.show()
 
 # %% [markdown]
-# **What the experiment shows** (5 seeds, 200 steps; your numbers match when you run it outside
+# **What to look for, and what the experiment shows** (5 seeds, 200 steps; your numbers match when you run it outside
 # smoke mode; `benchmarks/RESULTS.md` records them):
 # - *Without sharpening* ($T = 1$) the single predictions end at the uniform vote in every seed
 #   (entropy $\log 3$ to two decimals), with or without ME-MAX: the embeddings close up to
@@ -440,6 +455,8 @@ plt.show()
 #   average of uniform votes is perfectly balanced.
 # - *With sharpening* the predictions stay confident (entropy far below $\log 3$) in every seed.
 #   Sharpening is what prevents this collapse, as the paper says.
+
+# %% [markdown]
 # - *ME-MAX* then does the other job: without it one class takes a larger share of $\bar p$
 #   (in some seeds more than half); with it the shares stay close to 1/3.
 # - *Balance is not accuracy*: the seed-to-seed spread of the accuracy is as large as the
@@ -476,11 +493,21 @@ plt.show()
 # %%
 DATA = "cifar10" if cifar10_available() else "synthetic"
 NUM_LABELS = 100 if SMOKE else 250
-SUBSET = dict(train_subset=2000, test_subset=500) if SMOKE else {}
+FULL_BUDGET = False   # True: every training image for BUDGET_EPOCHS epochs, as on a GPU (~1.4-2.5 h on one CPU thread)
+# Run All on a CPU (FULL_BUDGET = False) trains on a 10 000-image subset for CPU_EPOCHS epochs:
+# PAWS and the baseline take about 8-16 min on one thread. Present mode shows the course's reference runs, recorded on every image. Runs resume
+# from runs/: delete this notebook's folders there before switching FULL_BUDGET.
+CPU_RUN = DEVICE.type == "cpu" and config.mode() == "learn" and not (SMOKE or FULL_BUDGET)
+SUBSET = dict(SMOKE_SUBSET) if SMOKE else dict(CPU_SUBSET) if CPU_RUN and DATA == "cifar10" else {}
 BACKBONE = notebook_backbone("08", SMOKE, DEVICE)   # "tiny" on a CPU, "small" on a GPU
-BUDGET_EPOCHS = 10   # per method; smoke mode uses a few steps instead. Fractions such as 0.5 work too.
-# Expected time (paws and the baseline, 10 epochs each): about 11 min on a laptop GPU, an estimate
-# from the FLOPs of a training step; hours on a CPU (measured times: README and benchmarks/RESULTS.md).
+BUDGET_EPOCHS = 10   # per method, on every image (GPU, or FULL_BUDGET = True); fractions such as 0.5 work
+CPU_EPOCHS = 5       # per method, on the CPU's 10 000-image subset (FULL_BUDGET = False)
+EPOCHS = CPU_EPOCHS if CPU_RUN else BUDGET_EPOCHS   # smoke mode stops after 30 steps instead
+# Expected time: about 11 min on a laptop GPU (2 runs of 10 epochs), an estimate from the FLOPs of a
+# training step. CPU, one thread, tiny backbone, 9000 training images: PAWS (8 supports per class)
+# 176 s and the baseline 13 s per epoch, so about 16 min for 5 epochs (step times measured on a
+# loaded 2-core machine, benchmarks/RESULTS.md "CPU step times"; the README's 1.4 h for the full
+# budget, measured on a quieter machine, gives 8 min); every image for 10 epochs: 1.4-2.5 h.
 data = make_bundle(DATA, num_labels=NUM_LABELS, seed=0, device=DEVICE, **SUBSET)
 print(data)
 
@@ -491,21 +518,26 @@ METHODS = {"paws": dict(multicrop=2, support_per_class=4) if SMOKE else dict(sup
            "supervised": {}}
 # reference_weights: the evaluation below needs both trained networks, so their reference runs keep them
 results, run_dirs = run_methods(METHODS, "08", data=DATA, labels=NUM_LABELS, backbone=BACKBONE,
-                                epochs=BUDGET_EPOCHS, steps=30 if SMOKE else None,
+                                epochs=EPOCHS, steps=30 if SMOKE else None,
                                 batch_size=64 if SMOKE else None, progress=not SMOKE, reference_weights=True,
                                 **SUBSET)
 
 # %%
 plot_runs(run_dirs, logs_of="paws", keys=("paws_xent", "me_max", "target_acc"),
           title="PAWS: the two loss terms and how often targets are right",
-          reference_lines={"me_max": (-math.log(data.num_classes), "-log K (balanced)"),
+          reference_lines={"me_max": (-math.log(data.num_classes), "-log C (balanced)"),
                            "target_acc": (1 / data.num_classes, "chance")})
 plt.show()
 
 # %% [markdown]
+# **What to look for**: `paws_xent` falls; `me_max` stays near the dashed −log C (balanced
+# predictions); `target_acc` rises above chance. `me_max` drifting up towards 0 signals collapse onto
+# a few classes.
+
+# %% [markdown]
 # `target_acc` is how often the arg-max of a target agrees with the hidden label of its
 # unlabelled image; the method logs it for you and never trains on it. The ME-MAX term sits near
-# $-\log K$ when predictions are spread over all classes.
+# $-\log C$ when predictions are spread over all classes.
 
 # %% [markdown]
 # ### What this comparison should show, and what the course's reference run shows
@@ -548,7 +580,13 @@ print(f"PAWS is better on {int((gap > 0).sum())} of {data.num_classes} classes; 
 print(f"linear head on frozen features: PAWS {results['paws']['linear_probe_accuracy']:.3f}, "
       f"baseline {results['supervised']['linear_probe_accuracy']:.3f}")
 print_reference_results(run_dirs)
-print(f"your budget: {BUDGET_EPOCHS} epochs, backbone '{BACKBONE}', {NUM_LABELS} labels")
+print(f"your budget: {EPOCHS:g} epochs of {len(data.train_images)} training images, backbone '{BACKBONE}', "
+      f"{NUM_LABELS} labels")
+
+# %% [markdown]
+# **What to look for**: PAWS (its SNN classifier over the labelled set) against the baseline (its own
+# classifier), class by class on the test split: the gains and losses are rarely uniform. The linear
+# head line beside it compares the two backbones under one protocol.
 
 # %% [markdown]
 # **How far is this from the papers?** On CIFAR-10, PAWS with its soft nearest-neighbour
@@ -568,6 +606,11 @@ plt.tight_layout()
 plt.show()
 
 # %% [markdown]
+# **What to look for**: the two panels show backbone features; PAWS's clusters should be at least as
+# compact as the baseline's, with vehicles apart from animals. A single blob coloured at random means
+# features that ignore the content.
+
+# %% [markdown]
 # ## Take-aways and pitfalls
 # - PAWS turns a self-supervised two-view objective into a semi-supervised one: the "cluster
 #   assignment" of a view is its SNN prediction against labelled supports, so the clusters are
@@ -583,10 +626,12 @@ plt.show()
 #   labels.
 # - **ME-MAX** prevents the other collapse, in which every image goes to one class; it assumes
 #   the unlabelled data are roughly class-balanced, and it cannot see the first collapse (the
-#   average of uniform votes is balanced: the cross-entropy is then $\log K$, ME-MAX $-\log K$
+#   average of uniform votes is balanced: the cross-entropy is then $\log C$, ME-MAX $-\log C$
 #   and the loss sits at 0). A too-large learning rate can cause that collapse even with
 #   sharpening (the method's docstring lists rates that collapsed in short runs); watch for a
 #   loss stuck at 0 and a `target_acc` at chance.
+
+# %% [markdown]
 # - Support batches must be **class-balanced**: the SNN is a vote, and a class with more
 #   supports wins more votes. The official code samples 64 labelled images of every class per
 #   step; the method does the same when every class has 64 labels, and otherwise uses as many
@@ -611,7 +656,7 @@ plt.show()
 # `notebooks/solutions/semi_supervised_solutions.py` and `notebooks/solutions/paws_solutions.py`;
 # answers to the questions: `notebooks/solutions/ANSWERS_07_11.md` (notebook 08).
 #
-# **Exercise 1.** Implement `my_sharpen(p, T)` for a batch `p` of shape `[N, K]`.
+# **Exercise 1.** Implement `my_sharpen(p, T)` for a batch `p` of shape `[N, C]`.
 
 # %%
 def my_sharpen(p, T):
@@ -623,7 +668,7 @@ check_sharpen(my_sharpen);
 
 # %% [markdown]
 # **Exercise 2.** Implement the soft nearest-neighbour classifier `my_snn(query, support_embeddings,
-# support_labels, temperature)`: `[N, D]`, `[M, D]`, `[M, K]` → `[N, K]`. Do not forget to
+# support_labels, temperature)`: `[N, D]`, `[M, D]`, `[M, C]` → `[N, C]`. Do not forget to
 # normalise both sets of embeddings.
 
 # %%
@@ -652,7 +697,7 @@ check_me_max(my_me_max);
 # **Exercise 4.** The whole PAWS loss for two global views, without multi-crop:
 # `my_paws_loss(anchors, supports, support_labels, tau, T)` with `anchors` `[2B, D]` (rows
 # `0..B-1` are view 1 of images `0..B-1`, rows `B..2B-1` view 2 of the same images), supports
-# `[M, D]` and label rows `[M, K]`. Return one number: the cross-entropy between each anchor's SNN
+# `[M, D]` and label rows `[M, C]`. Return one number: the cross-entropy between each anchor's SNN
 # prediction and the sharpened SNN prediction of the *other* view of its image (no gradient
 # through the target; entries below $10^{-4}$ zeroed), plus the ME-MAX term. The checker knows
 # the usual mistakes (targets from the same view, no sharpening, sharpening the wrong side, an

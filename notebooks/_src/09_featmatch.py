@@ -56,6 +56,7 @@ from ssl_course.experiment import run_methods
 from ssl_course.losses import consistency_ramp, featmatch_loss, featmatch_pseudo_labels, soft_cross_entropy
 from ssl_course.methods import build_method
 from ssl_course.models import PrototypeAttention
+from ssl_course.notebook import CPU_SUBSET, SMOKE_SUBSET
 from ssl_course.results import load_trained
 from ssl_course.viz import (
     image_grid,
@@ -119,61 +120,62 @@ print(f"mean margin (distance to nearest other-class prototype minus nearest own
       f"raw {prototype_margin(toy_features):.3f}, refined {prototype_margin(toy_refined):.3f}")
 
 # %% [markdown]
+# **What to look for**: the stars (prototypes) sit in the clumps, two per class; the refined points
+# are pulled towards prototypes of their own class, so the clumps of one colour move together and the
+# printed margin grows from raw to refined.
+
+# %% [markdown]
 # ## The formulas
 # **Prototypes.** For every class $c$, the features $X_c$ of its labelled images (and of unlabelled
-# images whose pseudo-label is $c$ with confidence above a threshold) are clustered by **cosine
-# k-means** into $p$ clusters: k-means on the L2-normalised features $\hat x = x / \lVert x \rVert$,
+# images pseudo-labelled $c$ with confidence above a threshold) are clustered by **cosine k-means**
+# into $p$ clusters: k-means on the L2-normalised features $\hat x = x / \lVert x \rVert$,
 # minimising $\sum_{x \in X_c} \min_{j} \lVert \hat x - \mu_{c,j} \rVert^2$. For unit vectors
-# $\lVert \hat x - \hat \mu \rVert^2 = 2 - 2\cos(x, \mu)$, so the nearest centroid is the one with
-# the largest cosine similarity: the clusters group features by *direction*, not by length.
-# The prototype of a cluster is the mean of its **raw** (unnormalised) features. This is what
-# the official code does (`GT-RIPL/FeatMatch`, `train/featmatch.py`: scikit-learn `KMeans` on
-# normalised features, then the mean of the raw features of each cluster) and what
-# `ssl_course.cluster.extract_prototypes(..., metric="cosine")` does for the method; the
-# paper's text just says k-means. Why cosine? Backbone features after a ReLU differ a lot in
-# length (a confident, high-contrast image gives a long feature), and Euclidean k-means would
-# then split a class by feature length. The $P = Cp$ prototypes, stacked, are
-# $\mathbf{P} \in \mathbb{R}^{P \times D}$; they are recomputed now and then (every epoch here),
-# not learned by gradient descent.
-#
+# $\lVert \hat x - \hat \mu \rVert^2 = 2 - 2\cos(x, \mu)$: the clusters group features by
+# *direction*, not by length. Why? Backbone features after a ReLU differ a lot in length (a
+# high-contrast image gives a long feature), and Euclidean k-means would split a class by length.
+# A cluster's prototype is the mean of its **raw** (unnormalised) features, as in the official
+# code (`GT-RIPL/FeatMatch`, `train/featmatch.py`: scikit-learn `KMeans` on normalised features)
+# and in `ssl_course.cluster.extract_prototypes(..., metric="cosine")`; the paper just says
+# k-means. The $P = Cp$ prototypes ($C$ classes), stacked, are $\mathbf{P} \in \mathbb{R}^{P \times D}$,
+# recomputed every epoch here, not learned by gradient descent.
+
+# %% [markdown]
 # **Attention over prototypes** (`AugF`). For a backbone feature $f \in \mathbb{R}^D$ and each of
-# $H$ heads $h$ with head size $d = D / H$, a linear map $\phi^h_e$ embeds the feature and the
+# $n_h$ heads $h$ with head size $d = D / n_h$, a linear map $\phi^h_e$ embeds the feature and the
 # prototypes in the same space:
 #
 # $$w^h = \operatorname{softmax}\!\Big(\frac{\phi^h_e(f)\, \phi^h_e(\mathbf{P})^{\top}}{\sqrt d}\Big) \in \Delta^{P},
 # \qquad a^h = \operatorname{ReLU}\Big(\phi^h_a\big([\,w^h \phi^h_e(\mathbf{P})\,;\ \phi^h_e(f)\,]\big)\Big),$$
 #
-# $$g = \operatorname{ReLU}\big(f + \phi_r([a^1; \dots; a^H])\big).$$
+# $$g = \operatorname{ReLU}\big(f + \phi_r([a^1; \dots; a^{n_h}])\big).$$
 #
-# $w^h_j$ is how much head $h$ of the feature looks at prototype $j$; $a^h$ fuses the attended
-# prototype summary with the feature's own embedding; $\phi_r$ maps the heads back to $D$ and the
-# result is added to $f$ (a residual, so $g$ starts close to $f$).
+# $w^h_j$ is how much head $h$ looks at prototype $j$; $a^h$ fuses the attended prototype summary
+# with the feature's own embedding; $\phi_r$ maps the heads back to $D$ and the result is added to
+# $f$ (a residual, so $g$ starts close to $f$).
 #
-# **The $1/\sqrt d$.** The paper's Eq. 1 writes the attention weights as a softmax of plain dot
-# products, without a scale; the official code divides by $\sqrt d$ (scaled dot-product
-# attention, as in Vaswani et al. 2017), and so does the course. The reason: for embeddings
-# with entries of unit variance, a dot product of two $d$-dimensional vectors has variance
-# about $d$, so without the scale the softmax over prototypes saturates (nearly one-hot weights,
-# vanishing gradients for the others) as soon as $d$ is large; dividing by $\sqrt d$ keeps the
-# scores of order one whatever the head size. We follow the code because the code produced the
-# published results (`docs/RECIPES.md`).
-#
+# **The $1/\sqrt d$.** The paper's Eq. 1 has no scale; the official code divides by $\sqrt d$
+# (scaled dot-product attention, Vaswani et al. 2017), and so does the course (`docs/RECIPES.md`).
+# For embeddings with unit-variance entries a dot product of two $d$-dimensional vectors has
+# variance about $d$: unscaled, the softmax over prototypes saturates (nearly one-hot weights,
+# vanishing gradients for the others) once $d$ is large; the scale keeps the scores of order one.
+
+# %% [markdown]
 # **Loss.** One linear classifier $\operatorname{Clf}$ reads both $g$ and $f$. Each unlabelled
-# image comes as a weak view $u^w$ and $K$ strong views $u^{s_1}, \dots, u^{s_K}$. The
-# pseudo-label is the sharpened refined prediction of the weak view ($T = 0.75$, no gradient),
+# image comes as a weak view $u^w$ and $n_s$ strong views. The pseudo-label is the sharpened
+# refined prediction of the weak view ($T = 0.75$, no gradient),
 # $\hat p = \operatorname{Sharpen}\big(\operatorname{softmax}(\operatorname{Clf}(g(u^w))), T\big)$,
-# and every view, the weak one included, must agree with it. With the $V = K + 1$ views
-# $u^1, \dots, u^V$ (the $K$ strong ones and $u^w$),
+# and every view, the weak one included, must agree with it. With the $V = n_s + 1$ views
+# $u^1, \dots, u^V$,
 #
 # $$\mathcal{L} = \underbrace{H\big(y, \operatorname{Clf}(g(x^s))\big)}_{\mathcal{L}_{\text{clf}}}
 # + \lambda_g(t)\,\underbrace{\frac{1}{V}\sum_{v=1}^{V} H\big(\hat p, \operatorname{Clf}(g(u^v))\big)}_{\mathcal{L}_{\text{con-g}}}
 # + \lambda_f(t)\,\underbrace{\frac{1}{V}\sum_{v=1}^{V} H\big(\hat p, \operatorname{Clf}(f(u^v))\big)}_{\mathcal{L}_{\text{con-f}}},$$
 #
-# with $H(q, z) = -\sum_k q_k \log \operatorname{softmax}(z)_k$ averaged over the batch, labelled
-# strong views $x^s$ with labels $y$, and weights ramped linearly from 0 to $\lambda_g = 0.5$ and
-# $\lambda_f = 2$. In the official code, and here, labelled and unlabelled strong views and
-# their (pseudo-)labels are first mixed with MixUp, $\lambda' = \max(\lambda, 1-\lambda)$,
-# $\lambda \sim \operatorname{Beta}(0.75, 0.75)$.
+# with the cross-entropy $H(q, z) = -\sum_k q_k \log \operatorname{softmax}(z)_k$ averaged over the
+# batch, labelled strong views $x^s$ with labels $y$, and weights ramped linearly from 0 to
+# $\lambda_g = 0.5$ and $\lambda_f = 2$. In the official code, and here, labelled and unlabelled
+# strong views and their (pseudo-)labels are first mixed with MixUp, $\lambda' = \max(\lambda,
+# 1-\lambda)$, $\lambda \sim \operatorname{Beta}(0.75, 0.75)$.
 
 # %% [markdown]
 # ## The formulas with loops, then checked against the library
@@ -306,6 +308,11 @@ plt.tight_layout()
 plt.show()
 
 # %% [markdown]
+# **What to look for**: Euclidean k-means splits the class into short and long features; cosine
+# k-means splits it by direction, which is what the attention's cosine similarity compares. The stars
+# show where each puts its two prototypes.
+
+# %% [markdown]
 # The consistency weights start at 0 and grow: early pseudo-labels are mostly wrong, and a
 # strong weight would teach the network its own mistakes. The official code uses a linear ramp
 # (the sigmoid-shaped ramp of Mean Teacher is commented out there).
@@ -320,6 +327,10 @@ axis.legend()
 plt.show()
 
 # %% [markdown]
+# **What to look for**: both ramps go from 0 to 1 over the first 40 % of training and stay at 1; the
+# linear one (the official code's) rises steadily, the sigmoid one starts slowly and catches up late.
+
+# %% [markdown]
 # ## Training FeatMatch on CIFAR-10 with few labels
 # `ssl_course.methods.featmatch` follows `GT-RIPL/FeatMatch` (`train/featmatch.py`):
 #
@@ -328,7 +339,7 @@ plt.show()
 # | phase 1 | 3000 iterations without attention | the first epoch (no prototypes yet) |
 # | prototypes | refreshed every 500 iterations; 20 per class (half from labelled, half from confident unlabelled features, class means included) | refreshed every epoch; `prototypes_per_class = 10`, half and half, no class mean |
 # | first prototypes | labelled features only | labelled features only |
-# | views per unlabelled image | 1 flip-and-crop + $K = 8$ RandAugment, all in the consistency terms | 1 weak + $K = 2$ strong (RandAugment + Cutout), all in the consistency terms (`num_strong_views`; each strong view adds to a step's cost) |
+# | views per unlabelled image | 1 flip-and-crop + $n_s = 8$ RandAugment, all in the consistency terms | 1 weak + $n_s = 2$ strong (RandAugment + Cutout), all in the consistency terms (`num_strong_views`; each strong view adds to a step's cost) |
 # | loss | MixUp, soft cross-entropy, `mix = 0.5`, `graph = 2.0`, linear ramp over 75k of 183k iterations | the same, ramp over the first 40 % |
 # | evaluation | classifier on refined features | the same (`predict`); raw-feature classifier shown below |
 #
@@ -339,12 +350,22 @@ plt.show()
 # %%
 DATA = "cifar10" if cifar10_available() else "synthetic"
 NUM_LABELS = 100 if SMOKE else 250
-SUBSET = dict(train_subset=2000, test_subset=500) if SMOKE else {}
+FULL_BUDGET = False   # True: every training image for BUDGET_EPOCHS epochs, as on a GPU (~0.75-2.5 h on one CPU thread)
+# Run All on a CPU (FULL_BUDGET = False) trains on a 10 000-image subset for CPU_EPOCHS epochs:
+# FeatMatch and the baseline take about 5-15 min on one thread. Present mode shows the course's reference runs, recorded on every image. Runs resume
+# from runs/: delete this notebook's folders there before switching FULL_BUDGET.
+CPU_RUN = DEVICE.type == "cpu" and config.mode() == "learn" and not (SMOKE or FULL_BUDGET)
+SUBSET = dict(SMOKE_SUBSET) if SMOKE else dict(CPU_SUBSET) if CPU_RUN and DATA == "cifar10" else {}
 BACKBONE = reference.notebook_backbone("09", SMOKE, DEVICE)   # "tiny" on a CPU, "small" on a GPU
-BUDGET_EPOCHS = 10   # per method; smoke mode uses a few steps instead. Fractions such as 0.5 work too.
-# Expected time (featmatch and the baseline, 10 epochs each): about 6 min on a laptop GPU, an
-# estimate from the FLOPs of a training step (2.6 GFLOP per image for FeatMatch, 0.68 for the
-# baseline, at 5 TFLOP/s); hours on a CPU (measured times: README, benchmarks/RESULTS.md).
+BUDGET_EPOCHS = 10   # per method, on every image (GPU, or FULL_BUDGET = True); fractions such as 0.5 work
+CPU_EPOCHS = 5       # per method, on the CPU's 10 000-image subset (FULL_BUDGET = False)
+EPOCHS = CPU_EPOCHS if CPU_RUN else BUDGET_EPOCHS   # smoke mode stops after 40 steps instead
+# Expected time: about 6 min on a laptop GPU (2 runs of 10 epochs), an estimate from the FLOPs of a
+# training step (2.6 GFLOP per image for FeatMatch, 0.68 for the baseline, at 5 TFLOP/s). CPU, one
+# thread, tiny backbone, 9000 training images: FeatMatch 160 s and the baseline 13 s per epoch, so
+# about 15 min for 5 epochs (step times measured on a loaded 2-core machine, benchmarks/RESULTS.md
+# "CPU step times"; the README's 45 min for the full budget, measured on a quieter machine, gives
+# 5 min); every image for 10 epochs: 0.75-2.5 h.
 data = make_bundle(DATA, num_labels=NUM_LABELS, seed=0, device=DEVICE, **SUBSET)
 print(data)
 
@@ -352,7 +373,7 @@ METHODS = {"featmatch": {}, "supervised": {}}
 # smoke: 2000 images / batch 64 = 31 steps per epoch, so 40 steps include one prototype refresh
 # reference_weights: the cells below need both trained networks, so their reference runs keep them
 results, run_dirs = run_methods(METHODS, "09", data=DATA, labels=NUM_LABELS, backbone=BACKBONE,
-                                epochs=BUDGET_EPOCHS, steps=40 if SMOKE else None,
+                                epochs=EPOCHS, steps=40 if SMOKE else None,
                                 batch_size=64 if SMOKE else None, progress=not SMOKE, reference_weights=True,
                                 **SUBSET)
 
@@ -363,7 +384,7 @@ plot_runs(run_dirs, logs_of="featmatch", keys=("clf", "con_g", "con_f", "ramp", 
 plt.show()
 
 # %% [markdown]
-# `attention` switches from 0 to 1 at the first epoch end, when the first prototypes exist;
+# **What to look for**: `attention` switches from 0 to 1 at the first epoch end, when the first prototypes exist;
 # `con_f` is zero before that. `pseudo_acc` compares the arg-max of the pseudo-labels with the
 # hidden labels (logged for you, never trained on).
 
@@ -417,11 +438,16 @@ agree = (data.train_labels[bank_index[nearest]] == featmatch.prototype_labels).f
 print(f"the nearest image has the prototype's class for {agree:.0%} of the prototypes")
 
 # %% [markdown]
+# **What to look for**: most images in a row show the row's class; a `U` prototype (from
+# pseudo-labelled features) whose nearest image has another class is a pseudo-label error baked into
+# the prototypes. The printed agreement should be far above 0.1.
+
+# %% [markdown]
 # ## Which prototypes does an image attend to?
 # Rows: test images, a few per class, grouped by class; columns: the prototypes, grouped by
 # class; colour: attention weight averaged over the heads. A well-trained model should put most
 # of the weight on the diagonal blocks (prototypes of the image's own class); the number printed
-# below the map says how far your run got, against $1/K$ for uniform attention. Every row sums to 1.
+# below the map says how far your run got, against $1/C$ for uniform attention. Every row sums to 1.
 
 # %%
 PER_CLASS_SHOWN = 4
@@ -453,6 +479,11 @@ print(f"attention on prototypes of the image's own class: {own_mass.mean():.3f} 
       f"(uniform attention would give {1 / data.num_classes:.3f})")
 
 # %% [markdown]
+# **What to look for**: bright diagonal blocks (images attending to prototypes of their own class) on
+# a dark background; the printed own-class mass should be well above the uniform level. Bright
+# off-diagonal blocks show which classes the model confuses.
+
+# %% [markdown]
 # Pick one of those images with the slider: its picture, its attention over the prototypes
 # (coloured by the prototype's class) and the class probabilities from raw and refined features.
 
@@ -481,7 +512,7 @@ def show_attention(image_index):
 interactive_plot(show_attention, image_index=(0, len(shown) - 1, 1, 0))
 
 # %% [markdown]
-# Without a kernel: four of the images (one column each; top: attention over the prototypes,
+# **What to look for**: for most images the attention bars of the image's own class (colour) are the tallest, and the refined probabilities are at least as peaked on the right class as the raw ones. Without a kernel: four of the images (one column each; top: attention over the prototypes,
 # bottom: class probabilities from raw and refined features).
 
 # %%
@@ -502,6 +533,11 @@ def draw_attention_column(axes, image_index):
 small_multiples(draw_attention_column, axes_per_value=2, panel_size=(4.2, 3.0), sharey=False,
                 image_index=[int(i) for i in np.linspace(0, len(shown) - 1, 4)])
 plt.show()
+
+# %% [markdown]
+# **What to look for**: the tallest attention bars in each column carry the colour of the image's
+# class named in the title; where they do not, the refined probabilities often move towards the wrong
+# class too.
 
 # %% [markdown]
 # ## Refined versus raw features
@@ -561,7 +597,13 @@ print(f"mean test accuracy: FeatMatch {accuracy['featmatch'].mean():.3f}, baseli
       f"(difference {gap.mean():+.3f}); FeatMatch better on {int((gap > 0).sum())} of {data.num_classes} classes")
 print(f"steps in the budget: FeatMatch {results['featmatch']['steps']}, baseline {results['supervised']['steps']}")
 print_reference_results(run_dirs)
-print(f"your budget: {BUDGET_EPOCHS} epochs, backbone '{BACKBONE}', {NUM_LABELS} labels")
+print(f"your budget: {EPOCHS:g} epochs of {len(data.train_images)} training images, backbone '{BACKBONE}', "
+      f"{NUM_LABELS} labels")
+
+# %% [markdown]
+# **What to look for**: each method's predictions on the test split: FeatMatch's classifier on refined
+# features against the baseline's classifier, class by class. Gains are rarely uniform: the printed
+# number of classes where FeatMatch is better says more than the mean.
 
 # %% [markdown]
 # **How far is this from the papers?** On CIFAR-10 with a WRN-28-2, FeatMatch has 7.50 ± 0.64 %
@@ -579,6 +621,12 @@ for axis, (title, features) in zip(axes, panels):
               legend=axis is axes[0], title=title)
 plt.tight_layout()
 plt.show()
+
+# %% [markdown]
+# **What to look for**: the baseline's raw features, FeatMatch's raw features f, and its refined
+# features g. The refined panel should show the most compact clusters, since the attention pulls each
+# feature towards prototypes of its pseudo-class; a refined panel that merges classes means wrong
+# prototypes.
 
 # %% [markdown]
 # ## Take-aways and pitfalls

@@ -58,6 +58,7 @@ from ssl_course.experiment import run_methods
 from ssl_course.losses import bigbigan_losses
 from ssl_course.methods import build_method
 from ssl_course.models.gan import normalized_to_unit
+from ssl_course.notebook import CPU_SUBSET
 from ssl_course.train import TrainConfig, fit
 from ssl_course.viz import image_grid, plot_tsne, reference_history
 
@@ -69,7 +70,13 @@ print(f"device: {DEVICE} · smoke mode: {SMOKE} · mode: {config.mode()}")
 
 # %%
 DATA = "cifar10" if cifar10_available() else "synthetic"
-SUBSET = dict(train_subset=1000, test_subset=300) if SMOKE else {}
+FULL_BUDGET = False   # True: every training image for BUDGET_EPOCHS epochs, as on a GPU (~5 h on one CPU thread)
+# Run All on a CPU (FULL_BUDGET = False) trains on a 10 000-image subset for CPU_EPOCHS epochs:
+# about 15-17 min on one thread for the three trainings. Present mode shows the course's reference
+# runs, recorded on every image. Runs resume from runs/: delete this notebook's folders there
+# before switching FULL_BUDGET.
+CPU_RUN = DEVICE.type == "cpu" and config.mode() == "learn" and not (SMOKE or FULL_BUDGET)
+SUBSET = dict(train_subset=1000, test_subset=300) if SMOKE else dict(CPU_SUBSET) if CPU_RUN and DATA == "cifar10" else {}
 NUM_LABELS = 100 if SMOKE else 250     # BigBiGAN never sees them; the probe and the baseline do
 BACKBONE = reference.notebook_backbone("10", SMOKE, DEVICE)   # "tiny" on a CPU, "small" on a GPU
 data = make_bundle(DATA, num_labels=NUM_LABELS, seed=0, device=DEVICE, **SUBSET)
@@ -126,6 +133,11 @@ axis.legend(loc="upper left")
 plt.show()
 
 # %% [markdown]
+# **What to look for**: the dashed D* is 1/2 exactly where the two densities cross, near 1 where only
+# the data has mass and near 0 where only the generator does. The printed V(D*, G) equals −log 4 + 2
+# JS: the game measures the Jensen–Shannon divergence.
+
+# %% [markdown]
 # ## 2. BiGAN: a discriminator on pairs makes E and G inverse maps
 # A GAN has no way back from an image to its latent. BiGAN (Donahue, Krähenbühl and Darrell,
 # ICLR 2017) and ALI (Dumoulin et al., ICLR 2017) add an **encoder** $E: x \mapsto z$ and let the
@@ -150,12 +162,12 @@ plt.show()
 # ## 3. BigBiGAN: three scores and hinge losses
 # BigBiGAN (Donahue and Simonyan, NeurIPS 2019) scales BiGAN up with BigGAN's networks and splits
 # the discriminator into three parts:
-# - $F(x)$, a conv net on the image, with a unary score $s_x = \theta_x^\top F(x)$: a plain GAN
-#   critic, which cares about sample quality;
-# - $H(z)$, an MLP on the latent, with a unary score $s_z = \theta_z^\top H(z)$: it tells the
-#   prior from the encoder's outputs, pushing $E(x)$ towards $p_z$;
-# - $J(F(x), H(z))$, an MLP on both, with the joint score $s_{xz} = \theta_{xz}^\top J$: the BiGAN
-#   term that ties each image to its latent.
+# - $D_x(x)$ (the paper's $F$), a conv net on the image, with a unary score
+#   $s_x = \theta_x^\top D_x(x)$: a plain GAN critic, which cares about sample quality;
+# - $D_z(z)$ (the paper's $H$), an MLP on the latent, with a unary score $s_z = \theta_z^\top D_z(z)$:
+#   it tells the prior from the encoder's outputs, pushing $E(x)$ towards $p_z$;
+# - $D_{xz}(D_x(x), D_z(z))$ (the paper's $J$), an MLP on both, with the joint score
+#   $s_{xz} = \theta_{xz}^\top D_{xz}$: the BiGAN term that ties each image to its latent.
 #
 # With the hinge $h(t) = \max(0, 1 - t)$ and $y = +1$ for real pairs, $y = -1$ for generated ones:
 #
@@ -214,21 +226,23 @@ check_bigbigan_encoder_generator_loss(my_encoder_generator_loss);
 # ## 4. Training a small BigBiGAN
 # `build_method("bigbigan", ...)` holds the encoder (the course backbone plus a head that outputs
 # the mean and standard deviation of a Gaussian over $z$), a small DCGAN-style generator and the
-# F/H/J discriminator (`ssl_course/models/gan.py`). Each training step has two updates with two
+# three-part discriminator $D_x$, $D_z$, $D_{xz}$ (`ssl_course/models/gan.py`). Each training step has two updates with two
 # Adam optimisers, first D, then E and G together; `docs/RECIPES.md` lists every setting next to
 # the paper's. We keep a fixed set of latents and draw $G(z)$ from them at the end of each epoch,
 # to watch the samples form. The run is saved in its own folder: section 6 evaluates this same
 # network beside SimCLR and the supervised baseline, and running the cell again reloads it.
 
 # %%
-BUDGET_EPOCHS = 10   # the same budget for BigBiGAN, SimCLR and the baseline; smoke mode: 2 epochs of tiny data
-# Expected time of this cell and of the comparison below (10 epochs each, `small` backbone on a GPU):
-#   laptop GPU ~ 7 min for the three methods: estimated from counted FLOPs (benchmarks/gpu_day_flops.json:
-#   BigBiGAN 2.0, SimCLR 1.4, supervised 0.7 GFLOP per image) at an assumed 5 TFLOP/s, not measured;
-#   CPU (`tiny` backbone): a `small`-backbone BigBiGAN step of 128 images took about 20 s on one thread
-#   (benchmarks/RESULTS.md), an epoch about 2 h; the `tiny` one is cheaper but still far too slow for
-#   10 epochs: on a CPU set BUDGET_EPOCHS = 0.2 to watch the mechanics, not to learn features.
-EPOCHS = 2 if SMOKE else BUDGET_EPOCHS
+BUDGET_EPOCHS = 10   # BigBiGAN, SimCLR and the baseline, on every image (GPU, or FULL_BUDGET = True)
+CPU_EPOCHS = 2       # the same three on the CPU's 10 000-image subset (FULL_BUDGET = False)
+EPOCHS = 2 if SMOKE else CPU_EPOCHS if CPU_RUN else BUDGET_EPOCHS   # smoke mode: 2 epochs of tiny data
+# Expected time of this cell and of the comparison below:
+#   laptop GPU ~ 7 min for the three methods (10 epochs, `small` backbone): estimated from counted FLOPs
+#   (benchmarks/gpu_day_flops.json: BigBiGAN 2.0, SimCLR 1.4, supervised 0.7 GFLOP per image) at an
+#   assumed 5 TFLOP/s, not measured;
+#   CPU, one thread, `tiny` backbone, 9000 training images: a BigBiGAN step of 128 images took 5.6 s on
+#   a loaded 2-core machine (benchmarks/RESULTS.md "CPU step times"), 400 s per epoch, so about 13 min
+#   for 2 epochs, plus 1-4 min for SimCLR and the baseline: the mechanics, not a representation.
 RUN = config.runs_dir() / f"10_bigbigan_{DATA}_{NUM_LABELS}_{BACKBONE}"   # resumes from here
 
 method = build_method("bigbigan", BACKBONE, data.num_classes)
@@ -268,6 +282,11 @@ for when, images in shown:
     plt.show()
 
 # %% [markdown]
+# **What to look for**: before training the samples are noise; after each epoch they gain colour blobs
+# and then rough layouts (sky above ground). Sixteen near-identical samples are mode collapse: the
+# generator found one picture that fools D.
+
+# %% [markdown]
 # ### The discriminator's three scores over training
 # Each curve is a batch mean of one score on real pairs (solid) and generated pairs (dashed). A
 # healthy game keeps real above generated without the gap running away; D's accuracy on the
@@ -297,6 +316,11 @@ plt.tight_layout()
 plt.show()
 
 # %% [markdown]
+# **What to look for**: solid (real) scores stay above dashed (generated) ones, with a gap that does
+# not run away; D's accuracy hovers well below 1. An accuracy stuck at 1 means D has won and E and G
+# get no useful gradient.
+
+# %% [markdown]
 # ### Reconstructions $G(E(x))$ next to $x$
 # Top row: test images; bottom row: the generator's drawing of the encoder's latent (its mean).
 
@@ -311,6 +335,10 @@ image_grid(torch.cat([normalized_to_unit(originals).cpu(), reconstructions]), nr
 plt.show()
 pixel_error = (reconstructions - normalized_to_unit(originals).cpu()).abs().mean().item()
 print(f"mean absolute pixel error of G(E(x)): {pixel_error:.3f} (pixels in [0, 1])")
+
+# %% [markdown]
+# **What to look for**: the bottom row should keep some of the top row's colour layout (a dark object
+# on a light background, a blue band of sky), not its pixels: the printed pixel error stays large.
 
 # %% [markdown]
 # ## 5. Where a small GAN falls short
@@ -334,6 +362,10 @@ diversity = torch.pdist(fake).mean().item() / torch.pdist(real).mean().item()
 print(f"sample diversity (mean pairwise distance, generated / real): {diversity:.2f}")
 image_grid(fake[:16].view(-1, 3, 32, 32), nrow=8, scale=1.0, suptitle="16 random samples: how different are they?")
 plt.show()
+
+# %% [markdown]
+# **What to look for**: sixteen different pictures; the printed diversity ratio near 1 means the
+# samples vary as much as real images, a ratio well below 1 means they collapse onto a few modes.
 
 # %% [markdown]
 # ## 6. The encoder as a representation: kNN and linear probe
@@ -372,6 +404,11 @@ axis.legend(loc="upper right")
 plt.show()
 
 # %% [markdown]
+# **What to look for**: two bars per method on the test split: kNN whose bank is the labelled images
+# only, and a linear probe fitted on those same labels. SimCLR usually leads BigBiGAN at this budget;
+# bars at chance (0.1) would mean an encoder that ignores the image.
+
+# %% [markdown]
 # ### What the papers claim here, and what the course's reference run shows
 # The cell below prints the claim this notebook's training tests, judged on the **validation**
 # split: the course's reference run of the cell above (its budget is printed with it) and, when
@@ -396,6 +433,11 @@ figure, axis = plt.subplots(figsize=(8, 7))
 plot_tsne(features.cpu(), data.test_labels.cpu(), data.class_names, axis=axis, title="BigBiGAN encoder (t-SNE)",
           max_points=300 if SMOKE else 2000)
 plt.show()
+
+# %% [markdown]
+# **What to look for**: compared with the t-SNE panels of notebooks 04 and 12, BigBiGAN's encoder
+# separates the classes less at this budget; colour-driven groups (sky, sea) are easier to see than
+# classes.
 
 # %% [markdown]
 # ## Read the results honestly

@@ -146,6 +146,10 @@ for labels in sorted({int(r["labels"]) for r in rows}):
     plt.show()
 
 # %% [markdown]
+# **What to look for**: the red bar is the supervised baseline; blue bars to its right beat it on
+# validation accuracy at this budget. Differences of a point or two are within the spread of seeds.
+
+# %% [markdown]
 # ### What this comparison should show, and what the course's reference run shows
 # The cell below prints each claim this notebook makes about the training above, judged on the
 # **validation** split (the test split is never used to decide anything): the course's reference
@@ -166,6 +170,11 @@ plot_curves(RESULTS)
 plt.show()
 
 # %% [markdown]
+# **What to look for**: a line still climbing at its right end would gain from more time; a line that
+# plateaued early would not. Stars far above the end of their line mean the probe or classifier does
+# better than the kNN monitor suggests.
+
+# %% [markdown]
 # ## The same test images through every method
 # Each panel embeds the same test images with one trained model and maps them to 2-D with t-SNE,
 # coloured by true class. Compact, separated colours mean a linear probe or a kNN will do well;
@@ -179,6 +188,10 @@ try:
     plt.show()
 except FileNotFoundError as error:
     print(error)
+
+# %% [markdown]
+# **What to look for**: panels with compact, separated colours belong to the methods with the highest
+# kNN accuracy; compare panels by who is next to whom, not by cluster sizes, which t-SNE distorts.
 
 # %% [markdown]
 # ## What a bigger batch, queue or support set costs
@@ -204,7 +217,7 @@ if not figures:
     print("no stored scaling figure: run benchmarks/scaling.py")
 
 # %% [markdown]
-# Read the curves against the formulas: NT-Xent builds a `[2B, 2B]` similarity matrix, so its share
+# **What to look for**: Read the curves against the formulas: NT-Xent builds a `[2B, 2B]` similarity matrix, so its share
 # grows with the square of the batch; MoCo compares `2B` queries with `K` queued keys, cheap until
 # `K` reaches tens of thousands; NNCLR additionally searches the queue for each nearest neighbour;
 # PAWS pushes its support images through the network every step, so a bigger support set costs
@@ -228,6 +241,8 @@ if not figures:
 #   each, with a second seed.
 # - **Seeds.** With one seed, differences of a point or two are noise; use `--seeds 0 1 2` and
 #   compare the ± columns before believing an order.
+
+# %% [markdown]
 # - **Data.** CIFAR-10 downloaded by `ssl_course` (or from the official page) is the original data.
 #   Some mirrors distribute a copy rebuilt from JPEG files; training on such a copy costs a couple
 #   of points of accuracy, so compare published numbers only with runs on the original. Every
@@ -239,7 +254,8 @@ if not figures:
 # ## Exercise
 # Run the comparison from a terminal with three seeds for two methods of your choice, point
 # `RESULTS` at it, and decide whether their difference is larger than the spread between seeds.
-#
+
+# %% [markdown]
 # Two questions to think about first (no training):
 # - **Validation or test?** Why does the table hold both a validation and a test accuracy, and what
 #   goes wrong if you pick each method's learning rate by its test accuracy and then report that

@@ -52,9 +52,10 @@ def bigbigan_losses(real_scores: Sequence[Tensor], fake_scores: Sequence[Tensor]
                      :math:`(\hat x = G(z), z)`. ``B'`` may differ from ``B``.
         returns:     ``(discriminator_loss, encoder_generator_loss)``, two scalars (0-dim tensors).
 
-    The discriminator has three heads: :math:`s_x = \theta_x^\top F(x)` looks at the image alone,
-    :math:`s_z = \theta_z^\top H(z)` at the latent alone, and
-    :math:`s_{xz} = \theta_{xz}^\top J(F(x), H(z))` at the pair. With the hinge
+    The discriminator has three heads (the paper's :math:`F`, :math:`H`, :math:`J`, written
+    :math:`D_x`, :math:`D_z`, :math:`D_{xz}` in the course, ``docs/notation.md``):
+    :math:`s_x = \theta_x^\top D_x(x)` looks at the image alone, :math:`s_z = \theta_z^\top D_z(z)`
+    at the latent alone, and :math:`s_{xz} = \theta_{xz}^\top D_{xz}(D_x(x), D_z(z))` at the pair. With the hinge
     :math:`h(t) = \max(0, 1 - t)` and labels :math:`y = +1` for real pairs, :math:`y = -1` for
     generated pairs, the per-pair losses are
 

@@ -6,7 +6,7 @@ hands them to these functions. Shapes use
 
 * ``N`` – number of (unlabelled) samples in the batch,
 * ``M`` – number of labelled support samples (PAWS),
-* ``K`` or ``C`` – number of classes,
+* ``C`` – number of classes (the course's notation, ``docs/notation.md``; ``K`` counts negatives),
 * ``D`` – embedding dimension.
 
 All functions accept float32 and float64 tensors on any device, and raise ``ValueError``
@@ -84,12 +84,12 @@ def sharpen(p: Tensor, T: float) -> Tensor:
     pseudo-labels.
 
     Args:
-        p: ``[N, K]`` non-negative probabilities (rows need not be normalised exactly: the
+        p: ``[N, C]`` non-negative probabilities (rows need not be normalised exactly: the
             output is renormalised).
         T: temperature, ``> 0``.
 
     Returns:
-        ``[N, K]`` sharpened probabilities, rows summing to 1, same dtype/device as ``p``.
+        ``[N, C]`` sharpened probabilities, rows summing to 1, same dtype/device as ``p``.
 
     Raises:
         ValueError: ``p`` is not a floating 2-D tensor, has negative entries, or ``T <= 0``.
@@ -108,7 +108,7 @@ def soft_cross_entropy(logits: Tensor, target_probs: Tensor) -> Tensor:
     r"""Cross-entropy between soft targets and the softmax of ``logits``, averaged over rows.
 
     .. math::
-        \mathcal{L} = \frac{1}{N} \sum_{i=1}^{N} \Big( -\sum_{k=1}^{K} t_{ik} \log \operatorname{softmax}(z_i)_k \Big)
+        \mathcal{L} = \frac{1}{N} \sum_{i=1}^{N} \Big( -\sum_{k=1}^{C} t_{ik} \log \operatorname{softmax}(z_i)_k \Big)
 
     The targets are treated as constants (``detach``): targets are guessed labels / mixed
     one-hot labels, and no gradient should flow into whatever produced them. This is
@@ -117,8 +117,8 @@ def soft_cross_entropy(logits: Tensor, target_probs: Tensor) -> Tensor:
     (``GT-RIPL/FeatMatch`` ``loss/common.py``: ``-mean(sum(prob.detach() * log_softmax(logits)))``).
 
     Args:
-        logits: ``[N, K]`` unnormalised class scores.
-        target_probs: ``[N, K]`` target distributions (rows >= 0 summing to 1).
+        logits: ``[N, C]`` unnormalised class scores.
+        target_probs: ``[N, C]`` target distributions (rows >= 0 summing to 1).
 
     Returns:
         Scalar tensor.
@@ -155,11 +155,11 @@ def snn(
     Args:
         query: ``[N, D]`` embeddings to classify (normalised inside).
         support_embeddings: ``[M, D]`` labelled support embeddings (normalised inside).
-        support_labels: ``[M, K]`` one-hot (or label-smoothed) float labels of the supports.
+        support_labels: ``[M, C]`` one-hot (or label-smoothed) float labels of the supports.
         temperature: ``tau > 0``; smaller means closer to hard nearest neighbour.
 
     Returns:
-        ``[N, K]`` class probabilities (rows sum to 1).
+        ``[N, C]`` class probabilities (rows sum to 1).
     """
     temperature = _check_snn_args(query, support_embeddings, support_labels, temperature)
 
@@ -170,7 +170,7 @@ def snn(
     # 2. Soft nearest neighbours: a softmax over the M supports for every query.
     neighbour_weights = torch.softmax(query @ support_embeddings.T / temperature, dim=1)  # [N, M]
     # 3. The prediction is the neighbour-weighted average of the support labels.
-    return neighbour_weights @ support_labels  # [N, K]
+    return neighbour_weights @ support_labels  # [N, C]
 
 
 def me_max_regularizer(probabilities: Tensor, sharpen_temperature: float = 0.25) -> Tensor:
@@ -178,12 +178,12 @@ def me_max_regularizer(probabilities: Tensor, sharpen_temperature: float = 0.25)
 
     .. math::
         \bar p = \frac{1}{N} \sum_{i=1}^{N} \operatorname{Sharpen}(p_i, T), \qquad
-        \mathcal{R} = \sum_{k=1}^{K} \bar p_k \log \bar p_k = -H(\bar p)
+        \mathcal{R} = \sum_{k=1}^{C} \bar p_k \log \bar p_k = -H(\bar p)
 
     Minimising :math:`\mathcal{R}` pushes the *average* prediction towards uniform, so that the
     model cannot collapse to predicting one class for every image, while each individual
-    prediction may stay confident. The minimum is :math:`-\log K`, reached when :math:`\bar p`
-    is uniform. There is no ``+ log K`` offset.
+    prediction may stay confident. The minimum is :math:`-\log C`, reached when :math:`\bar p`
+    is uniform. There is no ``+ log C`` offset.
 
     Matches Step 4 of ``init_paws_loss`` in ``facebookresearch/suncet`` ``src/losses.py``:
     ``avg_probs = AllReduce(mean(sharpen(probs), dim=0))`` and
@@ -191,15 +191,15 @@ def me_max_regularizer(probabilities: Tensor, sharpen_temperature: float = 0.25)
     predictions). Here there is no distributed all-reduce: the mean is over this batch.
 
     Args:
-        probabilities: ``[N, K]`` predictions (e.g. :func:`snn` outputs of the anchor views).
+        probabilities: ``[N, C]`` predictions (e.g. :func:`snn` outputs of the anchor views).
         sharpen_temperature: ``T > 0`` used to sharpen each row before averaging.
 
     Returns:
-        Scalar tensor, ``>= -log K``.
+        Scalar tensor, ``>= -log C``.
     """
     sharpen_temperature = _check_me_max_args(probabilities, sharpen_temperature)
     # 1. Average the sharpened predictions over the batch.
-    mean_prediction = sharpen(probabilities, sharpen_temperature).mean(dim=0)  # [K]
+    mean_prediction = sharpen(probabilities, sharpen_temperature).mean(dim=0)  # [C]
     # 2. sum_k pbar_k log pbar_k. The official code writes log(pbar^(-pbar)), which is 0 for a
     #    class with pbar = 0; the clamp reproduces that (0 * log(tiny) = 0) without a nan.
     log_mean = torch.log(mean_prediction.clamp_min(torch.finfo(mean_prediction.dtype).tiny))
@@ -259,7 +259,7 @@ def paws(
         target_views: ``[2B, D]`` embeddings used (under ``no_grad``) to build targets; with
             ``multicrop = 0`` it must have as many rows as ``anchor_views``.
         support_embeddings: ``[M, D]`` labelled supports for the anchor predictions.
-        support_labels: ``[M, K]`` one-hot / smoothed labels of the supports.
+        support_labels: ``[M, C]`` one-hot / smoothed labels of the supports.
         temperature: ``tau > 0`` of the soft nearest neighbours.
         sharpen_temperature: ``T > 0`` for target sharpening and ME-MAX.
         me_max: whether to compute the ME-MAX term; if ``False`` it is a zero tensor.
@@ -311,27 +311,27 @@ def mixmatch_guess_labels(
     logits_per_augmentation: Tensor | Sequence[Tensor],
     T: float = 0.5,
 ) -> Tensor:
-    r"""MixMatch label guessing: average the predictions over K augmentations, then sharpen.
+    r"""MixMatch label guessing: average the predictions over n_a augmentations, then sharpen.
 
     .. math::
-        \bar q_b = \frac{1}{K} \sum_{k=1}^{K} \operatorname{softmax}(z_{b,k}), \qquad
+        \bar q_b = \frac{1}{n_a} \sum_{a=1}^{n_a} \operatorname{softmax}(z_{b,a}), \qquad
         q_b = \operatorname{Sharpen}(\bar q_b, T)
 
     (Berthelot et al. 2019, Eq. 6-7; ``google-research/mixmatch`` ``mixmatch.py``
-    ``guess_label`` with ``T = 0.5`` and ``nu = K = 2``). Computed without gradient
+    ``guess_label`` with ``T = 0.5`` and ``nu`` = :math:`n_a` = 2). Computed without gradient
     (official: ``tf.stop_gradient(guess.p_target)``).
 
     Args:
-        logits_per_augmentation: ``[K, N, C]`` logits, or a list of K ``[N, C]`` logits, one
+        logits_per_augmentation: ``[n_a, N, C]`` logits, or a list of n_a ``[N, C]`` logits, one
             per augmentation of the same N unlabelled images.
         T: sharpening temperature ``> 0``.
 
     Returns:
         ``[N, C]`` guessed label distributions (detached, rows sum to 1).
     """
-    stacked, T = _check_mixmatch_guess_labels_args(logits_per_augmentation, T)  # [K, N, C]
+    stacked, T = _check_mixmatch_guess_labels_args(logits_per_augmentation, T)  # [n_a, N, C]
     with torch.no_grad():
-        # 1. Average the class distributions (not the logits) over the K augmentations.
+        # 1. Average the class distributions (not the logits) over the n_a augmentations.
         mean_probs = torch.softmax(stacked.detach(), dim=-1).mean(dim=0)  # [N, C]
         # 2. Sharpen to lower the entropy of the guess (implicit entropy minimisation).
         return sharpen(mean_probs, T)
@@ -442,7 +442,7 @@ def fixmatch_loss(
     .. math::
         q_b = \operatorname{softmax}(z^{\text{weak}}_b), \quad
         \hat y_b = \arg\max_k q_{bk}, \quad
-        m_b = \mathbb{1}\big[\max_k q_{bk} \ge \tau\big],
+        m_b = \mathbb{1}\big[\max_k q_{bk} \ge \gamma\big],
 
     .. math::
         \mathcal{L}_u = \frac{1}{N} \sum_{b=1}^{N} m_b \,
@@ -459,7 +459,7 @@ def fixmatch_loss(
     Args:
         logits_weak: ``[N, C]`` logits of the weakly augmented unlabelled images.
         logits_strong: ``[N, C]`` logits of the strongly augmented versions of the same images.
-        threshold: confidence threshold :math:`\tau \in [0, 1]` (0.95 in the paper).
+        threshold: confidence threshold :math:`\gamma \in [0, 1]` (0.95; the paper writes :math:`\tau`).
 
     Returns:
         ``(loss, mask, pseudo_labels)``: scalar loss; ``mask`` float ``[N]`` of 0/1 (its mean is
@@ -534,14 +534,14 @@ def s4l_loss(
 # Input checks, one helper per loss (the vocabulary is in _checks.py)
 # ----------------------------------------------------------------------------------------
 def _check_sharpen_args(p: Tensor, T: float | Tensor) -> float | Tensor:
-    check_matrix("p", p, "[N, K]")
+    check_matrix("p", p, "[N, C]")
     check_probability_rows("p", p, must_sum_to_one=False)
     return check_positive("T", T)
 
 
 def _check_soft_cross_entropy_args(logits: Tensor, target_probs: Tensor) -> None:
-    check_matrix("logits", logits, "[N, K]")
-    check_matrix("target_probs", target_probs, "[N, K]")
+    check_matrix("logits", logits, "[N, C]")
+    check_matrix("target_probs", target_probs, "[N, C]")
     if logits.shape != target_probs.shape:
         raise ValueError(
             f"logits {tuple(logits.shape)} and target_probs {tuple(target_probs.shape)} must have the same shape"
@@ -557,10 +557,10 @@ def _check_snn_args(query: Tensor, support_embeddings: Tensor, support_labels: T
     check_tensor("support_labels", support_labels)
     if not support_labels.is_floating_point():
         raise ValueError(
-            f"support_labels must be float one-hot labels of shape [M, K], got dtype {support_labels.dtype}; "
+            f"support_labels must be float one-hot labels of shape [M, C], got dtype {support_labels.dtype}; "
             f"build them with torch.nn.functional.one_hot(labels, num_classes).float()"
         )
-    check_matrix("support_labels", support_labels, "[M, K]")
+    check_matrix("support_labels", support_labels, "[M, C]")
     if query.shape[1] != support_embeddings.shape[1]:
         raise ValueError(
             f"query has dimension D={query.shape[1]} but support_embeddings has D={support_embeddings.shape[1]}"
@@ -576,7 +576,7 @@ def _check_snn_args(query: Tensor, support_embeddings: Tensor, support_labels: T
 
 
 def _check_me_max_args(probabilities: Tensor, sharpen_temperature: float | Tensor) -> float | Tensor:
-    check_matrix("probabilities", probabilities, "[N, K]")
+    check_matrix("probabilities", probabilities, "[N, C]")
     return check_positive("sharpen_temperature", sharpen_temperature)
 
 
@@ -622,7 +622,7 @@ def _check_paws_args(anchor_views: Tensor, target_views: Tensor, support_labels:
 
 def _check_mixmatch_guess_labels_args(logits_per_augmentation: Tensor | Sequence[Tensor],
                                       T: float | Tensor) -> tuple[Tensor, float | Tensor]:
-    """Check the K logits and ``T``; return the logits stacked as ``[K, N, C]``, and ``T``."""
+    """Check the n_a logits and ``T``; return the logits stacked as ``[n_a, N, C]``, and ``T``."""
     if isinstance(logits_per_augmentation, (list, tuple)):
         if len(logits_per_augmentation) == 0:
             raise ValueError("logits_per_augmentation must contain at least one [N, C] tensor")
@@ -639,7 +639,7 @@ def _check_mixmatch_guess_labels_args(logits_per_augmentation: Tensor | Sequence
     check_floating("logits_per_augmentation", logits_per_augmentation)
     if logits_per_augmentation.ndim != 3:
         raise ValueError(
-            "logits_per_augmentation must be [K, N, C] (or a list of K [N, C] tensors), "
+            "logits_per_augmentation must be [n_a, N, C] (or a list of n_a [N, C] tensors, one per augmentation), "
             f"got shape {tuple(logits_per_augmentation.shape)}"
         )
     if 0 in logits_per_augmentation.shape:
