@@ -84,7 +84,7 @@ def test_notebook_08_runs_in_present_mode_without_a_stall(monkeypatch, tmp_path)
     monkeypatch.setenv("SSL_COURSE_RUNS", str(tmp_path / "runs"))
     if os.environ.get("PYTEST_XDIST_WORKER"):
         monkeypatch.setenv("OMP_NUM_THREADS", "1")
-    path = NOTEBOOK_DIR / "08_paws.ipynb"
+    path = NOTEBOOK_DIR / "11_paws.ipynb"
     seconds = [site_cache.execute(path, timeout=site_cache.CELL_TIMEOUT_S["present"]).seconds for _ in range(3)]
     assert max(seconds) <= 2 * statistics.median(seconds), f"wall times {[round(s) for s in seconds]} s"
 

@@ -99,8 +99,8 @@ def test_present_mode_gives_history_and_metrics_of_a_run_recorded_without_weight
 def test_present_mode_names_a_missing_reference(results, data, monkeypatch):
     monkeypatch.setenv(config.MODE_ENV, "present")
     method = build_method("supervised", "tiny", data.num_classes)
-    with pytest.raises(FileNotFoundError, match="no reference run named '09_nowhere'.*unset SSL_COURSE_MODE"):
-        fit(method, data, _settings(Path("runs") / "09_nowhere"))
+    with pytest.raises(FileNotFoundError, match="no reference run named '10_nowhere'.*unset SSL_COURSE_MODE"):
+        fit(method, data, _settings(Path("runs") / "10_nowhere"))
 
 
 def test_run_methods_present_returns_the_recorded_metrics_and_weights(results, data, monkeypatch):

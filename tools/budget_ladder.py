@@ -1,6 +1,6 @@
 """The budget ladder of the semi-supervised claims: validation and test accuracy against CPU-minutes.
 
-Reads the reference runs of notebooks 07-09 (and their second seed) from ``results/``, and the same
+Reads the reference runs of notebooks 08, 10 and 11 (and their second seed) from ``results/``, and the same
 runs at earlier caps from the git revisions that shipped them, and prints one markdown table
 (``benchmarks/RESULTS.md``, "Budget ladder")::
 
@@ -19,7 +19,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 METHODS = ("supervised", "mixmatch", "fixmatch", "s4l", "paws", "featmatch")
-NOTEBOOK = {"supervised": "07", "mixmatch": "07", "fixmatch": "07", "s4l": "07", "paws": "08", "featmatch": "09"}
+NOTEBOOK = {"supervised": "08", "mixmatch": "08", "fixmatch": "08", "s4l": "08", "paws": "11", "featmatch": "10"}
 
 
 def _read(revision: str | None, path: str) -> dict | None:

@@ -230,7 +230,7 @@ plt.show()
 #
 # **Which bank.** `ssl_course.evaluate.evaluate_method` reports two kNN numbers. `knn_accuracy`
 # puts only the **labelled images** in the bank: what a learner with 250 labels can really do
-# (PAWS's soft nearest neighbours, notebook 08, is the same idea). `knn_all_labels_accuracy`
+# (PAWS's soft nearest neighbours, notebook 11, is the same idea). `knn_all_labels_accuracy`
 # (asked for with `knn_bank="all"`, or an int for an evenly spaced subset) puts the features **and
 # labels of every training image** in the bank, as representation-learning papers do; the monitor
 # during training uses at most `TrainConfig.monitor_bank_size = 10 000` of them and scores the

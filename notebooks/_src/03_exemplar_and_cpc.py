@@ -162,7 +162,7 @@ print(f"literal == F.cross_entropy == exemplar_loss: {literal.item():.6f}; chanc
 # $$\underbrace{w_{i}^\top f(Tx_i)}_{\text{Exemplar}} \;\to\;
 #   \underbrace{v_{i}^\top f(Tx_i)/\tau}_{\text{memory bank + NCE}} \;\to\;
 #   \underbrace{f(T'x_i)^\top f(Tx_i)/\tau}_{\text{SimCLR, negatives from the batch}}$$
-# S4L-Exemplar (notebook 07) takes a fourth route: several copies of each image in the batch and a
+# S4L-Exemplar (notebook 08) takes a fourth route: several copies of each image in the batch and a
 # batch-hard triplet loss, the farthest copy against the nearest other image, with no
 # prototypes at all. Its loss is checked below on a tiny example.
 

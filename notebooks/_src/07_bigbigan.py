@@ -1,7 +1,7 @@
 # %% [markdown]
 # # 10 · BiGAN → BigBiGAN: a representation from a generative game
 #
-# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/ssl-course/ssl_course/blob/main/notebooks/10_bigbigan.ipynb)
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/ssl-course/ssl_course/blob/main/notebooks/07_bigbigan.ipynb)
 #
 # **What you will learn**
 # - the GAN game and its optimal discriminator, and why the generator then minimises a
@@ -71,7 +71,7 @@ print(f"device: {DEVICE} · smoke mode: {SMOKE} · mode: {config.mode()}")
 DATA = "cifar10" if cifar10_available() else "synthetic"
 SUBSET = dict(train_subset=1000, test_subset=300) if SMOKE else {}
 NUM_LABELS = 100 if SMOKE else 250     # BigBiGAN never sees them; the probe and the baseline do
-BACKBONE = reference.notebook_backbone("10", SMOKE, DEVICE)   # "tiny" on a CPU, "small" on a GPU
+BACKBONE = reference.notebook_backbone("07", SMOKE, DEVICE)   # "tiny" on a CPU, "small" on a GPU
 data = make_bundle(DATA, num_labels=NUM_LABELS, seed=0, device=DEVICE, **SUBSET)
 print(data)
 
@@ -229,7 +229,7 @@ BUDGET_EPOCHS = 10   # the same budget for BigBiGAN, SimCLR and the baseline; sm
 #   (benchmarks/RESULTS.md), an epoch about 2 h; the `tiny` one is cheaper but still far too slow for
 #   10 epochs: on a CPU set BUDGET_EPOCHS = 0.2 to watch the mechanics, not to learn features.
 EPOCHS = 2 if SMOKE else BUDGET_EPOCHS
-RUN = config.runs_dir() / f"10_bigbigan_{DATA}_{NUM_LABELS}_{BACKBONE}"   # resumes from here
+RUN = config.runs_dir() / f"07_bigbigan_{DATA}_{NUM_LABELS}_{BACKBONE}"   # resumes from here
 
 method = build_method("bigbigan", BACKBONE, data.num_classes)
 fixed_z = torch.randn(16, method.z_dim, generator=torch.Generator().manual_seed(1)).to(DEVICE)
@@ -344,7 +344,7 @@ plt.show()
 # evaluated on.
 
 # %%
-results, folders = run_methods(["supervised", "simclr"], tag="10", data=DATA, labels=NUM_LABELS,
+results, folders = run_methods(["supervised", "simclr"], tag="07", data=DATA, labels=NUM_LABELS,
                                backbone=BACKBONE, epochs=EPOCHS, device=str(DEVICE), monitor_every=0,
                                **SUBSET)
 results["bigbigan"] = evaluate_method(method, data)
@@ -379,7 +379,7 @@ plt.show()
 # gives what was measured instead.
 
 # %%
-claims.show("10", results);
+claims.show("07", results);
 
 # %% [markdown]
 # **How far is this from the paper?** BigBiGAN's results are on ImageNet (a linear probe of a
@@ -408,7 +408,7 @@ plt.show()
 #   generative representation learning needs scale.
 #
 # ## Exercises
-# Answers to the questions: `notebooks/solutions/ANSWERS_07_11.md` (notebook 10).
+# Answers to the questions: `notebooks/solutions/ANSWERS_07_11.md` (notebook 07).
 #
 # 1. (Section 3) Write both losses; the checkers above name the usual mistakes.
 # 2. Remove the unary scores: how would you change `bigbigan_losses` to give plain BiGAN's hinge

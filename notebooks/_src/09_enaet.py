@@ -1,7 +1,7 @@
 # %% [markdown]
 # # 11 · AET, AVT and En-AET: learning by predicting the transformation
 #
-# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/ssl-course/ssl_course/blob/main/notebooks/11_aet_enaet.ipynb)
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/ssl-course/ssl_course/blob/main/notebooks/09_enaet.ipynb)
 #
 # **What you will learn**
 # - AET's idea: transform an image with random parameters $\theta$ and ask a decoder to recover
@@ -24,7 +24,7 @@
 # README).
 #
 # **Prerequisites**: `00_setup_and_data` (data, augmentations, the supervised baseline),
-# `02_pretext_tasks` (predicting a transformation: rotation) and `07_mixmatch_fixmatch_s4l`
+# `02_pretext_tasks` (predicting a transformation: rotation) and `08_mixmatch_fixmatch_s4l`
 # (MixMatch's guessed labels, sharpening and MixUp, which En-AET builds on).
 
 # %% [markdown]
@@ -164,9 +164,9 @@ BUDGET_EPOCHS = 10   # per method; smoke mode trains a tenth of an epoch of its 
 EPOCHS = 0.1 if SMOKE else BUDGET_EPOCHS
 SHARED = dict(data=DATA, labels=NUM_LABELS, backbone=BACKBONE, epochs=EPOCHS, knn_bank=1000 if SMOKE else "all",
               **SUBSET)
-results, run_dirs = run_methods(["supervised"], "11", **SHARED)
+results, run_dirs = run_methods(["supervised"], "09", **SHARED)
 # AET's trained network is used below (its decoders' predictions): a reference run keeps its weights
-aet_results, aet_dirs = run_methods(["aet"], "11", reference_weights=True, **SHARED)
+aet_results, aet_dirs = run_methods(["aet"], "09", reference_weights=True, **SHARED)
 results.update(aet_results)
 run_dirs.update(aet_dirs)
 
@@ -228,7 +228,7 @@ plt.show()
 
 # %% [markdown]
 # ## En-AET: MixMatch + an ensemble of AET losses + consistency
-# En-AET (Wang et al.) adds to MixMatch's loss $\mathcal L_{\mathrm{MM}}$ (notebook 07), on the
+# En-AET (Wang et al.) adds to MixMatch's loss $\mathcal L_{\mathrm{MM}}$ (notebook 08), on the
 # first weak view $u$ of each unlabelled image:
 #
 # $$\mathcal L = \mathcal L_{\mathrm{MM}} + \sum_{k} w_k\,\mathcal L_{\mathrm{AET}}^{(k)}
@@ -267,7 +267,7 @@ VARIANTS = {"MixMatch alone": dict(aet_weight=0.0, kl_weight=0.0),
             "+ AET ensemble": dict(kl_weight=0.0),
             "+ AET + KL (En-AET)": dict()}
 ablation, ablation_dirs = {}, {}
-for tag, (label, hparams) in zip(("11_mixmatch_only", "11_ensemble", "11_full"), VARIANTS.items()):
+for tag, (label, hparams) in zip(("09_mixmatch_only", "09_ensemble", "09_full"), VARIANTS.items()):
     runs, folders = run_methods({"enaet": hparams}, tag, data=DATA, labels=NUM_LABELS, backbone=BACKBONE,
                                 epochs=EPOCHS, batch_sizes={"enaet": 32} if SMOKE else None,
                                 **SUBSET)
@@ -297,7 +297,7 @@ for label in labels:
 # course's budget, it says so and gives what was measured instead.
 
 # %%
-claims.show("11", {**results, "enaet": ablation["+ AET + KL (En-AET)"], "mixmatch": ablation["MixMatch alone"]});
+claims.show("09", {**results, "enaet": ablation["+ AET + KL (En-AET)"], "mixmatch": ablation["MixMatch alone"]});
 
 # %% [markdown]
 # **Reading the ablation honestly.** One seed and a short budget: differences of a point or two
@@ -320,7 +320,7 @@ claims.show("11", {**results, "enaet": ablation["+ AET + KL (En-AET)"], "mixmatc
 #
 # ## Exercises
 # Solutions are in `notebooks/solutions/aet_enaet_solutions.py`; answers to the questions in
-# `notebooks/solutions/ANSWERS_07_11.md` (notebook 11); try first.
+# `notebooks/solutions/ANSWERS_07_11.md` (notebook 09); try first.
 #
 # **1. AET's loss.** Write `my_aet_loss(predicted, true)` for `[N, P]` tensors.
 
@@ -347,7 +347,7 @@ check_transformation_consistency(my_consistency);
 
 # %% [markdown]
 # **3. One family at a time.** Train `aet` with only the affine family
-# (`run_methods({"aet": {"families": "affine"}}, "11_affine", ...)` with the settings of the AET
+# (`run_methods({"aet": {"families": "affine"}}, "09_affine", ...)` with the settings of the AET
 # cell) and compare its kNN accuracy with the two-family run. Then try `families="ccbs"`: does a
 # network that only has to predict colour changes learn features that separate the classes?
 #

@@ -1,7 +1,7 @@
 # %% [markdown]
 # # 08 · PAWS: classify unlabelled views with a labelled support set
 #
-# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/ssl-course/ssl_course/blob/main/notebooks/08_paws.ipynb)
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/ssl-course/ssl_course/blob/main/notebooks/11_paws.ipynb)
 #
 # **What you will learn**
 # - the soft nearest-neighbour (SNN) classifier: a prediction that is a similarity-weighted
@@ -27,7 +27,7 @@
 #
 # **Prerequisites**: `00_setup_and_data` (data, augmentations, the baseline, the weighted kNN
 # classifier), `04_simclr_moco` (two augmented views of an image, projection heads, temperatures
-# in a softmax over similarities) and `07_mixmatch_fixmatch_s4l` (consistency between views,
+# in a softmax over similarities) and `08_mixmatch_fixmatch_s4l` (consistency between views,
 # pseudo-labels, and sharpening as MixMatch introduced it). PAWS builds on 07: its targets are
 # sharpened pseudo-labels of another view, as in MixMatch, but the classifier that produces
 # them is a vote of labelled examples instead of a trained head.
@@ -477,7 +477,7 @@ plt.show()
 DATA = "cifar10" if cifar10_available() else "synthetic"
 NUM_LABELS = 100 if SMOKE else 250
 SUBSET = dict(train_subset=2000, test_subset=500) if SMOKE else {}
-BACKBONE = notebook_backbone("08", SMOKE, DEVICE)   # "tiny" on a CPU, "small" on a GPU
+BACKBONE = notebook_backbone("11", SMOKE, DEVICE)   # "tiny" on a CPU, "small" on a GPU
 BUDGET_EPOCHS = 10   # per method; smoke mode uses a few steps instead. Fractions such as 0.5 work too.
 # Expected time (paws and the baseline, 10 epochs each): about 11 min on a laptop GPU, an estimate
 # from the FLOPs of a training step; hours on a CPU (measured times: README and benchmarks/RESULTS.md).
@@ -490,7 +490,7 @@ print(data)
 METHODS = {"paws": dict(multicrop=2, support_per_class=4) if SMOKE else dict(support_per_class=8),
            "supervised": {}}
 # reference_weights: the evaluation below needs both trained networks, so their reference runs keep them
-results, run_dirs = run_methods(METHODS, "08", data=DATA, labels=NUM_LABELS, backbone=BACKBONE,
+results, run_dirs = run_methods(METHODS, "11", data=DATA, labels=NUM_LABELS, backbone=BACKBONE,
                                 epochs=BUDGET_EPOCHS, steps=30 if SMOKE else None,
                                 batch_size=64 if SMOKE else None, progress=not SMOKE, reference_weights=True,
                                 **SUBSET)
@@ -516,7 +516,7 @@ plt.show()
 # course's budget, it says so and gives what was measured instead.
 
 # %%
-claims.show("08", results);
+claims.show("11", results);
 
 # %% [markdown]
 # ## Evaluation: per-class accuracy against the baseline, and t-SNE
@@ -609,7 +609,7 @@ plt.show()
 # first input where they differ, with a hint. The stubs raise `NotImplementedError` until you
 # fill them in; the checker reports that instead of stopping the notebook. Solutions:
 # `notebooks/solutions/semi_supervised_solutions.py` and `notebooks/solutions/paws_solutions.py`;
-# answers to the questions: `notebooks/solutions/ANSWERS_07_11.md` (notebook 08).
+# answers to the questions: `notebooks/solutions/ANSWERS_07_11.md` (notebook 11).
 #
 # **Exercise 1.** Implement `my_sharpen(p, T)` for a batch `p` of shape `[N, K]`.
 
@@ -669,7 +669,7 @@ check_paws_loss(my_paws_loss);
 
 # %% [markdown]
 # **Exercise 5 (no checker).** Re-run the CIFAR-10 cell with `METHODS["paws"] = dict(me_max=False)`
-# and a new tag for `run_methods` (e.g. `"08_no_memax"`, so the run gets its own folder). Compare
+# and a new tag for `run_methods` (e.g. `"11_no_memax"`, so the run gets its own folder). Compare
 # `target_acc`, the per-class accuracies and the average prediction with the run above.
 #
 # **Think and measure.** (a) In the SNN figure, what happens to the regions as τ → 0 and as τ

@@ -224,7 +224,7 @@ if not figures:
 #   The course's reference comparison is a time budget instead: every training stopped after at
 #   most 1 CPU-minute (one thread), so a method with a cheap step (the supervised baseline,
 #   MixMatch) took many more steps there than one with an expensive step (PAWS, FixMatch); the
-#   steps column says how many. Notebooks 07–09 give the semi-supervised methods 12 CPU-minutes
+#   steps column says how many. Notebooks 08, 10 and 11 give the semi-supervised methods 12 CPU-minutes
 #   each, with a second seed.
 # - **Seeds.** With one seed, differences of a point or two are noise; use `--seeds 0 1 2` and
 #   compare the ± columns before believing an order.
