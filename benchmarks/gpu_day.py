@@ -91,9 +91,8 @@ RECORD_NOTEBOOKS: tuple[tuple[str, tuple[tuple[str, float], ...]], ...] = (
     ("06_nnclr", (("nnclr", 1.0), ("nnclr", 0.8), ("supervised", 1.0))),    # + 4 queue sizes x 2 epochs
     ("07_bigbigan", (("bigbigan", 1.0), ("supervised", 1.0), ("simclr", 1.0))),
     ("02_pretext_tasks", (("rotation", 1.0), ("relative_position", 1.0), ("jigsaw", 1.0), ("colorization", 1.0),
-                          ("supervised", 1.0), ("relative_position", 0.3))),   # + the short shortcut runs
-    ("03_exemplar_and_cpc", (("exemplar", 2.0), ("cpc", 2.0), ("supervised", 2.0), ("rotation", 1.0),
-                             ("relative_position", 1.0), ("jigsaw", 1.0), ("colorization", 1.0), ("simclr", 1.0))),
+                          ("aet", 1.0), ("supervised", 1.0), ("relative_position", 0.3))),   # + the short shortcut runs
+    ("03_exemplar_and_cpc", (("exemplar", 1.0), ("cpc", 1.0), ("supervised", 1.0))),
     ("12_compare", (("*", 1.0),)),   # every registered method
 )
 #: Record steps: the most minutes one training may take. No 10-epoch training of the small backbone comes

@@ -85,7 +85,7 @@ def test_a_gpu_recording_made_on_the_cpu_is_presented_with_the_small_backbone(re
     runs = reference.logged_runs(log)
     assert runs == [shared, "08_rotation_cifar10_250_small"]
     (marker,) = reference.write_recording_marker("08", runs)
-    assert marker == results / "recorded_07_small.json"
+    assert marker == results / "recorded_08_small.json"
     listed = json.loads(marker.read_text())
     assert listed["backbone"] == "small" and listed["devices"] == [info["device"]]
     assert {name: entry["weights"] for name, entry in listed["runs"].items()} == {

@@ -20,6 +20,13 @@
 # **Prerequisites**: Python and basic PyTorch (tensors, `nn.Module`, a training loop). No earlier
 # notebook.
 #
+# **Recap** of Python and PyTorch, which this notebook builds on (answers:
+# [`notebooks/solutions/ANSWERS.md`, section 00](solutions/ANSWERS.md#00-set-up-and-data)):
+# 1. In a PyTorch training step, what does `loss.backward()` compute, and where does it put it?
+# 2. Why does a training loop call `optimizer.zero_grad()` (or `set_to_none`) before every backward
+#    pass?
+# 3. What changes between `model.train()` and `model.eval()`?
+#
 # To look through this notebook without training (about a minute), start Jupyter with
 # `SSL_COURSE_MODE=present`: the training cell then loads the course's reference runs instead
 # (see the README).

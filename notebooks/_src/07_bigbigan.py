@@ -28,6 +28,15 @@
 # **Prerequisites**: `00_setup_and_data` (data and the training engine), `01_nce_to_infonce`
 # (NCE: a classifier that tells data from noise, the idea a GAN's discriminator builds on),
 # `04_simclr_moco` (SimCLR, the baseline we compare to).
+#
+# **Recap** of notebooks 01 and 04, which this one builds on (answers:
+# [`notebooks/solutions/ANSWERS_07_11.md`, section
+# 07](solutions/ANSWERS_07_11.md#07-bigan-and-bigbigan)):
+# 1. NCE trains a classifier to tell data from noise. What does the best such classifier know about
+#    the data?
+# 2. A logistic classifier's binary cross-entropy, averaged over real and fake examples: what is it
+#    for a perfect classifier, and for one that always says 1/2?
+# 3. How did notebook 04 judge SimCLR's features with few labels?
 
 # %% [markdown]
 # ## Set-up

@@ -24,7 +24,14 @@
 # **Prerequisites**: `00_setup_and_data` (data pipeline, augmentations, the supervised baseline)
 # and `02_pretext_tasks` (rotation prediction, which S4L reuses). Softmax and cross-entropy should
 # feel familiar. This notebook lays the semi-supervised foundations (consistency, pseudo-labels,
-# sharpening, MixUp) that `11_paws` and `10_featmatch` build on.
+# sharpening, MixUp) that the rest of Part II builds on.
+#
+# **Recap** of notebooks 00 and 02, which this one builds on (answers:
+# [`notebooks/solutions/ANSWERS_07_11.md`, section
+# 08](solutions/ANSWERS_07_11.md#08-mixmatch-fixmatch-and-s4l)):
+# 1. What do the weak and the strong augmentations of notebook 00 do?
+# 2. What does RotNet's head predict, and what does that ask of the features?
+# 3. Why does the supervised network with 250 labels overfit, and what can unlabelled images add?
 
 # %% [markdown]
 # ## Set-up

@@ -1,31 +1,36 @@
 # %% [markdown]
-# # 11 · AET, AVT and En-AET: learning by predicting the transformation
+# # 09 · En-AET: MixMatch plus an ensemble of transformation predictions
 #
 # [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/ssl-course/ssl_course/blob/main/notebooks/09_enaet.ipynb)
 #
 # **What you will learn**
-# - AET's idea: transform an image with random parameters $\theta$ and ask a decoder to recover
-#   $\theta$ from the representations of the image and of its transformed copy;
-# - why that forces the encoder to keep the image's geometry (equivariance), where contrastive
-#   methods ask it to forget the augmentation (invariance);
-# - the variational view (AVT): a distribution over the transformation given the two
-#   representations, a lower bound on their mutual information, and the reparameterised encoder;
 # - En-AET: MixMatch plus an ensemble of AET losses over spatial and colour transformations plus a
-#   KL consistency term, and what each part contributes in a short run (an ablation).
+#   KL consistency term, written out term by term;
+# - why its consistency term has to be switched on gently in a short run;
+# - what each part contributes in a short run (an ablation), and how to read an ablation honestly.
 #
-# **Time budget**: five trainings of `BUDGET_EPOCHS = 10` epochs with the `tiny` backbone on
-# 10 000 images, each a few times a supervised run of the same budget: about 15 minutes on a laptop
-# GPU (estimated from counted FLOPs, not measured) and about 3.5 hours on one CPU thread (from the
-# measured one-epoch times in `benchmarks/RESULTS.md`, rows `aet`, `enaet`); lower `BUDGET_EPOCHS`
-# (e.g. 1) for a first look on a CPU.
+# **Time budget**: four trainings of `BUDGET_EPOCHS = 10` epochs with the `tiny` backbone on
+# 10 000 images (the supervised baseline, then three En-AET variants, each a few times a supervised
+# run of the same budget): about 10 minutes on a laptop GPU (estimated from counted FLOPs, not
+# measured) and about 3 hours on one CPU thread (from the measured one-epoch times in
+# `benchmarks/RESULTS.md`, rows `enaet`, `mixmatch`, `supervised`); lower `BUDGET_EPOCHS` (e.g. 1)
+# for a first look on a CPU.
 #
 # To look through this notebook without training (about a minute), start Jupyter with
 # `SSL_COURSE_MODE=present`: every training cell then loads the course's reference run (see the
 # README).
 #
 # **Prerequisites**: `00_setup_and_data` (data, augmentations, the supervised baseline),
-# `02_pretext_tasks` (predicting a transformation: rotation) and `08_mixmatch_fixmatch_s4l`
-# (MixMatch's guessed labels, sharpening and MixUp, which En-AET builds on).
+# `02_pretext_tasks` (AET: predicting a transformation's parameters, and its five families of
+# transformations) and `08_mixmatch_fixmatch_s4l` (MixMatch's guessed labels, sharpening and MixUp,
+# which En-AET builds on).
+#
+# **Recap** of notebooks 02 and 08, which this one builds on (answers:
+# [`notebooks/solutions/ANSWERS_07_11.md`, section 09](solutions/ANSWERS_07_11.md#09-en-aet)):
+# 1. What does AET's decoder read, and what does it predict?
+# 2. How does MixMatch turn the network's predictions on an unlabelled image into a target?
+# 3. Why does predicting a transformation push an encoder towards equivariance, where contrastive
+#    learning pushes it towards invariance?
 
 # %% [markdown]
 # ## Set-up
@@ -41,18 +46,11 @@ if "google.colab" in sys.modules:  # in Colab: install the course, fetch CIFAR-1
     colab_setup()
 
 import matplotlib.pyplot as plt
-import torch
 
 from ssl_course import claims, config, reference
 from ssl_course.data import cifar10_available, make_bundle
-from ssl_course.data.augment import normalize
-from ssl_course.data.transforms_params import FAMILIES, random_transformation
-from ssl_course.exercises import check_aet_loss, check_transformation_consistency
+from ssl_course.exercises import check_transformation_consistency
 from ssl_course.experiment import run_methods
-from ssl_course.losses import aet_loss, avt_gaussian_nll
-from ssl_course.methods import build_method
-from ssl_course.results import load_trained
-from ssl_course.viz import to_display
 
 SMOKE = config.smoke()
 DEVICE = config.pick_device()
@@ -68,107 +66,18 @@ data = make_bundle(DATA, num_labels=NUM_LABELS, seed=0, device=DEVICE, **SUBSET)
 print(data)
 
 # %% [markdown]
-# ## The transformations, seen
-# Five families, each with a parameter vector in $[-1, 1]^P$ that a network will have to predict
-# (`ssl_course.data.transforms_params`): **projective** (the four corners move: $P = 8$),
-# **affine** (rotation, translation, scale, shear: $P = 6$), **similarity** (no shear: 5),
-# **Euclidean** (rotation and translation: 4), and the non-spatial **ccbs** (colour, contrast,
-# brightness, sharpness factors: 4). Each row below is one image under four random draws.
+# ## The supervised baseline
+# The same data, labels and budget as the ablation below, with the labels only. Runs are saved
+# under `runs/`; running the cell again reloads them.
 
 # %%
-images = data.train_images[:4]
-generator = torch.Generator(device=images.device).manual_seed(0)
-figure, axes = plt.subplots(len(images), 1 + len(FAMILIES), figsize=(2.2 * (1 + len(FAMILIES)), 2.3 * len(images)))
-for row, image in enumerate(images):
-    axes[row, 0].imshow(to_display(normalize(image[None]))[0], interpolation="nearest")
-    for column, name in enumerate(FAMILIES, start=1):
-        transformed, params = random_transformation(name, image[None], generator)
-        axes[row, column].imshow(transformed[0].permute(1, 2, 0).cpu().numpy(), interpolation="nearest")
-        if row == 0:
-            axes[row, column].set_title(f"{name} (P={params.shape[1]})")
-axes[0, 0].set_title("original")
-for axis in axes.flat:
-    axis.set(xticks=[], yticks=[])
-figure.tight_layout()
-plt.show()
-
-# %% [markdown]
-# ## AET's loss
-# An encoder $E$ maps $x$ to $z = E(x)$ and the copy to $\tilde z = E(t(x))$; a decoder $D$
-# reads both and predicts $\hat\theta = D(z, \tilde z)$. With $N$ images and $P$ parameters,
-#
-# $$\mathcal L_{\mathrm{AET}} = \frac{1}{NP}\sum_{n=1}^{N}\sum_{p=1}^{P}\big(\hat\theta_{n,p} - \theta_{n,p}\big)^2 ,$$
-#
-# the mean squared error of the official code (`nn.MSELoss`). **Why this keeps geometry**: a
-# decoder can only tell how far the copy was turned or shifted if $z$ and $\tilde z$ still say
-# where the parts of the image are and which way they face. An encoder that threw that away
-# (as a contrastive encoder is asked to, for its augmentations) would leave the decoder guessing
-# the mean, $\hat\theta = \mathbb E\,\theta$. So the encoder is pushed towards representations
-# that *change predictably* with the transformation: equivariance rather than invariance.
-#
-# The formula, literally, against the library:
-
-# %%
-def aet_loss_loop(predicted, true):
-    total = 0.0
-    for n in range(predicted.shape[0]):
-        for p in range(predicted.shape[1]):
-            total = total + (predicted[n, p] - true[n, p]) ** 2
-    return total / predicted.numel()
-
-
-predicted = torch.rand(5, 8, dtype=torch.float64) * 2 - 1
-true = torch.rand(5, 8, dtype=torch.float64) * 2 - 1
-torch.testing.assert_close(aet_loss_loop(predicted, true), aet_loss(predicted, true))
-print(f"loop and library agree: {float(aet_loss(predicted, true)):.4f}; "
-      f"guessing 0 for uniform parameters scores about 1/3: {float(aet_loss(torch.zeros_like(true), true)):.3f}")
-
-# %% [markdown]
-# ## The variational view: AVT
-# AVT (Qi et al., ICCV 2019) makes both sides probabilistic. The encoder outputs a mean and a
-# variance, and the copy's representation is *sampled*, $\tilde z = \mu_E(t(x)) + \sigma_E(t(x))\,\epsilon$
-# with $\epsilon \sim \mathcal N(0, I)$: the reparameterisation trick, so gradients flow through
-# the sample. The decoder outputs a distribution over the transformation,
-# $q_\phi(\theta \mid z, \tilde z) = \mathcal N(\mu, \operatorname{diag}\sigma^2)$. Training
-# maximises the mutual information $I(\theta; z, \tilde z)$ between the transformation and the
-# two representations; since $I = H(\theta) - H(\theta \mid z, \tilde z)$ and $H(\theta)$ is
-# fixed by how we draw $\theta$, maximising
-# $\mathbb E\,\log q_\phi(\theta \mid z, \tilde z)$ maximises a lower bound of $I$. Its negative
-# is a Gaussian negative log-likelihood,
-#
-# $$\mathcal L_{\mathrm{AVT}} = \frac1N\sum_{n,p}\tfrac12\Big(\log 2\pi + \log\sigma^2_{n,p} + \frac{(\theta_{n,p}-\mu_{n,p})^2}{\sigma^2_{n,p}}\Big),$$
-#
-# and with a *fixed* variance $\sigma^2 = \tfrac12$ it is $P$ times AET's loss plus a constant:
-# AET is AVT with a deterministic encoder and a fixed-variance decoder.
-
-# %%
-half = torch.full_like(true, torch.log(torch.tensor(0.5, dtype=torch.float64)))
-nll = avt_gaussian_nll(predicted, half, true)
-torch.testing.assert_close(nll, 8 * aet_loss(predicted, true) + 4 * torch.log(torch.tensor(torch.pi, dtype=torch.float64)))
-print(f"AVT NLL with σ² = 1/2: {float(nll):.4f} = 8 · AET loss + 4 log π")
-
-# %% [markdown]
-# ## Training AET against the supervised baseline
-# `aet` (projective + affine, weights 1 and 1) trains without labels; the supervised baseline
-# uses the few labels only. Both get the same budget; we compare kNN accuracy and a linear probe
-# on the labelled images. Runs are saved under `runs/`; running the cell again reloads them.
-# Time (CPU, tiny backbone): see the `aet` and `supervised` rows of `benchmarks/RESULTS.md` for one
-# epoch over 10 000 images; not yet measured on a GPU.
-
-# %%
-BUDGET_EPOCHS = 10   # per method; smoke mode trains a tenth of an epoch of its tiny data
-# Expected time (`tiny` backbone, 10 000 images): CPU, one thread ~ 30 min (measured one-epoch times:
-# AET 165 s, supervised 18 s, benchmarks/RESULTS.md, times 10); laptop GPU a few minutes (estimated:
-# AET counts 2.05 GFLOP per image with the `small` backbone, benchmarks/gpu_day_flops.json, at an
-# assumed 5 TFLOP/s; the `tiny` backbone costs less). Fractions such as 0.5 work too.
+BUDGET_EPOCHS = 10   # smoke mode trains a tenth of an epoch of its tiny data
+# Expected time (`tiny` backbone, 10 000 images): CPU, one thread ~ 3 min (measured one-epoch time
+# 18 s, benchmarks/RESULTS.md, times 10); laptop GPU well under a minute. Fractions such as 0.5 work too.
 EPOCHS = 0.1 if SMOKE else BUDGET_EPOCHS
 SHARED = dict(data=DATA, labels=NUM_LABELS, backbone=BACKBONE, epochs=EPOCHS, knn_bank=1000 if SMOKE else "all",
               **SUBSET)
 results, run_dirs = run_methods(["supervised"], "09", **SHARED)
-# AET's trained network is used below (its decoders' predictions): a reference run keeps its weights
-aet_results, aet_dirs = run_methods(["aet"], "09", reference_weights=True, **SHARED)
-results.update(aet_results)
-run_dirs.update(aet_dirs)
 
 
 def print_reference(runs):
@@ -188,48 +97,11 @@ def print_reference(runs):
 
 print_reference(run_dirs)
 
-# %%
-figure, axis = plt.subplots(figsize=(7, 4))
-names, metrics = ("supervised", "aet"), ("knn_all_labels_accuracy", "linear_probe_accuracy")
-for offset, metric in enumerate(metrics):
-    axis.bar([i + 0.4 * offset for i in range(len(names))], [results[n].get(metric, float("nan")) for n in names],
-             width=0.4, label=metric.replace("_", " "))
-axis.set_xticks([i + 0.2 for i in range(len(names))], names)
-axis.axhline(1 / data.num_classes, color="r", linestyle=":", label="chance")
-axis.set(xlabel="method", ylabel="accuracy", ylim=(0, 1), title=f"{DATA}, {NUM_LABELS} labels, {EPOCHS:g} epochs")
-axis.legend(loc="upper left")
-plt.show()
-for metric in metrics:
-    print(f"{metric}: aet {results['aet'][metric]:.3f} vs supervised {results['supervised'][metric]:.3f}")
-
-# %% [markdown]
-# ## Predicted against true parameters
-# The trained decoders on held-out test images: each dot is one parameter of one image. Points on
-# the diagonal are perfect predictions; a flat cloud at 0 is a decoder that learnt nothing but the
-# mean. Read the spread per parameter: rotation (cos, sin) is usually the hardest for a short run.
-
-# %%
-aet = load_trained(build_method("aet", BACKBONE, data.num_classes), run_dirs["aet"], DEVICE)   # in eval mode
-test_images = data.test_images[:300]
-generator = torch.Generator(device=test_images.device).manual_seed(1)
-figure, axes = plt.subplots(1, 2, figsize=(12, 5))
-with torch.no_grad():
-    z = aet.backbone(normalize(test_images))
-    for axis, name in zip(axes, aet.families):
-        transformed, theta = random_transformation(name, test_images, generator)
-        theta_hat = aet.decoders[name](z, aet.backbone(normalize(transformed)))
-        for p in range(theta.shape[1]):
-            axis.scatter(theta[:, p].cpu(), theta_hat[:, p].cpu(), s=6, alpha=0.5, label=f"θ[{p}]")
-        axis.plot([-1, 1], [-1, 1], "k--", linewidth=1)
-        axis.set(xlabel="true parameter", ylabel="predicted", title=f"{name}: MSE {float(aet_loss(theta_hat, theta)):.3f}")
-        axis.legend(fontsize=9, ncol=2, markerscale=3)
-figure.tight_layout()
-plt.show()
-
 # %% [markdown]
 # ## En-AET: MixMatch + an ensemble of AET losses + consistency
 # En-AET (Wang et al.) adds to MixMatch's loss $\mathcal L_{\mathrm{MM}}$ (notebook 08), on the
-# first weak view $u$ of each unlabelled image:
+# first weak view $u$ of each unlabelled image, AET's loss (notebook 02) for every family of
+# transformations and a consistency term:
 #
 # $$\mathcal L = \mathcal L_{\mathrm{MM}} + \sum_{k} w_k\,\mathcal L_{\mathrm{AET}}^{(k)}
 #    + \lambda_{\mathrm{KL}}\,\frac{1}{F}\sum_{k}\frac1N\sum_n \mathrm{KL}\big(q_n \,\Vert\, p(y \mid t_k(u_n))\big),$$
@@ -309,31 +181,18 @@ claims.show("09", {**results, "enaet": ablation["+ AET + KL (En-AET)"], "mixmatc
 # sees fewer images. Compare the wall times printed above as well as the accuracies.
 #
 # ## Take-aways and pitfalls
-# - Predicting the transformation rewards representations that change *with* the image
-#   (equivariance); contrastive learning rewards representations that do not (invariance). Which
-#   is better depends on whether the transformation changes what you care about.
-# - A transformation the decoder cannot see (e.g. a 180° turn of a symmetric object) only adds
-#   noise to the loss; very strong transformations make the task unsolvable.
-# - The parameters must be scaled to comparable ranges (here all in $[-1, 1]$), or the MSE is
-#   dominated by the largest one.
+# - En-AET asks the classifier for two things MixMatch does not: features that still say how an
+#   image was transformed (the AET terms), and the same class for every transformed copy (the KL
+#   term). The first is equivariance, the second invariance, on different parts of the network.
+# - A consistency target that comes from an untrained classifier can pull every prediction onto one
+#   class: ramp such terms in.
 # - En-AET's weights matter: the colour family gets 0.05, twenty times less than the projective one.
 #
 # ## Exercises
-# Solutions are in `notebooks/solutions/aet_enaet_solutions.py`; answers to the questions in
+# The solution is in `notebooks/solutions/aet_enaet_solutions.py`; answers to the questions in
 # `notebooks/solutions/ANSWERS_07_11.md` (notebook 09); try first.
 #
-# **1. AET's loss.** Write `my_aet_loss(predicted, true)` for `[N, P]` tensors.
-
-# %%
-def my_aet_loss(predicted, true):
-    # 1. the difference  2. squared  3. the mean over rows and parameters
-    raise NotImplementedError("replace this line with your code")
-
-
-check_aet_loss(my_aet_loss);
-
-# %% [markdown]
-# **2. En-AET's consistency.** Write `my_consistency(logits, q)`: the KL divergence from the guess
+# **1. En-AET's consistency.** Write `my_consistency(logits, q)`: the KL divergence from the guess
 # `q` (`[N, K]`, rows sum to 1, may contain zeros) to the softmax of the transformed copy's
 # `logits`, summed over classes and averaged over rows.
 
@@ -346,25 +205,15 @@ def my_consistency(logits, q):
 check_transformation_consistency(my_consistency);
 
 # %% [markdown]
-# **3. One family at a time.** Train `aet` with only the affine family
-# (`run_methods({"aet": {"families": "affine"}}, "09_affine", ...)` with the settings of the AET
-# cell) and compare its kNN accuracy with the two-family run. Then try `families="ccbs"`: does a
-# network that only has to predict colour changes learn features that separate the classes?
-#
-# **4. Think: the baseline of the parameter plot.** Each parameter is drawn uniformly from
-# $[-1, 1]$. Why does a decoder that always predicts 0 score an MSE of about 1/3, and why is 0 the
-# best constant guess?
-#
-# **5. Think: which families need geometry?** For each of the five families, could a network predict
-# the parameters from the colour histograms of the two images alone, without knowing where anything
-# is in them? What does your answer predict about the features each family teaches?
+# **2. Think: the ramp.** Early in training MixMatch's guess $q_n$ for an unlabelled image is close
+# to uniform, or confidently wrong. With $\lambda_{\mathrm{KL}} = 1$ from the first step, what does
+# the KL term ask of the classifier on every transformed copy, and why can that end with one class
+# for every image?
 #
 # ## References
 # - L. Zhang, G.-J. Qi, L. Wang, J. Luo, *AET vs. AED: Unsupervised Representation Learning by
 #   Auto-Encoding Transformations rather than Data*, CVPR 2019. Code:
 #   https://github.com/maple-research-lab/AET
-# - G.-J. Qi, L. Zhang, C. W. Chen, Q. Tian, *AVT: Unsupervised Learning of Transformation
-#   Equivariant Representations by Autoencoding Variational Transformations*, ICCV 2019.
 # - X. Wang, D. Kihara, J. Luo, G.-J. Qi, *EnAET: A Self-Trained Framework for Semi-Supervised and
 #   Supervised Learning with Ensemble Transformations*, IEEE TIP 2021 (arXiv 1911.09265). Code:
 #   https://github.com/maple-research-lab/EnAET

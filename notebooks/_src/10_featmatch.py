@@ -21,11 +21,16 @@
 # To read through the notebook without training, start Jupyter with `SSL_COURSE_MODE=present`:
 # every training cell then loads the course's reference run (see the README).
 #
-# **Prerequisites**: `00_setup_and_data` (data, weak and strong augmentations, the baseline),
-# `08_mixmatch_fixmatch_s4l` and `11_paws`. FeatMatch builds on 08: its loss is a weak/strong
-# consistency with pseudo-labels (FixMatch's views), sharpened (MixMatch's sharpening), on
-# MixUp-ed inputs (MixMatch's MixUp). From 08 it shares the idea of a classifier informed by
-# labelled examples, here as prototypes.
+# **Prerequisites**: `00_setup_and_data` (data, weak and strong augmentations, the baseline) and
+# `08_mixmatch_fixmatch_s4l`. FeatMatch builds on 08: its loss is a weak/strong consistency with
+# pseudo-labels (FixMatch's views), sharpened (MixMatch's sharpening), on MixUp-ed inputs
+# (MixMatch's MixUp).
+#
+# **Recap** of notebook 08, which this one builds on (answers:
+# [`notebooks/solutions/ANSWERS_07_11.md`, section 10](solutions/ANSWERS_07_11.md#10-featmatch)):
+# 1. In FixMatch, which view gives the pseudo-label, which view learns from it, and when?
+# 2. What does sharpening with a temperature $T$ do to a distribution $p$?
+# 3. What is MixUp, as MixMatch uses it?
 
 # %% [markdown]
 # ## Set-up

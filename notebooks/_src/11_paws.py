@@ -27,10 +27,17 @@
 #
 # **Prerequisites**: `00_setup_and_data` (data, augmentations, the baseline, the weighted kNN
 # classifier), `04_simclr_moco` (two augmented views of an image, projection heads, temperatures
-# in a softmax over similarities) and `08_mixmatch_fixmatch_s4l` (consistency between views,
-# pseudo-labels, and sharpening as MixMatch introduced it). PAWS builds on 07: its targets are
-# sharpened pseudo-labels of another view, as in MixMatch, but the classifier that produces
-# them is a vote of labelled examples instead of a trained head.
+# in a softmax over similarities), `08_mixmatch_fixmatch_s4l` (consistency between views,
+# pseudo-labels, and sharpening as MixMatch introduced it) and `10_featmatch` (labelled examples
+# that shape the classifier, there as prototypes). PAWS builds on 08: its targets are sharpened
+# pseudo-labels of another view, as in MixMatch, but the classifier that produces them is a vote
+# of labelled examples instead of a trained head.
+#
+# **Recap** of notebooks 04, 08 and 10, which this one builds on (answers:
+# [`notebooks/solutions/ANSWERS_07_11.md`, section 11](solutions/ANSWERS_07_11.md#11-paws)):
+# 1. What does the temperature of a softmax over cosine similarities control?
+# 2. How does MixMatch's sharpening turn a guess into a target, and why sharpen at all?
+# 3. In FeatMatch, how are the class prototypes made?
 
 # %% [markdown]
 # ## Set-up
