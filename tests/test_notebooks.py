@@ -71,8 +71,8 @@ def test_notebook_runs_in_smoke_mode(path, monkeypatch, tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.cifar
-def test_notebook_08_runs_in_present_mode_without_a_stall(monkeypatch, tmp_path):
-    """Three present-mode runs of 08 in fresh kernels: none idles until a cell timeout, none takes twice the median.
+def test_notebook_11_runs_in_present_mode_without_a_stall(monkeypatch, tmp_path):
+    """Three present-mode runs of 11 in fresh kernels: none idles until a cell timeout, none takes twice the median.
 
     Before ``interactive_plot`` stopped drawing inside an Output widget, nbclient missed the reply of
     one of its slider cells in a good part of the runs and sat idle until the cell timeout
