@@ -67,33 +67,32 @@ from ssl_course import config  # noqa: E402
 #: The notebooks' training cells, most valuable first: (method, labels, notebooks that train it).
 #: The epochs are the cells' ``BUDGET_EPOCHS`` (tests/test_gpu_day.py checks they agree).
 TRAINING_CELLS: tuple[tuple[str, int, str], ...] = (
-    ("supervised", 250, "00, 04-09"), ("supervised", 4000, "00"),
-    ("fixmatch", 250, "07"), ("fixmatch", 4000, "07 (exercise), 12"),
-    ("simclr", 250, "04"), ("paws", 250, "08"),
+    ("supervised", 250, "00, 04-06, 08, 10, 11"), ("supervised", 4000, "00"),
+    ("fixmatch", 250, "08"), ("fixmatch", 4000, "08 (exercise), 12"),
+    ("simclr", 250, "04"), ("paws", 250, "11"),
     ("moco", 250, "04"), ("supcon", 250, "05"), ("selfcon", 250, "05"), ("nnclr", 250, "06"),
-    ("mixmatch", 250, "07"), ("s4l", 250, "07"), ("featmatch", 250, "09"),
+    ("mixmatch", 250, "08"), ("s4l", 250, "08"), ("featmatch", 250, "10"),
     ("rotation", 250, "02"), ("cpc", 250, "02"),
 )
 #: Default epoch budget of every notebook training cell and of ``compare``.
 BUDGET_EPOCHS = 10
 #: ``record:<notebook>`` steps, most valuable first: (the notebook's source in notebooks/_src/, the trainings it
 #: runs as (method, share of BUDGET_EPOCHS)): only for the plan's estimate. 00 first: it records the supervised
-#: baseline that 07-09 share (0.0 there: reused). 07-09 next: their lessons (the semi-supervised methods
-#: pull ahead of the baseline) need the longest training. 11 is left out: it keeps the tiny backbone on every
+#: baseline that 08, 10 and 11 share (0.0 there: reused). 08, 10 and 11 next: their lessons (the semi-supervised methods
+#: pull ahead of the baseline) need the longest training. 09 is left out: it keeps the tiny backbone on every
 #: device, so a GPU recording of it would replace its CPU references under the same names.
 RECORD_NOTEBOOKS: tuple[tuple[str, tuple[tuple[str, float], ...]], ...] = (
     ("00_setup_and_data", (("supervised", 1.0), ("supervised", 1.0))),
-    ("07_mixmatch_fixmatch_s4l", (("supervised", 0.0), ("mixmatch", 1.0), ("fixmatch", 1.0), ("s4l", 1.0))),
-    ("08_paws", (("paws", 1.0), ("supervised", 0.0))),
-    ("09_featmatch", (("featmatch", 1.0), ("supervised", 0.0))),
+    ("08_mixmatch_fixmatch_s4l", (("supervised", 0.0), ("mixmatch", 1.0), ("fixmatch", 1.0), ("s4l", 1.0))),
+    ("11_paws", (("paws", 1.0), ("supervised", 0.0))),
+    ("10_featmatch", (("featmatch", 1.0), ("supervised", 0.0))),
     ("04_simclr_moco", (("simclr", 1.0), ("moco", 1.0), ("supervised", 1.0))),
     ("05_supcon_selfcon", (("supcon", 1.0), ("selfcon", 1.0), ("supervised", 1.0))),
     ("06_nnclr", (("nnclr", 1.0), ("nnclr", 0.8), ("supervised", 1.0))),    # + 4 queue sizes x 2 epochs
-    ("10_bigbigan", (("bigbigan", 1.0), ("supervised", 1.0), ("simclr", 1.0))),
+    ("07_bigbigan", (("bigbigan", 1.0), ("supervised", 1.0), ("simclr", 1.0))),
     ("02_pretext_tasks", (("rotation", 1.0), ("relative_position", 1.0), ("jigsaw", 1.0), ("colorization", 1.0),
-                          ("supervised", 1.0), ("relative_position", 0.3))),   # + the short shortcut runs
-    ("03_exemplar_and_cpc", (("exemplar", 2.0), ("cpc", 2.0), ("supervised", 2.0), ("rotation", 1.0),
-                             ("relative_position", 1.0), ("jigsaw", 1.0), ("colorization", 1.0), ("simclr", 1.0))),
+                          ("aet", 1.0), ("supervised", 1.0), ("relative_position", 0.3))),   # + the short shortcut runs
+    ("03_exemplar_and_cpc", (("exemplar", 1.0), ("cpc", 1.0), ("supervised", 1.0))),
     ("12_compare", (("*", 1.0),)),   # every registered method
 )
 #: Record steps: the most minutes one training may take. No 10-epoch training of the small backbone comes

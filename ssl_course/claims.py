@@ -72,7 +72,7 @@ class Verdict:
 
 
 def load_claims(notebook: str | None = None, path: Path | None = None) -> list[Claim]:
-    """The claims of one notebook (``"08"``), or all of them (from :data:`CLAIMS_FILE` unless ``path``);
+    """The claims of one notebook (``"11"``), or all of them (from :data:`CLAIMS_FILE` unless ``path``);
     a malformed entry is a clear error."""
     path = Path(path) if path is not None else CLAIMS_FILE
     entries = json.loads(path.read_text())

@@ -118,8 +118,8 @@ def _run_name(run: str | Path) -> str:
 #: their numbers agree and the course records the baseline once. Maps the run (without its notebook
 #: number) to the notebooks whose run of that name is the shared one.
 SHARED_RUNS: dict[str, tuple[str, ...]] = {
-    "supervised_cifar10_250_tiny": ("00", "07", "08", "09"),
-    "supervised_cifar10_250_small": ("00", "07", "08", "09"),   # the same cells on a GPU
+    "supervised_cifar10_250_tiny": ("00", "08", "10", "11"),
+    "supervised_cifar10_250_small": ("00", "08", "10", "11"),   # the same cells on a GPU
 }
 SHARED_PREFIX = "shared_"
 

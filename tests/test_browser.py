@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOK_DIR = ROOT / "notebooks"
 #: Two notebooks with sliders: InfoNCE's softmax temperature (quick) and PAWS's soft-nearest-neighbour
 #: temperature and sharpening temperature (trains). name -> slider labels to drag.
-NOTEBOOKS = {"01_nce_to_infonce": ["temperature"], "08_paws": ["temperature", "T"]}
+NOTEBOOKS = {"01_nce_to_infonce": ["temperature"], "11_paws": ["temperature", "T"]}
 RUN_TIMEOUT_S = 900
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync",

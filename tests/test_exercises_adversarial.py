@@ -1,4 +1,4 @@
-"""The notebook 10 checkers accept the solutions and name each known mistake."""
+"""The notebook 07 checkers accept the solutions and name each known mistake."""
 from __future__ import annotations
 
 import importlib.util

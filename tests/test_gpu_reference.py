@@ -76,43 +76,43 @@ def test_a_gpu_recording_made_on_the_cpu_is_presented_with_the_small_backbone(re
     log = tmp_path / "runs.log"
     monkeypatch.setenv(config.MODE_ENV, "record")
     monkeypatch.setenv(reference.RECORD_LOG_ENV, str(log))
-    recorded = build_method("supervised", "small", data.num_classes)   # the baseline notebooks 00, 07-09 share
-    history = _record(recorded, data, "07_supervised_cifar10_250_small")
-    _record(build_method("rotation", "small", data.num_classes), data, "07_rotation_cifar10_250_small", weights=False)
+    recorded = build_method("supervised", "small", data.num_classes)   # the baseline notebooks 00, 08, 10 and 11 share
+    history = _record(recorded, data, "08_supervised_cifar10_250_small")
+    _record(build_method("rotation", "small", data.num_classes), data, "08_rotation_cifar10_250_small", weights=False)
     shared = "shared_supervised_cifar10_250_small"
     info = json.loads((results / shared / reference.REFERENCE_FILE).read_text())
     assert info["backbone"] == "small" and info["device_type"] == "cpu" and info["device"].startswith("CPU (")
     runs = reference.logged_runs(log)
-    assert runs == [shared, "07_rotation_cifar10_250_small"]
-    (marker,) = reference.write_recording_marker("07", runs)
-    assert marker == results / "recorded_07_small.json"
+    assert runs == [shared, "08_rotation_cifar10_250_small"]
+    (marker,) = reference.write_recording_marker("08", runs)
+    assert marker == results / "recorded_08_small.json"
     listed = json.loads(marker.read_text())
     assert listed["backbone"] == "small" and listed["devices"] == [info["device"]]
     assert {name: entry["weights"] for name, entry in listed["runs"].items()} == {
-        shared: True, "07_rotation_cifar10_250_small": False}
+        shared: True, "08_rotation_cifar10_250_small": False}
     weights = {name: value.detach().clone() for name, value in recorded.state_dict().items()}
 
     monkeypatch.setenv(config.MODE_ENV, "present")
-    assert reference.notebook_backbone("07", False, CPU) == "small"
-    assert reference.notebook_backbone("08", False, CPU) == "tiny"   # not recorded whole: the CPU references
-    shown = build_method("supervised", reference.notebook_backbone("07", False, CPU), data.num_classes)
+    assert reference.notebook_backbone("08", False, CPU) == "small"
+    assert reference.notebook_backbone("11", False, CPU) == "tiny"   # not recorded whole: the CPU references
+    shown = build_method("supervised", reference.notebook_backbone("08", False, CPU), data.num_classes)
     restored = fit(shown, data, TrainConfig(max_steps=3, batch_size=32, progress=False,
-                                            out_dir=config.runs_dir() / "07_supervised_cifar10_250_small"))
+                                            out_dir=config.runs_dir() / "08_supervised_cifar10_250_small"))
     assert restored.step == history.step and restored.loss == history.loss
     for name, value in shown.state_dict().items():   # the GPU recording's weights, to half precision
         torch.testing.assert_close(value.float(), weights[name].float(), rtol=1e-3, atol=1e-3)
 
     saved = results / shared / reference.WEIGHTS_FILE   # weights kept out of git: back to the tiny references
     saved.rename(saved.with_suffix(".aside"))
-    assert reference.notebook_backbone("07", False, CPU) == "tiny"
+    assert reference.notebook_backbone("08", False, CPU) == "tiny"
     saved.with_suffix(".aside").rename(saved)
-    assert reference.notebook_backbone("07", False, CPU) == "small"
-    aside = results / "07_rotation_cifar10_250_small"   # a run of the recording missing: the same
+    assert reference.notebook_backbone("08", False, CPU) == "small"
+    aside = results / "08_rotation_cifar10_250_small"   # a run of the recording missing: the same
     aside.rename(tmp_path / "aside")
-    assert reference.notebook_backbone("07", False, CPU) == "tiny"
+    assert reference.notebook_backbone("08", False, CPU) == "tiny"
     (tmp_path / "aside").rename(aside)
     marker.write_text("{not json")   # a broken marker promises nothing
-    assert reference.notebook_backbone("07", False, CPU) == "tiny"
+    assert reference.notebook_backbone("08", False, CPU) == "tiny"
 
 
 def test_record_mode_does_not_reuse_a_run_recorded_on_another_device(results, data, monkeypatch):

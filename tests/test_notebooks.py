@@ -71,8 +71,8 @@ def test_notebook_runs_in_smoke_mode(path, monkeypatch, tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.cifar
-def test_notebook_08_runs_in_present_mode_without_a_stall(monkeypatch, tmp_path):
-    """Three present-mode runs of 08 in fresh kernels: none idles until a cell timeout, none takes twice the median.
+def test_notebook_11_runs_in_present_mode_without_a_stall(monkeypatch, tmp_path):
+    """Three present-mode runs of 11 in fresh kernels: none idles until a cell timeout, none takes twice the median.
 
     Before ``interactive_plot`` stopped drawing inside an Output widget, nbclient missed the reply of
     one of its slider cells in a good part of the runs and sat idle until the cell timeout
@@ -84,7 +84,7 @@ def test_notebook_08_runs_in_present_mode_without_a_stall(monkeypatch, tmp_path)
     monkeypatch.setenv("SSL_COURSE_RUNS", str(tmp_path / "runs"))
     if os.environ.get("PYTEST_XDIST_WORKER"):
         monkeypatch.setenv("OMP_NUM_THREADS", "1")
-    path = NOTEBOOK_DIR / "08_paws.ipynb"
+    path = NOTEBOOK_DIR / "11_paws.ipynb"
     seconds = [site_cache.execute(path, timeout=site_cache.CELL_TIMEOUT_S["present"]).seconds for _ in range(3)]
     assert max(seconds) <= 2 * statistics.median(seconds), f"wall times {[round(s) for s in seconds]} s"
 

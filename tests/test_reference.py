@@ -99,8 +99,8 @@ def test_present_mode_gives_history_and_metrics_of_a_run_recorded_without_weight
 def test_present_mode_names_a_missing_reference(results, data, monkeypatch):
     monkeypatch.setenv(config.MODE_ENV, "present")
     method = build_method("supervised", "tiny", data.num_classes)
-    with pytest.raises(FileNotFoundError, match="no reference run named '09_nowhere'.*unset SSL_COURSE_MODE"):
-        fit(method, data, _settings(Path("runs") / "09_nowhere"))
+    with pytest.raises(FileNotFoundError, match="no reference run named '10_nowhere'.*unset SSL_COURSE_MODE"):
+        fit(method, data, _settings(Path("runs") / "10_nowhere"))
 
 
 def test_run_methods_present_returns_the_recorded_metrics_and_weights(results, data, monkeypatch):
@@ -333,7 +333,7 @@ def test_record_mode_reuses_a_run_recorded_at_the_same_budget_and_shares_the_bas
     monkeypatch.setenv(reference.RECORD_MINUTES_ENV, "5")
     shared = "supervised_cifar10_250_tiny"
     first = fit(build_method("supervised", "tiny", data.num_classes), data,
-                _settings(config.runs_dir() / f"07_{shared}", steps=6))
+                _settings(config.runs_dir() / f"08_{shared}", steps=6))
     folder = results / (reference.SHARED_PREFIX + shared)
     info = json.loads((folder / reference.REFERENCE_FILE).read_text())
     assert info["steps"] == 6 and not info["capped"] and info["name"] == reference.SHARED_PREFIX + shared
@@ -345,15 +345,15 @@ def test_record_mode_reuses_a_run_recorded_at_the_same_budget_and_shares_the_bas
     monkeypatch.setattr("ssl_course.train._start_or_resume", training_forbidden)
     # another notebook that trains the same baseline gets the recording, not a second training
     again = fit(build_method("supervised", "tiny", data.num_classes), data,
-                _settings(config.runs_dir() / f"08_{shared}", steps=6))
+                _settings(config.runs_dir() / f"11_{shared}", steps=6))
     assert again.loss == first.loss and (folder / reference.WEIGHTS_FILE).stat().st_mtime_ns == stamp
     monkeypatch.setenv(reference.RECORD_MINUTES_ENV, "12")   # finished uncapped: a larger cap changes nothing
-    assert reference.reusable_recording(f"09_{shared}", {"epochs": None, "max_steps": 6})
-    assert not reference.reusable_recording(f"09_{shared}", {"epochs": None, "max_steps": 7})   # another budget
+    assert reference.reusable_recording(f"10_{shared}", {"epochs": None, "max_steps": 6})
+    assert not reference.reusable_recording(f"10_{shared}", {"epochs": None, "max_steps": 7})   # another budget
     monkeypatch.setenv(reference.RECORD_MINUTES_ENV, "1")     # a smaller cap might have cut it: record again
-    assert not reference.reusable_recording(f"09_{shared}", {"epochs": None, "max_steps": 6})
+    assert not reference.reusable_recording(f"10_{shared}", {"epochs": None, "max_steps": 6})
     monkeypatch.setenv(reference.RECORD_REUSE_ENV, "0")
     monkeypatch.setenv(reference.RECORD_MINUTES_ENV, "5")
-    assert not reference.reusable_recording(f"09_{shared}", {"epochs": None, "max_steps": 6})
+    assert not reference.reusable_recording(f"10_{shared}", {"epochs": None, "max_steps": 6})
     monkeypatch.setenv(config.MODE_ENV, "learn")              # a learner always trains
-    assert not reference.reusable_recording(f"09_{shared}", {"epochs": None, "max_steps": 6})
+    assert not reference.reusable_recording(f"10_{shared}", {"epochs": None, "max_steps": 6})

@@ -1,6 +1,6 @@
 """The budget ladder of the semi-supervised claims: validation and test accuracy against CPU-minutes.
 
-Reads the reference runs of notebooks 07-09 (and their second seed) from ``results/``, and the same
+Reads the reference runs of notebooks 08, 10 and 11 (and their second seed) from ``results/``, and the same
 runs at earlier caps from the git revisions that shipped them, and prints one markdown table
 (``benchmarks/RESULTS.md``, "Budget ladder")::
 
@@ -19,7 +19,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 METHODS = ("supervised", "mixmatch", "fixmatch", "s4l", "paws", "featmatch")
-NOTEBOOK = {"supervised": "07", "mixmatch": "07", "fixmatch": "07", "s4l": "07", "paws": "08", "featmatch": "09"}
+NOTEBOOK = {"supervised": "08", "mixmatch": "08", "fixmatch": "08", "s4l": "08", "paws": "11", "featmatch": "10"}
+#: Their numbers before issue 21 renumbered the notebooks: earlier revisions name the runs this way.
+NOTEBOOK_BEFORE_ISSUE_21 = {"supervised": "07", "mixmatch": "07", "fixmatch": "07", "s4l": "07", "paws": "08",
+                            "featmatch": "09"}
 
 
 def _read(revision: str | None, path: str) -> dict | None:
@@ -30,20 +33,28 @@ def _read(revision: str | None, path: str) -> dict | None:
     return json.loads(shown.stdout) if shown.returncode == 0 else None
 
 
-def _run_paths(method: str, seed: int, shared: bool) -> list[str]:
+def _renumbered(revision: str | None) -> bool:
+    """True when the revision (None: the working tree) has the notebooks' current numbers (PAWS is 11)."""
+    if revision is None:
+        return True
+    return subprocess.run(["git", "cat-file", "-e", f"{revision}:notebooks/_src/11_paws.py"], cwd=ROOT,
+                          capture_output=True).returncode == 0
+
+
+def _run_paths(method: str, seed: int, shared: bool, renumbered: bool = True) -> list[str]:
     name = f"{method}_cifar10_250_tiny"
     if seed:
         return [f"results/seed{seed}_{name}"]
-    candidates = [f"results/{NOTEBOOK[method]}_{name}"]
+    candidates = [f"results/{(NOTEBOOK if renumbered else NOTEBOOK_BEFORE_ISSUE_21)[method]}_{name}"]
     if method == "supervised" and shared:
         candidates.insert(0, f"results/shared_{name}")
     return candidates
 
 
 def rows(revision: str | None, seed: int) -> list[str]:
-    lines = []
+    lines, renumbered = [], _renumbered(revision)
     for method in METHODS:
-        for path in _run_paths(method, seed, shared=revision is None):
+        for path in _run_paths(method, seed, shared=revision is None, renumbered=renumbered):
             metrics, info = _read(revision, f"{path}/metrics.json"), _read(revision, f"{path}/reference.json")
             if metrics is None or info is None:
                 continue

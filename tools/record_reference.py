@@ -22,7 +22,7 @@ runs are all there (``ssl_course.reference.notebook_backbone``). ``--runner scri
 notebook's jupytext source (``notebooks/_src/NN_x.py``, the same cells) as a plain Python script: no
 Jupyter needed (what ``benchmarks/gpu_day.py`` uses on a bare GPU machine)::
 
-    PYTHONPATH=. python tools/record_reference.py --device cuda --runner script --minutes 30 notebooks/_src/07_*.py
+    PYTHONPATH=. python tools/record_reference.py --device cuda --runner script --minutes 30 notebooks/_src/08_*.py
 """
 from __future__ import annotations
 

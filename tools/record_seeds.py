@@ -1,4 +1,4 @@
-"""Record the semi-supervised comparisons of notebooks 07-09 again with other seeds, as reference runs.
+"""Record the semi-supervised comparisons of notebooks 08, 10 and 11 again with other seeds, as reference runs.
 
 A claim such as "PAWS beats the supervised baseline" must hold beyond seed noise, so
 ``ssl_course/claims.json`` checks it on these runs too (its ``seeds`` entries). Each method is trained

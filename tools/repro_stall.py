@@ -1,6 +1,6 @@
 """Execute one notebook under nbclient and log every cell's timing and every kernel message.
 
-Written to find why notebook 08 sat idle until its cell timeout under nbclient. For each code cell
+Written to find why notebook 11 sat idle until its cell timeout under nbclient. For each code cell
 it prints when the request left, when the shell's ``execute_reply`` and the IOPub ``status: idle``
 arrived, and (with ``--messages``) every message of the cell with its age: the kernel's send time
 against the client's receive time. A cell that runs longer than ``--dump-after`` seconds gets the
@@ -8,14 +8,14 @@ client's sockets checked for unread messages and the kernel's Python stacks dump
 (``pip install py-spy``), so a stall shows which side waits, and where.
 
     PYTHONPATH=$PWD SSL_COURSE_MODE=present SSL_COURSE_DATA=/work/shared/data/cifar10 \
-        python tools/repro_stall.py notebooks/08_paws.ipynb --runs 3
+        python tools/repro_stall.py notebooks/11_paws.ipynb --runs 3
 
 ``--upto K`` runs only the first K cells (bisection); ``--runs N`` repeats the whole execution in a
 fresh kernel each time and prints each run's wall time, which is what exposes an intermittent stall;
 ``--plain`` runs through ``site_cache.execute`` (the site's and the tests' code path) without the log.
 The kernel gets the site's environment of ``--mode`` (``tools/site_cache.kernel_env``).
 
-What it found (notebook 08, before the fix in ``ssl_course/viz/widgets.py``): in a cell with
+What it found (notebook 11, before the fix in ``ssl_course/viz/widgets.py``): in a cell with
 ``interactive_plot`` the kernel's ``execute_reply`` was sent in under a second but read only when the
 cell timed out, while a message sat waiting in the client's shell socket. The slider's figure was
 drawn inside ``with output:`` (an ipywidgets Output widget); nbclient's stand-in for that widget

@@ -82,6 +82,9 @@ suppress_warnings = ["image.nonlocal_uri", "myst.header"]
 # Pages in the left-hand navigation, after the landing page (the README, which GitHub shows too and so
 # holds no Sphinx directive: the table of contents is added to it while the site builds).
 NOTEBOOKS = sorted(path.stem for path in (ROOT / "notebooks").glob("[0-9]*.ipynb"))
+#: The course's two parts, as in the README's course map: Part I ends with notebook 07 (BigBiGAN).
+PARTS = {"Part I · self-supervised": [stem for stem in NOTEBOOKS if stem[:2] <= "07"],
+         "Part II · semi-supervised": [stem for stem in NOTEBOOKS if stem[:2] > "07"]}
 DOCS = ["docs/course_map", "docs/notation", "docs/glossary",
         "docs/site/api", "docs/ARCHITECTURE", "docs/RECIPES", "docs/CONTRIBUTING", "docs/NOTEBOOK_SHAPE",
         "data/README", "benchmarks/RESULTS", "notebooks/solutions/ANSWERS", "notebooks/solutions/ANSWERS_07_11"]
@@ -93,7 +96,8 @@ def _toctree(caption: str, pages: list[str]) -> str:
 
 def _add_navigation(app, docname: str, source: list[str]) -> None:
     if docname == "README":
-        source[0] += _toctree("Notebooks", [f"notebooks/{stem}" for stem in NOTEBOOKS])
+        for caption, stems in PARTS.items():
+            source[0] += _toctree(caption, [f"notebooks/{stem}" for stem in stems])
         source[0] += _toctree("Library and project", [page for page in DOCS if (ROOT / f"{page}.md").exists()])
 
 

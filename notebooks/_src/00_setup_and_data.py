@@ -20,6 +20,13 @@
 # **Prerequisites**: Python and basic PyTorch (tensors, `nn.Module`, a training loop). No earlier
 # notebook.
 #
+# **Recap** of Python and PyTorch, which this notebook builds on (answers:
+# [`notebooks/solutions/ANSWERS.md`, section 00](solutions/ANSWERS.md#00-set-up-and-data)):
+# 1. In a PyTorch training step, what does `loss.backward()` compute, and where does it put it?
+# 2. Why does a training loop call `optimizer.zero_grad()` (or `set_to_none`) before every backward
+#    pass?
+# 3. What changes between `model.train()` and `model.eval()`?
+#
 # To look through this notebook without training (about a minute), start Jupyter with
 # `SSL_COURSE_MODE=present`: the training cell then loads the course's reference runs instead
 # (see the README).
@@ -248,7 +255,7 @@ plt.show()
 #
 # **Which bank.** `ssl_course.evaluate.evaluate_method` reports two kNN numbers. `knn_accuracy`
 # puts only the **labelled images** in the bank: what a learner with 250 labels can really do
-# (PAWS's soft nearest neighbours, notebook 08, is the same idea). `knn_all_labels_accuracy`
+# (PAWS's soft nearest neighbours, notebook 11, is the same idea). `knn_all_labels_accuracy`
 # (asked for with `knn_bank="all"`, or an int for an evenly spaced subset) puts the features **and
 # labels of every training image** in the bank, as representation-learning papers do; the monitor
 # during training uses at most `TrainConfig.monitor_bank_size = 10 000` of them and scores the

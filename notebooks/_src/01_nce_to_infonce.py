@@ -22,6 +22,12 @@
 #
 # **Prerequisites**: notebook `00_setup_and_data` (the course's set-up), logistic regression and
 # the softmax cross-entropy, and what a probability density is.
+#
+# **Recap** of the maths this notebook builds on (answers: [`notebooks/solutions/ANSWERS.md`,
+# section 01](solutions/ANSWERS.md#01-from-nce-to-infonce)):
+# 1. What is a probability density, and why must it integrate to 1?
+# 2. Logistic regression: what does the sigmoid of the logit give, and which loss fits it?
+# 3. What is the softmax cross-entropy of logits $\ell_1, \dots, \ell_K$ for the true class $y$?
 
 # %% [markdown]
 # ## Set-up

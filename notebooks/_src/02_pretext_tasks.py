@@ -1,5 +1,5 @@
 # %% [markdown]
-# # 02 · Pretext tasks: rotation, relative position, jigsaw puzzles and colorization
+# # 02 · Pretext tasks: rotation, relative position, jigsaw puzzles, colorization and AET
 #
 # [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/ssl-course/ssl_course/blob/main/notebooks/02_pretext_tasks.ipynb)
 #
@@ -13,19 +13,30 @@
 #   image) and how each paper closed it, shown by small experiments for three of them: chromatic
 #   aberration, touching tiles and ambiguous permutation sets, plus grey L2 colours (rotation's
 #   shortcut, the corners and blur that an arbitrary-angle rotation leaves, is closed by design);
+# - AET, which generalises rotation: predict the parameters of any transformation from the
+#   representations of an image and its transformed copy, which asks for features that change
+#   with the image (equivariance) where contrastive methods ask them not to (invariance), and
+#   its variational view, AVT;
 # - how the four compare on CIFAR-10 with few labels (kNN and a linear probe) against a supervised
 #   baseline trained for the same number of epochs, and what their features look like (t-SNE).
 #
 # Contrastive Predictive Coding, which also learns from patches of an image, is notebook 03.
 #
-# **Time budget**: the training cell's `BUDGET_EPOCHS = 10` epochs per method dominate: about
-# 10 minutes on a laptop GPU (estimated from counted FLOPs, not measured on a laptop) and about
-# 35 minutes on one CPU thread, where the notebook uses a 10 000-image subset and the `tiny`
-# backbone (from measured one-epoch times, `benchmarks/RESULTS.md`), plus the short shortcut
-# experiments. Lower `BUDGET_EPOCHS` and `SHORT_STEPS` to go faster.
+# **Time budget**: the training cells' `BUDGET_EPOCHS = 10` epochs per method dominate: about
+# 13 minutes on a laptop GPU (estimated from counted FLOPs, not measured on a laptop) and about
+# an hour on one CPU thread, where the notebook uses a 10 000-image subset and the `tiny`
+# backbone (from measured one-epoch times, `benchmarks/RESULTS.md`; AET alone takes half of it),
+# plus the short shortcut experiments. Lower `BUDGET_EPOCHS` and `SHORT_STEPS` to go faster.
 #
 # **Prerequisites**: `00_setup_and_data` (data, engine and its epochs, supervised baseline, the
 # weighted kNN classifier). The linear probe is explained below, where it is first used.
+#
+# **Recap** of notebook 00, which this one builds on (answers: [`notebooks/solutions/ANSWERS.md`,
+# section 02](solutions/ANSWERS.md#02-pretext-tasks)):
+# 1. What is one epoch of the course's engine, in steps?
+# 2. How does the weighted kNN classifier of notebook 00 classify an image?
+# 3. Why is the supervised network trained on the few labels the baseline every other method must
+#    beat?
 #
 # To look through this notebook without training (about a minute), start Jupyter with
 # `SSL_COURSE_MODE=present`: every training cell then loads the course's reference run instead
@@ -64,10 +75,14 @@ from ssl_course.data import (
     rgb_to_lab,
 )
 from ssl_course.data.augment import normalize
+from ssl_course.data.transforms_params import FAMILIES, random_transformation
 from ssl_course.evaluate import evaluate_method
-from ssl_course.exercises import check_colorization_loss, check_rotate_batch
+from ssl_course.exercises import check_aet_loss, check_colorization_loss, check_rotate_batch
+from ssl_course.experiment import run_methods
 from ssl_course.losses import (
+    aet_loss,
     annealed_mean,
+    avt_gaussian_nll,
     class_rebalancing_weights,
     colorization_loss,
     jigsaw_loss,
@@ -77,9 +92,9 @@ from ssl_course.losses import (
     soft_encode_ab,
 )
 from ssl_course.methods import build_method
-from ssl_course.results import save_embedding_sample, test_embedding
+from ssl_course.results import load_trained, save_embedding_sample, test_embedding
 from ssl_course.train import TrainConfig, fit
-from ssl_course.viz import image_grid, plot_tsne
+from ssl_course.viz import image_grid, plot_tsne, to_display
 
 SMOKE = config.smoke()
 DEVICE = config.pick_device()
@@ -511,6 +526,98 @@ plt.show()
 # whose colours the network cannot guess simply contributes a grey answer.
 
 # %% [markdown]
+# ## AET: the pretext task that generalises rotation
+# RotNet asks which of four rotations was applied: a class out of four. AET (Zhang et al., CVPR
+# 2019) asks for the transformation itself: transform an image with random parameters $\theta$,
+# and ask a decoder to recover $\theta$ from the representations of the image and of its
+# transformed copy. A rotation by $k\cdot 90°$ is one such transformation with one discrete
+# parameter; AET draws whole families of transformations with continuous parameters and regresses
+# them.
+#
+# ### The transformations, seen
+# Five families, each with a parameter vector in $[-1, 1]^P$ that a network will have to predict
+# (`ssl_course.data.transforms_params`): **projective** (the four corners move: $P = 8$),
+# **affine** (rotation, translation, scale, shear: $P = 6$), **similarity** (no shear: 5),
+# **Euclidean** (rotation and translation: 4), and the non-spatial **ccbs** (colour, contrast,
+# brightness, sharpness factors: 4). Each row below is one image under four random draws.
+
+# %%
+images = data.train_images[:4]
+generator = torch.Generator(device=images.device).manual_seed(0)
+figure, axes = plt.subplots(len(images), 1 + len(FAMILIES), figsize=(2.2 * (1 + len(FAMILIES)), 2.3 * len(images)))
+for row, image in enumerate(images):
+    axes[row, 0].imshow(to_display(normalize(image[None]))[0], interpolation="nearest")
+    for column, name in enumerate(FAMILIES, start=1):
+        transformed, params = random_transformation(name, image[None], generator)
+        axes[row, column].imshow(transformed[0].permute(1, 2, 0).cpu().numpy(), interpolation="nearest")
+        if row == 0:
+            axes[row, column].set_title(f"{name} (P={params.shape[1]})")
+axes[0, 0].set_title("original")
+for axis in axes.flat:
+    axis.set(xticks=[], yticks=[])
+figure.tight_layout()
+plt.show()
+
+# %% [markdown]
+# ### AET's loss
+# An encoder $E$ maps $x$ to $z = E(x)$ and the copy to $\tilde z = E(t(x))$; a decoder $D$
+# reads both and predicts $\hat\theta = D(z, \tilde z)$. With $N$ images and $P$ parameters,
+#
+# $$\mathcal L_{\mathrm{AET}} = \frac{1}{NP}\sum_{n=1}^{N}\sum_{p=1}^{P}\big(\hat\theta_{n,p} - \theta_{n,p}\big)^2 ,$$
+#
+# the mean squared error of the official code (`nn.MSELoss`). **Why this keeps geometry**: a
+# decoder can only tell how far the copy was turned or shifted if $z$ and $\tilde z$ still say
+# where the parts of the image are and which way they face. An encoder that threw that away
+# (as a contrastive encoder is asked to, for its augmentations) would leave the decoder guessing
+# the mean, $\hat\theta = \mathbb E\,\theta$. So the encoder is pushed towards representations
+# that *change predictably* with the transformation: equivariance rather than invariance.
+#
+# The formula, literally, against the library:
+
+# %%
+def aet_loss_loop(predicted, true):
+    total = 0.0
+    for n in range(predicted.shape[0]):
+        for p in range(predicted.shape[1]):
+            total = total + (predicted[n, p] - true[n, p]) ** 2
+    return total / predicted.numel()
+
+
+predicted = torch.rand(5, 8, dtype=torch.float64) * 2 - 1
+true = torch.rand(5, 8, dtype=torch.float64) * 2 - 1
+torch.testing.assert_close(aet_loss_loop(predicted, true), aet_loss(predicted, true))
+print(f"loop and library agree: {float(aet_loss(predicted, true)):.4f}; "
+      f"guessing 0 for uniform parameters scores about 1/3: {float(aet_loss(torch.zeros_like(true), true)):.3f}")
+
+# %% [markdown]
+# ### The variational view: AVT
+# AVT (Qi et al., ICCV 2019) makes both sides probabilistic. The encoder outputs a mean and a
+# variance, and the copy's representation is *sampled*, $\tilde z = \mu_E(t(x)) + \sigma_E(t(x))\,\epsilon$
+# with $\epsilon \sim \mathcal N(0, I)$: the reparameterisation trick, so gradients flow through
+# the sample. The decoder outputs a distribution over the transformation,
+# $q_\phi(\theta \mid z, \tilde z) = \mathcal N(\mu, \operatorname{diag}\sigma^2)$. Training
+# maximises the mutual information $I(\theta; z, \tilde z)$ between the transformation and the
+# two representations; since $I = H(\theta) - H(\theta \mid z, \tilde z)$ and $H(\theta)$ is
+# fixed by how we draw $\theta$, maximising
+# $\mathbb E\,\log q_\phi(\theta \mid z, \tilde z)$ maximises a lower bound of $I$. Its negative
+# is a Gaussian negative log-likelihood,
+#
+# $$\mathcal L_{\mathrm{AVT}} = \frac1N\sum_{n,p}\tfrac12\Big(\log 2\pi + \log\sigma^2_{n,p} + \frac{(\theta_{n,p}-\mu_{n,p})^2}{\sigma^2_{n,p}}\Big),$$
+#
+# and with a *fixed* variance $\sigma^2 = \tfrac12$ it is $P$ times AET's loss plus a constant:
+# AET is AVT with a deterministic encoder and a fixed-variance decoder.
+
+# %%
+half = torch.full_like(true, torch.log(torch.tensor(0.5, dtype=torch.float64)))
+nll = avt_gaussian_nll(predicted, half, true)
+torch.testing.assert_close(nll, 8 * aet_loss(predicted, true) + 4 * torch.log(torch.tensor(torch.pi, dtype=torch.float64)))
+print(f"AVT NLL with σ² = 1/2: {float(nll):.4f} = 8 · AET loss + 4 log π")
+
+# %% [markdown]
+# AET (projective and affine families, weights 1 and 1) trains in the next section, with the same
+# budget as the other pretext tasks.
+
+# %% [markdown]
 # ## Training on CIFAR-10 with few labels
 # The same engine, data and backbone for every method, and the same number of epochs (the engine's
 # epoch of notebook 00: `len(training set) // batch_size` steps of each method's primary batch). The
@@ -565,6 +672,70 @@ def train(name, run_name=None, **hyperparameters):
 runs = {name: train(name) for name in METHODS}
 
 # %% [markdown]
+# ### AET, with the same budget
+# AET trains through `ssl_course.experiment.run_methods` on the same data, labels, backbone and
+# epochs. Its trained network is kept, because the cell after next reads its decoders'
+# predictions. Time (CPU, tiny backbone): see the `aet` row of `benchmarks/RESULTS.md` for one
+# epoch over 10 000 images; not yet measured on a GPU.
+
+# %%
+# Expected time (`tiny` backbone, 10 000 images): CPU, one thread ~ 30 min (measured one-epoch time
+# 165 s, benchmarks/RESULTS.md, times BUDGET_EPOCHS); laptop GPU a few minutes (estimated: AET counts
+# 2.05 GFLOP per image with the `small` backbone, benchmarks/gpu_day_flops.json, at an assumed 5 TFLOP/s).
+AET_SETTINGS = dict(data=DATA, labels=LABELS, backbone=BACKBONE, knn_bank=1000 if SMOKE else "all", **SUBSET,
+                    **(dict(steps=20, batch_size=BATCH_SIZE) if SMOKE else dict(epochs=BUDGET_EPOCHS)))
+# AET's trained network is used below (its decoders' predictions): a reference run keeps its weights
+aet_results, aet_dirs = run_methods(["aet"], "02", reference_weights=True, **AET_SETTINGS)
+aet_metrics = aet_results["aet"]
+shipped = reference.load_reference(aet_dirs["aet"])
+if reference.presenting():
+    print(f"aet: the numbers shown are the {reference.describe(aet_dirs['aet'])}")
+elif shipped is not None and shipped["metrics"] is not None:
+    print(f"aet: course reference kNN (all labels) {shipped['metrics'].get('knn_all_labels_accuracy', float('nan')):.3f}, "
+          f"linear probe {shipped['metrics'].get('linear_probe_accuracy', float('nan')):.3f} "
+          f"({reference.describe(aet_dirs['aet'])})")
+
+# %%
+aet_vs_supervised = {"supervised": runs["supervised"][2], "aet": aet_metrics}
+figure, axis = plt.subplots(figsize=(7, 4))
+measures = ("knn_all_labels_accuracy", "linear_probe_accuracy")
+for offset, measure in enumerate(measures):
+    axis.bar([i + 0.4 * offset for i in range(len(aet_vs_supervised))],
+             [metrics.get(measure, float("nan")) for metrics in aet_vs_supervised.values()],
+             width=0.4, label=measure.replace("_", " "))
+axis.set_xticks([i + 0.2 for i in range(len(aet_vs_supervised))], list(aet_vs_supervised))
+axis.axhline(1 / data.num_classes, color="r", linestyle=":", label="chance")
+axis.set(xlabel="method", ylabel="accuracy", ylim=(0, 1), title=f"{DATA}, {LABELS} labels, {BUDGET_EPOCHS:g} epochs")
+axis.legend(loc="upper left")
+plt.show()
+for measure in measures:
+    print(f"{measure}: aet {aet_metrics[measure]:.3f} vs supervised {runs['supervised'][2][measure]:.3f}")
+
+# %% [markdown]
+# ### AET's predicted against true parameters
+# The trained decoders on held-out test images: each dot is one parameter of one image. Points on
+# the diagonal are perfect predictions; a flat cloud at 0 is a decoder that learnt nothing but the
+# mean. Read the spread per parameter: rotation (cos, sin) is usually the hardest for a short run.
+
+# %%
+aet = load_trained(build_method("aet", BACKBONE, data.num_classes), aet_dirs["aet"], DEVICE)   # in eval mode
+test_images = data.test_images[:300]
+generator = torch.Generator(device=test_images.device).manual_seed(1)
+figure, axes = plt.subplots(1, 2, figsize=(12, 5))
+with torch.no_grad():
+    z = aet.backbone(normalize(test_images))
+    for axis, name in zip(axes, aet.families):
+        transformed, theta = random_transformation(name, test_images, generator)
+        theta_hat = aet.decoders[name](z, aet.backbone(normalize(transformed)))
+        for p in range(theta.shape[1]):
+            axis.scatter(theta[:, p].cpu(), theta_hat[:, p].cpu(), s=6, alpha=0.5, label=f"θ[{p}]")
+        axis.plot([-1, 1], [-1, 1], "k--", linewidth=1)
+        axis.set(xlabel="true parameter", ylabel="predicted", title=f"{name}: MSE {float(aet_loss(theta_hat, theta)):.3f}")
+        axis.legend(fontsize=9, ncol=2, markerscale=3)
+figure.tight_layout()
+plt.show()
+
+# %% [markdown]
 # ## Evaluation and comparison
 # Every number below is read from the runs above. Two baselines: the supervised network's own
 # classifier, and a linear probe on its features fitted like the pretext methods' probes.
@@ -612,7 +783,7 @@ plt.show()
 # gives what was measured instead.
 
 # %%
-claims.show("02", {name: metrics for name, (_, _, metrics) in runs.items()});
+claims.show("02", {**{name: metrics for name, (_, _, metrics) in runs.items()}, "aet": aet_metrics});
 
 # %% [markdown]
 # **How far is this from the papers?** Only RotNet was evaluated on CIFAR-10 with few labels. A
@@ -666,6 +837,12 @@ plt.show()
 #   method, which flatters no one.
 # - **Budgets.** A jigsaw step encodes 9 tiles per image, a relative-position step 2 patches: compare
 #   methods at equal epochs *and* look at the wall time each run printed.
+# - **Equivariance or invariance.** Predicting the transformation (rotation, AET) rewards
+#   representations that change *with* the image; contrastive learning (notebooks 03 and 04)
+#   rewards representations that do not. Which is better depends on whether the transformation
+#   changes what you care about. A transformation the decoder cannot see (a 180° turn of a symmetric
+#   object) only adds noise to the loss, and AET's parameters must share one range (here $[-1, 1]$),
+#   or the largest one dominates the MSE.
 
 # %% [markdown]
 # ## Exercises
@@ -714,7 +891,32 @@ check_colorization_loss(my_colorization_loss);
 # of 45 000 images, and how many times does it see each of its 250 labelled images? What does that
 # predict for its training loss, and for the gap between its training and test accuracy?
 #
-# Solutions to 1 and 2: `notebooks/solutions/pretext_solutions.py`. What to expect in 3 to 6, and
+# **7. AET's loss.** Write `my_aet_loss(predicted, true)` for `[N, P]` tensors.
+
+# %%
+def my_aet_loss(predicted, true):
+    # 1. the difference  2. squared  3. the mean over rows and parameters
+    raise NotImplementedError("replace this line with your code")
+
+
+check_aet_loss(my_aet_loss);
+
+# %% [markdown]
+# **8. One family at a time.** Train `aet` with only the affine family
+# (`run_methods({"aet": {"families": "affine"}}, "02_affine", **AET_SETTINGS)`, the settings of the
+# AET cell) and compare its kNN accuracy with the two-family run. Then try `families="ccbs"`: does a
+# network that only has to predict colour changes learn features that separate the classes?
+#
+# **9. Think: the baseline of AET's parameter plot.** Each parameter is drawn uniformly from
+# $[-1, 1]$. Why does a decoder that always predicts 0 score an MSE of about 1/3, and why is 0 the
+# best constant guess?
+#
+# **10. Think: which families need geometry?** For each of the five families, could a network
+# predict the parameters from the colour histograms of the two images alone, without knowing where
+# anything is in them? What does your answer predict about the features each family teaches?
+#
+# Solutions to 1 and 2: `notebooks/solutions/pretext_solutions.py`; to 7:
+# `notebooks/solutions/aet_enaet_solutions.py`. What to expect in 3 to 6 and 8 to 10, and
 # why: [`notebooks/solutions/ANSWERS.md`, section 02](solutions/ANSWERS.md#02-pretext-tasks).
 
 # %%
@@ -729,4 +931,9 @@ print(f"notebook ran in {time.perf_counter() - NOTEBOOK_START:.0f} s")
 # - M. Noroozi, P. Favaro, *Unsupervised Learning of Visual Representations by Solving Jigsaw
 #   Puzzles*, ECCV 2016.
 # - R. Zhang, P. Isola, A. A. Efros, *Colorful Image Colorization*, ECCV 2016.
+# - L. Zhang, G.-J. Qi, L. Wang, J. Luo, *AET vs. AED: Unsupervised Representation Learning by
+#   Auto-Encoding Transformations rather than Data*, CVPR 2019. Code:
+#   https://github.com/maple-research-lab/AET
+# - G.-J. Qi, L. Zhang, C. W. Chen, Q. Tian, *AVT: Unsupervised Learning of Transformation
+#   Equivariant Representations by Autoencoding Variational Transformations*, ICCV 2019.
 # - Recipes (paper values against the course's): `docs/RECIPES.md`.

@@ -10,18 +10,24 @@
 #   the data set, and how replacing its weight rows by stored or in-batch embeddings leads to
 #   NCE / InfoNCE (notebook 01) and to SimCLR (notebook 04);
 # - Contrastive Predictive Coding (CPC): predict the patches below from a causal context, and pick
-#   the true one among all patches of the batch with InfoNCE;
-# - how the pretext tasks of the course compare, with kNN and a linear probe on the few labels,
-#   against the supervised baseline and SimCLR at one budget.
+#   the true one among all patches of the batch with InfoNCE.
 #
-# **Time budget** (estimates, not measured on a GPU): on a laptop GPU about 35 minutes (three
-# trainings of `BUDGET_EPOCHS = 10` epochs with the `small` backbone, then the comparison of eight
-# methods); on one CPU thread, with the `tiny` backbone on a 10 000-image subset, about an hour for
-# the three trainings and several hours for the comparison (from measured one-epoch times,
+# How all the pretext tasks and SimCLR compare under one budget is read from the course's
+# comparison of every method, in `12_compare`.
+#
+# **Time budget** (estimates, not measured on a GPU): on a laptop GPU about 10 minutes (three
+# trainings of `BUDGET_EPOCHS = 10` epochs with the `small` backbone); on one CPU thread, with the
+# `tiny` backbone on a 10 000-image subset, about an hour (from measured one-epoch times,
 # `benchmarks/RESULTS.md`). Lower `BUDGET_EPOCHS` (fractions work) to go faster.
 #
 # **Prerequisites**: `00_setup_and_data` (data, engine, baseline), `01_nce_to_infonce` (NCE and
 # InfoNCE) and `02_pretext_tasks` (rotation, the idea of a pretext task).
+#
+# **Recap** of notebooks 01 and 02, which this one builds on (answers:
+# [`notebooks/solutions/ANSWERS.md`, section 03](solutions/ANSWERS.md#03-exemplar-and-cpc)):
+# 1. InfoNCE with one positive and $K$ negatives is which classification problem?
+# 2. What makes a pretext task's label free?
+# 3. Which shortcut can a patch-based pretext task offer, and how do the papers close it?
 #
 # To look through this notebook without training (about a minute), start Jupyter with
 # `SSL_COURSE_MODE=present`: every training cell then loads the course's reference run instead
@@ -52,9 +58,8 @@ from ssl_course.data import cifar10_available, make_bundle
 from ssl_course.data.augment import contrastive_augment, denormalize
 from ssl_course.evaluate import evaluate_method
 from ssl_course.exercises import check_cpc_info_nce
-from ssl_course.experiment import run_methods
 from ssl_course.losses import batch_hard_triplet_loss, cpc_info_nce, cpc_patch_grid, exemplar_loss
-from ssl_course.methods import build_method, method_names
+from ssl_course.methods import build_method
 from ssl_course.results import save_embedding_sample, test_embedding
 from ssl_course.train import TrainConfig, fit
 from ssl_course.viz import image_grid, plot_history, plot_tsne
@@ -168,7 +173,7 @@ print(f"literal == F.cross_entropy == exemplar_loss: {literal.item():.6f}; chanc
 # $$\underbrace{w_{i}^\top f(Tx_i)}_{\text{Exemplar}} \;\to\;
 #   \underbrace{v_{i}^\top f(Tx_i)/\tau}_{\text{memory bank + NCE}} \;\to\;
 #   \underbrace{f(T'x_i)^\top f(Tx_i)/\tau}_{\text{SimCLR, negatives from the batch}}$$
-# S4L-Exemplar (notebook 07) takes a fourth route: several copies of each image in the batch and a
+# S4L-Exemplar (notebook 08) takes a fourth route: several copies of each image in the batch and a
 # batch-hard triplet loss, the farthest copy against the nearest other image, with no
 # prototypes at all. Its loss is checked below on a tiny example.
 
@@ -414,52 +419,6 @@ plt.show()
 # **What to look for**: in the supervised panel the classes form separate clusters; Exemplar's and
 # CPC's panels show looser ones, with vehicles apart from animals before the classes within each group
 # separate. A single blob coloured at random means features that ignore the content.
-
-# %% [markdown]
-# ## All pretext tasks, and SimCLR, under one budget
-# One run per method, same data, labels, backbone and epochs, through
-# `ssl_course.experiment.run_methods`. Methods that your copy of the course does not have are
-# skipped with a note. Read the table honestly: one seed, a short budget, and methods whose
-# defaults were tuned for long runs; a difference of a point or two is noise.
-
-# %%
-BUDGET_EPOCHS = 10   # per method; smoke mode: a quarter of an epoch of its tiny data
-# Expected time (8 methods x 10 epochs): laptop GPU ~ 25 min, estimated from the counted FLOPs at an
-# assumed 5 TFLOP/s; CPU (`tiny`, 10 000 images, one thread) several hours (the one-epoch times in
-# benchmarks/RESULTS.md times 10): lower the budget, e.g. to 1, for a first look on a CPU.
-EPOCHS = 0.25 if SMOKE else BUDGET_EPOCHS
-PRETEXT = ["rotation", "relative_position", "jigsaw", "colorization", "exemplar", "cpc", "simclr", "supervised"]
-available = set(method_names())
-for name in PRETEXT:
-    if name not in available:
-        print(f"note: method {name!r} is not in this version of ssl_course; skipped")
-chosen = {name: (dict(num_exemplars=TRAIN_SIZE) if name == "exemplar" else {})
-          for name in PRETEXT if name in available}
-smoke_batches = {name: 16 for name in chosen} if SMOKE else None
-comparison, comparison_dirs = run_methods(chosen, tag="03_compare" + ("_smoke" if SMOKE else ""),
-                                          batch_sizes=smoke_batches, data=DATA, labels=LABELS, backbone=BACKBONE,
-                                          epochs=EPOCHS, seed=0, device=str(DEVICE), progress=not SMOKE,
-                                          monitor_every=0, knn_bank=1000 if SMOKE else "all", **SUBSET)
-if reference.presenting():
-    print(f"(the course's reference runs, e.g. {reference.describe(next(iter(comparison_dirs.values())))})")
-else:
-    shipped = {name: reference.load_reference(folder) for name, folder in comparison_dirs.items()}
-    if all(shipped.values()):
-        print("the course's reference runs, linear probe: " + ", ".join(
-            f"{name} {shipped[name]['metrics'].get('linear_probe_accuracy', float('nan')):.3f}" for name in shipped))
-
-figure, axis = plt.subplots(figsize=(10, 4.5))
-names = list(comparison)
-positions = torch.arange(len(names)).float()
-axis.bar(positions - 0.2, [comparison[n].get("knn_all_labels_accuracy", float("nan")) for n in names], 0.4, label="kNN")
-axis.bar(positions + 0.2, [comparison[n].get("linear_probe_accuracy", float("nan")) for n in names], 0.4,
-         label=f"linear probe ({LABELS} labels)")
-axis.axhline(1 / data.num_classes, color="tab:red", linestyle=":", label="chance")
-axis.set_xticks(positions.tolist(), names, rotation=30, fontsize=12)
-axis.set(ylim=(0, 1), ylabel="test accuracy", title=f"{DATA}, {EPOCHS:g} epoch(s) each, {BACKBONE} backbone")
-axis.legend(fontsize=11, loc="upper left", bbox_to_anchor=(1.0, 1.0))
-figure.tight_layout()
-plt.show()
 
 # %% [markdown]
 # ## Take-aways and pitfalls

@@ -29,6 +29,12 @@
 #
 # **Prerequisites**: `00_setup_and_data` (data bundle, augmentations, engine, supervised
 # baseline) and `01_nce_to_infonce` (InfoNCE as "which of these is the real partner?").
+#
+# **Recap** of notebooks 00 and 01, which this one builds on (answers:
+# [`notebooks/solutions/ANSWERS.md`, section 04](solutions/ANSWERS.md#04-simclr-and-moco)):
+# 1. What does the temperature $\tau$ in InfoNCE's softmax do?
+# 2. How does InfoNCE bound the mutual information between two views?
+# 3. What do the contrastive augmentations of notebook 00 do to an image, and why so strongly?
 
 # %% [markdown]
 # ## Set-up

@@ -28,6 +28,13 @@
 #
 # **Prerequisites**: `00_setup_and_data` (the data bundle, the engine, the supervised baseline)
 # and `04_simclr_moco` (views, projection heads, NT-Xent).
+#
+# **Recap** of notebooks 00 and 04, which this one builds on (answers:
+# [`notebooks/solutions/ANSWERS.md`, section 05](solutions/ANSWERS.md#05-supcon-and-selfcon)):
+# 1. In NT-Xent with $N$ images and two views each, how many candidates does one view compare
+#    against, and which one is its positive?
+# 2. Where does the projection head sit, and which features are evaluated?
+# 3. Two images of the same class in one SimCLR batch: what does the loss do with them?
 
 # %% [markdown]
 # ## Set-up

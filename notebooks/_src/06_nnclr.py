@@ -28,6 +28,12 @@
 #
 # **Prerequisites**: `04_simclr_moco` (two views, projection heads, NT-Xent / InfoNCE); `00_setup_and_data` for the
 # data and the engine.
+#
+# **Recap** of notebook 04, which this one builds on (answers: [`notebooks/solutions/ANSWERS.md`,
+# section 06](solutions/ANSWERS.md#06-nnclr)):
+# 1. What is MoCo's queue, and what does it give the loss?
+# 2. Why does MoCo compute its keys with a momentum encoder?
+# 3. Where does SimCLR's positive come from, and what limits it?
 
 # %% [markdown]
 # ## Set-up

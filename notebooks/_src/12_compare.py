@@ -8,7 +8,8 @@
 #   the same few-label split, the same budget in epochs, several seeds;
 # - how to read a comparison: accuracy against time rather than one final number, mean ± std over
 #   seeds, and what a t-SNE panel can and cannot tell you;
-# - which of the course's methods profit most from unlabelled images at your budget.
+# - which of the course's methods profit most from unlabelled images at your budget, and how the
+#   pretext tasks of Part I compare with each other and with SimCLR.
 #
 # **Time budget**: reading an existing results folder takes a minute. Running the default
 # comparison below (every method, 250 labels, 10 epochs each, one seed) takes about 47 min on a
@@ -22,6 +23,12 @@
 # CPU runs of every method, see the README).
 #
 # **Prerequisites**: notebooks 00 to 11 (you should know what every method does before ranking them).
+#
+# **Recap** of Parts I and II, which this notebook compares (answers:
+# [`notebooks/solutions/ANSWERS.md`, section 12](solutions/ANSWERS.md#12-compare)):
+# 1. How is a self-supervised method scored with few labels, and how a semi-supervised one?
+# 2. What is the validation split for, and why is the test split never used to choose?
+# 3. What does "the same budget in epochs" give every method, and what does it not?
 
 # %%
 import sys
@@ -150,6 +157,52 @@ for labels in sorted({int(r["labels"]) for r in rows}):
 # validation accuracy at this budget. Differences of a point or two are within the spread of seeds.
 
 # %% [markdown]
+# ## The pretext tasks and SimCLR, under one budget
+# Notebooks 02 and 03 trained each pretext task against the supervised baseline on its own; the
+# same table, restricted to them, to SimCLR (notebook 04) and to the baseline, lets them meet each
+# other. A pretext method has no classifier, so its accuracy here is the linear probe on the few
+# labelled images; the baseline's is its own classifier. Read it honestly: one seed, a short
+# budget, and methods whose defaults were tuned for long runs; a difference of a point or two is
+# noise.
+
+# %%
+PRETEXT = ["rotation", "relative_position", "jigsaw", "colorization", "aet", "exemplar", "cpc", "simclr", "supervised"]
+present = [name for name in PRETEXT if any(r["method"] == name for r in rows)]
+missing = [name for name in PRETEXT if name not in present]
+pretext_rows = [r for r in rows if r["method"] in present]
+display(Markdown(markdown_table(pretext_rows)))
+if missing:
+    print(f"not in this results folder: {', '.join(missing)}")
+
+
+def mean_of(method, key, labels):
+    """The mean over seeds of one column of results.csv (None where the folder has no such number)."""
+    values = [float(r[key]) for r in pretext_rows
+              if r["method"] == method and int(r["labels"]) == labels and r["status"] == "ok" and r.get(key)]
+    return sum(values) / len(values) if values else None
+
+
+first_labels = sorted({int(r["labels"]) for r in pretext_rows})[0]
+names = sorted(present, key=lambda name: mean_of(name, "val_accuracy", first_labels) or 0.0)
+figure, axis = plt.subplots(figsize=(8, 0.45 * len(names) + 1.2))
+positions = range(len(names))
+for offset, (key, label) in enumerate((("val_accuracy", "probe (classifier for supervised)"),
+                                       ("val_knn_accuracy", "kNN, labelled bank"))):
+    axis.barh([p + 0.4 * offset for p in positions], [mean_of(n, key, first_labels) or 0.0 for n in names], height=0.4,
+              label=label)
+axis.set_yticks([p + 0.2 for p in positions], names)
+axis.axvline(1 / len(dataset_class_names(comparison_settings["data"])), color="tab:red", linestyle=":", label="chance")
+axis.set(xlabel="validation accuracy", xlim=(0, 1), title=f"pretext tasks and SimCLR, {first_labels} labels, same budget")
+axis.legend(fontsize=10, loc="lower right")
+plt.show()
+
+# %% [markdown]
+# **What to look for**: each pair of bars is one method; the red dotted line is chance. A pretext
+# task whose probe bar sits near chance learned little the labels can use at this budget; compare its
+# kNN bar with the probe: a kNN far below the probe means the classes are separable by a line but
+# not yet grouped by distance.
+
+# %% [markdown]
 # ### What this comparison should show, and what the course's reference run shows
 # The cell below prints each claim this notebook makes about the training above, judged on the
 # **validation** split (the test split is never used to decide anything): the course's reference
@@ -237,7 +290,7 @@ if not figures:
 #   The course's reference comparison is a time budget instead: every training stopped after at
 #   most 1 CPU-minute (one thread), so a method with a cheap step (the supervised baseline,
 #   MixMatch) took many more steps there than one with an expensive step (PAWS, FixMatch); the
-#   steps column says how many. Notebooks 07–09 give the semi-supervised methods 12 CPU-minutes
+#   steps column says how many. Notebooks 08, 10 and 11 give the semi-supervised methods 12 CPU-minutes
 #   each, with a second seed.
 # - **Seeds.** With one seed, differences of a point or two are noise; use `--seeds 0 1 2` and
 #   compare the ± columns before believing an order.

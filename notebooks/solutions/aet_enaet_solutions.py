@@ -1,4 +1,4 @@
-"""Reference solutions for the AET / En-AET notebook exercises (11_aet_enaet).
+"""Reference solutions for the AET exercise of ``02_pretext_tasks`` and the En-AET exercise of ``09_enaet``.
 
 Short, literal implementations of the formulas, written the way a course participant would
 write them in the notebook. Check them with ``ssl_course.exercises.transformation``::

@@ -1,4 +1,4 @@
-"""Solutions to the exercises of notebook 10 (BiGAN → BigBiGAN).
+"""Solutions to the exercises of notebook 07 (BiGAN → BigBiGAN).
 
 Plain PyTorch, one idea per line, no input validation: what a learner is expected to write.
 Check each with its checker::

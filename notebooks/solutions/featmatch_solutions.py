@@ -1,4 +1,4 @@
-"""Reference solutions for the FeatMatch notebook exercises (``09_featmatch``).
+"""Reference solutions for the FeatMatch notebook exercises (``10_featmatch``).
 
 Short, literal implementations, as a course participant would write them. Check them with the
 matching ``ssl_course.exercises.featmatch.check_*`` function::

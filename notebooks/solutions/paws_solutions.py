@@ -1,4 +1,4 @@
-"""Reference solution for the PAWS-loss exercise of notebook 08 (check with ``check_paws_loss``).
+"""Reference solution for the PAWS-loss exercise of notebook 11 (check with ``check_paws_loss``).
 
 Written the way a course participant would: the formula, step by step, no input validation::
 

@@ -1,4 +1,4 @@
-r"""Checkers for the exercises of notebook 10 (BiGAN → BigBiGAN).
+r"""Checkers for the exercises of notebook 07 (BiGAN → BigBiGAN).
 
 Same verdict format as the other checkers: six random inputs, "✓ correct on 6 inputs" or the
 first input where the learner's function differs, both values, and a hint naming the usual

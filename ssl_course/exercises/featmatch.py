@@ -1,4 +1,4 @@
-"""Checkers for the FeatMatch notebook exercises (``09_featmatch``).
+"""Checkers for the FeatMatch notebook exercises (``10_featmatch``).
 
 Each ``check_*`` runs the learner's function and a reference on 6 fixed random inputs (float32
 and float64, varied sizes) and prints ``✓ correct on 6 inputs`` or the first input where they

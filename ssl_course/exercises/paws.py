@@ -1,4 +1,4 @@
-"""Checker for the PAWS-loss exercise (notebook 08): the whole loss, and the mistake named.
+"""Checker for the PAWS-loss exercise (notebook 11): the whole loss, and the mistake named.
 
 ``check_paws_loss(fn)`` runs ``fn(anchors [2B, D], supports [M, D], support_labels [M, K], tau, T)``
 and :func:`ssl_course.losses.paws` (two global views, no multi-crop, ME-MAX on, the total

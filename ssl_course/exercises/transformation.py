@@ -1,4 +1,4 @@
-"""Checkers for the AET / En-AET notebook exercises (``notebooks/_src/11_aet_enaet.py``).
+"""Checkers for the AET / En-AET notebook exercises (``02_pretext_tasks`` for AET, ``09_enaet`` for En-AET).
 
 Each checker runs the learner's function and the library's (``ssl_course.losses.transformation``)
 on 6 fixed random inputs. When the answers differ it also runs the usual wrong versions and, if

@@ -1,7 +1,7 @@
 # %% [markdown]
 # # 07 · MixMatch, FixMatch and S4L: three ways to learn from unlabelled images
 #
-# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/ssl-course/ssl_course/blob/main/notebooks/07_mixmatch_fixmatch_s4l.ipynb)
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/ssl-course/ssl_course/blob/main/notebooks/08_mixmatch_fixmatch_s4l.ipynb)
 #
 # **What you will learn**
 # - why predictions on unlabelled data help at all: the decision boundary should not cut through
@@ -24,7 +24,14 @@
 # **Prerequisites**: `00_setup_and_data` (data pipeline, augmentations, the supervised baseline)
 # and `02_pretext_tasks` (rotation prediction, which S4L reuses). Softmax and cross-entropy should
 # feel familiar. This notebook lays the semi-supervised foundations (consistency, pseudo-labels,
-# sharpening, MixUp) that `08_paws` and `09_featmatch` build on.
+# sharpening, MixUp) that the rest of Part II builds on.
+#
+# **Recap** of notebooks 00 and 02, which this one builds on (answers:
+# [`notebooks/solutions/ANSWERS_07_11.md`, section
+# 08](solutions/ANSWERS_07_11.md#08-mixmatch-fixmatch-and-s4l)):
+# 1. What do the weak and the strong augmentations of notebook 00 do?
+# 2. What does RotNet's head predict, and what does that ask of the features?
+# 3. Why does the supervised network with 250 labels overfit, and what can unlabelled images add?
 
 # %% [markdown]
 # ## Set-up
@@ -522,12 +529,12 @@ EPOCHS = CPU_EPOCHS if CPU_RUN else BUDGET_EPOCHS   # smoke mode stops after 30 
 # image for 10 epochs is five times the images and 2.5 times the epochs (the README measured 3.5 h).
 METHODS = ("supervised", "mixmatch", "fixmatch", "s4l")
 SMOKE_BATCH = {"supervised": 64, "mixmatch": 32, "fixmatch": 64, "s4l": 16}
-BACKBONE = reference.notebook_backbone("07", SMOKE, DEVICE)   # "tiny" on a CPU, "small" on a GPU
+BACKBONE = reference.notebook_backbone("08", SMOKE, DEVICE)   # "tiny" on a CPU, "small" on a GPU
 SETTINGS = dict(batch_sizes=SMOKE_BATCH if SMOKE else None, data=DATA, labels=NUM_LABELS, backbone=BACKBONE,
                 epochs=EPOCHS, steps=30 if SMOKE else None, **SUBSET)
 # the t-SNE below needs the trained FixMatch and baseline networks: only their reference runs keep weights
-results, run_dirs = run_methods(("supervised", "fixmatch"), "07", reference_weights=True, **SETTINGS)
-more_results, more_run_dirs = run_methods(("mixmatch", "s4l"), "07", **SETTINGS)
+results, run_dirs = run_methods(("supervised", "fixmatch"), "08", reference_weights=True, **SETTINGS)
+more_results, more_run_dirs = run_methods(("mixmatch", "s4l"), "08", **SETTINGS)
 results, run_dirs = {**results, **more_results}, {**run_dirs, **more_run_dirs}
 
 # %%
@@ -570,7 +577,7 @@ print(f"your budget: {EPOCHS:g} epochs of {len(data.train_images)} training imag
 # course's budget, it says so and gives what was measured instead.
 
 # %%
-claims.show("07", results);
+claims.show("08", results);
 
 # %% [markdown]
 # ## How many pseudo-labels pass, and how many are right?
@@ -680,7 +687,7 @@ plt.show()
 #
 # ## Exercises
 # Solutions are in `notebooks/solutions/semi_supervised_solutions.py`; answers to the questions
-# in `notebooks/solutions/ANSWERS_07_11.md` (notebook 07); try first.
+# in `notebooks/solutions/ANSWERS_07_11.md` (notebook 08); try first.
 #
 # **1. FixMatch's mask.** Write `my_fixmatch_mask(logits_weak, threshold)` returning a float
 # tensor `[N]` with 1.0 where the largest softmax probability of a row is at least `threshold`.
@@ -708,7 +715,7 @@ check_mixup(my_mixup);
 
 # %% [markdown]
 # **3. The threshold.** Train FixMatch again with a threshold of 0.7, in its own run folder:
-# `run_methods({"fixmatch": {"threshold": 0.7}}, "07_t07", **SETTINGS)` (the settings of the cell above),
+# `run_methods({"fixmatch": {"threshold": 0.7}}, "08_t07", **SETTINGS)` (the settings of the cell above),
 # and plot the mask rate and the accuracy of the passing pseudo-labels next to the 0.95 run. Which
 # curve rises faster, and which one is more often right? Does the test accuracy follow?
 #

@@ -1,7 +1,7 @@
 # %% [markdown]
 # # 08 · PAWS: classify unlabelled views with a labelled support set
 #
-# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/ssl-course/ssl_course/blob/main/notebooks/08_paws.ipynb)
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/ssl-course/ssl_course/blob/main/notebooks/11_paws.ipynb)
 #
 # **What you will learn**
 # - the soft nearest-neighbour (SNN) classifier: a prediction that is a similarity-weighted
@@ -27,10 +27,17 @@
 #
 # **Prerequisites**: `00_setup_and_data` (data, augmentations, the baseline, the weighted kNN
 # classifier), `04_simclr_moco` (two augmented views of an image, projection heads, temperatures
-# in a softmax over similarities) and `07_mixmatch_fixmatch_s4l` (consistency between views,
-# pseudo-labels, and sharpening as MixMatch introduced it). PAWS builds on 07: its targets are
-# sharpened pseudo-labels of another view, as in MixMatch, but the classifier that produces
-# them is a vote of labelled examples instead of a trained head.
+# in a softmax over similarities), `08_mixmatch_fixmatch_s4l` (consistency between views,
+# pseudo-labels, and sharpening as MixMatch introduced it) and `10_featmatch` (labelled examples
+# that shape the classifier, there as prototypes). PAWS builds on 08: its targets are sharpened
+# pseudo-labels of another view, as in MixMatch, but the classifier that produces them is a vote
+# of labelled examples instead of a trained head.
+#
+# **Recap** of notebooks 04, 08 and 10, which this one builds on (answers:
+# [`notebooks/solutions/ANSWERS_07_11.md`, section 11](solutions/ANSWERS_07_11.md#11-paws)):
+# 1. What does the temperature of a softmax over cosine similarities control?
+# 2. How does MixMatch's sharpening turn a guess into a target, and why sharpen at all?
+# 3. In FeatMatch, how are the class prototypes made?
 
 # %% [markdown]
 # ## Set-up
@@ -499,7 +506,7 @@ FULL_BUDGET = False   # True: every training image for BUDGET_EPOCHS epochs, as 
 # from runs/: delete this notebook's folders there before switching FULL_BUDGET.
 CPU_RUN = DEVICE.type == "cpu" and config.mode() == "learn" and not (SMOKE or FULL_BUDGET)
 SUBSET = dict(SMOKE_SUBSET) if SMOKE else dict(CPU_SUBSET) if CPU_RUN and DATA == "cifar10" else {}
-BACKBONE = notebook_backbone("08", SMOKE, DEVICE)   # "tiny" on a CPU, "small" on a GPU
+BACKBONE = notebook_backbone("11", SMOKE, DEVICE)   # "tiny" on a CPU, "small" on a GPU
 BUDGET_EPOCHS = 10   # per method, on every image (GPU, or FULL_BUDGET = True); fractions such as 0.5 work
 CPU_EPOCHS = 5       # per method, on the CPU's 10 000-image subset (FULL_BUDGET = False)
 EPOCHS = CPU_EPOCHS if CPU_RUN else BUDGET_EPOCHS   # smoke mode stops after 30 steps instead
@@ -517,7 +524,7 @@ print(data)
 METHODS = {"paws": dict(multicrop=2, support_per_class=4) if SMOKE else dict(support_per_class=8),
            "supervised": {}}
 # reference_weights: the evaluation below needs both trained networks, so their reference runs keep them
-results, run_dirs = run_methods(METHODS, "08", data=DATA, labels=NUM_LABELS, backbone=BACKBONE,
+results, run_dirs = run_methods(METHODS, "11", data=DATA, labels=NUM_LABELS, backbone=BACKBONE,
                                 epochs=EPOCHS, steps=30 if SMOKE else None,
                                 batch_size=64 if SMOKE else None, progress=not SMOKE, reference_weights=True,
                                 **SUBSET)
@@ -548,7 +555,7 @@ plt.show()
 # course's budget, it says so and gives what was measured instead.
 
 # %%
-claims.show("08", results);
+claims.show("11", results);
 
 # %% [markdown]
 # ## Evaluation: per-class accuracy against the baseline, and t-SNE
@@ -654,7 +661,7 @@ plt.show()
 # first input where they differ, with a hint. The stubs raise `NotImplementedError` until you
 # fill them in; the checker reports that instead of stopping the notebook. Solutions:
 # `notebooks/solutions/semi_supervised_solutions.py` and `notebooks/solutions/paws_solutions.py`;
-# answers to the questions: `notebooks/solutions/ANSWERS_07_11.md` (notebook 08).
+# answers to the questions: `notebooks/solutions/ANSWERS_07_11.md` (notebook 11).
 #
 # **Exercise 1.** Implement `my_sharpen(p, T)` for a batch `p` of shape `[N, C]`.
 
@@ -714,7 +721,7 @@ check_paws_loss(my_paws_loss);
 
 # %% [markdown]
 # **Exercise 5 (no checker).** Re-run the CIFAR-10 cell with `METHODS["paws"] = dict(me_max=False)`
-# and a new tag for `run_methods` (e.g. `"08_no_memax"`, so the run gets its own folder). Compare
+# and a new tag for `run_methods` (e.g. `"11_no_memax"`, so the run gets its own folder). Compare
 # `target_acc`, the per-class accuracies and the average prediction with the run above.
 #
 # **Think and measure.** (a) In the SNN figure, what happens to the regions as τ → 0 and as τ

@@ -1,7 +1,7 @@
 # %% [markdown]
 # # 09 · FeatMatch: augmenting features with class prototypes
 #
-# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/ssl-course/ssl_course/blob/main/notebooks/09_featmatch.ipynb)
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/ssl-course/ssl_course/blob/main/notebooks/10_featmatch.ipynb)
 #
 # **What you will learn**
 # - how FeatMatch summarises each class by a few **prototypes**: per-class k-means centroids of
@@ -21,11 +21,16 @@
 # To read through the notebook without training, start Jupyter with `SSL_COURSE_MODE=present`:
 # every training cell then loads the course's reference run (see the README).
 #
-# **Prerequisites**: `00_setup_and_data` (data, weak and strong augmentations, the baseline),
-# `07_mixmatch_fixmatch_s4l` and `08_paws`. FeatMatch builds on 07: its loss is a weak/strong
-# consistency with pseudo-labels (FixMatch's views), sharpened (MixMatch's sharpening), on
-# MixUp-ed inputs (MixMatch's MixUp). From 08 it shares the idea of a classifier informed by
-# labelled examples, here as prototypes.
+# **Prerequisites**: `00_setup_and_data` (data, weak and strong augmentations, the baseline) and
+# `08_mixmatch_fixmatch_s4l`. FeatMatch builds on 08: its loss is a weak/strong consistency with
+# pseudo-labels (FixMatch's views), sharpened (MixMatch's sharpening), on MixUp-ed inputs
+# (MixMatch's MixUp).
+#
+# **Recap** of notebook 08, which this one builds on (answers:
+# [`notebooks/solutions/ANSWERS_07_11.md`, section 10](solutions/ANSWERS_07_11.md#10-featmatch)):
+# 1. In FixMatch, which view gives the pseudo-label, which view learns from it, and when?
+# 2. What does sharpening with a temperature $T$ do to a distribution $p$?
+# 3. What is MixUp, as MixMatch uses it?
 
 # %% [markdown]
 # ## Set-up
@@ -356,7 +361,7 @@ FULL_BUDGET = False   # True: every training image for BUDGET_EPOCHS epochs, as 
 # from runs/: delete this notebook's folders there before switching FULL_BUDGET.
 CPU_RUN = DEVICE.type == "cpu" and config.mode() == "learn" and not (SMOKE or FULL_BUDGET)
 SUBSET = dict(SMOKE_SUBSET) if SMOKE else dict(CPU_SUBSET) if CPU_RUN and DATA == "cifar10" else {}
-BACKBONE = reference.notebook_backbone("09", SMOKE, DEVICE)   # "tiny" on a CPU, "small" on a GPU
+BACKBONE = reference.notebook_backbone("10", SMOKE, DEVICE)   # "tiny" on a CPU, "small" on a GPU
 BUDGET_EPOCHS = 10   # per method, on every image (GPU, or FULL_BUDGET = True); fractions such as 0.5 work
 CPU_EPOCHS = 5       # per method, on the CPU's 10 000-image subset (FULL_BUDGET = False)
 EPOCHS = CPU_EPOCHS if CPU_RUN else BUDGET_EPOCHS   # smoke mode stops after 40 steps instead
@@ -372,7 +377,7 @@ print(data)
 METHODS = {"featmatch": {}, "supervised": {}}
 # smoke: 2000 images / batch 64 = 31 steps per epoch, so 40 steps include one prototype refresh
 # reference_weights: the cells below need both trained networks, so their reference runs keep them
-results, run_dirs = run_methods(METHODS, "09", data=DATA, labels=NUM_LABELS, backbone=BACKBONE,
+results, run_dirs = run_methods(METHODS, "10", data=DATA, labels=NUM_LABELS, backbone=BACKBONE,
                                 epochs=EPOCHS, steps=40 if SMOKE else None,
                                 batch_size=64 if SMOKE else None, progress=not SMOKE, reference_weights=True,
                                 **SUBSET)
@@ -397,7 +402,7 @@ plt.show()
 # course's budget, it says so and gives what was measured instead.
 
 # %%
-claims.show("09", results);
+claims.show("10", results);
 
 # %%
 def trained_method(name: str):
@@ -654,7 +659,7 @@ plt.show()
 # Each checker runs your function and a reference on six random inputs and prints ✓ or the first
 # input where they differ, with a hint; the stubs raise `NotImplementedError` until you fill them
 # in. Solutions: `notebooks/solutions/featmatch_solutions.py`; answers to the questions:
-# `notebooks/solutions/ANSWERS_07_11.md` (notebook 09).
+# `notebooks/solutions/ANSWERS_07_11.md` (notebook 10).
 #
 # **Exercise 1.** FeatMatch's pseudo-labels: `my_pseudo_labels(logits, T)` returns the sharpened
 # softmax of `logits` (`[N, C]`), without gradient. Then show on paper that
@@ -697,7 +702,7 @@ check_kmeans_step(my_kmeans_step);
 
 # %% [markdown]
 # **Exercise 4 (no checker).** Train again with `METHODS["featmatch"] = dict(predict_refined=False)`
-# or `dict(lambda_f=0.0)` and a new tag for `run_methods` (e.g. `"09_raw"`, so the run gets its own
+# or `dict(lambda_f=0.0)` and a new tag for `run_methods` (e.g. `"10_raw"`, so the run gets its own
 # folder). Which term carries the improvement over the
 # baseline in your budget?
 #

@@ -1,7 +1,7 @@
 # %% [markdown]
 # # 10 · BiGAN → BigBiGAN: a representation from a generative game
 #
-# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/ssl-course/ssl_course/blob/main/notebooks/10_bigbigan.ipynb)
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/ssl-course/ssl_course/blob/main/notebooks/07_bigbigan.ipynb)
 #
 # **What you will learn**
 # - the GAN game and its optimal discriminator, and why the generator then minimises a
@@ -28,6 +28,15 @@
 # **Prerequisites**: `00_setup_and_data` (data and the training engine), `01_nce_to_infonce`
 # (NCE: a classifier that tells data from noise, the idea a GAN's discriminator builds on),
 # `04_simclr_moco` (SimCLR, the baseline we compare to).
+#
+# **Recap** of notebooks 01 and 04, which this one builds on (answers:
+# [`notebooks/solutions/ANSWERS_07_11.md`, section
+# 07](solutions/ANSWERS_07_11.md#07-bigan-and-bigbigan)):
+# 1. NCE trains a classifier to tell data from noise. What does the best such classifier know about
+#    the data?
+# 2. A logistic classifier's binary cross-entropy, averaged over real and fake examples: what is it
+#    for a perfect classifier, and for one that always says 1/2?
+# 3. How did notebook 04 judge SimCLR's features with few labels?
 
 # %% [markdown]
 # ## Set-up
@@ -78,7 +87,7 @@ FULL_BUDGET = False   # True: every training image for BUDGET_EPOCHS epochs, as 
 CPU_RUN = DEVICE.type == "cpu" and config.mode() == "learn" and not (SMOKE or FULL_BUDGET)
 SUBSET = dict(train_subset=1000, test_subset=300) if SMOKE else dict(CPU_SUBSET) if CPU_RUN and DATA == "cifar10" else {}
 NUM_LABELS = 100 if SMOKE else 250     # BigBiGAN never sees them; the probe and the baseline do
-BACKBONE = reference.notebook_backbone("10", SMOKE, DEVICE)   # "tiny" on a CPU, "small" on a GPU
+BACKBONE = reference.notebook_backbone("07", SMOKE, DEVICE)   # "tiny" on a CPU, "small" on a GPU
 data = make_bundle(DATA, num_labels=NUM_LABELS, seed=0, device=DEVICE, **SUBSET)
 print(data)
 
@@ -243,7 +252,7 @@ EPOCHS = 2 if SMOKE else CPU_EPOCHS if CPU_RUN else BUDGET_EPOCHS   # smoke mode
 #   CPU, one thread, `tiny` backbone, 9000 training images: a BigBiGAN step of 128 images took 5.6 s on
 #   a loaded 2-core machine (benchmarks/RESULTS.md "CPU step times"), 400 s per epoch, so about 13 min
 #   for 2 epochs, plus 1-4 min for SimCLR and the baseline: the mechanics, not a representation.
-RUN = config.runs_dir() / f"10_bigbigan_{DATA}_{NUM_LABELS}_{BACKBONE}"   # resumes from here
+RUN = config.runs_dir() / f"07_bigbigan_{DATA}_{NUM_LABELS}_{BACKBONE}"   # resumes from here
 
 method = build_method("bigbigan", BACKBONE, data.num_classes)
 fixed_z = torch.randn(16, method.z_dim, generator=torch.Generator().manual_seed(1)).to(DEVICE)
@@ -376,7 +385,7 @@ plt.show()
 # evaluated on.
 
 # %%
-results, folders = run_methods(["supervised", "simclr"], tag="10", data=DATA, labels=NUM_LABELS,
+results, folders = run_methods(["supervised", "simclr"], tag="07", data=DATA, labels=NUM_LABELS,
                                backbone=BACKBONE, epochs=EPOCHS, device=str(DEVICE), monitor_every=0,
                                **SUBSET)
 results["bigbigan"] = evaluate_method(method, data)
@@ -416,7 +425,7 @@ plt.show()
 # gives what was measured instead.
 
 # %%
-claims.show("10", results);
+claims.show("07", results);
 
 # %% [markdown]
 # **How far is this from the paper?** BigBiGAN's results are on ImageNet (a linear probe of a
@@ -450,7 +459,7 @@ plt.show()
 #   generative representation learning needs scale.
 #
 # ## Exercises
-# Answers to the questions: `notebooks/solutions/ANSWERS_07_11.md` (notebook 10).
+# Answers to the questions: `notebooks/solutions/ANSWERS_07_11.md` (notebook 07).
 #
 # 1. (Section 3) Write both losses; the checkers above name the usual mistakes.
 # 2. Remove the unary scores: how would you change `bigbigan_losses` to give plain BiGAN's hinge
