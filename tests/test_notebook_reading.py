@@ -35,13 +35,6 @@ INLINE_MATH = re.compile(r"\$[^$\n]+\$")
 URL = re.compile(r"https?://\S+|<!--.*?-->", re.DOTALL)
 WORD = re.compile(r"\S*[A-Za-z0-9]\S*")
 
-#: Cells being moved by the course's renumbering (issue 21): notebook 11's AET and En-AET parts go
-#: to 02 and a new 09, and 03's all-method comparison goes into 12. Their figures get their notes
-#: where they land; until then they are not checked here.
-MOVING_NOTEBOOKS = {"11_aet_enaet"}
-MOVING_SECTIONS = {"03_exemplar_and_cpc": "## All pretext tasks, and SimCLR, under one budget"}
-
-
 def _cells(path: Path) -> list[tuple[str, str]]:
     return [(cell["cell_type"], "".join(cell["source"])) for cell in json.loads(path.read_text())["cells"]]
 
@@ -57,16 +50,6 @@ def draws_a_figure(source: str) -> bool:
     return DRAWS.search(source) is not None
 
 
-def _in_moving_section(cells: list[tuple[str, str]], index: int, stem: str) -> bool:
-    heading = MOVING_SECTIONS.get(stem)
-    if heading is None:
-        return False
-    for kind, source in reversed(cells[:index]):
-        if kind == "markdown" and source.startswith("## "):
-            return source.startswith(heading)
-    return False
-
-
 def test_the_heuristics_see_what_they_should():
     assert draws_a_figure("image_grid(x, nrow=8)\nplt.show()")
     assert draws_a_figure("interactive_plot(show, temperature=(0.1, 1.0, 0.1, 0.5))")
@@ -75,12 +58,12 @@ def test_the_heuristics_see_what_they_should():
     assert prose_words("- **Budget.** 10 epochs") == 3
 
 
-@pytest.mark.parametrize("path", [p for p in NOTEBOOKS if p.stem not in MOVING_NOTEBOOKS], ids=lambda p: p.stem)
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_every_figure_is_followed_by_what_to_look_for(path):
     cells = _cells(path)
     missing = []
     for index, (kind, source) in enumerate(cells):
-        if kind != "code" or not draws_a_figure(source) or _in_moving_section(cells, index, path.stem):
+        if kind != "code" or not draws_a_figure(source):
             continue
         following = next((text for later, text in cells[index + 1:] if later == "markdown"), "")
         if LOOK_FOR not in following.lower():
@@ -89,7 +72,7 @@ def test_every_figure_is_followed_by_what_to_look_for(path):
                          f"{missing}")
 
 
-@pytest.mark.parametrize("path", [p for p in NOTEBOOKS if p.stem not in MOVING_NOTEBOOKS], ids=lambda p: p.stem)
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_no_markdown_cell_is_a_wall_of_text(path):
     markdown = [(index, source) for index, (kind, source) in enumerate(_cells(path)) if kind == "markdown"]
     too_long = [f"cell {index}: {prose_words(source)} words ({source[:40]!r})"

@@ -138,6 +138,12 @@ plt.show()
 # | `strong_augment` | RandAugment (2 random ops) + Cutout | FeatMatch |
 # | `fixmatch_augment` | FixMatch's RandAugment (2 ops, each applied with probability 0.5) + Cutout | FixMatch's strong view |
 #
+# A **weak augmentation** leaves the image the same picture, only shifted by a few pixels or
+# mirrored; a **strong augmentation** may change it so much that it is hard to recognise, while
+# its class stays the same. **RandAugment** draws a few operations at random from a fixed list
+# (rotate, shear, posterize, colour, contrast, ...) and applies each at a random strength;
+# **Cutout** then greys out a random square, so the network cannot rely on one small region.
+#
 # Each row below is one original image followed by four draws of each pipeline.
 
 # %%
@@ -231,7 +237,9 @@ plt.show()
 
 # %% [markdown]
 # **How far is this from the papers?** Oliver et al. (2018, Table 1) report 20.26 % test *error*
-# (79.7 % accuracy) for purely supervised training of a WideResNet-28-2 on 4000 CIFAR-10 labels,
+# (79.7 % accuracy) for purely supervised training of a **WideResNet-28-2** (WRN-28-2: a residual network
+# 28 layers deep with twice the channels of the original CIFAR ResNet, about 1.5 M parameters,
+# the standard network of few-label CIFAR-10 papers) on 4000 CIFAR-10 labels,
 # after 500 000 training iterations. Your run above uses a smaller network and `BUDGET_EPOCHS`
 # epochs, a tiny fraction of that budget: expect it to be well below.
 #
@@ -240,7 +248,8 @@ plt.show()
 # labels of the training images whose features are most similar to its features, how often am I
 # right?" No classifier is trained, so it measures the representation alone. The course uses the
 # weighted kNN of Wu et al. (2018), the monitor of InstDisc, MoCo's CIFAR demo and solo-learn.
-# For a test feature $f$ and a **bank** of training features $f_1, \dots, f_N$ with labels $y_i$:
+# For a test feature $f$ and a **memory bank** (features of training images, computed once and
+# stored) $f_1, \dots, f_N$ with labels $y_i$:
 #
 # 1. cosine similarities $s_i = \frac{f^\top f_i}{\lVert f \rVert \, \lVert f_i \rVert}$;
 # 2. keep the $k = 200$ largest, $\mathcal{N}_k(f)$ (fewer if the bank is smaller);
@@ -255,7 +264,7 @@ plt.show()
 #
 # **Which bank.** `ssl_course.evaluate.evaluate_method` reports two kNN numbers. `knn_accuracy`
 # puts only the **labelled images** in the bank: what a learner with 250 labels can really do
-# (PAWS's soft nearest neighbours, notebook 11, is the same idea). `knn_all_labels_accuracy`
+# (PAWS, notebook 11, classifies by similarity to labelled images in the same spirit). `knn_all_labels_accuracy`
 # (asked for with `knn_bank="all"`, or an int for an evenly spaced subset) puts the features **and
 # labels of every training image** in the bank, as representation-learning papers do; the monitor
 # during training uses at most `TrainConfig.monitor_bank_size = 10 000` of them and scores the

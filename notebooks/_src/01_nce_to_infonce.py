@@ -270,8 +270,9 @@ plt.show()
 # %% [markdown]
 # ## InfoNCE: from "data or noise?" to "which one is real?"
 # NCE classifies one point at a time. InfoNCE (van den Oord et al. 2018) hands the classifier a
-# *set*: one positive, drawn together with a context, and $K$ negatives drawn independently, and
-# asks which one belongs with the context. In MoCo's words (He et al. 2020) it is a dictionary
+# *set* and asks which one belongs with a context: one **positive**, the candidate drawn together
+# with the context (for images: another view of the same image), and $K$ **negatives**, candidates
+# drawn independently of it (other images) that the loss must tell apart from the positive. In MoCo's words (He et al. 2020) it is a dictionary
 # look-up: a query $q$ must find its key $k^+$ among the keys $\{k^+, k_1, \dots, k_K\}$.
 #
 # $$\mathcal{L}_{\text{InfoNCE}} = -\frac{1}{B}\sum_{i=1}^{B}\log
@@ -279,7 +280,7 @@ plt.show()
 #
 # - $q_i \in \mathbb{R}^D$: the query (an embedding of one view, or CPC's context); $B$ queries in a batch;
 # - $k_i^+$: its positive key (an embedding of another view of the same image, or the real future);
-# - $k_1,\dots,k_K$: $K$ negative keys shared by all queries (MoCo's queue); $N = K+1$ candidates;
+# - $k_1,\dots,k_K$: $K$ negative keys shared by all queries (MoCo, notebook 04, keeps them from earlier batches); $N = K+1$ candidates;
 # - $\tau > 0$: the temperature; in `ssl_course.losses.info_nce` all vectors are L2-normalised first,
 #   so $q^\top k$ is a cosine similarity.
 #
@@ -319,8 +320,8 @@ print("literal loop == vectorised == ssl_course.losses.info_nce on 3 random inpu
 # %% [markdown]
 # ### What the temperature does
 # Fix one query's cosine similarities to its positive (green) and to nine negatives. The softmax over
-# them is the classifier's belief; the loss is $-\log$ of the green bar. A small $\tau$ sharpens the
-# softmax so that the hardest negatives (the tall grey bars) dominate the gradient; a large $\tau$
+# them is the classifier's belief; the loss is $-\log$ of the green bar. A small $\tau$ makes the
+# softmax peaked, so that the hardest negatives (the tall grey bars) dominate the gradient; a large $\tau$
 # spreads it over all of them. Move the slider (without a running kernel it draws once with
 # $\tau = 0.2$); the row of panels below it shows four temperatures side by side.
 
@@ -355,8 +356,7 @@ plt.show()
 
 # %% [markdown]
 # **What to look for**: one negative here is *more* similar to the query than the positive (a
-# "hard negative", e.g. an
-# image of the same class). At small $\tau$ the loss is dominated by pushing it away; at large $\tau$
+# **hard negative**: a negative that already looks like the query, e.g. an image of the same class). At small $\tau$ the loss is dominated by pushing it away; at large $\tau$
 # all candidates look alike and the loss tends to $\log N$ whatever the similarities are.
 
 # %% [markdown]
@@ -439,7 +439,7 @@ print(f"largest estimate: {max(estimates.values()):.3f} nats at N = {max(estimat
 # value, however good the critic; as $N$ grows it climbs towards the true value, always from below,
 # and the gap closes slowly (roughly like $1/N$ once $\log N$ is well above the true value). In
 # smoke mode the critics train for only a few steps, so the curve sits lower; the ceiling holds
-# regardless. This is one reason contrastive methods like large batches or queues of negatives:
+# regardless. This is one reason contrastive methods like large batches or large stores of negatives:
 # with $N$ candidates the objective cannot ask for more than $\log N$ nats.
 
 # %% [markdown]

@@ -559,6 +559,13 @@ figure.tight_layout()
 plt.show()
 
 # %% [markdown]
+# **What to look for**: the four spatial families move pixels and fill what leaves the frame with
+# grey. Projective copies look tilted, as if photographed at an angle; affine ones can also be
+# sheared; similarity keeps angles and Euclidean also the size. The ccbs column moves nothing and
+# changes only colour, contrast, brightness and sharpness: a decoder can recover its parameters only
+# from features that still encode colour.
+
+# %% [markdown]
 # ### AET's loss
 # An encoder $E$ maps $x$ to $z = E(x)$ and the copy to $\tilde z = E(t(x))$; a decoder $D$
 # reads both and predicts $\hat\theta = D(z, \tilde z)$. With $N$ images and $P$ parameters,
@@ -570,7 +577,9 @@ plt.show()
 # where the parts of the image are and which way they face. An encoder that threw that away
 # (as a contrastive encoder is asked to, for its augmentations) would leave the decoder guessing
 # the mean, $\hat\theta = \mathbb E\,\theta$. So the encoder is pushed towards representations
-# that *change predictably* with the transformation: equivariance rather than invariance.
+# that *change predictably* with the transformation. That is **equivariance**: the representation of
+# $t(x)$ follows from that of $x$ and from $t$. Its opposite is **invariance**, the same representation
+# for $x$ and $t(x)$, which contrastive methods (notebooks 03 and 04) ask for their augmentations.
 #
 # The formula, literally, against the library:
 
@@ -712,6 +721,13 @@ for measure in measures:
     print(f"{measure}: aet {aet_metrics[measure]:.3f} vs supervised {runs['supervised'][2][measure]:.3f}")
 
 # %% [markdown]
+# **What to look for**: AET's bars above the red chance line mean its features separate classes
+# although it never saw a label. The supervised bars are the reference: the printed differences are
+# what predicting transformations gives, at this budget, against training on the labels directly. A kNN bar near
+# chance with a probe well above it means the classes are separable in the features but not yet
+# grouped by distance.
+
+# %% [markdown]
 # ### AET's predicted against true parameters
 # The trained decoders on held-out test images: each dot is one parameter of one image. Points on
 # the diagonal are perfect predictions; a flat cloud at 0 is a decoder that learnt nothing but the
@@ -734,6 +750,12 @@ with torch.no_grad():
         axis.legend(fontsize=9, ncol=2, markerscale=3)
 figure.tight_layout()
 plt.show()
+
+# %% [markdown]
+# **What to look for**: clouds that tilt along the dashed diagonal are parameters the decoder reads
+# from the two representations; a horizontal band at 0 is a parameter it only guesses by its mean.
+# A decoder that only guesses the mean scores the parameters' variance (about 1/3 for one uniform in
+# $[-1, 1]$, printed under AET's loss); a title's MSE well below that means the features keep geometry.
 
 # %% [markdown]
 # ## Evaluation and comparison
@@ -787,11 +809,12 @@ claims.show("02", {**{name: metrics for name, (_, _, metrics) in runs.items()}, 
 
 # %% [markdown]
 # **How far is this from the papers?** Only RotNet was evaluated on CIFAR-10 with few labels. A
-# 4-block NIN pretrained on every training image (200 epochs in the official config), then a conv
-# block trained on its block-2 features, has 35.37 % test error with 20 labels per class (about
-# 65 % accuracy), 24.72 % with 100 and 17.16 % with 400 per class, against 66.34 %, 52.74 % and
-# 25.81 % for the same network trained on those labels alone (Gidaris et al. 2018, as tabulated in
-# Qi & Luo, TPAMI 2022, Table 1). Its protocol differs from yours in two ways that both favour it: a
+# 4-block **NIN** (network in network: every block is a convolution followed by two 1×1
+# convolutions, a small MLP applied at each pixel) pretrained on every training image (200 epochs
+# in the official config), then a conv block trained on its block-2 features, has 35.37 % test
+# error with 20 labels per class (about 65 % accuracy), 24.72 % with 100 and 17.16 % with 400 per
+# class, against 66.34 %, 52.74 % and 25.81 % for the same network trained on those labels alone
+# (Gidaris et al. 2018, as tabulated in Qi & Luo, TPAMI 2022, Table 1). Its protocol differs from yours in two ways that both favour it: a
 # longer pretraining, and a small convolutional classifier trained on the *middle* of the network,
 # where its features are best, instead of a linear probe on the pooled output. The closest
 # published point to your 25 labels per class is 20 per class. The other three papers pretrain on
@@ -800,7 +823,8 @@ claims.show("02", {**{name: metrics for name, (_, _, metrics) in runs.items()}, 
 # mAP on PASCAL VOC 2007 (against 78.2 % and 56.5 % with supervised ImageNet features), and Zhang
 # et al. evaluate their colorization features on ImageNet and by transfer. For them your run is a
 # small-image version of the idea, with no published number to aim at.
-#
+
+# %% [markdown]
 # ### t-SNE of the test embeddings
 # The features each method hands to the kNN and the probe, squeezed to 2-D and coloured by the true class.
 
@@ -837,6 +861,8 @@ plt.show()
 #   method, which flatters no one.
 # - **Budgets.** A jigsaw step encodes 9 tiles per image, a relative-position step 2 patches: compare
 #   methods at equal epochs *and* look at the wall time each run printed.
+
+# %% [markdown]
 # - **Equivariance or invariance.** Predicting the transformation (rotation, AET) rewards
 #   representations that change *with* the image; contrastive learning (notebooks 03 and 04)
 #   rewards representations that do not. Which is better depends on whether the transformation

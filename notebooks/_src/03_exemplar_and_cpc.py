@@ -146,8 +146,9 @@ print(f"literal == F.cross_entropy == exemplar_loss: {literal.item():.6f}; chanc
 
 # %% [markdown]
 # ## From Exemplar to instance discrimination, NCE and InfoNCE
-# Read the loss again: the weight row $w_j$ is a *prototype of image $j$*, and the softmax compares
-# a view with the prototypes of all $N$ images. Three problems appear as $N$ grows:
+# Read the loss again: the weight row $w_j$ is a **prototype** of image $j$, a vector that stands
+# for the image and that features are compared with, and the softmax compares a view with the
+# prototypes of all $N$ images. Three problems appear as $N$ grows:
 # 1. **Cost.** Every view is scored against all $N$ rows: $O(N)$ per view, 1.2 million rows on ImageNet.
 # 2. **Stale prototypes.** Under the full softmax every row gets a gradient at every step: for a
 #    view of image $i$, $\partial\mathcal{L}/\partial w_j = p_j\, f_\theta(T x_i)$ for $j \ne i$,
@@ -166,8 +167,9 @@ print(f"literal == F.cross_entropy == exemplar_loss: {literal.item():.6f}; chanc
 # negatives (notebook 01). That removes the $N$ learned rows and most of the cost (problem 1), but
 # not the staleness: $v_j$ is rewritten only when image $j$ is in the batch, so a bank entry was
 # computed by the network of up to an epoch ago. MoCo (notebook 04) removes that staleness: its
-# negatives come from a queue of keys only $K/N$ steps old, computed by a slowly moving copy of the
-# encoder. Taking the negatives from the current batch instead, and the positive from a second
+# negatives come from a **queue**: a first-in first-out store of the $K$ most recent keys
+# (embeddings of images from earlier batches; each step adds the new batch and drops the oldest),
+# so none is more than $K/N$ steps old, and all are computed by a slowly moving copy of the encoder. Taking the negatives from the current batch instead, and the positive from a second
 # view of the same image, gives InfoNCE as SimCLR uses it (notebook 04), with no stored embedding at
 # all:
 # $$\underbrace{w_{i}^\top f(Tx_i)}_{\text{Exemplar}} \;\to\;
@@ -220,7 +222,8 @@ plt.show()
 # %% [markdown]
 # ### The masked context network
 # The context at row $r$ must not see rows below $r$, or predicting them is copying. CPC v2 uses a
-# PixelCNN-style network; here it is a stack of residual blocks whose $3\times3$ convolutions have
+# **PixelCNN**-style network (PixelCNN is an image model whose masked convolutions let each position
+# see only what lies above it and to its left); here it is a stack of residual blocks whose $3\times3$ convolutions have
 # their *bottom kernel row zeroed* (`MaskedConv2d`): each layer looks one row up and along its own
 # row, never down. Two things are shown below: the mask, and the receptive field measured with
 # autograd: the gradient of one context vector with respect to every patch encoding. The cells

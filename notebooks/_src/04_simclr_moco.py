@@ -167,7 +167,9 @@ plt.show()
 #   \frac{\exp\left(s_{a,p(a)} / \tau\right)}{\sum_{b=1,\, b \ne a}^{2N} \exp\left(s_{ab} / \tau\right)}$$
 #
 # - $N$: images in the batch; $2N$: views, every one of them is an anchor once;
-# - $z_a$: the projection-head output of view $a$ (the loss normalises it);
+# - $z_a$: the output for view $a$ of the **projection head**, a small MLP on top of the backbone
+#   (the loss normalises it); only the loss sees it: after training it is thrown away, because the
+#   backbone's features before it transfer better;
 # - $s_{ab}$: cosine similarity of views $a$ and $b$, between $-1$ and $1$;
 # - $\tau > 0$: the temperature; the similarities are divided by it before the softmax;
 # - the denominator runs over the $2N - 1$ candidates $b \ne a$: the positive and $2N-2$ negatives.
@@ -251,10 +253,10 @@ print("derived: ", [f"{g:+.3f}" for g in derived.tolist()], "(positive first, th
 
 # %% [markdown]
 # ### What the temperature does
-# The loss is a softmax over the candidates. Dividing by a small $\tau$ sharpens it: almost all
+# The loss is a softmax over the candidates. Dividing by a small $\tau$ makes it peaked: almost all
 # probability goes to the few candidates with the highest similarity. By the gradient above, every
 # negative $b$ is pushed away with a weight equal to its softmax probability $p_{ab}$, so a small
-# $\tau$ concentrates the push on the **hard negatives** (those that already look like the
+# $\tau$ concentrates the push on the hard negatives (notebook 01: those that already look like the
 # anchor), while a large $\tau$ spreads it evenly over all negatives, easy ones included.
 #
 # Below: one made-up anchor with a positive at similarity 0.7, five hard negatives near 0.6 and
@@ -353,8 +355,9 @@ print("InfoNCE: loops = library on 3 random float64 inputs")
 # The queue only helps if its keys are comparable with today's queries. Keys computed by the
 # query encoder itself would come from a network that changed at every one of the last $K/N$
 # steps, so old keys would be "in another language". MoCo computes keys with a second network
-# whose weights $\theta_k$ follow the query encoder's $\theta_q$ by an exponential moving average
-# after every optimiser step:
+# whose weights $\theta_k$ follow the query encoder's $\theta_q$ by an **exponential moving average**
+# (**EMA**: after every optimiser step, each weight moves a fraction $1 - m$ of the way towards the
+# trained one):
 #
 # $$\theta_k \leftarrow m\,\theta_k + (1 - m)\,\theta_q, \qquad 0 \le m < 1 .$$
 #
@@ -395,7 +398,7 @@ plt.show()
 # statistics, so the network can learn to recognise "normalised with the same statistics as me"
 # instead of "same image". The loss then falls while the features get no better. MoCo's official
 # code normalises per GPU and shuffles the key batch across GPUs so that a query and its key are
-# normalised with different sub-batches ("shuffle BN"). On one device, `ssl_course`'s MoCo splits
+# normalised with different sub-batches (**shuffle BN**). On one device, `ssl_course`'s MoCo splits
 # every batch-norm layer into `bn_splits = 8` groups ("virtual GPUs") and shuffles the keys
 # before the key encoder, as MoCo's CIFAR demo does. SimCLR instead normalises all $2N$ views
 # together, which is the "global BN" of its paper.
@@ -718,7 +721,9 @@ plt.show()
 #   may do better, so measure it (`HPARAMS["simclr"] = dict(temperature=0.2)`) rather than take it
 #   on trust.
 # - **Batch size vs queue.** SimCLR's negatives are the $2N-2$ other views of the batch, so it
-#   wants large batches (the paper used 4096). MoCo gets $K$ negatives from its queue at any batch
+#   wants large batches (the paper used 4096, with **LARS**: SGD whose step for each layer is
+#   scaled by the ratio of that layer's weight norm to its gradient norm, which keeps training
+#   stable at the large learning rates such batches need). MoCo gets $K$ negatives from its queue at any batch
 #   size; the price is stale keys and a second network. The queue must be consistent: that is
 #   what the momentum $m$ is for, and $1/(1-m)$ must be small next to the run's length.
 

@@ -424,8 +424,9 @@ plt.show()
 
 # %% [markdown]
 # **What to look for**: each method's training loss falls and its validation accuracy rises; the
-# dashed curves are the course's reference runs. A contrastive loss that flattens at its starting
-# value is a collapsed or stuck run.
+# dashed curves are the course's reference runs. A contrastive loss that stays at its starting
+# value is a stuck run or a **collapse**: every image gets (nearly) the same embedding, so all
+# similarities are equal and the loss cannot prefer any candidate.
 
 # %% [markdown]
 # ### What the papers claim here, and what the course's reference run shows

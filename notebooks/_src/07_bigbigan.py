@@ -1,5 +1,5 @@
 # %% [markdown]
-# # 10 · BiGAN → BigBiGAN: a representation from a generative game
+# # 07 · BiGAN → BigBiGAN: a representation from a generative game
 #
 # [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/ssl-course/ssl_course/blob/main/notebooks/07_bigbigan.ipynb)
 #

@@ -1,5 +1,5 @@
 # %% [markdown]
-# # 07 · MixMatch, FixMatch and S4L: three ways to learn from unlabelled images
+# # 08 · MixMatch, FixMatch and S4L: three ways to learn from unlabelled images
 #
 # [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/ssl-course/ssl_course/blob/main/notebooks/08_mixmatch_fixmatch_s4l.ipynb)
 #
@@ -193,7 +193,7 @@ for title, (_, accuracy) in toy_runs.items():
 #   H\big(\hat y_b, \operatorname{softmax}(f(\mathcal{A}(u_b)))\big), \qquad
 #   \mathcal{L} = \ell_s + \lambda_u \ell_u$$
 #
-# with $\gamma = 0.95$ the confidence threshold (the paper's $\tau$; the course keeps $\tau$ for temperatures), $\lambda_u = 1$, $\ell_s$ the cross-entropy of the
+# with $\gamma = 0.95$ the **confidence threshold**, the top probability a pseudo-label needs (the paper's $\tau$; the course keeps $\tau$ for temperatures), $\lambda_u = 1$, $\ell_s$ the cross-entropy of the
 # weak labelled views, and no gradient through $q_b$. The sum runs over **all** $\mu B$ images,
 # also those that did not pass: the loss grows as more images pass.
 #
@@ -217,7 +217,8 @@ for title, (_, accuracy) in toy_runs.items():
 #   \mathcal{L}_U = \frac{1}{C\,|\mathcal{U}'|}\sum_{(u,q)\in\mathcal{U}'} \big\lVert q - \operatorname{softmax}(f(u)) \big\rVert_2^2, \qquad
 #   \mathcal{L} = \mathcal{L}_X + \lambda_U \mathcal{L}_U$$
 #
-# with $\lambda_U = 75$ on CIFAR-10, ramped up linearly from 0. The squared error is bounded,
+# with $\lambda_U = 75$ on CIFAR-10 after a **ramp-up**: the weight grows linearly from 0 over the
+# paper's first 16 000 steps, while the guesses are still close to random. The squared error is bounded,
 # so a wrong guess costs less than it would under cross-entropy.
 #
 # **S4L-Rotation** (Zhai et al. 2019). With $\operatorname{rot}_r$ a rotation by $r \cdot 90°$ and

@@ -113,7 +113,8 @@ print_reference(run_dirs)
 # $u_n$, $\lambda_{\mathrm{KL}} = 1$, and $q_n$ MixMatch's sharpened guess for the untransformed
 # image. The KL term asks the classifier to give a transformed copy the class the untransformed
 # image was guessed to have, a consistency much stronger than MixMatch's flips and crops.
-#
+
+# %% [markdown]
 # **One deviation you should know about.** The official code applies $\lambda_{\mathrm{KL}} = 1$ from
 # the very first step. Early on, $q_n$ is the guess of an untrained classifier, and pulling every
 # transformed copy towards it feeds the guess back into itself: in a run of a few hundred steps
@@ -159,6 +160,13 @@ base = ablation["MixMatch alone"]["test_accuracy"]
 for label in labels:
     print(f"{label:>22}: test accuracy {ablation[label]['test_accuracy']:.3f} "
           f"({ablation[label]['test_accuracy'] - base:+.3f} vs MixMatch alone), {ablation[label]['wall_time_seconds']:.0f} s")
+
+# %% [markdown]
+# **What to look for**: the grey bar (MixMatch alone) is the reference; the printed differences say
+# what the AET ensemble (blue), then the KL term (green), add at this budget, and the printed
+# seconds what they cost. A bar at the red chance line is a collapse onto one class, the failure
+# described above (check that `kl_rampup` is on). A difference of a point or two is within the noise
+# of one seed.
 
 # %% [markdown]
 # ### What this comparison should show, and what the course's reference run shows

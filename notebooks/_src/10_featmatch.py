@@ -1,10 +1,10 @@
 # %% [markdown]
-# # 09 · FeatMatch: augmenting features with class prototypes
+# # 10 · FeatMatch: augmenting features with class prototypes
 #
 # [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/ssl-course/ssl_course/blob/main/notebooks/10_featmatch.ipynb)
 #
 # **What you will learn**
-# - how FeatMatch summarises each class by a few **prototypes**: per-class k-means centroids of
+# - how FeatMatch summarises each class by a few prototypes (notebook 03): per-class k-means centroids of
 #   the features of labelled images and of confidently pseudo-labelled unlabelled images;
 # - how an attention module refines every feature with the prototypes it resembles, and how to
 #   read those attention weights (a heatmap and a widget to inspect one image);
@@ -82,7 +82,8 @@ print(f"device: {DEVICE}; smoke mode: {SMOKE}; mode: {config.mode()}")
 # ## Intuition: prototypes, and features pulled towards them
 # Below, three classes of 2-D "features", each class made of two separate clumps (a class of
 # images is rarely one round blob: think of cars seen from the front and from the side).
-# Per-class k-means with two centroids per class finds one **prototype** (star) per clump. A
+# Per-class k-means with two centroids per class finds one prototype (star) per clump: as
+# Exemplar's weight rows stood for images in notebook 03, each star stands for a group of features. A
 # hand-made version of FeatMatch's refinement then moves every feature towards a mix of the
 # prototypes it resembles, weighted by a softmax of dot products (the arrows): half the
 # feature plus half of that prototype mix. Most arrows point towards a prototype of the
@@ -228,7 +229,9 @@ print(f"attention weights [N, heads, P] = {list(weights_library.shape)}, "
       f"rows sum to {weights_library.sum(-1).flatten().tolist()}")
 
 # %% [markdown]
-# Then k-means, the pseudo-labels and the total loss. The library runs k-means++ seeding and
+# Then k-means, the pseudo-labels and the total loss. The library starts k-means with **k-means++**
+# seeding (each new starting centroid is drawn with probability proportional to its squared
+# distance from the nearest one already chosen, so the starts spread over the data) and runs
 # batched Lloyd iterations for all classes at once; a converged result must be a **fixed point**
 # of one literal Lloyd step (assign every point to its nearest centroid, move every centroid to
 # the mean of its points), class by class. The check uses the Euclidean metric, where the

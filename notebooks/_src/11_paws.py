@@ -1,5 +1,5 @@
 # %% [markdown]
-# # 08 · PAWS: classify unlabelled views with a labelled support set
+# # 11 · PAWS: classify unlabelled views with a labelled support set
 #
 # [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/ssl-course/ssl_course/blob/main/notebooks/11_paws.ipynb)
 #
@@ -159,7 +159,8 @@ plt.show()
 #
 # $$\operatorname{Sharpen}(p, T)_k = \frac{p_k^{1/T}}{\sum_{j=1}^{C} p_j^{1/T}}$$
 #
-# **The PAWS loss.** Every unlabelled image $x$ gives two global views and $m$ small crops. Let
+# **The PAWS loss.** Every unlabelled image $x$ gives two global views and, by **multi-crop**, $m$
+# small low-resolution crops that add anchors at little cost. Let
 # $z_i$ be the embedding of anchor view $i$ (anchors get gradients) and $z_i^+$ the embedding of
 # the *other* global view of the same image (for a small crop: both global views, and the two
 # targets are averaged). The target $t_i = \operatorname{Sharpen}(\pi(z^+_i), T)$ is computed
@@ -172,7 +173,8 @@ plt.show()
 # where $n$ is the number of anchor views and $H(t, p) = -\sum_k t_k \log p_k$. The ME-MAX term is
 # the *negative entropy of the average prediction*: it is smallest, $-\log C$, when the batch as
 # a whole uses every class equally often. The official defaults are $\tau = 0.1$, $T = 0.25$ and
-# label smoothing 0.1 on the support labels; target entries below $10^{-4}$ are set to zero.
+# **label smoothing** 0.1 on the support labels (each one-hot row becomes $0.9$ times itself plus
+# $0.1/C$ everywhere, so no label is fully certain); target entries below $10^{-4}$ are set to zero.
 
 # %% [markdown]
 # ## The formulas with loops, then checked against the library
