@@ -237,7 +237,8 @@ plt.show()
 
 # %% [markdown]
 # **How far is this from the papers?** Oliver et al. (2018, Table 1) report 20.26 % test *error*
-# (79.7 % accuracy) for purely supervised training of a **WideResNet-28-2** (WRN-28-2: a residual network
+# (79.7 % accuracy) for purely supervised training of a **WideResNet-28-2** (WRN-28-2: a residual
+# network
 # 28 layers deep with twice the channels of the original CIFAR ResNet, about 1.5 M parameters,
 # the standard network of few-label CIFAR-10 papers) on 4000 CIFAR-10 labels,
 # after 500 000 training iterations. Your run above uses a smaller network and `BUDGET_EPOCHS`
@@ -264,7 +265,8 @@ plt.show()
 #
 # **Which bank.** `ssl_course.evaluate.evaluate_method` reports two kNN numbers. `knn_accuracy`
 # puts only the **labelled images** in the bank: what a learner with 250 labels can really do
-# (PAWS, notebook 11, classifies by similarity to labelled images in the same spirit). `knn_all_labels_accuracy`
+# (PAWS, notebook 11, classifies by similarity to labelled images in the same spirit).
+# `knn_all_labels_accuracy`
 # (asked for with `knn_bank="all"`, or an int for an evenly spaced subset) puts the features **and
 # labels of every training image** in the bank, as representation-learning papers do; the monitor
 # during training uses at most `TrainConfig.monitor_bank_size = 10 000` of them and scores the

@@ -272,7 +272,8 @@ plt.show()
 # NCE classifies one point at a time. InfoNCE (van den Oord et al. 2018) hands the classifier a
 # *set* and asks which one belongs with a context: one **positive**, the candidate drawn together
 # with the context (for images: another view of the same image), and $K$ **negatives**, candidates
-# drawn independently of it (other images) that the loss must tell apart from the positive. In MoCo's words (He et al. 2020) it is a dictionary
+# drawn independently of it (other images) that the loss must tell apart from the positive. In
+# MoCo's words (He et al. 2020) it is a dictionary
 # look-up: a query $q$ must find its key $k^+$ among the keys $\{k^+, k_1, \dots, k_K\}$.
 #
 # $$\mathcal{L}_{\text{InfoNCE}} = -\frac{1}{B}\sum_{i=1}^{B}\log
@@ -280,7 +281,8 @@ plt.show()
 #
 # - $q_i \in \mathbb{R}^D$: the query (an embedding of one view, or CPC's context); $B$ queries in a batch;
 # - $k_i^+$: its positive key (an embedding of another view of the same image, or the real future);
-# - $k_1,\dots,k_K$: $K$ negative keys shared by all queries (MoCo, notebook 04, keeps them from earlier batches); $N = K+1$ candidates;
+# - $k_1,\dots,k_K$: $K$ negative keys shared by all queries (MoCo, notebook 04, keeps them from
+#   earlier batches); $N = K+1$ candidates;
 # - $\tau > 0$: the temperature; in `ssl_course.losses.info_nce` all vectors are L2-normalised first,
 #   so $q^\top k$ is a cosine similarity.
 #
@@ -321,7 +323,8 @@ print("literal loop == vectorised == ssl_course.losses.info_nce on 3 random inpu
 # ### What the temperature does
 # Fix one query's cosine similarities to its positive (green) and to nine negatives. The softmax over
 # them is the classifier's belief; the loss is $-\log$ of the green bar. A small $\tau$ makes the
-# softmax peaked, so that the hardest negatives (the tall grey bars) dominate the gradient; a large $\tau$
+# softmax peaked, so that the hardest negatives (the tall grey bars) dominate the gradient; a large
+# $\tau$
 # spreads it over all of them. Move the slider (without a running kernel it draws once with
 # $\tau = 0.2$); the row of panels below it shows four temperatures side by side.
 
@@ -356,7 +359,8 @@ plt.show()
 
 # %% [markdown]
 # **What to look for**: one negative here is *more* similar to the query than the positive (a
-# **hard negative**: a negative that already looks like the query, e.g. an image of the same class). At small $\tau$ the loss is dominated by pushing it away; at large $\tau$
+# **hard negative**: a negative that already looks like the query, e.g. an image of the same class).
+# At small $\tau$ the loss is dominated by pushing it away; at large $\tau$
 # all candidates look alike and the loss tends to $\log N$ whatever the similarities are.
 
 # %% [markdown]

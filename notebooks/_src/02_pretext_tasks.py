@@ -723,7 +723,8 @@ for measure in measures:
 # %% [markdown]
 # **What to look for**: AET's bars above the red chance line mean its features separate classes
 # although it never saw a label. The supervised bars are the reference: the printed differences are
-# what predicting transformations gives, at this budget, against training on the labels directly. A kNN bar near
+# what predicting transformations gives, at this budget, against training on the labels directly. A
+# kNN bar near
 # chance with a probe well above it means the classes are separable in the features but not yet
 # grouped by distance.
 
@@ -814,7 +815,8 @@ claims.show("02", {**{name: metrics for name, (_, _, metrics) in runs.items()}, 
 # in the official config), then a conv block trained on its block-2 features, has 35.37 % test
 # error with 20 labels per class (about 65 % accuracy), 24.72 % with 100 and 17.16 % with 400 per
 # class, against 66.34 %, 52.74 % and 25.81 % for the same network trained on those labels alone
-# (Gidaris et al. 2018, as tabulated in Qi & Luo, TPAMI 2022, Table 1). Its protocol differs from yours in two ways that both favour it: a
+# (Gidaris et al. 2018, as tabulated in Qi & Luo, TPAMI 2022, Table 1). Its protocol differs from
+# yours in two ways that both favour it: a
 # longer pretraining, and a small convolutional classifier trained on the *middle* of the network,
 # where its features are best, instead of a linear probe on the pooled output. The closest
 # published point to your 25 labels per class is 20 per class. The other three papers pretrain on

@@ -169,7 +169,8 @@ print(f"literal == F.cross_entropy == exemplar_loss: {literal.item():.6f}; chanc
 # computed by the network of up to an epoch ago. MoCo (notebook 04) removes that staleness: its
 # negatives come from a **queue**: a first-in first-out store of the $K$ most recent keys
 # (embeddings of images from earlier batches; each step adds the new batch and drops the oldest),
-# so none is more than $K/N$ steps old, and all are computed by a slowly moving copy of the encoder. Taking the negatives from the current batch instead, and the positive from a second
+# so none is more than $K/N$ steps old, and all are computed by a slowly moving copy of the encoder.
+# Taking the negatives from the current batch instead, and the positive from a second
 # view of the same image, gives InfoNCE as SimCLR uses it (notebook 04), with no stored embedding at
 # all:
 # $$\underbrace{w_{i}^\top f(Tx_i)}_{\text{Exemplar}} \;\to\;
@@ -223,7 +224,8 @@ plt.show()
 # ### The masked context network
 # The context at row $r$ must not see rows below $r$, or predicting them is copying. CPC v2 uses a
 # **PixelCNN**-style network (PixelCNN is an image model whose masked convolutions let each position
-# see only what lies above it and to its left); here it is a stack of residual blocks whose $3\times3$ convolutions have
+# see only what lies above it and to its left); here it is a stack of residual blocks whose
+# $3\times3$ convolutions have
 # their *bottom kernel row zeroed* (`MaskedConv2d`): each layer looks one row up and along its own
 # row, never down. Two things are shown below: the mask, and the receptive field measured with
 # autograd: the gradient of one context vector with respect to every patch encoding. The cells

@@ -723,7 +723,8 @@ plt.show()
 # - **Batch size vs queue.** SimCLR's negatives are the $2N-2$ other views of the batch, so it
 #   wants large batches (the paper used 4096, with **LARS**: SGD whose step for each layer is
 #   scaled by the ratio of that layer's weight norm to its gradient norm, which keeps training
-#   stable at the large learning rates such batches need). MoCo gets $K$ negatives from its queue at any batch
+#   stable at the large learning rates such batches need). MoCo gets $K$ negatives from its queue at
+#   any batch
 #   size; the price is stale keys and a second network. The queue must be consistent: that is
 #   what the momentum $m$ is for, and $1/(1-m)$ must be small next to the run's length.
 

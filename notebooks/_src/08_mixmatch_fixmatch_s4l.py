@@ -193,7 +193,9 @@ for title, (_, accuracy) in toy_runs.items():
 #   H\big(\hat y_b, \operatorname{softmax}(f(\mathcal{A}(u_b)))\big), \qquad
 #   \mathcal{L} = \ell_s + \lambda_u \ell_u$$
 #
-# with $\gamma = 0.95$ the **confidence threshold**, the top probability a pseudo-label needs (the paper's $\tau$; the course keeps $\tau$ for temperatures), $\lambda_u = 1$, $\ell_s$ the cross-entropy of the
+# with $\gamma = 0.95$ the **confidence threshold**, the top probability a pseudo-label needs (the
+# paper's $\tau$; the course keeps $\tau$ for temperatures), $\lambda_u = 1$, $\ell_s$ the
+# cross-entropy of the
 # weak labelled views, and no gradient through $q_b$. The sum runs over **all** $\mu B$ images,
 # also those that did not pass: the loss grows as more images pass.
 #

@@ -4,7 +4,8 @@
 # [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/ssl-course/ssl_course/blob/main/notebooks/10_featmatch.ipynb)
 #
 # **What you will learn**
-# - how FeatMatch summarises each class by a few prototypes (notebook 03): per-class k-means centroids of
+# - how FeatMatch summarises each class by a few prototypes (notebook 03): per-class k-means
+#   centroids of
 #   the features of labelled images and of confidently pseudo-labelled unlabelled images;
 # - how an attention module refines every feature with the prototypes it resembles, and how to
 #   read those attention weights (a heatmap and a widget to inspect one image);
