@@ -15,7 +15,7 @@
 # %% [markdown]
 # **Time budget**: Run All on one CPU thread takes about 20 min, where the notebook trains the `tiny`
 # backbone: the two baseline trainings of `CPU_EPOCHS = 5` epochs each, on every training image, take
-# about 15-18 min (from measured step times); more cores are faster. `FULL_BUDGET = True` in the
+# about 12-18 min (from measured step times); more cores are faster. `FULL_BUDGET = True` in the
 # training cell trains them for the full `BUDGET_EPOCHS = 10` epochs (about 35 min on a CPU). On a
 # laptop GPU the full budget takes about 2 min (estimated, `small` backbone).
 #
@@ -191,7 +191,7 @@ CPU_EPOCHS = 5        # per label count, on a CPU (FULL_BUDGET = False), on ever
 CPU_RUN = DEVICE.type == "cpu" and config.mode() == "learn" and not (SMOKE or FULL_BUDGET)
 EPOCHS = CPU_EPOCHS if CPU_RUN else BUDGET_EPOCHS   # smoke mode stops after 30 steps instead
 # Run All on a CPU (FULL_BUDGET = False) trains the two baselines for CPU_EPOCHS epochs each, on all
-# 45 000 training images: 2 x 1755 steps of the `tiny` backbone, about 15-18 min on one thread (a step
+# 45 000 training images: 2 x 1755 steps of the `tiny` backbone, about 12-18 min on one thread (a step
 # took 0.26 s in the course's reference run, 351 steps in 91 s, and 0.21-0.30 s on a loaded 2-core
 # machine with `benchmarks/cpu_step_time.py`); more cores are faster. Present mode shows the
 # course's reference runs. Runs resume from runs/: delete this notebook's folders there before
