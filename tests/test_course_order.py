@@ -26,10 +26,16 @@ RANGE = re.compile(r"(\d\d) to (\d\d)")
 
 
 def _opening(path: Path) -> str:
-    """The first markdown cell of a notebook source, without the comment marks."""
-    cells = path.read_text().split("# %%")
-    first = next(cell for cell in cells if cell.startswith(" [markdown]"))
-    return "\n".join(line[2:] if line.startswith("# ") else line.lstrip("#") for line in first.splitlines()[1:])
+    """The markdown cells of a notebook source before its first code cell (title, goals, time budget,
+    prerequisites, recap), without the comment marks, joined by blank lines."""
+    cells = re.split(r"^# %%", path.read_text(), flags=re.M)[1:]
+    opening = []
+    for cell in cells:
+        if not cell.startswith(" [markdown]"):
+            break
+        opening.append("\n".join(line[2:] if line.startswith("# ") else line.lstrip("#")
+                                 for line in cell.splitlines()[1:]).strip("\n"))
+    return "\n\n".join(opening)
 
 
 def _paragraph(opening: str, label: str) -> str:
@@ -63,7 +69,7 @@ def test_named_notebooks_are_found_in_prose():
 @pytest.mark.parametrize("path", SOURCES, ids=lambda p: p.stem)
 def test_prerequisites_name_only_earlier_notebooks_that_exist(path):
     prerequisites = _paragraph(_opening(path), "Prerequisites")
-    assert prerequisites, f"{path.name}: no **Prerequisites** paragraph in its first markdown cell"
+    assert prerequisites, f"{path.name}: no **Prerequisites** paragraph in its opening cells"
     named = named_notebooks(prerequisites)
     for number in named:
         assert number in NUMBERS, f"{path.name}: its prerequisites name notebook {number}, which does not exist"
@@ -93,7 +99,7 @@ def _answers_section(link: str) -> tuple[Path, str]:
 def test_recap_follows_the_prerequisites_with_three_questions_answered(path):
     opening = _opening(path)
     recap = _paragraph(opening, "Recap")
-    assert recap, f"{path.name}: no **Recap** paragraph in its first markdown cell"
+    assert recap, f"{path.name}: no **Recap** paragraph in its opening cells"
     assert opening.index("**Recap**") > opening.index("**Prerequisites**"), f"{path.name}: recap before prerequisites"
     between = opening[opening.index("**Prerequisites**"):opening.index("**Recap**")]
     assert between.count("\n\n") == 1, f"{path.name}: the recap must come right after the prerequisites"

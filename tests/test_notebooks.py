@@ -39,11 +39,29 @@ def test_notebook_is_stored_clean(path):
             assert cell.get("execution_count") is None, f"{path.name} cell {index} has an execution count"
 
 
+def opening_text(cells: list[dict]) -> str:
+    """The markdown cells before a notebook's first code cell, joined: its opening (title and goals,
+    time budget, prerequisites and recap, in cells short enough to read)."""
+    opening = []
+    for cell in cells:
+        if cell["cell_type"] == "code":
+            break
+        opening.append("".join(cell["source"]))
+    return "\n\n".join(opening)
+
+
+def test_opening_text_stops_at_the_first_code_cell():
+    cells = [{"cell_type": "markdown", "source": ["# Title"]}, {"cell_type": "markdown", "source": ["**Time**"]},
+             {"cell_type": "code", "source": ["x = 1"]}, {"cell_type": "markdown", "source": ["later"]}]
+    assert opening_text(cells) == "# Title\n\n**Time**"
+    assert opening_text(cells[2:]) == ""
+
+
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
 def test_notebook_opens_with_goals_budget_and_prerequisites(path):
     notebook = json.loads(path.read_text())
-    first = "".join(notebook["cells"][0]["source"]).lower()
     assert notebook["cells"][0]["cell_type"] == "markdown"
+    first = opening_text(notebook["cells"]).lower()
     assert "learn" in first, f"{path.name}: the first cell should say what you will learn"
     assert re.search(r"gpu", first) and re.search(r"cpu", first), f"{path.name}: state the time budget on GPU and CPU"
     assert "prerequisite" in first, f"{path.name}: list the prerequisites"

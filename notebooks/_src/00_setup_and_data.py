@@ -11,12 +11,19 @@
 #   tries to beat these numbers by also using the unlabelled images;
 # - the weighted kNN classifier that every training run reports, derived and written as a loop,
 #   and which labels its memory bank uses.
+
+# %% [markdown]
+# **Time budget**: Run All on one CPU thread takes about 20 min, where the notebook trains the `tiny`
+# backbone: the two baseline trainings of `CPU_EPOCHS = 5` epochs each, on every training image, take
+# about 12-18 min (from measured step times); more cores are faster. `FULL_BUDGET = True` in the
+# training cell trains them for the full `BUDGET_EPOCHS = 10` epochs (about 35 min on a CPU). On a
+# laptop GPU the full budget takes about 2 min (estimated, `small` backbone).
 #
-# **Time budget**: the two baseline trainings of `BUDGET_EPOCHS = 10` epochs dominate: about
-# 2 min on a laptop GPU (estimated, `small` backbone) and about 30 min on one CPU thread, where
-# the notebook uses the `tiny` backbone (measured: about 3.9 steps per second, 3510 steps per run);
-# set `BUDGET_EPOCHS` lower (e.g. 1) to go faster on a CPU.
-#
+# To look through this notebook without training (about a minute), start Jupyter with
+# `SSL_COURSE_MODE=present`: the training cell then loads the course's reference runs instead
+# (see the README).
+
+# %% [markdown]
 # **Prerequisites**: Python and basic PyTorch (tensors, `nn.Module`, a training loop). No earlier
 # notebook.
 #
@@ -26,10 +33,6 @@
 # 2. Why does a training loop call `optimizer.zero_grad()` (or `set_to_none`) before every backward
 #    pass?
 # 3. What changes between `model.train()` and `model.eval()`?
-#
-# To look through this notebook without training (about a minute), start Jupyter with
-# `SSL_COURSE_MODE=present`: the training cell then loads the course's reference runs instead
-# (see the README).
 
 # %% [markdown]
 # ## Set-up
@@ -188,18 +191,25 @@ plt.show()
 # as several of another's).
 
 # %%
-BUDGET_EPOCHS = 10   # per label count; smoke mode stops after 30 steps instead
-# Expected time of this cell (2 supervised runs of 10 epochs), training only:
-#   laptop GPU (backbone small) ≈ 2 min: estimated from the FLOPs of each method's training step
-#   (counted with torch.utils.flop_counter) at an assumed 5 TFLOP/s sustained, not measured on a laptop;
-#   CPU (backbone tiny) ≈ 30 min: the course's reference run trained 351 of the 3510 steps of a run in
-#   91 s on one CPU thread; more cores are faster. Fractions such as 0.5 work too.
+FULL_BUDGET = False   # True: BUDGET_EPOCHS epochs per label count on a CPU too (~30-35 min on one CPU thread)
+BUDGET_EPOCHS = 10    # per label count, on a GPU or with FULL_BUDGET = True; fractions such as 0.5 work
+CPU_EPOCHS = 5        # per label count, on a CPU (FULL_BUDGET = False), on every training image
+CPU_RUN = DEVICE.type == "cpu" and config.mode() == "learn" and not (SMOKE or FULL_BUDGET)
+EPOCHS = CPU_EPOCHS if CPU_RUN else BUDGET_EPOCHS   # smoke mode stops after 30 steps instead
+# Run All on a CPU (FULL_BUDGET = False) trains the two baselines for CPU_EPOCHS epochs each, on all
+# 45 000 training images: 2 x 1755 steps of the `tiny` backbone, about 12-18 min on one thread (a step
+# took 0.26 s in the course's reference run, 351 steps in 91 s, and 0.21-0.30 s on a loaded 2-core
+# machine with `benchmarks/cpu_step_time.py`); more cores are faster. Present mode shows the
+# course's reference runs. Runs resume from runs/: delete this notebook's folders there before
+# switching FULL_BUDGET.
+# Laptop GPU (backbone small, 10 epochs) ≈ 2 min: estimated from the FLOPs of each method's training step
+# (counted with torch.utils.flop_counter) at an assumed 5 TFLOP/s sustained, not measured on a laptop.
 LABEL_COUNTS = (50, 500) if SMOKE else (250, 4000)
 BACKBONE = reference.notebook_backbone("00", SMOKE, DEVICE)   # "tiny" on a CPU, "small" on a GPU
 results, run_dirs = {}, {}
 for num_labels in LABEL_COUNTS:
     experiment = Experiment(method="supervised", data=DATA, labels=num_labels, backbone=BACKBONE,
-                            epochs=BUDGET_EPOCHS, steps=30 if SMOKE else None,
+                            epochs=EPOCHS, steps=30 if SMOKE else None,
                             batch_size=64 if SMOKE else None, **SUBSET)
     run_dirs[num_labels] = config.runs_dir() / f"00_supervised_{DATA}_{num_labels}_{BACKBONE}"
     results[num_labels] = run_experiment(experiment, run_dirs[num_labels], resume=True)
@@ -241,7 +251,7 @@ plt.show()
 # network
 # 28 layers deep with twice the channels of the original CIFAR ResNet, about 1.5 M parameters,
 # the standard network of few-label CIFAR-10 papers) on 4000 CIFAR-10 labels,
-# after 500 000 training iterations. Your run above uses a smaller network and `BUDGET_EPOCHS`
+# after 500 000 training iterations. Your run above uses a smaller network and `EPOCHS`
 # epochs, a tiny fraction of that budget: expect it to be well below.
 #
 # ## The kNN monitor, derived

@@ -21,13 +21,21 @@
 #   baseline trained for the same number of epochs, and what their features look like (t-SNE).
 #
 # Contrastive Predictive Coding, which also learns from patches of an image, is notebook 03.
+
+# %% [markdown]
+# **Time budget**: Run All on one CPU thread takes about 20 min, where the notebook uses a 10
+# 000-image subset and the `tiny` backbone: six trainings (four pretext tasks, the supervised baseline
+# and AET) of `CPU_EPOCHS = 3` epochs each take about 10 min (from measured step times), the short
+# shortcut experiments a few minutes. `FULL_BUDGET = True` in the training cell gives every training
+# the full `BUDGET_EPOCHS = 10` epochs: 35 min to an hour on a CPU, about 13 minutes on a laptop GPU
+# (estimated from counted FLOPs, not measured on a laptop). Lower `SHORT_STEPS` to shorten the
+# shortcut experiments.
 #
-# **Time budget**: the training cells' `BUDGET_EPOCHS = 10` epochs per method dominate: about
-# 13 minutes on a laptop GPU (estimated from counted FLOPs, not measured on a laptop) and about
-# an hour on one CPU thread, where the notebook uses a 10 000-image subset and the `tiny`
-# backbone (from measured one-epoch times, `benchmarks/RESULTS.md`; AET alone takes half of it),
-# plus the short shortcut experiments. Lower `BUDGET_EPOCHS` and `SHORT_STEPS` to go faster.
-#
+# To look through this notebook without training (about a minute), start Jupyter with
+# `SSL_COURSE_MODE=present`: every training cell then loads the course's reference run instead
+# (see the README).
+
+# %% [markdown]
 # **Prerequisites**: `00_setup_and_data` (data, engine and its epochs, supervised baseline, the
 # weighted kNN classifier). The linear probe is explained below, where it is first used.
 #
@@ -37,10 +45,6 @@
 # 2. How does the weighted kNN classifier of notebook 00 classify an image?
 # 3. Why is the supervised network trained on the few labels the baseline every other method must
 #    beat?
-#
-# To look through this notebook without training (about a minute), start Jupyter with
-# `SSL_COURSE_MODE=present`: every training cell then loads the course's reference run instead
-# (see the README).
 
 # %% [markdown]
 # ## Set-up
@@ -640,14 +644,21 @@ print(f"AVT NLL with σ² = 1/2: {float(nll):.4f} = 8 · AET loss + 4 log π")
 # under `runs/` and reloaded when the cell runs again.
 
 # %%
-BUDGET_EPOCHS = 10   # per method; smoke mode trains 20 steps instead
-# Expected time of this cell (5 methods x 10 epochs, training only):
-#   laptop GPU (`small` backbone, all of CIFAR-10) ~ 8 min: estimated from the counted FLOPs of each
-#   method's training step (benchmarks/gpu_day_flops.json, 4.7 GFLOP per image for the five) at an
-#   assumed 5 TFLOP/s, not measured on a laptop;
-#   CPU (`tiny` backbone, 10 000 images, one thread) ~ 30 min: measured one-epoch times (rotation 81 s,
-#   colorization 56 s, jigsaw 19 s, relative position 4 s; benchmarks/RESULTS.md) times 10.
-#   Fractions such as 0.5 work too.
+FULL_BUDGET = False   # True: BUDGET_EPOCHS epochs of every training here and for AET below, as on a GPU
+BUDGET_EPOCHS = 10    # per method, on a GPU or with FULL_BUDGET = True; fractions such as 0.5 work
+CPU_EPOCHS = 3        # per method, on a CPU (FULL_BUDGET = False)
+CPU_RUN = DEVICE.type == "cpu" and config.mode() == "learn" and not (SMOKE or FULL_BUDGET)
+EPOCHS = CPU_EPOCHS if CPU_RUN else BUDGET_EPOCHS   # smoke mode trains 20 steps instead
+# Run All on a CPU (FULL_BUDGET = False) trains these five methods and AET (next cells) for CPU_EPOCHS
+# epochs each on the 10 000-image subset with the `tiny` backbone: about 8 min for the five and 2-3 min
+# for AET on one thread (steps timed on a loaded 2-core machine with benchmarks/cpu_step_time.py, s per
+# epoch of 9000 images: rotation 79-86, colorization 30, supervised 15-21, jigsaw 9, relative position 3,
+# AET 31-54; the older one-epoch times in benchmarks/RESULTS.md are up to twice these). FULL_BUDGET = True
+# on a CPU: the same subset for 10 epochs, ~35 min-1 h. Present mode shows the course's reference runs.
+# Runs resume from runs/: delete this notebook's folders there before switching FULL_BUDGET.
+# Laptop GPU (`small` backbone, all of CIFAR-10, 10 epochs) ~ 8 min: estimated from the counted FLOPs of
+# each method's training step (benchmarks/gpu_day_flops.json, 4.7 GFLOP per image for the five) at an
+# assumed 5 TFLOP/s, not measured on a laptop.
 METHODS = ("rotation", "relative_position", "jigsaw", "colorization", "supervised")
 BATCH_SIZE = 32 if SMOKE else None   # None: each method's default
 
@@ -658,7 +669,7 @@ def train(name, run_name=None, **hyperparameters):
     method = build_method(name, BACKBONE, data.num_classes, **hyperparameters)
     out_dir = run_dir(run_name or name)
     # later cells need only the metrics and a t-SNE sample, so the reference run keeps no weights
-    settings = TrainConfig(max_steps=20 if SMOKE else None, epochs=None if SMOKE else BUDGET_EPOCHS,
+    settings = TrainConfig(max_steps=20 if SMOKE else None, epochs=None if SMOKE else EPOCHS,
                            batch_size=BATCH_SIZE, monitor_every=0 if SMOKE else None, monitor_bank_size=2000,
                            monitor_val_size=1000, out_dir=out_dir, resume=True, seed=0, progress=not SMOKE,
                            reference_weights=False)
@@ -683,16 +694,18 @@ runs = {name: train(name) for name in METHODS}
 # %% [markdown]
 # ### AET, with the same budget
 # AET trains through `ssl_course.experiment.run_methods` on the same data, labels, backbone and
-# epochs. Its trained network is kept, because the cell after next reads its decoders'
-# predictions. Time (CPU, tiny backbone): see the `aet` row of `benchmarks/RESULTS.md` for one
-# epoch over 10 000 images; not yet measured on a GPU.
+# epochs (`EPOCHS`, set with `FULL_BUDGET` in the training cell above). Its trained network is
+# kept, because the cell after next reads its decoders' predictions.
 
 # %%
-# Expected time (`tiny` backbone, 10 000 images): CPU, one thread ~ 30 min (measured one-epoch time
-# 165 s, benchmarks/RESULTS.md, times BUDGET_EPOCHS); laptop GPU a few minutes (estimated: AET counts
-# 2.05 GFLOP per image with the `small` backbone, benchmarks/gpu_day_flops.json, at an assumed 5 TFLOP/s).
+# Expected time: Run All on a CPU (FULL_BUDGET = False above) trains AET for CPU_EPOCHS = 3 epochs of the
+# 10 000-image subset, `tiny` backbone: 2-3 min on one thread (0.44-0.76 s per step of 128 images, timed on a
+# loaded 2-core machine with benchmarks/cpu_step_time.py; benchmarks/RESULTS.md's older one-epoch run took
+# 165 s with its evaluation). FULL_BUDGET = True: 10 epochs, ~5-30 min on a CPU; laptop GPU a few minutes
+# (estimated: AET counts 2.05 GFLOP per image with the `small` backbone, benchmarks/gpu_day_flops.json,
+# at an assumed 5 TFLOP/s).
 AET_SETTINGS = dict(data=DATA, labels=LABELS, backbone=BACKBONE, knn_bank=1000 if SMOKE else "all", **SUBSET,
-                    **(dict(steps=20, batch_size=BATCH_SIZE) if SMOKE else dict(epochs=BUDGET_EPOCHS)))
+                    **(dict(steps=20, batch_size=BATCH_SIZE) if SMOKE else dict(epochs=EPOCHS)))
 # AET's trained network is used below (its decoders' predictions): a reference run keeps its weights
 aet_results, aet_dirs = run_methods(["aet"], "02", reference_weights=True, **AET_SETTINGS)
 aet_metrics = aet_results["aet"]
@@ -714,7 +727,7 @@ for offset, measure in enumerate(measures):
              width=0.4, label=measure.replace("_", " "))
 axis.set_xticks([i + 0.2 for i in range(len(aet_vs_supervised))], list(aet_vs_supervised))
 axis.axhline(1 / data.num_classes, color="r", linestyle=":", label="chance")
-axis.set(xlabel="method", ylabel="accuracy", ylim=(0, 1), title=f"{DATA}, {LABELS} labels, {BUDGET_EPOCHS:g} epochs")
+axis.set(xlabel="method", ylabel="accuracy", ylim=(0, 1), title=f"{DATA}, {LABELS} labels, {EPOCHS:g} epochs")
 axis.legend(loc="upper left")
 plt.show()
 for measure in measures:
@@ -776,7 +789,7 @@ best = max(pretext, key=lambda n: runs[n][2]["linear_probe_accuracy"])
 print(f"best pretext task by linear probe here: {best} "
       f"({'beats' if runs[best][2]['linear_probe_accuracy'] > baseline else 'does not beat'} the supervised classifier "
       f"at this budget)")
-print(f"your budget: {BUDGET_EPOCHS} epochs, backbone '{BACKBONE}', {LABELS} labels")
+print(f"your budget: {EPOCHS:g} epochs, backbone '{BACKBONE}', {LABELS} labels")
 
 figure, axis = plt.subplots(figsize=(10, 4.5))
 positions = torch.arange(len(METHODS)).float()
@@ -901,7 +914,7 @@ check_colorization_loss(my_colorization_loss);
 
 # %% [markdown]
 # **3. Break it on purpose.** Train `jigsaw` with `permutation_criterion="min_mean"` and with
-# `tile_size=10` (no gaps), and `relative_position` with `color_drop=False`, for the full budget:
+# `tile_size=10` (no gaps), and `relative_position` with `color_drop=False`, for the cell's budget:
 # `train("jigsaw", run_name="jigsaw_no_gaps", tile_size=10)` (the keyword arguments go to
 # `build_method`; `run_name` gives the run its own folder, so it does not reload the default run).
 # Compare pretext accuracy, kNN and probe with the default runs and explain what you see.

@@ -14,12 +14,19 @@
 #
 # How all the pretext tasks and SimCLR compare under one budget is read from the course's
 # comparison of every method, in `12_compare`.
+
+# %% [markdown]
+# **Time budget**: Run All on one CPU thread takes about 15-20 min, where the notebook uses the `tiny`
+# backbone on a 10 000-image subset: three trainings (Exemplar, CPC, the supervised baseline) of
+# `CPU_EPOCHS = 4` epochs each take 10-16 min (from measured step times). `FULL_BUDGET = True` in the
+# training cell gives them the full `BUDGET_EPOCHS = 10` epochs: 40 minutes to an hour on a CPU, about
+# 10 minutes on a laptop GPU with the `small` backbone (estimated, not measured on a GPU).
 #
-# **Time budget** (estimates, not measured on a GPU): on a laptop GPU about 10 minutes (three
-# trainings of `BUDGET_EPOCHS = 10` epochs with the `small` backbone); on one CPU thread, with the
-# `tiny` backbone on a 10 000-image subset, about an hour (from measured one-epoch times,
-# `benchmarks/RESULTS.md`). Lower `BUDGET_EPOCHS` (fractions work) to go faster.
-#
+# To look through this notebook without training (about a minute), start Jupyter with
+# `SSL_COURSE_MODE=present`: every training cell then loads the course's reference run instead
+# (see the README).
+
+# %% [markdown]
 # **Prerequisites**: `00_setup_and_data` (data, engine, baseline), `01_nce_to_infonce` (NCE and
 # InfoNCE) and `02_pretext_tasks` (rotation, the idea of a pretext task).
 #
@@ -28,10 +35,6 @@
 # 1. InfoNCE with one positive and $K$ negatives is which classification problem?
 # 2. What makes a pretext task's label free?
 # 3. Which shortcut can a patch-based pretext task offer, and how do the papers close it?
-#
-# To look through this notebook without training (about a minute), start Jupyter with
-# `SSL_COURSE_MODE=present`: every training cell then loads the course's reference run instead
-# (see the README).
 
 # %% [markdown]
 # ## Set-up
@@ -317,14 +320,21 @@ print(f"chance level for B=64 images and k=2: log(B·S) = log({64 * 35}) = {math
 # Runs are saved under `runs/` and reloaded when the cell runs again.
 
 # %%
-BUDGET_EPOCHS = 10   # per method; smoke mode trains half an epoch of its tiny data instead
-# Expected time of this cell (3 methods x 10 epochs, training only):
-#   laptop GPU (`small` backbone, all of CIFAR-10) ~ 7 min: estimated from counted FLOPs
-#   (benchmarks/gpu_day_flops.json: exemplar 0.84, CPC 2.31, supervised 0.68 GFLOP per image) at an
-#   assumed 5 TFLOP/s, not measured on a laptop;
-#   CPU (`tiny` backbone, 10 000 images, one thread) ~ 1 h: Exemplar's measured 97 s per epoch
-#   (benchmarks/RESULTS.md) times 10, and CPC scaled from it by the FLOP ratio. Fractions work too.
-EPOCHS = 0.5 if SMOKE else BUDGET_EPOCHS
+FULL_BUDGET = False   # True: BUDGET_EPOCHS epochs per method, as on a GPU (on a CPU ~40 min-1 h, same subset)
+BUDGET_EPOCHS = 10    # per method, on a GPU or with FULL_BUDGET = True; fractions such as 0.5 work
+CPU_EPOCHS = 4        # per method, on a CPU (FULL_BUDGET = False)
+CPU_RUN = DEVICE.type == "cpu" and config.mode() == "learn" and not (SMOKE or FULL_BUDGET)
+EPOCHS = 0.5 if SMOKE else CPU_EPOCHS if CPU_RUN else BUDGET_EPOCHS   # smoke: half an epoch of tiny data
+# Run All on a CPU (FULL_BUDGET = False) trains the three for CPU_EPOCHS epochs each on the 10 000-image
+# subset with the `tiny` backbone: about 10-16 min (steps timed on a loaded 2-core machine with
+# benchmarks/cpu_step_time.py, one thread, s per epoch of 9000 images: CPC 85-130, Exemplar 49-84,
+# supervised 15-21; the older estimate in benchmarks/RESULTS.md, Exemplar's measured 97 s per epoch and
+# CPC scaled from it by the FLOP ratio, gives up to 24 min). FULL_BUDGET = True on a CPU: the same
+# subset for 10 epochs, 40 min-1 h. Present mode shows the course's reference runs. Runs resume from
+# runs/: delete this notebook's folders there before switching FULL_BUDGET.
+# Laptop GPU (`small` backbone, all of CIFAR-10, 10 epochs) ~ 7 min: estimated from counted FLOPs
+# (benchmarks/gpu_day_flops.json: exemplar 0.84, CPC 2.31, supervised 0.68 GFLOP per image) at an
+# assumed 5 TFLOP/s, not measured on a laptop.
 BATCH_SIZE = dict(exemplar=64, cpc=16, supervised=32) if SMOKE else dict(exemplar=None, cpc=None, supervised=None)
 HPARAMS = dict(exemplar=dict(num_exemplars=TRAIN_SIZE), cpc={}, supervised={})
 

@@ -15,7 +15,8 @@
 #   scratch at 4 to 400 labels per class;
 # - how both compare with the supervised baseline of notebook 00 when all three get the same few
 #   labels and the same budget in epochs, judged by a linear probe, a kNN monitor and a t-SNE.
-#
+
+# %% [markdown]
 # **Time budget**: the trainings dominate (on a CPU the notebook switches to the `tiny` backbone and a 10 000-image subset): about 5 min on a laptop GPU
 # (estimated from the FLOPs counted per training step at an assumed 5 TFLOP/s) and about
 # 4 min on one CPU thread (measured throughput × epochs; more cores are faster). Each
@@ -26,7 +27,8 @@
 # To look through this notebook without training (about a minute), start Jupyter with
 # `SSL_COURSE_MODE=present`: every training cell then loads the course's reference run instead
 # (see the README).
-#
+
+# %% [markdown]
 # **Prerequisites**: `00_setup_and_data` (data bundle, augmentations, engine, supervised
 # baseline) and `01_nce_to_infonce` (InfoNCE as "which of these is the real partner?").
 #

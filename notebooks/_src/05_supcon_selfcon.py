@@ -13,7 +13,8 @@
 #   augmented view per image is enough;
 # - how SupCon and SelfCon compare with plain cross-entropy when all three see the same few labels
 #   for the same budget in epochs.
-#
+
+# %% [markdown]
 # **Time budget**: the trainings dominate (on a CPU the notebook switches to the `tiny` backbone and a
 # 10 000-image subset): about 5 min on a laptop GPU (estimated from the FLOPs counted per training
 # step at an assumed 5 TFLOP/s) and about 4 min on one CPU thread (measured throughput × epochs;
@@ -25,7 +26,8 @@
 # To look through this notebook without training (about a minute), start Jupyter with
 # `SSL_COURSE_MODE=present`: every training cell then loads the course's reference run instead
 # (see the README).
-#
+
+# %% [markdown]
 # **Prerequisites**: `00_setup_and_data` (the data bundle, the engine, the supervised baseline)
 # and `04_simclr_moco` (views, projection heads, NT-Xent).
 #

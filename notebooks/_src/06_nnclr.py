@@ -12,7 +12,8 @@
 # - how to watch the mechanism work during training: the neighbours of a few query images early
 #   and late in training, and the fraction of neighbours that share the query's class;
 # - what the queue size changes.
-#
+
+# %% [markdown]
 # **Time budget**: the trainings dominate (the main run, a sweep of four short runs, the baseline; on a
 # CPU the notebook switches to the `tiny` backbone and a 10 000-image subset): about 6 min on a laptop
 # GPU (estimated from the FLOPs counted per training step at an assumed 5 TFLOP/s) and about 8 min on
@@ -25,7 +26,8 @@
 # `SSL_COURSE_MODE=present`: every training cell then loads the course's reference run instead
 # (see the README). The trained NNCLR network itself is not shipped (its heads and queue weigh
 # 16 MB), so the two cells that look inside its queue need a run of your own.
-#
+
+# %% [markdown]
 # **Prerequisites**: `04_simclr_moco` (two views, projection heads, NT-Xent / InfoNCE); `00_setup_and_data` for the
 # data and the engine.
 #

@@ -13,18 +13,21 @@
 # - what a small BigBiGAN trained on CIFAR-10 does and does not learn: samples, reconstructions,
 #   the discriminator's scores, and its encoder's kNN / linear probe next to supervised training
 #   and SimCLR at the same budget.
-#
-# **Time budget**: the training runs of `BUDGET_EPOCHS = 10` epochs (BigBiGAN, SimCLR, supervised)
-# dominate: about 10 minutes on a laptop GPU (estimated from counted FLOPs, not measured). A
-# BigBiGAN step is expensive (two updates, each through the encoder, the generator and the
-# discriminator): on a CPU, even with the `tiny` backbone chosen there, set `BUDGET_EPOCHS = 0.2`
-# to see the mechanics, not a representation (the `small` backbone's epoch takes about two hours on
-# one CPU thread, measured step time in `benchmarks/RESULTS.md`).
+
+# %% [markdown]
+# **Time budget**: a BigBiGAN step is expensive (two updates, each through the encoder, the generator
+# and the discriminator). Run All on one CPU thread takes about 20 min: it trains BigBiGAN, SimCLR and
+# the supervised baseline for `CPU_EPOCHS = 2` epochs on a 10 000-image subset with the `tiny`
+# backbone (about 13 min for BigBiGAN and 1-4 min for the other two, from measured step times), enough
+# to see the mechanics, not a representation. `FULL_BUDGET = True` in the data cell trains the three
+# for the full `BUDGET_EPOCHS = 10` epochs on every image: about 10 minutes on a laptop GPU (estimated
+# from counted FLOPs, not measured), about 5 hours on one CPU thread.
 #
 # To look through this notebook without training (about a minute), start Jupyter with
 # `SSL_COURSE_MODE=present`: every training cell then loads the course's reference run (see the
 # README).
-#
+
+# %% [markdown]
 # **Prerequisites**: `00_setup_and_data` (data and the training engine), `01_nce_to_infonce`
 # (NCE: a classifier that tells data from noise, the idea a GAN's discriminator builds on),
 # `04_simclr_moco` (SimCLR, the baseline we compare to).

@@ -13,14 +13,22 @@
 #   during training;
 # - S4L: a self-supervised task (which way is up?) trained on all images next to the supervised one;
 # - how the three compare with the supervised baseline under the same labels and budget.
+
+# %% [markdown]
+# **Time budget**: Run All on one CPU thread takes about 20 min, where the notebook trains the `tiny`
+# backbone: the four trainings (supervised, MixMatch, FixMatch, S4L) of `CPU_EPOCHS = 4` epochs each
+# on a 10 000-image subset take about 15-17 min (from measured step times). `FULL_BUDGET = True` in
+# the data cell trains them for the full `BUDGET_EPOCHS = 10` epochs on every image: about 17 min on a
+# laptop GPU (an estimate from the FLOPs of a training step), about 3.5 hours on one CPU thread
+# (measured: the README and `benchmarks/RESULTS.md`). The full budget is in epochs, so a slower
+# machine with `FULL_BUDGET = True` takes longer but reaches the same numbers (the course's shipped
+# reference runs are much shorter: each figure's caption says how long).
 #
-# **Time budget**: the trainings dominate: about 17 min on a laptop GPU (an estimate from the
-# FLOPs of a training step) and about 3.5 hours on one CPU thread, where the notebook trains the
-# `tiny` backbone (measured: the README and `benchmarks/RESULTS.md`). Lower `BUDGET_EPOCHS` to go faster (fractions such as 0.5 work).
-# The budget is in epochs, so a slower machine takes longer but reaches the same numbers (the course's shipped reference runs are much shorter: each figure's caption says how long).
 # To read through the notebook without training (about a minute), start Jupyter with
-# `SSL_COURSE_MODE=present`: every training cell then loads the course's reference run (see the README).
-#
+# `SSL_COURSE_MODE=present`: every training cell then loads the course's reference run (see the
+# README).
+
+# %% [markdown]
 # **Prerequisites**: `00_setup_and_data` (data pipeline, augmentations, the supervised baseline)
 # and `02_pretext_tasks` (rotation prediction, which S4L reuses). Softmax and cross-entropy should
 # feel familiar. This notebook lays the semi-supervised foundations (consistency, pseudo-labels,

@@ -8,18 +8,21 @@
 #   KL consistency term, written out term by term;
 # - why its consistency term has to be switched on gently in a short run;
 # - what each part contributes in a short run (an ablation), and how to read an ablation honestly.
-#
-# **Time budget**: four trainings of `BUDGET_EPOCHS = 10` epochs with the `tiny` backbone on
-# 10 000 images (the supervised baseline, then three En-AET variants, each a few times a supervised
-# run of the same budget): about 10 minutes on a laptop GPU (estimated from counted FLOPs, not
-# measured) and about 3 hours on one CPU thread (from the measured one-epoch times in
-# `benchmarks/RESULTS.md`, rows `enaet`, `mixmatch`, `supervised`); lower `BUDGET_EPOCHS` (e.g. 1)
-# for a first look on a CPU.
+
+# %% [markdown]
+# **Time budget**: Run All on one CPU thread takes about 20 min, with the `tiny` backbone on 10 000
+# images: four trainings of `CPU_EPOCHS = 2` epochs each (the supervised baseline, under a minute,
+# then three En-AET variants, each a few times a supervised run of the same budget: about 16-19 min,
+# from measured step times). `FULL_BUDGET = True` in the baseline's training cell gives all four the
+# full `BUDGET_EPOCHS = 10` epochs: 1.5-3 hours on one CPU thread (from the measured one-epoch times
+# in `benchmarks/RESULTS.md`, rows `enaet`, `mixmatch`, `supervised`), about 10 minutes on a laptop
+# GPU (estimated from counted FLOPs, not measured).
 #
 # To look through this notebook without training (about a minute), start Jupyter with
 # `SSL_COURSE_MODE=present`: every training cell then loads the course's reference run (see the
 # README).
-#
+
+# %% [markdown]
 # **Prerequisites**: `00_setup_and_data` (data, augmentations, the supervised baseline),
 # `02_pretext_tasks` (AET: predicting a transformation's parameters, and its five families of
 # transformations) and `08_mixmatch_fixmatch_s4l` (MixMatch's guessed labels, sharpening and MixUp,
@@ -71,10 +74,16 @@ print(data)
 # under `runs/`; running the cell again reloads them.
 
 # %%
-BUDGET_EPOCHS = 10   # smoke mode trains a tenth of an epoch of its tiny data
-# Expected time (`tiny` backbone, 10 000 images): CPU, one thread ~ 3 min (measured one-epoch time
-# 18 s, benchmarks/RESULTS.md, times 10); laptop GPU well under a minute. Fractions such as 0.5 work too.
-EPOCHS = 0.1 if SMOKE else BUDGET_EPOCHS
+FULL_BUDGET = False   # True: BUDGET_EPOCHS epochs for the baseline and each variant below (on a CPU ~1.5-3 h)
+BUDGET_EPOCHS = 10    # on a GPU or with FULL_BUDGET = True; fractions such as 0.5 work
+CPU_EPOCHS = 2        # on a CPU (FULL_BUDGET = False), as for the ablation below
+CPU_RUN = DEVICE.type == "cpu" and config.mode() == "learn" and not (SMOKE or FULL_BUDGET)
+EPOCHS = 0.1 if SMOKE else CPU_EPOCHS if CPU_RUN else BUDGET_EPOCHS   # smoke: a tenth of an epoch of tiny data
+# Run All on a CPU (FULL_BUDGET = False) trains the baseline for CPU_EPOCHS = 2 epochs of the 10 000-image
+# subset, `tiny` backbone: under a minute on one thread (15-21 s per epoch of 9000 images, timed on a
+# loaded 2-core machine with benchmarks/cpu_step_time.py; 18 s in benchmarks/RESULTS.md). FULL_BUDGET =
+# True: 10 epochs, ~3 min on a CPU; laptop GPU well under a minute. Present mode shows the course's
+# reference runs. Runs resume from runs/: delete this notebook's folders there before switching FULL_BUDGET.
 SHARED = dict(data=DATA, labels=NUM_LABELS, backbone=BACKBONE, epochs=EPOCHS, knn_bank=1000 if SMOKE else "all",
               **SUBSET)
 results, run_dirs = run_methods(["supervised"], "09", **SHARED)
@@ -130,12 +139,16 @@ print_reference(run_dirs)
 # and `mixmatch` rows of `benchmarks/RESULTS.md`; the first variant costs what MixMatch costs.
 
 # %%
-BUDGET_EPOCHS = 10   # per variant; smoke mode trains a tenth of an epoch of its tiny data
-# Expected time (3 variants x 10 epochs, `tiny` backbone, 10 000 images): CPU, one thread ~ 3 h
-# (En-AET's measured 343 s per epoch, benchmarks/RESULTS.md, times 30; the MixMatch-only variant costs
-# about a sixth of that); laptop GPU ~ 10 min (estimated: En-AET counts 6.6 GFLOP per image with the
-# `small` backbone at an assumed 5 TFLOP/s). Lower it (e.g. 1) for a first look on a CPU.
-EPOCHS = 0.1 if SMOKE else BUDGET_EPOCHS
+BUDGET_EPOCHS = 10   # per variant, on a GPU or with FULL_BUDGET = True (set in the baseline's cell above)
+CPU_EPOCHS = 2       # per variant, on a CPU (FULL_BUDGET = False)
+EPOCHS = 0.1 if SMOKE else CPU_EPOCHS if CPU_RUN else BUDGET_EPOCHS   # smoke: a tenth of an epoch of tiny data
+# Run All on a CPU (FULL_BUDGET = False) trains the three variants for CPU_EPOCHS = 2 epochs each of the
+# 10 000-image subset, `tiny` backbone: about 16-19 min on one thread (s per epoch of 9000 images, steps
+# timed on a loaded 2-core machine with benchmarks/cpu_step_time.py: En-AET 210-252, MixMatch 56; the two
+# variants with the AET ensemble cost what En-AET costs, the first what MixMatch costs). FULL_BUDGET =
+# True: 10 epochs per variant, 1.5-3 h on a CPU (benchmarks/RESULTS.md measured En-AET at 343 s per epoch
+# of 10 000 images with its evaluation); laptop GPU ~ 10 min (estimated: En-AET counts 6.6 GFLOP per
+# image with the `small` backbone at an assumed 5 TFLOP/s).
 VARIANTS = {"MixMatch alone": dict(aet_weight=0.0, kl_weight=0.0),
             "+ AET ensemble": dict(kl_weight=0.0),
             "+ AET + KL (En-AET)": dict()}

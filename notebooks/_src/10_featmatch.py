@@ -13,15 +13,21 @@
 #   sharpened pseudo-labels, written with loops and checked against `ssl_course.losses`;
 # - whether refined features separate the classes better than raw ones, and how FeatMatch
 #   compares with the supervised baseline under the same budget (accuracy, per class, t-SNE).
+
+# %% [markdown]
+# **Time budget**: Run All on one CPU thread takes 10-20 min, where the notebook trains the `tiny`
+# backbone: FeatMatch and the baseline, `CPU_EPOCHS = 5` epochs each on a 10 000-image subset, take
+# 5-15 min (from measured step times). `FULL_BUDGET = True` in the training cell trains them for the full
+# `BUDGET_EPOCHS = 10` epochs on every image: about 6 min on a laptop GPU (an estimate from the FLOPs
+# of a training step, with FeatMatch's two strong views and one weak view per unlabelled image), 45
+# minutes to 2.5 hours on one CPU thread (measured: the README and `benchmarks/RESULTS.md`). The full
+# budget is in epochs, so a slower machine with `FULL_BUDGET = True` takes longer but reaches the same
+# numbers (the course's shipped reference runs are much shorter: each figure's caption says how long).
 #
-# **Time budget**: the trainings dominate: about 6 min on a laptop GPU (an estimate from the
-# FLOPs of a training step, with FeatMatch's two strong views and one weak view per unlabelled
-# image) and about 45 minutes on one CPU thread, where the notebook trains the `tiny` backbone
-# (measured: the README and `benchmarks/RESULTS.md`). Lower `BUDGET_EPOCHS` to go faster (fractions such as 0.5 work).
-# The budget is in epochs, so a slower machine takes longer but reaches the same numbers (the course's shipped reference runs are much shorter: each figure's caption says how long).
-# To read through the notebook without training, start Jupyter with `SSL_COURSE_MODE=present`:
-# every training cell then loads the course's reference run (see the README).
-#
+# To read through the notebook without training, start Jupyter with `SSL_COURSE_MODE=present`: every
+# training cell then loads the course's reference run (see the README).
+
+# %% [markdown]
 # **Prerequisites**: `00_setup_and_data` (data, weak and strong augmentations, the baseline) and
 # `08_mixmatch_fixmatch_s4l`. FeatMatch builds on 08: its loss is a weak/strong consistency with
 # pseudo-labels (FixMatch's views), sharpened (MixMatch's sharpening), on MixUp-ed inputs

@@ -15,16 +15,21 @@
 # - the PAWS loss written with loops, then checked against `ssl_course.losses`;
 # - PAWS trained on CIFAR-10 with few labels and compared with the supervised baseline under the
 #   same budget in epochs: SNN accuracy, per-class accuracy, a linear head, t-SNE.
+
+# %% [markdown]
+# **Time budget**: Run All on one CPU thread takes 10-20 min, where the notebook trains the `tiny`
+# backbone: PAWS and the baseline, `CPU_EPOCHS = 5` epochs each on a 10 000-image subset, take 8-16
+# min (from measured step times); the toy experiments take a few minutes. `FULL_BUDGET = True` in the
+# training cell trains them for the full `BUDGET_EPOCHS = 10` epochs on every image: about 11 min on a
+# laptop GPU (an estimate from the FLOPs of a training step), 1.4-2.5 hours on one CPU thread
+# (measured: the README and `benchmarks/RESULTS.md`). The full budget is in epochs, so a slower
+# machine with `FULL_BUDGET = True` takes longer but reaches the same numbers (the course's shipped
+# reference runs are much shorter: each figure's caption says how long).
 #
-# **Time budget**: the CIFAR-10 trainings dominate: about 11 min on a laptop GPU (an estimate
-# from the FLOPs of a training step) and about 1.4 hours on one CPU thread, where the notebook
-# trains the `tiny` backbone (measured: the README and `benchmarks/RESULTS.md`); the toy experiments take a few minutes on a CPU.
-# Lower `BUDGET_EPOCHS` to go faster (fractions such as 0.5 work). The budget is in epochs, so
-# a slower machine takes longer but reaches the same numbers (the course's shipped reference runs
-# are much shorter: each figure's caption says how long). To read through the notebook
-# without training, start Jupyter with `SSL_COURSE_MODE=present`: every training cell then loads
-# the course's reference run (see the README).
-#
+# To read through the notebook without training, start Jupyter with `SSL_COURSE_MODE=present`: every
+# training cell then loads the course's reference run (see the README).
+
+# %% [markdown]
 # **Prerequisites**: `00_setup_and_data` (data, augmentations, the baseline, the weighted kNN
 # classifier), `04_simclr_moco` (two augmented views of an image, projection heads, temperatures
 # in a softmax over similarities), `08_mixmatch_fixmatch_s4l` (consistency between views,

@@ -10,18 +10,21 @@
 #   seeds, and what a t-SNE panel can and cannot tell you;
 # - which of the course's methods profit most from unlabelled images at your budget, and how the
 #   pretext tasks of Part I compare with each other and with SimCLR.
-#
-# **Time budget**: reading an existing results folder takes a minute. Running the default
-# comparison below (every method, 250 labels, 10 epochs each, one seed) takes about 47 min on a
-# laptop GPU (estimated, `small` backbone); with the `small` backbone it would take about 46 h on one
-# CPU thread (measured throughput), and the `tiny` backbone chosen on a CPU is cheaper but still
-# takes hours: on a CPU, read a results folder made elsewhere, or lower `BUDGET_EPOCHS` and read the
-# numbers as a smoke test.
+
+# %% [markdown]
+# **Time budget**: reading an existing results folder takes a minute. Run All on one CPU thread, with
+# no results folder yet, runs a first-look comparison: every method for `CPU_MINUTES = 0.5` minutes on
+# a 10 000-image subset with the `tiny` backbone, about 15 min with the evaluations. `FULL_BUDGET =
+# True` in the comparison cell runs the default comparison (every method, 250 labels, `BUDGET_EPOCHS =
+# 10` epochs each, one seed): about 47 min on a laptop GPU (estimated, `small` backbone), hours on a
+# CPU even with its `tiny` backbone (about 46 h with the `small` one, measured throughput): on a CPU,
+# rather read a results folder made elsewhere.
 #
 # To look through this notebook without training (about a minute), start Jupyter with
 # `SSL_COURSE_MODE=present`: the comparison cell then loads the course's reference comparison (short
 # CPU runs of every method, see the README).
-#
+
+# %% [markdown]
 # **Prerequisites**: notebooks 00 to 11 (you should know what every method does before ranking them).
 #
 # **Recap** of Parts I and II, which this notebook compares (answers:
@@ -52,6 +55,7 @@ from ssl_course import claims, config, reference
 from ssl_course.compare import markdown_table, run_comparison
 from ssl_course.data import cifar10_available, dataset_class_names
 from ssl_course.methods import method_names
+from ssl_course.notebook import CPU_SUBSET
 from ssl_course.viz import plot_curves, plot_tsne_grid
 
 SMOKE = config.smoke()
@@ -71,8 +75,16 @@ print(f"device: {DEVICE}; smoke mode: {SMOKE}; mode: {config.mode()}; registered
 # with three methods on a data subset. On a CPU the comparison uses the `tiny` backbone.
 
 # %%
-BUDGET_EPOCHS = 10   # per method: the default of `compare --epochs-per-method`; smoke mode: 1 epoch
-# Expected time of this cell (every method, 10 epochs each at 250 labels), training only:
+FULL_BUDGET = False   # True: every method for BUDGET_EPOCHS epochs on every image, on a CPU too (hours there)
+BUDGET_EPOCHS = 10    # per method: the default of `compare --epochs-per-method`; smoke mode: 1 epoch
+CPU_MINUTES = 0.5     # per method, on a CPU (FULL_BUDGET = False), on the 10 000-image subset
+CPU_RUN = DEVICE.type == "cpu" and config.mode() == "learn" and not (SMOKE or FULL_BUDGET)
+# Run All on a CPU (FULL_BUDGET = False), when RESULTS holds no results yet, trains every method for
+# CPU_MINUTES of training time on a 10 000-image subset with the `tiny` backbone: 21 methods x 0.5 min plus
+# their evaluations, about 15 min. A minute budget ranks methods by what a CPU does in that time, not
+# by what they learn in a fixed number of epochs: a first look, like the course's reference comparison
+# (1 min per method, shown in present mode). Delete RESULTS' folder before switching FULL_BUDGET.
+# The full budget (every method, 10 epochs each at 250 labels), training only:
 #   laptop GPU (backbone small) ≈ 47 min: estimated from the FLOPs of each method's training step
 #   (counted with torch.utils.flop_counter) at an assumed 5 TFLOP/s sustained, not measured on a laptop;
 #   CPU: backbone small ≈ 46.0 h: measured throughput on one CPU thread, times the epochs
@@ -83,6 +95,9 @@ BACKBONE = reference.notebook_backbone("12", SMOKE, DEVICE)   # "tiny" on a CPU,
 if SMOKE:
     settings = dict(methods=["supervised", "simclr", "fixmatch"], labels=[100], minutes_per_method=None,
                     epochs_per_method=1, seeds=[0], backbone="tiny", train_subset=1000, test_subset=300)
+elif CPU_RUN:
+    settings = dict(methods=method_names(), labels=[250], minutes_per_method=CPU_MINUTES, epochs_per_method=None,
+                    seeds=[0], backbone=BACKBONE, **(CPU_SUBSET if DATA == "cifar10" else {}))
 else:
     settings = dict(methods=method_names(), labels=[250], minutes_per_method=None,
                     epochs_per_method=BUDGET_EPOCHS, seeds=[0], backbone=BACKBONE, train_subset=None, test_subset=None)
