@@ -248,8 +248,7 @@ plt.show()
 # %% [markdown]
 # **How far is this from the papers?** Oliver et al. (2018, Table 1) report 20.26 % test *error*
 # (79.7 % accuracy) for purely supervised training of a **WideResNet-28-2** (WRN-28-2: a residual
-# network
-# 28 layers deep with twice the channels of the original CIFAR ResNet, about 1.5 M parameters,
+# network 28 layers deep with twice the channels of the original CIFAR ResNet, about 1.5 M parameters,
 # the standard network of few-label CIFAR-10 papers) on 4000 CIFAR-10 labels,
 # after 500 000 training iterations. Your run above uses a smaller network and `EPOCHS`
 # epochs, a tiny fraction of that budget: expect it to be well below.
