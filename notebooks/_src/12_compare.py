@@ -303,7 +303,7 @@ if not figures:
 #   (`--minutes-per-method`) it would pay for that instead; with a longer budget the ranking can
 #   change. Published numbers use hundreds of epochs.
 #   The course's reference comparison is a time budget instead: every training stopped after at
-#   most 1 CPU-minute (one thread), so a method with a cheap step (the supervised baseline,
+#   most 1.5 CPU-minutes (one thread), so a method with a cheap step (the supervised baseline,
 #   MixMatch) took many more steps there than one with an expensive step (PAWS, FixMatch); the
 #   steps column says how many. Notebooks 08, 10 and 11 give the semi-supervised methods 12 CPU-minutes
 #   each, with a second seed.
