@@ -842,6 +842,8 @@ claims.show("02", {**{name: metrics for name, (_, _, metrics) in runs.items()}, 
 # %% [markdown]
 # ### t-SNE of the test embeddings
 # The features each method hands to the kNN and the probe, squeezed to 2-D and coloured by the true class.
+# t-SNE keeps each image's nearest neighbours next to it but stretches and shrinks everything else:
+# read a panel as "who sits next to whom", never as "how far apart" or "how big" a cluster is.
 
 # %%
 figure, axes = plt.subplots(1, len(METHODS), figsize=(5 * len(METHODS), 5))
