@@ -146,7 +146,7 @@ METHODS: dict[str, MethodFacts] = {
         NO_CIFAR.format("ImageNet only (Donahue & Simonyan, NeurIPS 2019)")),
     "mixmatch": MethodFacts(
         "MixMatch", "08", "consistency", (),
-        "the sharpened mean prediction over K = 2 weak views (guessed label), mixed by MixUp",
+        "the sharpened mean prediction over n_a = 2 weak views (guessed label), mixed by MixUp",
         "labelled cross-entropy; λ_u ramped up (a fast ramp collapsed to one class on the course's runs)",
         "EMA of the weights (evaluated)", "2: label guess over 2B_u (no gradient), then B_l + 2B_u mixed",
         "≈ 89 % with 250 labels (11 % error), WRN-28-2: Berthelot et al., NeurIPS 2019, abstract",
