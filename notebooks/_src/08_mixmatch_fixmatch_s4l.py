@@ -15,9 +15,9 @@
 # - how the three compare with the supervised baseline under the same labels and budget.
 
 # %% [markdown]
-# **Time budget**: Run All on one CPU thread takes about 20 min, where the notebook trains the `tiny`
-# backbone: the four trainings (supervised, MixMatch, FixMatch, S4L) of `CPU_EPOCHS = 4` epochs each
-# on a 10 000-image subset take about 15-17 min (from measured step times). `FULL_BUDGET = True` in
+# **Time budget**: Run All on one CPU thread took 12 min (measured, whole notebook), where the notebook
+# trains the `tiny` backbone: the four trainings (supervised, MixMatch, FixMatch, S4L) of
+# `CPU_EPOCHS = 4` epochs each on a 10 000-image subset take 11 of them. `FULL_BUDGET = True` in
 # the data cell trains them for the full `BUDGET_EPOCHS = 10` epochs on every image: about 17 min on a
 # laptop GPU (an estimate from the FLOPs of a training step), about 3.5 hours on one CPU thread
 # (measured: the README and `benchmarks/RESULTS.md`). The full budget is in epochs, so a slower
