@@ -31,6 +31,10 @@ CONTROL = re.compile(r"[\x00-\x09\x0b-\x1f\x7f]")
 EATEN_LATEX = re.compile(r"(?<![\\A-Za-z])(?:rac|egin|ext(?:bf|rm|it)?)\{")
 #: Remarks about the course's test machinery, which mean nothing to a learner.
 HARNESS = re.compile(r"\bnoqa\b|tests/|test suite|the tests run|when the tests|used to share", re.IGNORECASE)
+#: Remarks about the machine the course was built on ("timed on a loaded 2-core machine"): a learner's
+#: machine is not that one, so a time says what was measured and with which tool, not where.
+BUILD_MACHINE = re.compile(r"\b(?:\d+|two)-core[\s#]+machine|\b(?:loaded|busy|quiet(?:er)?|shared)[\s#]+machine",
+                           re.IGNORECASE)
 
 
 def _describe(text: str, match: re.Match) -> str:
@@ -90,6 +94,21 @@ def test_notebooks_do_not_talk_about_the_test_machinery(path):
     text = path.read_text()
     hits = [_describe(text, match) for match in HARNESS.finditer(text)]
     assert not hits, f"{path.name} speaks about the course's tooling instead of to the learner: {hits[:3]}"
+
+
+@pytest.mark.parametrize("path", SOURCES, ids=lambda p: p.stem)
+def test_notebooks_do_not_remark_on_the_machine_they_were_built_on(path):
+    text = path.read_text()
+    hits = [_describe(text, match) for match in BUILD_MACHINE.finditer(text)]
+    assert not hits, f"{path.name} speaks about the course's build machine instead of to the learner: {hits[:3]}"
+
+
+def test_build_machine_pattern_catches_the_remarks_it_is_for():
+    assert BUILD_MACHINE.search("steps timed on a loaded 2-core machine")
+    assert BUILD_MACHINE.search("measured on a quieter machine")
+    assert BUILD_MACHINE.search("0.30 s on a loaded 2-core\n# machine with")
+    assert not BUILD_MACHINE.search("a slower machine takes longer but reaches the same numbers")
+    assert not BUILD_MACHINE.search("CIFAR-10 when it is on this machine")
 
 
 def _raises_not_implemented(statement: ast.stmt) -> bool:

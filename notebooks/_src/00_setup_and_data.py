@@ -198,8 +198,8 @@ CPU_RUN = DEVICE.type == "cpu" and config.mode() == "learn" and not (SMOKE or FU
 EPOCHS = CPU_EPOCHS if CPU_RUN else BUDGET_EPOCHS   # smoke mode stops after 30 steps instead
 # Run All on a CPU (FULL_BUDGET = False) trains the two baselines for CPU_EPOCHS epochs each, on all
 # 45 000 training images: 2 x 1755 steps of the `tiny` backbone, about 12-18 min on one thread (a step
-# took 0.26 s in the course's reference run, 351 steps in 91 s, and 0.21-0.30 s on a loaded 2-core
-# machine with `benchmarks/cpu_step_time.py`); more cores are faster. Present mode shows the
+# took 0.26 s in the course's reference run, 351 steps in 91 s, and 0.21-0.30 s with
+# `benchmarks/cpu_step_time.py`); more cores are faster. Present mode shows the
 # course's reference runs. Runs resume from runs/: delete this notebook's folders there before
 # switching FULL_BUDGET.
 # Laptop GPU (backbone small, 10 epochs) ≈ 2 min: estimated from the FLOPs of each method's training step

@@ -651,7 +651,7 @@ CPU_RUN = DEVICE.type == "cpu" and config.mode() == "learn" and not (SMOKE or FU
 EPOCHS = CPU_EPOCHS if CPU_RUN else BUDGET_EPOCHS   # smoke mode trains 20 steps instead
 # Run All on a CPU (FULL_BUDGET = False) trains these five methods and AET (next cells) for CPU_EPOCHS
 # epochs each on the 10 000-image subset with the `tiny` backbone: about 8 min for the five and 2-3 min
-# for AET on one thread (steps timed on a loaded 2-core machine with benchmarks/cpu_step_time.py, s per
+# for AET on one thread (upper bounds from steps timed with benchmarks/cpu_step_time.py, s per
 # epoch of 9000 images: rotation 79-86, colorization 30, supervised 15-21, jigsaw 9, relative position 3,
 # AET 31-54; the older one-epoch times in benchmarks/RESULTS.md are up to twice these). FULL_BUDGET = True
 # on a CPU: the same subset for 10 epochs, ~35 min-1 h. Present mode shows the course's reference runs.
@@ -699,8 +699,8 @@ runs = {name: train(name) for name in METHODS}
 
 # %%
 # Expected time: Run All on a CPU (FULL_BUDGET = False above) trains AET for CPU_EPOCHS = 3 epochs of the
-# 10 000-image subset, `tiny` backbone: 2-3 min on one thread (0.44-0.76 s per step of 128 images, timed on a
-# loaded 2-core machine with benchmarks/cpu_step_time.py; benchmarks/RESULTS.md's older one-epoch run took
+# 10 000-image subset, `tiny` backbone: 2-3 min on one thread (0.44-0.76 s per step of 128 images, an upper
+# bound timed with benchmarks/cpu_step_time.py; benchmarks/RESULTS.md's older one-epoch run took
 # 165 s with its evaluation). FULL_BUDGET = True: 10 epochs, ~5-30 min on a CPU; laptop GPU a few minutes
 # (estimated: AET counts 2.05 GFLOP per image with the `small` backbone, benchmarks/gpu_day_flops.json,
 # at an assumed 5 TFLOP/s).

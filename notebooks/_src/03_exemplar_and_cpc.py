@@ -326,7 +326,7 @@ CPU_EPOCHS = 4        # per method, on a CPU (FULL_BUDGET = False)
 CPU_RUN = DEVICE.type == "cpu" and config.mode() == "learn" and not (SMOKE or FULL_BUDGET)
 EPOCHS = 0.5 if SMOKE else CPU_EPOCHS if CPU_RUN else BUDGET_EPOCHS   # smoke: half an epoch of tiny data
 # Run All on a CPU (FULL_BUDGET = False) trains the three for CPU_EPOCHS epochs each on the 10 000-image
-# subset with the `tiny` backbone: about 10-16 min (steps timed on a loaded 2-core machine with
+# subset with the `tiny` backbone: about 10-16 min (upper bounds from steps timed with
 # benchmarks/cpu_step_time.py, one thread, s per epoch of 9000 images: CPC 85-130, Exemplar 49-84,
 # supervised 15-21; the older estimate in benchmarks/RESULTS.md, Exemplar's measured 97 s per epoch and
 # CPC scaled from it by the FLOP ratio, gives up to 24 min). FULL_BUDGET = True on a CPU: the same

@@ -252,8 +252,8 @@ EPOCHS = 2 if SMOKE else CPU_EPOCHS if CPU_RUN else BUDGET_EPOCHS   # smoke mode
 #   laptop GPU ~ 7 min for the three methods (10 epochs, `small` backbone): estimated from counted FLOPs
 #   (benchmarks/gpu_day_flops.json: BigBiGAN 2.0, SimCLR 1.4, supervised 0.7 GFLOP per image) at an
 #   assumed 5 TFLOP/s, not measured;
-#   CPU, one thread, `tiny` backbone, 9000 training images: a BigBiGAN step of 128 images took 5.6 s on
-#   a loaded 2-core machine (benchmarks/RESULTS.md "CPU step times"), 400 s per epoch, so about 13 min
+#   CPU, one thread, `tiny` backbone, 9000 training images: a BigBiGAN step of 128 images took at most 5.6 s
+#   (benchmarks/RESULTS.md "CPU step times"), 400 s per epoch, so about 13 min
 #   for 2 epochs, plus 1-4 min for SimCLR and the baseline: the mechanics, not a representation.
 RUN = config.runs_dir() / f"07_bigbigan_{DATA}_{NUM_LABELS}_{BACKBONE}"   # resumes from here
 

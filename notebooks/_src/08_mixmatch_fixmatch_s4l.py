@@ -535,8 +535,8 @@ CPU_EPOCHS = 4       # per method, on the CPU's 10 000-image subset (FULL_BUDGET
 EPOCHS = CPU_EPOCHS if CPU_RUN else BUDGET_EPOCHS   # smoke mode stops after 30 steps instead
 # Expected time: about 17 min on a laptop GPU (4 runs of 10 epochs), an estimate from the FLOPs of
 # a training step. CPU, one thread, tiny backbone, 9000 training images (the subset minus validation):
-# supervised 13 s, MixMatch 39 s, FixMatch 42 s, S4L 132 s per epoch, so about 15 min for 4 epochs
-# (step times measured on a loaded 2-core machine, benchmarks/RESULTS.md "CPU step times"); every
+# the four trainings of 4 epochs took 11 min in all, measured (supervised 41 s, FixMatch 88 s, MixMatch
+# 143 s, S4L 399 s; benchmarks/RESULTS.md, 'CPU "Run All", measured end to end'); every
 # image for 10 epochs is five times the images and 2.5 times the epochs (the README measured 3.5 h).
 METHODS = ("supervised", "mixmatch", "fixmatch", "s4l")
 SMOKE_BATCH = {"supervised": 64, "mixmatch": 32, "fixmatch": 64, "s4l": 16}

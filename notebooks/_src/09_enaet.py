@@ -80,8 +80,8 @@ CPU_EPOCHS = 2        # on a CPU (FULL_BUDGET = False), as for the ablation belo
 CPU_RUN = DEVICE.type == "cpu" and config.mode() == "learn" and not (SMOKE or FULL_BUDGET)
 EPOCHS = 0.1 if SMOKE else CPU_EPOCHS if CPU_RUN else BUDGET_EPOCHS   # smoke: a tenth of an epoch of tiny data
 # Run All on a CPU (FULL_BUDGET = False) trains the baseline for CPU_EPOCHS = 2 epochs of the 10 000-image
-# subset, `tiny` backbone: under a minute on one thread (15-21 s per epoch of 9000 images, timed on a
-# loaded 2-core machine with benchmarks/cpu_step_time.py; 18 s in benchmarks/RESULTS.md). FULL_BUDGET =
+# subset, `tiny` backbone: under a minute on one thread (15-21 s per epoch of 9000 images, timed with
+# benchmarks/cpu_step_time.py; 18 s in benchmarks/RESULTS.md). FULL_BUDGET =
 # True: 10 epochs, ~3 min on a CPU; laptop GPU well under a minute. Present mode shows the course's
 # reference runs. Runs resume from runs/: delete this notebook's folders there before switching FULL_BUDGET.
 SHARED = dict(data=DATA, labels=NUM_LABELS, backbone=BACKBONE, epochs=EPOCHS, knn_bank=1000 if SMOKE else "all",
@@ -143,8 +143,8 @@ BUDGET_EPOCHS = 10   # per variant, on a GPU or with FULL_BUDGET = True (set in 
 CPU_EPOCHS = 2       # per variant, on a CPU (FULL_BUDGET = False)
 EPOCHS = 0.1 if SMOKE else CPU_EPOCHS if CPU_RUN else BUDGET_EPOCHS   # smoke: a tenth of an epoch of tiny data
 # Run All on a CPU (FULL_BUDGET = False) trains the three variants for CPU_EPOCHS = 2 epochs each of the
-# 10 000-image subset, `tiny` backbone: about 16-19 min on one thread (s per epoch of 9000 images, steps
-# timed on a loaded 2-core machine with benchmarks/cpu_step_time.py: En-AET 210-252, MixMatch 56; the two
+# 10 000-image subset, `tiny` backbone: about 16-19 min on one thread (s per epoch of 9000 images, upper
+# bounds from steps timed with benchmarks/cpu_step_time.py: En-AET 210-252, MixMatch 56; the two
 # variants with the AET ensemble cost what En-AET costs, the first what MixMatch costs). FULL_BUDGET =
 # True: 10 epochs per variant, 1.5-3 h on a CPU (benchmarks/RESULTS.md measured En-AET at 343 s per epoch
 # of 10 000 images with its evaluation); laptop GPU ~ 10 min (estimated: En-AET counts 6.6 GFLOP per

@@ -518,10 +518,9 @@ BUDGET_EPOCHS = 10   # per method, on every image (GPU, or FULL_BUDGET = True); 
 CPU_EPOCHS = 5       # per method, on the CPU's 10 000-image subset (FULL_BUDGET = False)
 EPOCHS = CPU_EPOCHS if CPU_RUN else BUDGET_EPOCHS   # smoke mode stops after 30 steps instead
 # Expected time: about 11 min on a laptop GPU (2 runs of 10 epochs), an estimate from the FLOPs of a
-# training step. CPU, one thread, tiny backbone, 9000 training images: PAWS (8 supports per class)
-# 176 s and the baseline 13 s per epoch, so about 16 min for 5 epochs (step times measured on a
-# loaded 2-core machine, benchmarks/RESULTS.md "CPU step times"; the README's 1.4 h for the full
-# budget, measured on a quieter machine, gives 8 min); every image for 10 epochs: 1.4-2.5 h.
+# training step. CPU, one thread, tiny backbone, 9000 training images, 5 epochs: PAWS (8 supports per
+# class) 217 s and the baseline 50 s, measured (benchmarks/RESULTS.md, 'CPU "Run All", measured end to
+# end'); every image for 10 epochs: 1.4-2.5 h.
 data = make_bundle(DATA, num_labels=NUM_LABELS, seed=0, device=DEVICE, **SUBSET)
 print(data)
 
