@@ -49,3 +49,22 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+class SimulatedCrash(RuntimeError):
+    """A power cut in the middle of training (raised by :func:`crash_at`)."""
+
+
+def crash_at(method, step: int, update: str | None = None) -> None:
+    """Make ``fit`` stop with :class:`SimulatedCrash` when ``method`` reaches ``update`` (default: its last
+    update) of training step ``step``: the earlier updates of that step have already run, as in a real
+    interruption mid-step."""
+    original = method.update_step
+    target = method.updates[-1] if update is None else update
+
+    def crashing(name, batch, info):
+        if info.step == step and name == target:
+            raise SimulatedCrash("simulated power cut")
+        return original(name, batch, info)
+
+    method.update_step = crashing

@@ -11,6 +11,7 @@ import warnings
 
 import pytest
 import torch
+from conftest import SimulatedCrash, crash_at
 
 from ssl_course.data import augment, make_bundle, transforms_params
 from ssl_course.data.color import lab_to_rgb, rgb_to_lab
@@ -232,19 +233,9 @@ def test_resume_under_bfloat16_equals_the_uninterrupted_run(small_bundle, tmp_pa
     uninterrupted = _supervised()
     fit(uninterrupted, small_bundle, _config())
 
-    class Crash(RuntimeError):
-        pass
-
     interrupted = _supervised()
-    original_step = interrupted.training_step
-
-    def crash_at_three(batch, info):
-        if info.step == 3:
-            raise Crash("simulated power cut")
-        return original_step(batch, info)
-
-    interrupted.training_step = crash_at_three
-    with pytest.raises(Crash):
+    crash_at(interrupted, step=3)
+    with pytest.raises(SimulatedCrash):
         fit(interrupted, small_bundle, _config(out_dir=tmp_path, checkpoint_every=2))
     assert load_checkpoint(tmp_path / CHECKPOINT_NAME)["autocast"] == "bfloat16"
     resumed = _supervised()

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from conftest import SimulatedCrash, crash_at
 
 from ssl_course.data import make_bundle
 from ssl_course.data.augment import normalize
@@ -131,19 +132,9 @@ def test_fit_trains_both_players_and_resumes_exactly(data, tmp_path):
     for name in ("discriminator", "encoder_generator", "d_accuracy", "real_s_xz", "fake_s_x"):
         assert len(history.logs[name]) == len(history.step), name
 
-    class Crash(RuntimeError):
-        pass
-
     interrupted = build()
-    original = interrupted.update_step
-
-    def crash(update, batch, info):
-        if info.step == 4 and update == "encoder_generator":
-            raise Crash("simulated power cut")
-        return original(update, batch, info)
-
-    interrupted.update_step = crash
-    with pytest.raises(Crash):
+    crash_at(interrupted, step=4, update="encoder_generator")
+    with pytest.raises(SimulatedCrash):
         fit(interrupted, data, config(tmp_path))
     resumed = build()
     fit(resumed, data, config(tmp_path, resume=True))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from conftest import SimulatedCrash, crash_at
 
 from ssl_course.data import make_bundle
 from ssl_course.methods import build_method, method_names
@@ -48,10 +49,6 @@ def _config(**overrides) -> TrainConfig:
                        checkpoint_every=CHECKPOINT_EVERY, **overrides)
 
 
-class Crash(RuntimeError):
-    pass
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("name", method_names())
 def test_resume_equals_uninterrupted_run(name, data, tmp_path):
@@ -59,15 +56,8 @@ def test_resume_equals_uninterrupted_run(name, data, tmp_path):
     fit(uninterrupted, data, _config())
 
     interrupted = _method(name, data)
-    original = interrupted.update_step
-
-    def crash(update, batch, info):
-        if info.step == CRASH and update == interrupted.updates[-1]:   # mid-step: earlier updates already ran
-            raise Crash("simulated power cut")
-        return original(update, batch, info)
-
-    interrupted.update_step = crash
-    with pytest.raises(Crash):
+    crash_at(interrupted, step=CRASH)   # mid-step: the earlier updates of a multi-update method already ran
+    with pytest.raises(SimulatedCrash):
         fit(interrupted, data, _config(out_dir=tmp_path))
     assert load_checkpoint(tmp_path / "checkpoint.pt")["step"] == CHECKPOINT_EVERY
 

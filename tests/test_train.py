@@ -6,6 +6,7 @@ import dataclasses
 
 import pytest
 import torch
+from conftest import SimulatedCrash, crash_at
 
 from ssl_course.data import normalize
 from ssl_course.methods import build_method
@@ -35,19 +36,9 @@ def test_resume_equals_uninterrupted_run(tiny_bundle, tmp_path):
     uninterrupted = _supervised()
     fit(uninterrupted, tiny_bundle, _config())
 
-    class Crash(RuntimeError):
-        pass
-
     interrupted = _supervised()
-    original_step = interrupted.training_step
-
-    def crash_at_four(batch, info):
-        if info.step == 4:
-            raise Crash("simulated power cut")
-        return original_step(batch, info)
-
-    interrupted.training_step = crash_at_four
-    with pytest.raises(Crash):
+    crash_at(interrupted, step=4)
+    with pytest.raises(SimulatedCrash):
         fit(interrupted, tiny_bundle, _config(out_dir=tmp_path, checkpoint_every=3))
     assert load_checkpoint(tmp_path / "checkpoint.pt")["step"] == 3
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from conftest import SimulatedCrash, crash_at
 from toy_gan import TARGET_MEAN, TARGET_STD, ToyGAN
 
 from ssl_course import train
@@ -99,19 +100,9 @@ def test_resume_mid_step_equals_an_uninterrupted_run(tiny_bundle, tmp_path):
     uninterrupted = _gan()
     fit(uninterrupted, tiny_bundle, _config())
 
-    class Crash(RuntimeError):
-        pass
-
     interrupted = _gan()
-    original = interrupted.update_step
-
-    def crash_in_the_second_update(update, batch, info):
-        if info.step == 4 and update == "generator":   # after the discriminator already stepped
-            raise Crash("simulated power cut")
-        return original(update, batch, info)
-
-    interrupted.update_step = crash_in_the_second_update
-    with pytest.raises(Crash):
+    crash_at(interrupted, step=4, update="generator")   # after the discriminator already stepped
+    with pytest.raises(SimulatedCrash):
         fit(interrupted, tiny_bundle, _config(out_dir=tmp_path, checkpoint_every=3))
     saved = load_checkpoint(tmp_path / "checkpoint.pt")
     assert saved["step"] == 3 and set(saved["optimizers"]) == {"discriminator", "generator"}
